@@ -1,0 +1,35 @@
+# Shared by scripts/*.sh: install missing Debian packages and build.
+# Source it; it defines functions only.
+
+OCIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Build and test dependencies (Debian 12 package names).
+OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
+  libcpp-httplib-dev nlohmann-json3-dev libzstd-dev zlib1g-dev doctest-dev
+  curl skopeo)
+
+# Installs the packages in "$@" that are not installed yet; quiet when none
+# are missing.
+ocib_install() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ocib_build DIR BUILD_TYPE [extra cmake args...]
+ocib_build() {
+  local dir="$1" type="$2"
+  shift 2
+  cmake -S "$OCIB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}

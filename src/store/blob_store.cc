@@ -1,0 +1,808 @@
+// RocksDB-backed Store. See blob_store.h for the contract and keys.h for
+// the key layout.
+#include "store/blob_store.h"
+
+#include <openssl/rand.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "store/byte_backend.h"
+#include "store/keys.h"
+
+namespace ocib {
+namespace {
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return NotFound(what);
+  return Internal(what + ": " + s.ToString());
+}
+
+int64_t NowUnix() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool ValidUploadId(const std::string& id) {
+  if (id.size() != 32) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// Spool keys are derived from the id, never the id itself.
+std::string SpoolKeyForSession(const std::string& id) {
+  return "s-" + Digest::Of(id).hex().substr(0, 40);
+}
+
+std::string RandomHex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  RAND_bytes(buf.data(), static_cast<int>(bytes));
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : buf) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+struct BlobRecord {
+  uint64_t size = 0;
+  uint64_t refs = 0;
+  std::string Encode() const { return keys::Encoder().U64(size).U64(refs).out(); }
+  static bool Decode(std::string_view v, BlobRecord* r) {
+    keys::Decoder d(v);
+    return d.U64(&r->size) && d.U64(&r->refs);
+  }
+};
+
+struct UploadRecord {
+  std::string repo;
+  uint64_t updated = 0;
+  std::string Encode() const {
+    return keys::Encoder().Str(repo).U64(updated).out();
+  }
+  static bool Decode(std::string_view v, UploadRecord* r) {
+    keys::Decoder d(v);
+    return d.Str(&r->repo) && d.U64(&r->updated);
+  }
+};
+
+std::string EncodeAnnotations(keys::Encoder& e,
+                              const std::map<std::string, std::string>& a) {
+  e.U64(a.size());
+  for (auto& [k, v] : a) e.Str(k).Str(v);
+  return e.out();
+}
+
+bool DecodeAnnotations(keys::Decoder& d, std::map<std::string, std::string>* a) {
+  uint64_t n;
+  if (!d.U64(&n)) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string k, v;
+    if (!d.Str(&k) || !d.Str(&v)) return false;
+    (*a)[k] = v;
+  }
+  return true;
+}
+
+std::string EncodeManifest(const ManifestRecord& m) {
+  keys::Encoder e;
+  e.Str(m.media_type).Str(m.subject ? m.subject->str() : "").Str(m.artifact_type);
+  EncodeAnnotations(e, m.annotations);
+  e.Str(m.content);
+  return e.out();
+}
+
+Result<ManifestRecord> DecodeManifest(const Digest& digest,
+                                      std::string_view v) {
+  ManifestRecord m;
+  m.digest = digest;
+  keys::Decoder d(v);
+  std::string subject;
+  if (!d.Str(&m.media_type) || !d.Str(&subject) || !d.Str(&m.artifact_type) ||
+      !DecodeAnnotations(d, &m.annotations) || !d.Str(&m.content))
+    return Internal("corrupt manifest record " + digest.str());
+  if (!subject.empty()) {
+    auto s = Digest::Parse(subject);
+    if (!s.ok()) return Internal("corrupt manifest subject");
+    m.subject = *s;
+  }
+  return m;
+}
+
+std::string EncodeReferrer(const ManifestRecord& m) {
+  keys::Encoder e;
+  e.Str(m.media_type).U64(m.content.size()).Str(m.artifact_type);
+  return EncodeAnnotations(e, m.annotations);
+}
+
+// Per-session state that lives only in memory: the running hash and whether
+// a writer holds the session.
+struct SessionState {
+  bool busy = false;
+  std::optional<Hasher> hasher;  // valid for `hashed` bytes
+  uint64_t hashed = 0;
+};
+
+class RocksStore;
+
+class Writer : public BlobWriter {
+ public:
+  Writer(RocksStore* store, std::string session_id, std::string spool_key,
+         std::unique_ptr<SpoolFile> spool, Hasher hasher)
+      : store_(store),
+        session_id_(std::move(session_id)),
+        spool_key_(std::move(spool_key)),
+        spool_(std::move(spool)),
+        hasher_(std::move(hasher)),
+        hashed_(spool_->size()) {}
+  ~Writer() override;
+
+  uint64_t offset() const override { return spool_->size(); }
+  Status ExpectOffset(uint64_t offset) const override {
+    if (offset != spool_->size())
+      return FailedPrecondition("upload is at offset " +
+                                std::to_string(spool_->size()) +
+                                ", not " + std::to_string(offset));
+    return Status::Ok();
+  }
+  Status Write(const char* data, size_t n) override {
+    if (done_) return FailedPrecondition("writer already committed");
+    Status s = spool_->Append(data, n);
+    if (!s.ok()) {
+      hash_valid_ = false;  // spool may hold a prefix of data
+      return s;
+    }
+    if (hash_valid_) {
+      hasher_.Update(data, n);
+      hashed_ += n;
+    }
+    return Status::Ok();
+  }
+  Result<BlobInfo> Commit(const Digest& expected,
+                          std::optional<uint64_t> expected_size,
+                          const std::string& link_repo) override;
+
+ private:
+  friend class RocksStore;
+  RocksStore* store_;
+  std::string session_id_;  // empty for NewWriter()
+  std::string spool_key_;
+  std::unique_ptr<SpoolFile> spool_;
+  Hasher hasher_;
+  uint64_t hashed_;
+  bool hash_valid_ = true;
+  bool done_ = false;
+};
+
+class RocksStore : public Store {
+ public:
+  RocksStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes)
+      : opts_(std::move(opts)), bytes_(std::move(bytes)) {
+    wo_.sync = opts_.sync;
+  }
+  ~RocksStore() override {
+    if (db_) {
+      db_->Close().PermitUncheckedError();
+    }
+  }
+
+  Status Open() {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    o.max_open_files = 256;
+    o.keep_log_file_num = 3;
+    o.IncreaseParallelism(2);
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(o, opts_.root + "/db", &raw);
+    if (!s.ok()) return Internal("open database: " + s.ToString());
+    db_.reset(raw);
+    std::string v;
+    s = db_->Get(ro_, keys::Schema(), &v);
+    if (s.IsNotFound()) {
+      RETURN_IF_ERROR(FromRocks(
+          db_->Put(wo_, keys::Schema(), std::string(keys::kSchemaVersion)),
+          "write schema"));
+    } else if (!s.ok()) {
+      return FromRocks(s, "read schema");
+    } else if (v != keys::kSchemaVersion) {
+      return FailedPrecondition("store schema version " + v +
+                                " is not supported (want " +
+                                std::string(keys::kSchemaVersion) + ")");
+    }
+    return Recover();
+  }
+
+  // --- BlobReader ---
+  Result<BlobInfo> StatBlob(const Digest& d) override {
+    BlobRecord r;
+    RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    return BlobInfo{d, r.size, r.refs};
+  }
+
+  Result<std::unique_ptr<BlobReadHandle>> OpenBlob(const Digest& d) override {
+    BlobRecord r;
+    RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    return bytes_->Open(d);
+  }
+
+  // --- Ingester ---
+  Result<std::unique_ptr<BlobWriter>> NewWriter() override {
+    std::string key = "t-" + RandomHex(16);
+    ASSIGN_OR_RETURN(auto spool, bytes_->CreateSpool(key));
+    return std::unique_ptr<BlobWriter>(
+        new Writer(this, "", key, std::move(spool), Hasher()));
+  }
+
+  Result<std::string> BeginUpload(const std::string& repo) override {
+    std::string id = RandomHex(16);
+    ASSIGN_OR_RETURN(auto spool, bytes_->CreateSpool(SpoolKeyForSession(id)));
+    UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
+    RETURN_IF_ERROR(FromRocks(db_->Put(wo_, keys::Upload(id), rec.Encode()),
+                              "write upload record"));
+    std::lock_guard<std::mutex> l(sessions_mu_);
+    auto& st = sessions_[id];
+    st.hasher.emplace();
+    st.hashed = 0;
+    return id;
+  }
+
+  Result<std::unique_ptr<BlobWriter>> ResumeUpload(
+      const std::string& id) override {
+    UploadRecord rec;
+    RETURN_IF_ERROR(GetUploadRecord(id, &rec));
+    std::optional<Hasher> hasher;
+    uint64_t hashed = 0;
+    {
+      std::lock_guard<std::mutex> l(sessions_mu_);
+      auto& st = sessions_[id];
+      if (st.busy)
+        return Unavailable("upload " + id + " is in use by another request");
+      st.busy = true;
+      hasher = std::move(st.hasher);
+      hashed = st.hashed;
+      st.hasher.reset();
+    }
+    auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
+    if (!spool.ok()) {
+      Release(id, std::nullopt, 0);
+      return spool.status();
+    }
+    if (!hasher || hashed != (*spool)->size()) {
+      // After a restart (or a failed write) the hash state is rebuilt from
+      // the spooled bytes.
+      auto h = HashSpool(**spool, DigestAlgorithm::kSha256);
+      if (!h.ok()) {
+        Release(id, std::nullopt, 0);
+        return h.status();
+      }
+      hasher = std::move(*h);
+    }
+    return std::unique_ptr<BlobWriter>(
+        new Writer(this, id, SpoolKeyForSession(id), std::move(*spool),
+                   std::move(*hasher)));
+  }
+
+  // --- UploadManager ---
+  Result<UploadStatus> GetUpload(const std::string& id) override {
+    UploadRecord rec;
+    RETURN_IF_ERROR(GetUploadRecord(id, &rec));
+    auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
+    if (!spool.ok()) return spool.status();
+    return UploadStatus{id, rec.repo, (*spool)->size(),
+                        static_cast<int64_t>(rec.updated)};
+  }
+
+  Status AbortUpload(const std::string& id) override {
+    UploadRecord rec;
+    RETURN_IF_ERROR(GetUploadRecord(id, &rec));
+    {
+      std::lock_guard<std::mutex> l(sessions_mu_);
+      auto it = sessions_.find(id);
+      if (it != sessions_.end() && it->second.busy)
+        return Unavailable("upload " + id + " is in use by another request");
+      if (it != sessions_.end()) it->second.busy = true;
+    }
+    Status s = RemoveSession(id);
+    std::lock_guard<std::mutex> l(sessions_mu_);
+    sessions_.erase(id);
+    return s;
+  }
+
+  Result<size_t> PurgeExpiredUploads(
+      std::chrono::system_clock::time_point now) override {
+    int64_t cutoff =
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch())
+            .count() -
+        opts_.upload_expiry.count();
+    std::vector<std::string> expired;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      std::string prefix(1, keys::kUploadKind);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+           it->Next()) {
+        UploadRecord rec;
+        if (!UploadRecord::Decode(it->value().ToStringView(), &rec) ||
+            static_cast<int64_t>(rec.updated) < cutoff)
+          expired.push_back(it->key().ToString().substr(1));
+      }
+      RETURN_IF_ERROR(FromRocks(it->status(), "scan uploads"));
+    }
+    size_t removed = 0;
+    for (const auto& id : expired) {
+      {
+        std::lock_guard<std::mutex> l(sessions_mu_);
+        auto& st = sessions_[id];
+        if (st.busy) continue;
+        st.busy = true;
+      }
+      Status s = RemoveSession(id);
+      {
+        std::lock_guard<std::mutex> l(sessions_mu_);
+        sessions_.erase(id);
+      }
+      RETURN_IF_ERROR(s);
+      ++removed;
+    }
+    return removed;
+  }
+
+  // --- BlobAdmin ---
+  Result<std::vector<Digest>> ListUnreferencedBlobs(size_t limit) override {
+    std::vector<Digest> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    std::string prefix(1, keys::kUnreferencedKind);
+    for (it->Seek(prefix);
+         it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
+         it->Next()) {
+      auto d = Digest::Parse(it->key().ToStringView().substr(1));
+      if (d.ok()) out.push_back(*d);
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scan unreferenced"));
+    return out;
+  }
+
+  Status DeleteBlob(const Digest& d) override {
+    std::lock_guard<std::mutex> dl(DigestLock(d));
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      BlobRecord r;
+      RETURN_IF_ERROR(GetBlobRecord(d, &r));
+      if (r.refs > 0)
+        return FailedPrecondition(d.str() + " is linked in " +
+                                  std::to_string(r.refs) + " repositories");
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Blob(d));
+      b.Delete(keys::Unreferenced(d));
+      RETURN_IF_ERROR(FromRocks(db_->Write(wo_, &b), "delete blob record"));
+    }
+    // The record is gone, so the bytes are unreachable; remove them after
+    // the metadata lock is released.
+    return bytes_->Remove(d);
+  }
+
+  Status WalkBlobs(const std::function<void(const BlobInfo&)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    std::string prefix(1, keys::kBlobKind);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      auto d = Digest::Parse(it->key().ToStringView().substr(1));
+      BlobRecord r;
+      if (!d.ok() || !BlobRecord::Decode(it->value().ToStringView(), &r))
+        return Internal("corrupt blob record");
+      fn(BlobInfo{*d, r.size, r.refs});
+    }
+    return FromRocks(it->status(), "walk blobs");
+  }
+
+  // --- RepositoryIndex ---
+  Status LinkBlob(const std::string& repo, const Digest& d) override {
+    std::lock_guard<std::mutex> l(meta_mu_);
+    rocksdb::WriteBatch b;
+    RETURN_IF_ERROR(LinkLocked(repo, d, nullptr, &b));
+    return FromRocks(db_->Write(wo_, &b), "link blob");
+  }
+
+  Status UnlinkBlob(const std::string& repo, const Digest& d) override {
+    std::lock_guard<std::mutex> l(meta_mu_);
+    if (!Exists(keys::Link(repo, d)))
+      return NotFound(d.str() + " is not linked in " + repo);
+    BlobRecord r;
+    rocksdb::WriteBatch b;
+    b.Delete(keys::Link(repo, d));
+    if (GetBlobRecord(d, &r).ok()) {
+      if (r.refs > 0) --r.refs;
+      b.Put(keys::Blob(d), r.Encode());
+      if (r.refs == 0) b.Put(keys::Unreferenced(d), "");
+    }
+    return FromRocks(db_->Write(wo_, &b), "unlink blob");
+  }
+
+  Result<BlobInfo> StatLinkedBlob(const std::string& repo,
+                                  const Digest& d) override {
+    if (!Exists(keys::Link(repo, d)))
+      return NotFound(d.str() + " is not linked in " + repo);
+    return StatBlob(d);
+  }
+
+  Status PutManifest(const std::string& repo, const ManifestRecord& m,
+                     const std::string& tag,
+                     const std::vector<Digest>& required_blobs,
+                     const std::vector<Digest>& required_manifests) override {
+    std::lock_guard<std::mutex> l(meta_mu_);
+    for (const auto& d : required_blobs)
+      if (!Exists(keys::Link(repo, d))) return NotFound(d.str());
+    for (const auto& d : required_manifests)
+      if (!Exists(keys::Manifest(repo, d))) return NotFound(d.str());
+    rocksdb::WriteBatch b;
+    b.Put(keys::Manifest(repo, m.digest), EncodeManifest(m));
+    if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
+    if (m.subject) b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
+    b.Put(keys::Repo(repo), "");
+    return FromRocks(db_->Write(wo_, &b), "put manifest");
+  }
+
+  Result<ManifestRecord> GetManifest(const std::string& repo,
+                                     const Digest& d) override {
+    std::string v;
+    auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
+    if (s.IsNotFound()) return NotFound("manifest " + d.str() + " not in " + repo);
+    RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+    return DecodeManifest(d, v);
+  }
+
+  Result<Digest> ResolveTag(const std::string& repo,
+                            const std::string& tag) override {
+    std::string v;
+    auto s = db_->Get(ro_, keys::Tag(repo, tag), &v);
+    if (s.IsNotFound()) return NotFound("tag " + tag + " not in " + repo);
+    RETURN_IF_ERROR(FromRocks(s, "get tag"));
+    return Digest::Parse(v);
+  }
+
+  Status DeleteManifest(const std::string& repo, const Digest& d) override {
+    std::lock_guard<std::mutex> l(meta_mu_);
+    std::string v;
+    auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
+    if (s.IsNotFound()) return NotFound("manifest " + d.str() + " not in " + repo);
+    RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+    ASSIGN_OR_RETURN(ManifestRecord m, DecodeManifest(d, v));
+    rocksdb::WriteBatch b;
+    b.Delete(keys::Manifest(repo, d));
+    if (m.subject) b.Delete(keys::Referrer(repo, *m.subject, d));
+    std::string prefix = keys::TagPrefix(repo);
+    std::string digest_text = d.str();
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      if (it->value() == digest_text) b.Delete(it->key());
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
+    return FromRocks(db_->Write(wo_, &b), "delete manifest");
+  }
+
+  Status DeleteTag(const std::string& repo, const std::string& tag) override {
+    std::lock_guard<std::mutex> l(meta_mu_);
+    if (!Exists(keys::Tag(repo, tag)))
+      return NotFound("tag " + tag + " not in " + repo);
+    return FromRocks(db_->Delete(wo_, keys::Tag(repo, tag)), "delete tag");
+  }
+
+  Result<Page> ListTags(const std::string& repo, size_t n,
+                        const std::string& last) override {
+    return List(keys::TagPrefix(repo), n, last);
+  }
+
+  Result<Page> ListRepositories(size_t n, const std::string& last) override {
+    return List(std::string(1, keys::kRepoKind), n, last);
+  }
+
+  bool RepositoryExists(const std::string& repo) override {
+    return Exists(keys::Repo(repo));
+  }
+
+  Result<std::vector<ReferrerRecord>> ListReferrers(
+      const std::string& repo, const Digest& subject) override {
+    std::vector<ReferrerRecord> out;
+    std::string prefix = keys::ReferrerPrefix(repo, subject);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      auto d = Digest::Parse(it->key().ToStringView().substr(prefix.size()));
+      if (!d.ok()) return Internal("corrupt referrer key");
+      ReferrerRecord r;
+      r.digest = *d;
+      keys::Decoder dec(it->value().ToStringView());
+      if (!dec.Str(&r.media_type) || !dec.U64(&r.size) ||
+          !dec.Str(&r.artifact_type) || !DecodeAnnotations(dec, &r.annotations))
+        return Internal("corrupt referrer record");
+      out.push_back(std::move(r));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "scan referrers"));
+    return out;
+  }
+
+  // --- used by Writer ---
+  Result<BlobInfo> CommitWriter(Writer& w, const Digest& expected,
+                                std::optional<uint64_t> expected_size,
+                                const std::string& link_repo) {
+    uint64_t size = w.spool_->size();
+    if (expected_size && *expected_size != size) {
+      DiscardWriter(w);
+      return Status(Code::kSizeMismatch,
+                    "blob has " + std::to_string(size) + " bytes, expected " +
+                        std::to_string(*expected_size));
+    }
+    Digest actual = Digest::Of("");
+    if (w.hash_valid_ && w.hashed_ == size &&
+        w.hasher_.algorithm() == expected.algorithm()) {
+      actual = w.hasher_.Finish();
+    } else {
+      auto h = HashSpool(*w.spool_, expected.algorithm());
+      if (!h.ok()) {
+        DiscardWriter(w);
+        return h.status();
+      }
+      actual = h->Finish();
+    }
+    if (actual != expected) {
+      DiscardWriter(w);
+      return Status(Code::kDigestMismatch,
+                    "content hashes to " + actual.str() + ", not " +
+                        expected.str());
+    }
+    if (opts_.sync) {
+      Status s = w.spool_->Sync();
+      if (!s.ok()) {
+        DiscardWriter(w);
+        return s;
+      }
+    }
+    w.spool_.reset();  // close before the rename
+    std::lock_guard<std::mutex> dl(DigestLock(expected));
+    BlobRecord existing;
+    bool exists = GetBlobRecord(expected, &existing).ok();
+    if (!exists) {
+      RETURN_IF_ERROR(FromRocks(db_->Put(wo_, keys::Pending(expected), ""),
+                                "write promote intent"));
+      Status s = bytes_->Promote(w.spool_key_, expected);
+      if (!s.ok()) {
+        DiscardWriter(w);
+        return s;
+      }
+    }
+    std::lock_guard<std::mutex> l(meta_mu_);
+    rocksdb::WriteBatch b;
+    BlobRecord r;
+    if (exists) {
+      GetBlobRecord(expected, &r).IgnoreError();  // refs may have changed
+    } else {
+      r.size = size;
+      b.Put(keys::Blob(expected), r.Encode());
+      b.Put(keys::Unreferenced(expected), "");
+      b.Delete(keys::Pending(expected));
+    }
+    if (!link_repo.empty())
+      RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
+    if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
+    RETURN_IF_ERROR(FromRocks(db_->Write(wo_, &b), "commit blob"));
+    if (exists) bytes_->RemoveSpool(w.spool_key_).IgnoreError();
+    w.done_ = true;
+    if (!w.session_id_.empty()) {
+      std::lock_guard<std::mutex> sl(sessions_mu_);
+      sessions_.erase(w.session_id_);
+    }
+    return BlobInfo{expected, r.size, r.refs};
+  }
+
+  // Called when a Writer is destroyed without a successful commit.
+  void CloseWriter(Writer& w) {
+    if (w.done_) return;
+    if (w.session_id_.empty()) {
+      w.spool_.reset();
+      bytes_->RemoveSpool(w.spool_key_).IgnoreError();
+      return;
+    }
+    uint64_t size = w.spool_ ? w.spool_->size() : 0;
+    UploadRecord rec;
+    if (GetUploadRecord(w.session_id_, &rec).ok()) {
+      rec.updated = NowUnix();
+      db_->Put(wo_, keys::Upload(w.session_id_), rec.Encode())
+          .PermitUncheckedError();
+    }
+    if (w.hash_valid_ && w.hashed_ == size)
+      Release(w.session_id_, std::move(w.hasher_), size);
+    else
+      Release(w.session_id_, std::nullopt, 0);
+  }
+
+ private:
+  void DiscardWriter(Writer& w) {
+    w.done_ = true;
+    w.spool_.reset();
+    if (w.session_id_.empty()) {
+      bytes_->RemoveSpool(w.spool_key_).IgnoreError();
+      return;
+    }
+    RemoveSession(w.session_id_).IgnoreError();
+    std::lock_guard<std::mutex> l(sessions_mu_);
+    sessions_.erase(w.session_id_);
+  }
+
+  void Release(const std::string& id, std::optional<Hasher> h,
+               uint64_t hashed) {
+    std::lock_guard<std::mutex> l(sessions_mu_);
+    auto& st = sessions_[id];
+    st.busy = false;
+    st.hasher = std::move(h);
+    st.hashed = hashed;
+  }
+
+  Status RemoveSession(const std::string& id) {
+    RETURN_IF_ERROR(
+        FromRocks(db_->Delete(wo_, keys::Upload(id)), "delete upload record"));
+    return bytes_->RemoveSpool(SpoolKeyForSession(id));
+  }
+
+  Result<Hasher> HashSpool(SpoolFile& spool, DigestAlgorithm a) {
+    Hasher h(a);
+    std::vector<char> buf(1 << 20);
+    uint64_t off = 0;
+    while (off < spool.size()) {
+      ASSIGN_OR_RETURN(size_t n, spool.ReadAt(off, buf.data(), buf.size()));
+      if (n == 0) break;
+      h.Update(buf.data(), n);
+      off += n;
+    }
+    return h;
+  }
+
+  // REQUIRES: meta_mu_ held. Adds the link (if new) to b. `known` is the
+  // blob record if the caller already has it (it is updated in place).
+  Status LinkLocked(const std::string& repo, const Digest& d, BlobRecord* known,
+                    rocksdb::WriteBatch* b) {
+    BlobRecord r;
+    if (known) {
+      r = *known;
+    } else {
+      RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    }
+    if (Exists(keys::Link(repo, d))) return Status::Ok();
+    ++r.refs;
+    b->Put(keys::Link(repo, d), "");
+    b->Put(keys::Blob(d), r.Encode());
+    b->Delete(keys::Unreferenced(d));
+    b->Put(keys::Repo(repo), "");
+    if (known) *known = r;
+    return Status::Ok();
+  }
+
+  Status GetBlobRecord(const Digest& d, BlobRecord* r) {
+    std::string v;
+    auto s = db_->Get(ro_, keys::Blob(d), &v);
+    if (s.IsNotFound()) return NotFound("blob " + d.str() + " not found");
+    RETURN_IF_ERROR(FromRocks(s, "get blob"));
+    if (!BlobRecord::Decode(v, r)) return Internal("corrupt blob record");
+    return Status::Ok();
+  }
+
+  Status GetUploadRecord(const std::string& id, UploadRecord* r) {
+    if (!ValidUploadId(id)) return NotFound("unknown upload");
+    std::string v;
+    auto s = db_->Get(ro_, keys::Upload(id), &v);
+    if (s.IsNotFound()) return NotFound("unknown upload " + id);
+    RETURN_IF_ERROR(FromRocks(s, "get upload"));
+    if (!UploadRecord::Decode(v, r)) return Internal("corrupt upload record");
+    return Status::Ok();
+  }
+
+  bool Exists(const std::string& key) {
+    std::string v;
+    return db_->Get(ro_, key, &v).ok();
+  }
+
+  Result<Page> List(const std::string& prefix, size_t n,
+                    const std::string& last) {
+    Page p;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    it->Seek(prefix + last);
+    for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      std::string name = it->key().ToString().substr(prefix.size());
+      if (!last.empty() && name <= last) continue;
+      if (n > 0 && p.items.size() == n) {
+        p.more = true;
+        break;
+      }
+      p.items.push_back(std::move(name));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "list"));
+    return p;
+  }
+
+  // Crash recovery, run once at open (single-threaded).
+  Status Recover() {
+    std::vector<std::string> pending;
+    std::set<std::string> live_spools;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      std::string pp(1, keys::kPendingKind);
+      for (it->Seek(pp); it->Valid() && it->key().starts_with(pp); it->Next())
+        pending.push_back(it->key().ToString().substr(1));
+      std::string up(1, keys::kUploadKind);
+      for (it->Seek(up); it->Valid() && it->key().starts_with(up); it->Next())
+        live_spools.insert(SpoolKeyForSession(it->key().ToString().substr(1)));
+      RETURN_IF_ERROR(FromRocks(it->status(), "scan for recovery"));
+    }
+    for (const auto& text : pending) {
+      auto d = Digest::Parse(text);
+      if (d.ok() && !Exists(keys::Blob(*d))) {
+        // Bytes may have been promoted without their record: unreachable.
+        RETURN_IF_ERROR(bytes_->Remove(*d));
+      }
+      RETURN_IF_ERROR(
+          FromRocks(db_->Delete(wo_, std::string(1, keys::kPendingKind) + text),
+                    "clear promote intent"));
+    }
+    ASSIGN_OR_RETURN(auto spools, bytes_->ListSpools());
+    for (const auto& key : spools)
+      if (!live_spools.count(key)) RETURN_IF_ERROR(bytes_->RemoveSpool(key));
+    return Status::Ok();
+  }
+
+  std::mutex& DigestLock(const Digest& d) {
+    return digest_locks_[std::hash<std::string>()(d.hex()) %
+                         digest_locks_.size()];
+  }
+
+  // Constant after Open().
+  const StoreOptions opts_;
+  std::unique_ptr<ByteBackend> bytes_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::WriteOptions wo_;
+  rocksdb::ReadOptions ro_;
+
+  // Serialises metadata read-check-write sequences. Never held across
+  // network I/O; lock order: DigestLock before meta_mu_.
+  std::mutex meta_mu_;
+  // Serialises promotion of one digest against its deletion.
+  std::array<std::mutex, 64> digest_locks_;
+
+  std::mutex sessions_mu_;
+  std::unordered_map<std::string, SessionState> sessions_;  // by sessions_mu_
+};
+
+Writer::~Writer() { store_->CloseWriter(*this); }
+
+Result<BlobInfo> Writer::Commit(const Digest& expected,
+                                std::optional<uint64_t> expected_size,
+                                const std::string& link_repo) {
+  if (done_) return FailedPrecondition("writer already committed");
+  return store_->CommitWriter(*this, expected, expected_size, link_repo);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
+  if (options.root.empty()) return InvalidArgument("store root is empty");
+  std::error_code ec;
+  std::filesystem::create_directories(options.root, ec);
+  if (ec) return Internal("create " + options.root + ": " + ec.message());
+  ASSIGN_OR_RETURN(auto bytes, NewFileBackend(options.root, options.sync));
+  auto store = std::make_unique<RocksStore>(options, std::move(bytes));
+  RETURN_IF_ERROR(store->Open());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace ocib

@@ -1,0 +1,250 @@
+// The content-addressable store shared by ocireg and ocibuild.
+//
+// Two levels (as in Distribution's linked blob store):
+//   * a global CAS of blobs, addressed by Digest, whose bytes live behind a
+//     ByteBackend (files today; an object store later) and whose records live
+//     in RocksDB, the store of record;
+//   * a per-repository index: blob links (a repository serves only blobs
+//     linked into it), manifests kept byte-exact with their media type, tags,
+//     and referrers (subject digest -> referrer descriptors).
+//
+// Ingest lifecycle (both direct writes and resumable upload sessions):
+//
+//   NewWriter()              BeginUpload(repo) -> id     (record persisted)
+//        |                   ResumeUpload(id) -> writer  (exclusive; after a
+//        |                        |                       restart the hash is
+//        v                        v                       rebuilt from bytes)
+//   writer->Write(...)*      writer->ExpectOffset(o); writer->Write(...)*
+//        |                        |   (writer destroyed: session stays, its
+//        |                        |    offset is what was written)
+//        v                        v
+//   writer->Commit(digest, size, link_repo)
+//
+// Commit fsyncs the bytes, checks size then digest, moves the bytes into the
+// CAS and writes the blob record, the optional repository link and the
+// session removal in one atomic RocksDB WriteBatch. Before that batch the
+// blob is invisible: a crash at any point leaves either no blob or a
+// complete, verified one. Committing a digest that already exists discards
+// the new bytes and succeeds. A failed verification discards the session.
+//
+// Reference counting: every blob record counts the repository links to it.
+// A blob whose count is zero is also listed in an "unreferenced" set, so a
+// garbage collector can find candidates without walking every blob
+// (ListUnreferencedBlobs / DeleteBlob).
+//
+// Thread safety: a Store is thread-safe. Byte I/O runs without store locks;
+// metadata read-check-write sequences (link, unlink, manifest put/delete,
+// commit, blob delete) are serialised by one internal mutex and applied as
+// RocksDB WriteBatches, so a manifest commit that requires a blob link and a
+// concurrent unlink of that blob cannot both succeed. One writer at a time
+// per upload session: ResumeUpload on a busy session returns kUnavailable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/digest.h"
+#include "util/status.h"
+
+namespace ocib {
+
+struct StoreOptions {
+  std::string root;  // created if missing; holds db/, blobs/, uploads/
+  // Upload sessions idle longer than this are reclaimed by
+  // PurgeExpiredUploads().
+  std::chrono::seconds upload_expiry = std::chrono::hours(24);
+  // fsync blob bytes and the RocksDB WAL at commit. Off only for benchmarks
+  // of the upper layers; durability across power loss needs it on.
+  bool sync = true;
+};
+
+struct BlobInfo {
+  Digest digest;
+  uint64_t size = 0;
+  uint64_t refs = 0;  // repository links to the blob
+};
+
+// Random-access reader over one committed blob. Owned by the caller;
+// thread-compatible.
+class BlobReadHandle {
+ public:
+  virtual ~BlobReadHandle() = default;
+  virtual uint64_t size() const = 0;
+  // Reads up to n bytes at offset into buf. Returns the count read (0 only
+  // when offset == size). kOutOfRange if offset > size.
+  virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
+};
+
+// Appends bytes to an ingest. Owned by the caller; one thread at a time.
+// Destroying a writer without Commit keeps an upload session (its bytes and
+// offset) and discards a NewWriter() ingest.
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;
+  // Bytes accepted so far.
+  virtual uint64_t offset() const = 0;
+  // kFailedPrecondition unless offset == this->offset(): chunks must arrive
+  // in order and are never overwritten.
+  virtual Status ExpectOffset(uint64_t offset) const = 0;
+  virtual Status Write(const char* data, size_t n) = 0;
+  // Verifies and publishes the bytes (see the lifecycle above).
+  // expected_size: if set, kSizeMismatch when it differs.
+  // kDigestMismatch when the bytes hash to another digest.
+  // link_repo: if non-empty, also links the blob into that repository in
+  // the same atomic batch.
+  // After Commit (successful or not) the writer must not be used again.
+  virtual Result<BlobInfo> Commit(const Digest& expected,
+                                  std::optional<uint64_t> expected_size,
+                                  const std::string& link_repo = "") = 0;
+};
+
+struct UploadStatus {
+  std::string id;
+  std::string repo;
+  uint64_t offset = 0;
+  int64_t updated_unix = 0;  // last Begin/Write time, seconds
+};
+
+// A manifest as the registry stores it. The store keeps `content` byte-exact
+// and never parses it; the other fields are supplied by the caller.
+struct ManifestRecord {
+  Digest digest = Digest::Of("");
+  std::string media_type;
+  std::string content;
+  std::optional<Digest> subject;  // OCI 1.1 `subject`, indexed as referrer
+  std::string artifact_type;
+  std::map<std::string, std::string> annotations;
+};
+
+struct ReferrerRecord {
+  Digest digest = Digest::Of("");
+  std::string media_type;
+  uint64_t size = 0;
+  std::string artifact_type;
+  std::map<std::string, std::string> annotations;
+};
+
+struct Page {
+  std::vector<std::string> items;
+  bool more = false;  // true when items after the last returned one exist
+};
+
+// --- role interfaces: callers take the narrowest one they need ---
+
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // kNotFound if the blob is not in the CAS.
+  virtual Result<BlobInfo> StatBlob(const Digest& d) = 0;
+  virtual Result<std::unique_ptr<BlobReadHandle>> OpenBlob(
+      const Digest& d) = 0;
+};
+
+class Ingester {
+ public:
+  virtual ~Ingester() = default;
+  // A session-less ingest (used by the builder and monolithic uploads).
+  virtual Result<std::unique_ptr<BlobWriter>> NewWriter() = 0;
+  // Creates a persistent upload session for `repo`; returns its id (32
+  // lowercase hex characters).
+  virtual Result<std::string> BeginUpload(const std::string& repo) = 0;
+  // kNotFound for an unknown or malformed id, kUnavailable if another
+  // writer holds the session.
+  virtual Result<std::unique_ptr<BlobWriter>> ResumeUpload(
+      const std::string& id) = 0;
+};
+
+class UploadManager {
+ public:
+  virtual ~UploadManager() = default;
+  // kNotFound for an unknown or malformed id.
+  virtual Result<UploadStatus> GetUpload(const std::string& id) = 0;
+  // Deletes the session and its bytes. kNotFound if unknown;
+  // kUnavailable if a writer holds it.
+  virtual Status AbortUpload(const std::string& id) = 0;
+  // Reclaims sessions idle for longer than the configured expiry, measured
+  // against `now`. Returns how many were removed. Busy sessions are kept.
+  virtual Result<size_t> PurgeExpiredUploads(
+      std::chrono::system_clock::time_point now) = 0;
+};
+
+class BlobAdmin {
+ public:
+  virtual ~BlobAdmin() = default;
+  // Up to `limit` blobs with no repository link, in digest order.
+  virtual Result<std::vector<Digest>> ListUnreferencedBlobs(size_t limit) = 0;
+  // Removes an unreferenced blob from the CAS. kNotFound if absent,
+  // kFailedPrecondition if still linked somewhere.
+  virtual Status DeleteBlob(const Digest& d) = 0;
+  // Calls fn for every blob in the CAS, in digest order. Stops early and
+  // returns kInternal on a database error.
+  virtual Status WalkBlobs(const std::function<void(const BlobInfo&)>& fn) = 0;
+};
+
+class RepositoryIndex {
+ public:
+  virtual ~RepositoryIndex() = default;
+  // Links a CAS blob into repo (idempotent). kNotFound if not in the CAS.
+  virtual Status LinkBlob(const std::string& repo, const Digest& d) = 0;
+  // kNotFound if not linked.
+  virtual Status UnlinkBlob(const std::string& repo, const Digest& d) = 0;
+  // The blob if linked into repo, else kNotFound.
+  virtual Result<BlobInfo> StatLinkedBlob(const std::string& repo,
+                                          const Digest& d) = 0;
+
+  // Stores a manifest (and tags it when `tag` is non-empty), atomically
+  // checking that every digest in `required_blobs` is linked into repo and
+  // every digest in `required_manifests` is a manifest of repo. On a
+  // missing reference returns kNotFound whose message is the digest.
+  // Putting the same digest again replaces the record (same bytes).
+  virtual Status PutManifest(const std::string& repo, const ManifestRecord& m,
+                             const std::string& tag,
+                             const std::vector<Digest>& required_blobs,
+                             const std::vector<Digest>& required_manifests) = 0;
+  // kNotFound if repo has no such manifest.
+  virtual Result<ManifestRecord> GetManifest(const std::string& repo,
+                                             const Digest& d) = 0;
+  // kNotFound if the tag does not exist.
+  virtual Result<Digest> ResolveTag(const std::string& repo,
+                                    const std::string& tag) = 0;
+  // Deletes the manifest, every tag of repo that points at it, and its
+  // referrer entry. kNotFound if absent.
+  virtual Status DeleteManifest(const std::string& repo, const Digest& d) = 0;
+  // kNotFound if the tag does not exist.
+  virtual Status DeleteTag(const std::string& repo, const std::string& tag) = 0;
+  // Tags of repo in lexical order, strictly after `last`, at most n
+  // (n == 0: no limit).
+  virtual Result<Page> ListTags(const std::string& repo, size_t n,
+                                const std::string& last) = 0;
+  // Repositories (with at least one link or manifest), lexical order.
+  virtual Result<Page> ListRepositories(size_t n, const std::string& last) = 0;
+  virtual bool RepositoryExists(const std::string& repo) = 0;
+  // Manifests of repo whose subject is `subject`, in referrer digest order.
+  virtual Result<std::vector<ReferrerRecord>> ListReferrers(
+      const std::string& repo, const Digest& subject) = 0;
+};
+
+class Store : public BlobReader,
+              public Ingester,
+              public UploadManager,
+              public BlobAdmin,
+              public RepositoryIndex {
+ public:
+  // Flushes and closes the database. Writers must be destroyed first.
+  ~Store() override = default;
+};
+
+// Opens (creating if needed) the store at options.root. Fails with
+// kInternal if the database cannot be opened (e.g. another process holds
+// it) and kFailedPrecondition on a schema version it does not know.
+// Recovery on open: removes bytes of half-promoted blobs and of ingests
+// that never became sessions.
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+}  // namespace ocib

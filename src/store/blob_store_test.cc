@@ -1,0 +1,426 @@
+#include "store/blob_store.h"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "temp_dir.h"
+
+using namespace ocib;
+using ocib::testing::RandomBytes;
+using ocib::testing::TempDir;
+
+namespace {
+
+std::unique_ptr<Store> Open(const std::string& root) {
+  StoreOptions o;
+  o.root = root;
+  auto s = OpenStore(o);
+  REQUIRE_MESSAGE(s.ok(), s.status().ToString());
+  return std::move(*s);
+}
+
+BlobInfo Put(Store& s, const std::string& data, const std::string& repo = "") {
+  auto w = s.NewWriter();
+  REQUIRE(w.ok());
+  REQUIRE((*w)->Write(data.data(), data.size()).ok());
+  auto r = (*w)->Commit(Digest::Of(data), data.size(), repo);
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  return *r;
+}
+
+std::string ReadAll(Store& s, const Digest& d) {
+  auto h = s.OpenBlob(d);
+  REQUIRE(h.ok());
+  std::string out((*h)->size(), '\0');
+  uint64_t off = 0;
+  while (off < out.size()) {
+    auto n = (*h)->ReadAt(off, out.data() + off, out.size() - off);
+    REQUIRE(n.ok());
+    REQUIRE(*n > 0);
+    off += *n;
+  }
+  return out;
+}
+
+size_t CountFiles(const std::string& dir) {
+  size_t n = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("direct ingest in pieces commits and reads back") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string data = RandomBytes(3 << 20, 1);
+  auto w = s->NewWriter();
+  REQUIRE(w.ok());
+  for (size_t off = 0; off < data.size(); off += 12345)
+    REQUIRE((*w)->Write(data.data() + off, std::min<size_t>(12345, data.size() - off)).ok());
+  CHECK((*w)->offset() == data.size());
+  Digest d = Digest::Of(data);
+  CHECK(s->StatBlob(d).status().code() == Code::kNotFound);  // not yet visible
+  auto info = (*w)->Commit(d, data.size());
+  REQUIRE(info.ok());
+  CHECK(info->size == data.size());
+  CHECK(s->StatBlob(d)->size == data.size());
+  CHECK(ReadAll(*s, d) == data);
+}
+
+TEST_CASE("digest mismatch stores nothing") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto w = s->NewWriter();
+  REQUIRE((*w)->Write("hello", 5).ok());
+  Digest wrong = Digest::Of("other");
+  auto r = (*w)->Commit(wrong, std::nullopt);
+  CHECK(r.status().code() == Code::kDigestMismatch);
+  CHECK(s->StatBlob(wrong).status().code() == Code::kNotFound);
+  CHECK(s->StatBlob(Digest::Of("hello")).status().code() == Code::kNotFound);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+  CHECK(CountFiles(t.path() + "/blobs") == 0);
+}
+
+TEST_CASE("size mismatch stores nothing") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto w = s->NewWriter();
+  REQUIRE((*w)->Write("hello", 5).ok());
+  auto r = (*w)->Commit(Digest::Of("hello"), 6);
+  CHECK(r.status().code() == Code::kSizeMismatch);
+  CHECK(s->StatBlob(Digest::Of("hello")).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("commit twice: writer refuses, same digest again succeeds") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto w = s->NewWriter();
+  REQUIRE((*w)->Write("abc", 3).ok());
+  REQUIRE((*w)->Commit(Digest::Of("abc"), 3).ok());
+  CHECK((*w)->Commit(Digest::Of("abc"), 3).status().code() ==
+        Code::kFailedPrecondition);
+  CHECK((*w)->Write("x", 1).code() == Code::kFailedPrecondition);
+  // A second ingest of existing content succeeds and stores nothing new.
+  BlobInfo again = Put(*s, "abc");
+  CHECK(again.size == 3);
+  CHECK(CountFiles(t.path() + "/blobs") == 1);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+}
+
+TEST_CASE("sha512 digests are accepted") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto w = s->NewWriter();
+  REQUIRE((*w)->Write("abc", 3).ok());
+  Digest d = Digest::Of("abc", DigestAlgorithm::kSha512);
+  auto r = (*w)->Commit(d, 3);
+  REQUIRE(r.ok());
+  CHECK(ReadAll(*s, d) == "abc");
+}
+
+TEST_CASE("empty blob") {
+  TempDir t;
+  auto s = Open(t.path());
+  BlobInfo b = Put(*s, "");
+  CHECK(b.size == 0);
+  CHECK(ReadAll(*s, b.digest).empty());
+}
+
+TEST_CASE("reads: random access, at end, past end") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string data = RandomBytes(100000, 2);
+  Digest d = Put(*s, data).digest;
+  auto h = s->OpenBlob(d);
+  REQUIRE(h.ok());
+  char buf[100];
+  auto n = (*h)->ReadAt(5000, buf, sizeof buf);
+  REQUIRE(n.ok());
+  CHECK(*n == 100);
+  CHECK(std::string(buf, 100) == data.substr(5000, 100));
+  n = (*h)->ReadAt(data.size() - 10, buf, sizeof buf);
+  CHECK(*n == 10);
+  n = (*h)->ReadAt(data.size(), buf, sizeof buf);
+  CHECK(*n == 0);
+  n = (*h)->ReadAt(data.size() + 1, buf, sizeof buf);
+  CHECK(n.status().code() == Code::kOutOfRange);
+  CHECK(s->OpenBlob(Digest::Of("missing")).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("upload session: in-order appends, wrong offset, status, commit") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto id = s->BeginUpload("library/a");
+  REQUIRE(id.ok());
+  CHECK(id->size() == 32);
+  std::string data = RandomBytes(1 << 20, 3);
+  {
+    auto w = s->ResumeUpload(*id);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->ExpectOffset(0).ok());
+    REQUIRE((*w)->Write(data.data(), 1000).ok());
+    // A second writer on a busy session is refused, not blocked.
+    CHECK(s->ResumeUpload(*id).status().code() == Code::kUnavailable);
+  }
+  auto st = s->GetUpload(*id);
+  REQUIRE(st.ok());
+  CHECK(st->offset == 1000);
+  CHECK(st->repo == "library/a");
+  {
+    auto w = s->ResumeUpload(*id);
+    REQUIRE(w.ok());
+    CHECK((*w)->ExpectOffset(0).code() == Code::kFailedPrecondition);
+    CHECK((*w)->ExpectOffset(999).code() == Code::kFailedPrecondition);
+    CHECK((*w)->ExpectOffset(1001).code() == Code::kFailedPrecondition);
+    REQUIRE((*w)->ExpectOffset(1000).ok());
+    REQUIRE((*w)->Write(data.data() + 1000, data.size() - 1000).ok());
+    auto info = (*w)->Commit(Digest::Of(data), data.size(), "library/a");
+    REQUIRE(info.ok());
+    CHECK(info->refs == 1);
+  }
+  CHECK(s->GetUpload(*id).status().code() == Code::kNotFound);
+  CHECK(s->ResumeUpload(*id).status().code() == Code::kNotFound);
+  CHECK(s->StatLinkedBlob("library/a", Digest::Of(data))->size == data.size());
+  CHECK(ReadAll(*s, Digest::Of(data)) == data);
+}
+
+TEST_CASE("unknown and malformed session ids") {
+  TempDir t;
+  auto s = Open(t.path());
+  for (std::string id : {std::string(32, 'a'), std::string("../../etc"),
+                         std::string(""), std::string(64, 'f')}) {
+    CHECK(s->GetUpload(id).status().code() == Code::kNotFound);
+    CHECK(s->ResumeUpload(id).status().code() == Code::kNotFound);
+    CHECK(s->AbortUpload(id).code() == Code::kNotFound);
+  }
+}
+
+TEST_CASE("cancel removes the session and its bytes") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto id = s->BeginUpload("r");
+  {
+    auto w = s->ResumeUpload(*id);
+    REQUIRE((*w)->Write("abc", 3).ok());
+  }
+  CHECK(CountFiles(t.path() + "/uploads") == 1);
+  REQUIRE(s->AbortUpload(*id).ok());
+  CHECK(s->GetUpload(*id).status().code() == Code::kNotFound);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+}
+
+TEST_CASE("session digest mismatch discards the session") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto id = s->BeginUpload("r");
+  auto w = s->ResumeUpload(*id);
+  REQUIRE((*w)->Write("abc", 3).ok());
+  CHECK((*w)->Commit(Digest::Of("abd"), std::nullopt, "r").status().code() ==
+        Code::kDigestMismatch);
+  w->reset();
+  CHECK(s->GetUpload(*id).status().code() == Code::kNotFound);
+  CHECK(s->StatLinkedBlob("r", Digest::Of("abc")).status().code() == Code::kNotFound);
+}
+
+TEST_CASE("session state survives a restart and the hash is rebuilt") {
+  TempDir t;
+  std::string data = RandomBytes(2 << 20, 4);
+  std::string id;
+  {
+    auto s = Open(t.path());
+    id = *s->BeginUpload("r");
+    auto w = s->ResumeUpload(id);
+    REQUIRE((*w)->Write(data.data(), 1 << 20).ok());
+  }
+  auto s = Open(t.path());
+  auto st = s->GetUpload(id);
+  REQUIRE(st.ok());
+  CHECK(st->offset == (1u << 20));
+  auto w = s->ResumeUpload(id);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->ExpectOffset(1 << 20).ok());
+  REQUIRE((*w)->Write(data.data() + (1 << 20), data.size() - (1 << 20)).ok());
+  REQUIRE((*w)->Commit(Digest::Of(data), data.size(), "r").ok());
+  CHECK(ReadAll(*s, Digest::Of(data)) == data);
+}
+
+TEST_CASE("expired sessions are reclaimed, fresh and busy ones kept") {
+  TempDir t;
+  StoreOptions o;
+  o.root = t.path();
+  o.upload_expiry = std::chrono::seconds(60);
+  auto s = std::move(*OpenStore(o));
+  auto a = *s->BeginUpload("r");
+  auto b = *s->BeginUpload("r");
+  auto now = std::chrono::system_clock::now();
+  CHECK(*s->PurgeExpiredUploads(now) == 0);
+  auto busy = s->ResumeUpload(b);
+  REQUIRE(busy.ok());
+  CHECK(*s->PurgeExpiredUploads(now + std::chrono::seconds(120)) == 1);
+  CHECK(s->GetUpload(a).status().code() == Code::kNotFound);
+  CHECK(s->GetUpload(b).ok());
+  busy->reset();
+  CHECK(*s->PurgeExpiredUploads(now + std::chrono::seconds(30)) == 0);
+  CHECK(*s->PurgeExpiredUploads(now + std::chrono::seconds(600)) == 1);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+}
+
+TEST_CASE("stray spools are removed at open") {
+  TempDir t;
+  {
+    auto s = Open(t.path());
+    auto w = s->NewWriter();
+    REQUIRE((*w)->Write("abc", 3).ok());
+    w->release();  // leak on purpose: simulates a crash mid-ingest
+  }
+  CHECK(CountFiles(t.path() + "/uploads") == 1);
+  auto s = Open(t.path());
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+}
+
+TEST_CASE("links, reference counts and unreferenced blobs") {
+  TempDir t;
+  auto s = Open(t.path());
+  Digest d = Put(*s, "layer").digest;
+  CHECK(s->StatBlob(d)->refs == 0);
+  CHECK(s->ListUnreferencedBlobs(10)->size() == 1);
+  CHECK(s->StatLinkedBlob("a", d).status().code() == Code::kNotFound);
+  REQUIRE(s->LinkBlob("a", d).ok());
+  REQUIRE(s->LinkBlob("a", d).ok());  // idempotent
+  REQUIRE(s->LinkBlob("b", d).ok());
+  CHECK(s->StatBlob(d)->refs == 2);
+  CHECK(s->ListUnreferencedBlobs(10)->empty());
+  CHECK(s->DeleteBlob(d).code() == Code::kFailedPrecondition);
+  CHECK(s->LinkBlob("a", Digest::Of("nope")).code() == Code::kNotFound);
+  REQUIRE(s->UnlinkBlob("a", d).ok());
+  CHECK(s->UnlinkBlob("a", d).code() == Code::kNotFound);
+  CHECK(s->StatLinkedBlob("a", d).status().code() == Code::kNotFound);
+  CHECK(s->StatLinkedBlob("b", d).ok());
+  REQUIRE(s->UnlinkBlob("b", d).ok());
+  auto un = s->ListUnreferencedBlobs(10);
+  REQUIRE(un->size() == 1);
+  CHECK((*un)[0] == d);
+  REQUIRE(s->DeleteBlob(d).ok());
+  CHECK(s->StatBlob(d).status().code() == Code::kNotFound);
+  CHECK(s->DeleteBlob(d).code() == Code::kNotFound);
+  CHECK(CountFiles(t.path() + "/blobs") == 0);
+}
+
+TEST_CASE("manifests: byte-exact, tags, required references, delete") {
+  TempDir t;
+  auto s = Open(t.path());
+  Digest layer = Put(*s, "layer", "app").digest;
+  ManifestRecord m;
+  m.content = "{ \"schemaVersion\": 2,  \"odd spacing\": true }";
+  m.digest = Digest::Of(m.content);
+  m.media_type = "application/vnd.oci.image.manifest.v1+json";
+  // Missing blob: names the digest.
+  Digest missing = Digest::Of("missing");
+  Status st = s->PutManifest("app", m, "v1", {layer, missing}, {});
+  CHECK(st.code() == Code::kNotFound);
+  CHECK(st.message() == missing.str());
+  CHECK(s->GetManifest("app", m.digest).status().code() == Code::kNotFound);
+  // Blob linked only in another repository does not count.
+  CHECK(s->PutManifest("other", m, "", {layer}, {}).code() == Code::kNotFound);
+  REQUIRE(s->PutManifest("app", m, "v1", {layer}, {}).ok());
+  auto got = s->GetManifest("app", m.digest);
+  REQUIRE(got.ok());
+  CHECK(got->content == m.content);
+  CHECK(got->media_type == m.media_type);
+  CHECK(*s->ResolveTag("app", "v1") == m.digest);
+  REQUIRE(s->PutManifest("app", m, "v2", {layer}, {}).ok());
+  // An index needs its children as manifests of the repository.
+  ManifestRecord idx;
+  idx.content = "{\"manifests\":[]}";
+  idx.digest = Digest::Of(idx.content);
+  idx.media_type = "application/vnd.oci.image.index.v1+json";
+  CHECK(s->PutManifest("app", idx, "multi", {}, {Digest::Of("x")}).code() ==
+        Code::kNotFound);
+  REQUIRE(s->PutManifest("app", idx, "multi", {}, {m.digest}).ok());
+  // Deleting a tag leaves the manifest; deleting the manifest drops its tags.
+  REQUIRE(s->DeleteTag("app", "v2").ok());
+  CHECK(s->DeleteTag("app", "v2").code() == Code::kNotFound);
+  CHECK(s->GetManifest("app", m.digest).ok());
+  REQUIRE(s->DeleteManifest("app", m.digest).ok());
+  CHECK(s->ResolveTag("app", "v1").status().code() == Code::kNotFound);
+  CHECK(s->GetManifest("app", m.digest).status().code() == Code::kNotFound);
+  CHECK(s->DeleteManifest("app", m.digest).code() == Code::kNotFound);
+  CHECK(*s->ResolveTag("app", "multi") == idx.digest);
+}
+
+TEST_CASE("tag and repository listing: lexical order and pagination") {
+  TempDir t;
+  auto s = Open(t.path());
+  ManifestRecord m;
+  m.content = "{}";
+  m.digest = Digest::Of(m.content);
+  m.media_type = "application/vnd.oci.image.manifest.v1+json";
+  for (std::string tag : {"b", "a", "c", "B", "a1", "z"})
+    REQUIRE(s->PutManifest("repo", m, tag, {}, {}).ok());
+  REQUIRE(s->PutManifest("repo/sub", m, "zz", {}, {}).ok());
+  REQUIRE(s->PutManifest("rep", m, "x", {}, {}).ok());
+  auto all = s->ListTags("repo", 0, "");
+  REQUIRE(all.ok());
+  CHECK(all->items == std::vector<std::string>{"B", "a", "a1", "b", "c", "z"});
+  CHECK(!all->more);
+  auto p1 = s->ListTags("repo", 2, "");
+  CHECK(p1->items == std::vector<std::string>{"B", "a"});
+  CHECK(p1->more);
+  auto p2 = s->ListTags("repo", 3, "a");
+  CHECK(p2->items == std::vector<std::string>{"a1", "b", "c"});
+  CHECK(p2->more);
+  auto p3 = s->ListTags("repo", 3, "c");
+  CHECK(p3->items == std::vector<std::string>{"z"});
+  CHECK(!p3->more);
+  CHECK(s->ListTags("repo", 3, "zzz")->items.empty());
+  CHECK(s->ListTags("nothere", 0, "")->items.empty());
+  auto repos = s->ListRepositories(0, "");
+  CHECK(repos->items == std::vector<std::string>{"rep", "repo", "repo/sub"});
+  auto r2 = s->ListRepositories(1, "rep");
+  CHECK(r2->items == std::vector<std::string>{"repo"});
+  CHECK(r2->more);
+  CHECK(s->RepositoryExists("repo"));
+  CHECK(!s->RepositoryExists("re"));
+}
+
+TEST_CASE("referrers are indexed by subject and removed with the manifest") {
+  TempDir t;
+  auto s = Open(t.path());
+  ManifestRecord subject;
+  subject.content = "{\"s\":1}";
+  subject.digest = Digest::Of(subject.content);
+  subject.media_type = "application/vnd.oci.image.manifest.v1+json";
+  REQUIRE(s->PutManifest("r", subject, "", {}, {}).ok());
+  ManifestRecord sig;
+  sig.content = "{\"sig\":1}";
+  sig.digest = Digest::Of(sig.content);
+  sig.media_type = "application/vnd.oci.image.manifest.v1+json";
+  sig.subject = subject.digest;
+  sig.artifact_type = "application/vnd.example.sig";
+  sig.annotations = {{"org.example.k", "v"}};
+  REQUIRE(s->PutManifest("r", sig, "", {}, {}).ok());
+  auto refs = s->ListReferrers("r", subject.digest);
+  REQUIRE(refs.ok());
+  REQUIRE(refs->size() == 1);
+  CHECK((*refs)[0].digest == sig.digest);
+  CHECK((*refs)[0].size == sig.content.size());
+  CHECK((*refs)[0].artifact_type == "application/vnd.example.sig");
+  CHECK((*refs)[0].annotations.at("org.example.k") == "v");
+  CHECK(s->ListReferrers("other", subject.digest)->empty());
+  CHECK(s->ListReferrers("r", Digest::Of("unknown"))->empty());
+  REQUIRE(s->DeleteManifest("r", sig.digest).ok());
+  CHECK(s->ListReferrers("r", subject.digest)->empty());
+}
+
+TEST_CASE("a second process cannot open the same store") {
+  TempDir t;
+  auto s = Open(t.path());
+  StoreOptions o;
+  o.root = t.path();
+  auto second = OpenStore(o);
+  CHECK(second.status().code() == Code::kInternal);
+}

@@ -1,0 +1,64 @@
+// ByteBackend: where blob bytes live. The store keeps every record in
+// RocksDB and asks a ByteBackend only to stage bytes (spools), promote a
+// finished spool into the content-addressed area, and read or remove
+// promoted blobs. The interface is narrow so an S3-compatible backend can
+// be added beside the file one (multipart upload as spool, copy+delete or
+// complete as promote).
+//
+// Spool keys are chosen by the store (hex strings it derives itself); a
+// backend never sees a client-supplied string.
+//
+// Thread safety: a backend is thread-safe; a SpoolFile is used by one
+// thread at a time.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/blob_store.h"
+#include "store/digest.h"
+#include "util/status.h"
+
+namespace ocib {
+
+class SpoolFile {
+ public:
+  virtual ~SpoolFile() = default;
+  virtual uint64_t size() const = 0;
+  // Appends all n bytes or returns kInternal (size() then tells how many
+  // bytes the backend holds).
+  virtual Status Append(const char* data, size_t n) = 0;
+  virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
+  // Makes the bytes durable.
+  virtual Status Sync() = 0;
+};
+
+class ByteBackend {
+ public:
+  virtual ~ByteBackend() = default;
+  // Creates an empty spool, replacing any spool of that key.
+  virtual Result<std::unique_ptr<SpoolFile>> CreateSpool(
+      const std::string& key) = 0;
+  // kNotFound if the spool does not exist.
+  virtual Result<std::unique_ptr<SpoolFile>> OpenSpool(
+      const std::string& key) = 0;
+  // Succeeds if absent.
+  virtual Status RemoveSpool(const std::string& key) = 0;
+  virtual Result<std::vector<std::string>> ListSpools() = 0;
+  // Atomically moves the spool's bytes to the CAS location of d, replacing
+  // anything there, and makes the move durable when the backend syncs.
+  virtual Status Promote(const std::string& key, const Digest& d) = 0;
+  // kNotFound if there are no bytes for d.
+  virtual Result<std::unique_ptr<BlobReadHandle>> Open(const Digest& d) = 0;
+  // Succeeds if absent.
+  virtual Status Remove(const Digest& d) = 0;
+};
+
+// Files under root: blobs/<algorithm>/<2 hex>/<hex> and uploads/<key>.
+// With sync, Promote fsyncs the file before the rename and the directory
+// after it.
+Result<std::unique_ptr<ByteBackend>> NewFileBackend(const std::string& root,
+                                                    bool sync);
+
+}  // namespace ocib

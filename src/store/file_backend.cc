@@ -1,0 +1,225 @@
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "store/byte_backend.h"
+
+namespace ocib {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status Errno(const std::string& what) {
+  return Internal(what + ": " + std::strerror(errno));
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+Result<size_t> PreadSome(int fd, uint64_t size, uint64_t offset, char* buf,
+                         size_t n) {
+  if (offset > size) return OutOfRange("read offset past end of blob");
+  if (offset + n > size) n = size - offset;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, buf + done, n - done, offset + done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Errno("pread");
+    }
+    if (r == 0) break;
+    done += r;
+  }
+  return done;
+}
+
+Status SyncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY));
+  if (fd.get() < 0) return Errno("open dir " + dir);
+  if (::fsync(fd.get()) != 0) return Errno("fsync dir " + dir);
+  return Status::Ok();
+}
+
+class FileReadHandle : public BlobReadHandle {
+ public:
+  FileReadHandle(int fd, uint64_t size) : fd_(fd), size_(size) {}
+  uint64_t size() const override { return size_; }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
+    return PreadSome(fd_.get(), size_, offset, buf, n);
+  }
+
+ private:
+  Fd fd_;
+  uint64_t size_;
+};
+
+class FileSpool : public SpoolFile {
+ public:
+  FileSpool(int fd, uint64_t size, bool sync)
+      : fd_(fd), size_(size), sync_(sync) {}
+  uint64_t size() const override { return size_; }
+  Status Append(const char* data, size_t n) override {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_.get(), data, n, size_);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return Errno("write spool");
+      }
+      size_ += w;
+      data += w;
+      n -= w;
+      unsynced_ += w;
+    }
+    // Start write-back early so the fsync at commit has little left to do.
+    if (sync_ && unsynced_ >= (32u << 20)) {
+      ::sync_file_range(fd_.get(), size_ - unsynced_, unsynced_,
+                        SYNC_FILE_RANGE_WRITE);
+      unsynced_ = 0;
+    }
+    return Status::Ok();
+  }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
+    return PreadSome(fd_.get(), size_, offset, buf, n);
+  }
+  Status Sync() override {
+    if (::fdatasync(fd_.get()) != 0) return Errno("fdatasync spool");
+    return Status::Ok();
+  }
+
+ private:
+  Fd fd_;
+  uint64_t size_;
+  bool sync_;
+  uint64_t unsynced_ = 0;
+};
+
+class FileBackend : public ByteBackend {
+ public:
+  FileBackend(std::string root, bool sync)
+      : root_(std::move(root)), sync_(sync) {}
+
+  Status Init() {
+    std::error_code ec;
+    fs::create_directories(root_ + "/uploads", ec);
+    if (ec) return Internal("create " + root_ + "/uploads: " + ec.message());
+    fs::create_directories(root_ + "/blobs", ec);
+    if (ec) return Internal("create " + root_ + "/blobs: " + ec.message());
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<SpoolFile>> CreateSpool(
+      const std::string& key) override {
+    int fd = ::open(SpoolPath(key).c_str(),
+                    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return Errno("create spool");
+    return std::unique_ptr<SpoolFile>(new FileSpool(fd, 0, sync_));
+  }
+
+  Result<std::unique_ptr<SpoolFile>> OpenSpool(
+      const std::string& key) override {
+    int fd = ::open(SpoolPath(key).c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return NotFound("upload bytes missing");
+      return Errno("open spool");
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return Errno("stat spool");
+    }
+    return std::unique_ptr<SpoolFile>(new FileSpool(fd, st.st_size, sync_));
+  }
+
+  Status RemoveSpool(const std::string& key) override {
+    if (::unlink(SpoolPath(key).c_str()) != 0 && errno != ENOENT)
+      return Errno("remove spool");
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> ListSpools() override {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(root_ + "/uploads", ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      out.push_back(it->path().filename().string());
+    }
+    if (ec) return Internal("list uploads: " + ec.message());
+    return out;
+  }
+
+  Status Promote(const std::string& key, const Digest& d) override {
+    std::string dir = BlobDir(d);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) return Internal("create " + dir + ": " + ec.message());
+    }
+    std::string to = dir + "/" + d.hex();
+    if (::rename(SpoolPath(key).c_str(), to.c_str()) != 0)
+      return Errno("rename spool into CAS");
+    if (sync_) return SyncDir(dir);
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<BlobReadHandle>> Open(const Digest& d) override {
+    std::string path = BlobDir(d) + "/" + d.hex();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return NotFound("blob bytes missing");
+      return Errno("open blob");
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      ::close(fd);
+      return Errno("stat blob");
+    }
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::unique_ptr<BlobReadHandle>(new FileReadHandle(fd, st.st_size));
+  }
+
+  Status Remove(const Digest& d) override {
+    std::string path = BlobDir(d) + "/" + d.hex();
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return Errno("remove blob");
+    return Status::Ok();
+  }
+
+ private:
+  std::string SpoolPath(const std::string& key) const {
+    return root_ + "/uploads/" + key;
+  }
+  std::string BlobDir(const Digest& d) const {
+    return root_ + "/blobs/" + std::string(d.algorithm_name()) + "/" +
+           d.hex().substr(0, 2);
+  }
+
+  const std::string root_;
+  const bool sync_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ByteBackend>> NewFileBackend(const std::string& root,
+                                                    bool sync) {
+  auto b = std::make_unique<FileBackend>(root, sync);
+  RETURN_IF_ERROR(b->Init());
+  return std::unique_ptr<ByteBackend>(std::move(b));
+}
+
+}  // namespace ocib

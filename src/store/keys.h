@@ -1,0 +1,78 @@
+// The RocksDB key space of the store, in one place.
+//
+// One column family; the first byte of a key names its kind:
+//
+//   "S"                                     schema version, "1"
+//   "b" <digest>                            blob record: size, refs
+//   "p" <digest>                            promote intent (crash recovery:
+//                                           bytes may exist without record)
+//   "z" <digest>                            blob with refs == 0 (GC set)
+//   "u" <upload id>                         session: repo, updated time
+//   "R" <repo>                              repository exists
+//   "l" <repo> \0 <digest>                  blob linked into repo
+//   "m" <repo> \0 <digest>                  manifest record
+//   "t" <repo> \0 <tag>                     tag -> digest text
+//   "f" <repo> \0 <subject> \0 <digest>     referrer record
+//
+// Digests appear as their text form ("sha256:<hex>"). Repository names can
+// not contain \0 (the registry validates them), so "<repo>\0" is a prefix
+// that never matches a longer repository name; byte order of keys is the
+// lexical order the listing APIs need.
+//
+// Values use length-prefixed strings and fixed 64-bit little-endian
+// integers (Encoder/Decoder below).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/digest.h"
+
+namespace ocib::keys {
+
+inline constexpr std::string_view kSchemaVersion = "1";
+
+std::string Schema();
+std::string Blob(const Digest& d);
+std::string Pending(const Digest& d);
+std::string Unreferenced(const Digest& d);
+std::string Upload(const std::string& id);
+std::string Repo(const std::string& repo);
+std::string LinkPrefix(const std::string& repo);
+std::string Link(const std::string& repo, const Digest& d);
+std::string Manifest(const std::string& repo, const Digest& d);
+std::string TagPrefix(const std::string& repo);
+std::string Tag(const std::string& repo, const std::string& tag);
+std::string ReferrerPrefix(const std::string& repo, const Digest& subject);
+std::string Referrer(const std::string& repo, const Digest& subject,
+                     const Digest& d);
+
+inline constexpr char kBlobKind = 'b';
+inline constexpr char kPendingKind = 'p';
+inline constexpr char kUnreferencedKind = 'z';
+inline constexpr char kUploadKind = 'u';
+inline constexpr char kRepoKind = 'R';
+
+class Encoder {
+ public:
+  Encoder& U64(uint64_t v);
+  Encoder& Str(std::string_view s);
+  const std::string& out() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(std::string_view in) : in_(in) {}
+  bool U64(uint64_t* v);
+  bool Str(std::string* s);
+  bool done() const { return in_.empty(); }
+
+ private:
+  std::string_view in_;
+};
+
+}  // namespace ocib::keys
