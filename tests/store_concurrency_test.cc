@@ -62,10 +62,14 @@ TEST_CASE("concurrent ingest of overlapping digests and linking") {
         if (!st.ok() && st.code() != Code::kNotFound) ++failures;
       } else {  // manifest requiring the blob
         ManifestRecord m;
-        m.content = d.str() + "#" + std::to_string(tid);
+        m.content = d.str();
+        m.content += '#';
+        m.content += std::to_string(tid);
         m.digest = Digest::Of(m.content);
         m.media_type = "application/vnd.oci.image.manifest.v1+json";
-        Status st = s.PutManifest(repo, m, "t" + std::to_string(tid), {d}, {});
+        std::string tag(1, 't');
+        tag += std::to_string(tid);
+        Status st = s.PutManifest(repo, m, tag, {d}, {});
         if (st.ok()) {
           ++manifests_ok;
         } else if (st.code() != Code::kNotFound) {

@@ -1,0 +1,41 @@
+// ocireg's configuration: the documented defaults (conf/registry.json),
+// loading from a JSON file, and validation.
+//
+// LoadConfig rejects unknown keys and bad values with kInvalidArgument whose
+// message names the key, so a typo stops the server at start instead of
+// being ignored.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/status.h"
+
+namespace ocib::registry {
+
+struct Config {
+  std::string listen = "127.0.0.1:5000";  // host:port
+  std::string root = "./data";            // store directory
+  int64_t upload_expiry_seconds = 86400;  // idle upload sessions reclaimed
+  int64_t max_manifest_bytes = 4 << 20;   // larger PUTs get 413
+  int64_t max_body_bytes = 0;             // blob request bodies; 0 = no limit
+  int threads = 512;                      // one per concurrent connection
+  int keep_alive_timeout_seconds = 5;     // idle keep-alive connections close
+  int keep_alive_max_requests = 100000;   // per connection
+  int read_timeout_seconds = 60;
+  int write_timeout_seconds = 60;
+  std::string log_format = "text";  // "text", "json" or "off"
+  bool sync = true;                 // fsync blobs and metadata at commit
+
+  std::string host() const;
+  int port() const;  // -1 if listen is malformed
+};
+
+// Reads and validates a JSON config file; keys it does not name keep their
+// defaults.
+Result<Config> LoadConfig(const std::string& path);
+
+// Checks every field (also after command-line overrides).
+Status Validate(const Config& c);
+
+}  // namespace ocib::registry

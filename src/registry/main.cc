@@ -1,0 +1,106 @@
+// ocireg: parses flags, loads the config, opens the store, serves.
+//
+//   ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR]
+//                [--port-file FILE]
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "registry/config.h"
+#include "registry/registry.h"
+#include "store/blob_store.h"
+
+namespace {
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR] "
+               "[--port-file FILE]\n");
+  return 2;
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "ocireg: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ocib;
+  if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
+  std::string config_path, listen, root, port_file;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    bool ok = (a == "--config" && value(&config_path)) || (a == "--listen" && value(&listen)) ||
+              (a == "--root" && value(&root)) || (a == "--port-file" && value(&port_file));
+    if (!ok) {
+      std::fprintf(stderr, "ocireg: unknown or incomplete flag %s\n", a.c_str());
+      return Usage();
+    }
+  }
+  registry::Config cfg;
+  if (!config_path.empty()) {
+    auto c = registry::LoadConfig(config_path);
+    if (!c.ok()) return Fail(c.status().message());
+    cfg = *c;
+  }
+  if (!listen.empty()) cfg.listen = listen;
+  if (!root.empty()) cfg.root = root;
+  if (Status s = registry::Validate(cfg); !s.ok()) return Fail(s.message());
+
+  // Signals are taken by a dedicated thread; block them everywhere else.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // one access-log line per write
+
+  StoreOptions so;
+  so.root = cfg.root;
+  so.upload_expiry = std::chrono::seconds(cfg.upload_expiry_seconds);
+  so.sync = cfg.sync;
+  auto store = OpenStore(so);
+  if (!store.ok()) return Fail("store " + cfg.root + ": " + store.status().message());
+
+  int rc = 0;
+  {
+    registry::Registry reg(cfg, store->get());
+    auto port = reg.Bind();
+    if (!port.ok()) return Fail(port.status().message());
+    std::fprintf(stderr, "ocireg: listening on %s:%d, store %s\n", cfg.host().c_str(), *port,
+                 cfg.root.c_str());
+    if (!port_file.empty()) {
+      std::string tmp = port_file + ".tmp";
+      std::ofstream(tmp) << *port << "\n";
+      std::rename(tmp.c_str(), port_file.c_str());
+    }
+    std::thread signals([&reg, set] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (sig != 0) {
+        std::fprintf(stderr, "ocireg: %s, finishing in-flight requests\n", strsignal(sig));
+        reg.Shutdown();
+      }
+    });
+    Status s = reg.Serve();
+    if (!s.ok()) rc = Fail(s.message());
+    // If Serve ended on its own, wake the signal thread.
+    pthread_kill(signals.native_handle(), SIGTERM);
+    signals.join();
+  }
+  store->reset();  // closes the database cleanly
+  std::fprintf(stderr, "ocireg: stopped\n");
+  return rc;
+}

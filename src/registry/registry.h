@@ -1,0 +1,40 @@
+// ocireg's HTTP front end: the Docker Registry HTTP API v2 and the OCI
+// Distribution Spec v1.1 over a Store.
+//
+// Lifecycle: construct with a validated Config and an open Store, Bind()
+// (which also reports the port when the config asks for port 0), then
+// Serve() blocks until Shutdown() is called from another thread. Shutdown
+// stops accepting, lets in-flight requests finish, and returns from Serve;
+// the caller then destroys the Registry before the Store.
+//
+// Thread safety: Serve runs the handlers on a pool of config.threads
+// threads, one per connection; Shutdown may be called from any thread.
+#pragma once
+
+#include <memory>
+
+#include "registry/config.h"
+#include "store/blob_store.h"
+#include "util/status.h"
+
+namespace ocib::registry {
+
+class Registry {
+ public:
+  Registry(Config config, Store* store);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Binds the listening socket. Returns the bound port.
+  Result<int> Bind();
+  // Serves until Shutdown(). REQUIRES: Bind() succeeded.
+  Status Serve();
+  void Shutdown();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ocib::registry

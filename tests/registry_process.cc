@@ -1,0 +1,92 @@
+#include "registry_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace ocib::testing {
+
+std::string OciregPath() {
+  auto self = std::filesystem::read_symlink("/proc/self/exe");
+  return (self.parent_path() / "ocireg").string();
+}
+
+RegistryProcess::RegistryProcess(std::string root, std::vector<std::string> extra_args)
+    : root_(std::move(root)) {
+  std::filesystem::create_directories(root_);
+  static int counter = 0;
+  std::string tag = std::to_string(getpid()) + "-" + std::to_string(counter++);
+  port_file_ = root_ + "/../port-" + tag;
+  log_ = root_ + "/../access-" + tag + ".log";
+  std::filesystem::remove(port_file_);
+  std::vector<std::string> args = {OciregPath(), "serve", "--listen", "127.0.0.1:0",
+                                   "--root", root_, "--port-file", port_file_};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  pid_ = fork();
+  if (pid_ < 0) throw std::runtime_error("fork failed");
+  if (pid_ == 0) {
+    FILE* f = std::fopen(log_.c_str(), "a");
+    if (f) dup2(fileno(f), 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream pf(port_file_);
+    if (pf >> port_ && port_ > 0) break;
+    int st;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("ocireg exited during start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (port_ <= 0) throw std::runtime_error("ocireg did not report a port");
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto c = Client();
+    auto r = c->Get("/v2/");
+    if (r && r->status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error("ocireg not ready");
+}
+
+RegistryProcess::~RegistryProcess() {
+  if (pid_ > 0) Kill();
+}
+
+std::unique_ptr<httplib::Client> RegistryProcess::Client() const {
+  auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  c->set_read_timeout(60, 0);
+  c->set_write_timeout(60, 0);
+  c->set_keep_alive(true);
+  return c;
+}
+
+int RegistryProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int st = 0;
+  waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return st;
+}
+
+void RegistryProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int st;
+  waitpid(pid_, &st, 0);
+  pid_ = -1;
+}
+
+}  // namespace ocib::testing

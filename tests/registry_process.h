@@ -1,0 +1,40 @@
+// Runs the real ocireg binary for tests: a temp store, a free loopback port
+// (the server binds port 0 and reports it through --port-file), readiness
+// via GET /v2/. Stops it with SIGTERM (or SIGKILL on request) by PID.
+#pragma once
+
+#include <httplib.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ocib::testing {
+
+std::string OciregPath();  // build/bin/ocireg next to the test binary
+
+class RegistryProcess {
+ public:
+  // root: the store directory (kept across restarts by the caller).
+  explicit RegistryProcess(std::string root, std::vector<std::string> extra_args = {});
+  ~RegistryProcess();
+  RegistryProcess(const RegistryProcess&) = delete;
+  RegistryProcess& operator=(const RegistryProcess&) = delete;
+
+  int port() const { return port_; }
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string url() const { return "http://" + host(); }
+  const std::string& log_path() const { return log_; }
+  std::unique_ptr<httplib::Client> Client() const;
+  // SIGTERM (graceful) and wait; returns the exit status.
+  int Stop();
+  void Kill();  // SIGKILL and wait
+
+ private:
+  std::string root_, log_, port_file_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace ocib::testing
