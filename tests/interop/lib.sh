@@ -1,0 +1,117 @@
+# Helpers for the interop tests: start/stop the real ocireg, build small
+# OCI image layouts from files made on the spot (no internet), and count
+# results. Source it from a test script.
+set -euo pipefail
+
+BIN_DIR="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
+WORK="$(mktemp -d /tmp/ocib-interop.XXXXXX)"
+PASSED=0
+FAILED=0
+PIDS=()
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+check() {  # check DESCRIPTION COMMAND...
+  local what="$1"; shift
+  if "$@" >"$WORK/last.out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/    /' "$WORK/last.out" | tail -20; fi
+}
+check_fails() {  # the command must fail
+  local what="$1"; shift
+  if "$@" >"$WORK/last.out" 2>&1; then fail "$what (succeeded)"; else pass "$what"; fi
+}
+finish() {
+  echo "$PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+# start_registry NAME [ocireg args...]: sets REG_<NAME> (host:port) and
+# REGLOG_<NAME>. The store goes under $WORK/NAME.
+start_registry() {
+  local name="$1"; shift
+  local dir="$WORK/$name"
+  mkdir -p "$dir"
+  rm -f "$dir/port"
+  "$BIN_DIR/ocireg" serve --listen 127.0.0.1:0 --root "$dir/store" --port-file "$dir/port" "$@" \
+    >"$dir/access.log" 2>"$dir/server.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  eval "PID_$name=$pid"
+  local i
+  for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+  local port; port=$(cat "$dir/port")
+  for i in $(seq 200); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
+  eval "REG_$name=127.0.0.1:$port"
+  eval "REGLOG_$name=$dir/access.log"
+}
+
+stop_pid() {  # SIGTERM a PID we started and wait for it
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# add_blob LAYOUT FILE -> prints the digest hex, copies FILE into the layout
+add_blob() {
+  local h; h=$(sha "$2")
+  mkdir -p "$1/blobs/sha256"
+  cp "$2" "$1/blobs/sha256/$h"
+  echo "$h"
+}
+
+# make_image LAYOUT ARCH SEED -> prints "digest size" of an image manifest
+# whose one layer holds a static busybox (when installed) and a file with
+# SEED, so different seeds give different images.
+make_image() {
+  local layout="$1" arch="$2" seed="$3"
+  local t="$WORK/build.$$.$RANDOM"
+  mkdir -p "$t/rootfs/bin" "$t/rootfs/etc"
+  if [ -x /bin/busybox ]; then
+    cp /bin/busybox "$t/rootfs/bin/busybox"
+    local app
+    for app in sh echo cat ls true; do ln -s busybox "$t/rootfs/bin/$app"; done
+  fi
+  echo "$seed" > "$t/rootfs/etc/seed"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$t/rootfs" -cf "$t/layer.tar" .
+  gzip -n -c "$t/layer.tar" > "$t/layer.tgz"
+  local diff; diff=$(sha "$t/layer.tar")
+  local lh; lh=$(add_blob "$layout" "$t/layer.tgz")
+  printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+    "$arch" "$diff" > "$t/config.json"
+  local ch; ch=$(add_blob "$layout" "$t/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%d}]}' \
+    "$ch" "$(stat -c%s "$t/config.json")" "$lh" "$(stat -c%s "$t/layer.tgz")" > "$t/manifest.json"
+  local mh; mh=$(add_blob "$layout" "$t/manifest.json")
+  echo "$mh $(stat -c%s "$t/manifest.json")"
+  rm -rf "$t"
+}
+
+# make_layout LAYOUT TAG SEED: one-image OCI layout for the host (amd64).
+make_layout() {
+  local layout="$1" tag="$2" seed="$3"
+  mkdir -p "$layout"
+  local m; m=$(make_image "$layout" amd64 "$seed")
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "${m% *}" "${m#* }" "$tag" > "$layout/index.json"
+  echo '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+}
+
+# make_multiarch_layout LAYOUT TAG SEED: an image index (amd64 + arm64).
+make_multiarch_layout() {
+  local layout="$1" tag="$2" seed="$3"
+  mkdir -p "$layout"
+  local a b; a=$(make_image "$layout" amd64 "$seed-amd64"); b=$(make_image "$layout" arm64 "$seed-arm64")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"os":"linux","architecture":"amd64"}},{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"os":"linux","architecture":"arm64"}}]}' \
+    "${a% *}" "${a#* }" "${b% *}" "${b#* }" > "$WORK/index-manifest.json"
+  local ih; ih=$(add_blob "$layout" "$WORK/index-manifest.json")
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$ih" "$(stat -c%s "$WORK/index-manifest.json")" "$tag" > "$layout/index.json"
+  echo '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
+}
