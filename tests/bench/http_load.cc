@@ -1,0 +1,229 @@
+// http-load: a small keep-alive HTTP/1.1 load client for scripts/bench.sh.
+// wrk 4.1 hangs on HEAD responses that carry a Content-Length, so HEAD
+// load (and the small-blob push workload, which needs each response's
+// Location) run here. One thread and one connection per client.
+//
+//   http-load head|get URL [-c CONNS] [-d SECONDS]
+//       prints: requests, req/s, p50/p99 latency, errors
+//   http-load push-small URL_BASE REPO [-c WORKERS] [-n BLOBS] [-s SIZE]
+//       POST + PUT ?digest= per blob, as clients push small blobs
+//       prints: blobs, blobs/s, errors
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/digest.h"
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Url {
+  std::string host;
+  int port = 80;
+  std::string path;
+};
+
+bool ParseUrl(const std::string& u, Url* out) {
+  if (u.rfind("http://", 0) != 0) return false;
+  std::string rest = u.substr(7);
+  size_t slash = rest.find('/');
+  std::string hp = rest.substr(0, slash);
+  out->path = slash == std::string::npos ? "/" : rest.substr(slash);
+  size_t colon = hp.rfind(':');
+  out->host = hp.substr(0, colon);
+  if (colon != std::string::npos) out->port = std::atoi(hp.c_str() + colon + 1);
+  return true;
+}
+
+class Conn {
+ public:
+  explicit Conn(const Url& u) : url_(u) {}
+  ~Conn() { Close(); }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    buf_.clear();
+  }
+  bool Connect() {
+    Close();
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(url_.port);
+    inet_pton(AF_INET, url_.host.c_str(), &a.sin_addr);
+    return ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  // Sends a request and reads the whole response. Returns the status, or
+  // -1 on a connection error (the connection is then reopened next time).
+  int Do(const std::string& method, const std::string& target, const std::string& body,
+         std::string* location = nullptr) {
+    if (fd_ < 0 && !Connect()) return -1;
+    std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + url_.host +
+                      "\r\nContent-Type: application/octet-stream\r\n";
+    if (method == "POST" || method == "PUT" || method == "PATCH")
+      req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    req += "\r\n";
+    req += body;
+    if (!SendAll(req)) return Fail();
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+      if (!Fill()) return Fail();
+    std::string head = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    int status = std::atoi(head.c_str() + 9);
+    size_t len = 0;
+    bool close = false;
+    for (size_t pos = head.find("\r\n"); pos != std::string::npos;) {
+      size_t next = head.find("\r\n", pos + 2);
+      std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+      std::string lower = line;
+      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      if (lower.rfind("content-length:", 0) == 0) len = std::strtoull(line.c_str() + 15, nullptr, 10);
+      if (lower.rfind("location:", 0) == 0 && location) {
+        *location = line.substr(9);
+        while (!location->empty() && location->front() == ' ') location->erase(0, 1);
+      }
+      if (lower.rfind("connection: close", 0) == 0) close = true;
+      pos = next;
+    }
+    if (method != "HEAD") {
+      while (buf_.size() < len)
+        if (!Fill()) return Fail();
+      buf_.erase(0, len);
+    }
+    if (close) Close();
+    return status;
+  }
+
+ private:
+  int Fail() {
+    Close();
+    return -1;
+  }
+  bool SendAll(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += n;
+    }
+    return true;
+  }
+  bool Fill() {
+    char tmp[65536];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, n);
+    return true;
+  }
+  Url url_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+int Load(const std::string& method, const Url& url, int conns, double seconds) {
+  std::vector<std::vector<float>> lat(conns);
+  std::atomic<long> errors{0};
+  auto stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(seconds));
+  std::vector<std::thread> ts;
+  auto t0 = Clock::now();
+  for (int i = 0; i < conns; ++i) {
+    ts.emplace_back([&, i] {
+      Conn c(url);
+      lat[i].reserve(1 << 16);
+      while (Clock::now() < stop_at) {
+        auto a = Clock::now();
+        int st = c.Do(method, url.path, "");
+        auto b = Clock::now();
+        if (st != 200) ++errors;
+        else lat[i].push_back(std::chrono::duration<float, std::milli>(b - a).count());
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::vector<float> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
+  std::printf("requests %zu req/s %.0f p50_ms %.2f p99_ms %.2f errors %ld\n", all.size(),
+              all.size() / elapsed, pct(0.50), pct(0.99), errors.load());
+  return 0;
+}
+
+int PushSmall(const Url& base, const std::string& repo, int workers, int blobs, size_t size) {
+  std::atomic<int> next{0};
+  std::atomic<long> errors{0}, done{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  unsigned long long seed = std::chrono::system_clock::now().time_since_epoch().count();
+  for (int w = 0; w < workers; ++w) {
+    ts.emplace_back([&] {
+      Conn c(base);
+      std::string body(size, '\0');
+      for (int i; (i = next++) < blobs;) {
+        std::snprintf(body.data(), size, "blob %d of run %llu ", i, seed);
+        std::string d = ocib::Digest::Of(body).str();
+        std::string loc;
+        int st = c.Do("POST", "/v2/" + repo + "/blobs/uploads/", "", &loc);
+        if (st != 202 || loc.empty()) {
+          ++errors;
+          continue;
+        }
+        if (loc.rfind("http", 0) == 0) loc = loc.substr(loc.find('/', 8));
+        loc += (loc.find('?') == std::string::npos ? "?" : "&");
+        st = c.Do("PUT", loc + "digest=" + d, body);
+        if (st != 201) ++errors;
+        else ++done;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("blobs %ld blobs/s %.0f errors %ld\n", done.load(), done / elapsed, errors.load());
+  return errors ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: http-load head|get URL [-c N] [-d S] | push-small URL REPO [-c N] [-n N] [-s BYTES]\n");
+    return 2;
+  }
+  std::string mode = argv[1];
+  Url url;
+  if (!ParseUrl(argv[2], &url)) return 2;
+  int conns = mode == "push-small" ? 8 : 64, blobs = 2000;
+  double seconds = 10;
+  size_t size = 1024;
+  int first = mode == "push-small" ? 4 : 3;
+  std::string repo = mode == "push-small" && argc > 3 ? argv[3] : "";
+  for (int i = first; i + 1 < argc; i += 2) {
+    std::string f = argv[i];
+    if (f == "-c") conns = std::atoi(argv[i + 1]);
+    else if (f == "-d") seconds = std::atof(argv[i + 1]);
+    else if (f == "-n") blobs = std::atoi(argv[i + 1]);
+    else if (f == "-s") size = std::strtoull(argv[i + 1], nullptr, 10);
+  }
+  if (mode == "head") return Load("HEAD", url, conns, seconds);
+  if (mode == "get") return Load("GET", url, conns, seconds);
+  if (mode == "push-small") return PushSmall(url, repo, conns, blobs, size);
+  return 2;
+}
