@@ -179,7 +179,7 @@ class Registry::Impl {
     }
     stop_cv_.notify_all();
     janitor_.join();
-    std::fflush(stdout);
+    FlushLog();
     if (!ok && !shutdown_requested_) return Internal("server stopped unexpectedly");
     return Status::Ok();
   }
@@ -269,12 +269,26 @@ class Registry::Impl {
     std::fwrite(line, 1, std::min<size_t>(n, sizeof line - 1), stdout);
   }
 
+  void FlushLog() {
+    std::lock_guard<std::mutex> l(log_mu_);
+    std::fflush(stdout);
+  }
+
+  // Flushes the access log every 100 ms and reclaims expired uploads every
+  // minute, until Serve ends.
   void Janitor() {
     std::unique_lock<std::mutex> l(stop_mu_);
+    auto next_purge = Clock::now() + std::chrono::seconds(60);
     while (!stopping_) {
-      stop_cv_.wait_for(l, std::chrono::seconds(60));
+      stop_cv_.wait_for(l, std::chrono::milliseconds(100));
       if (stopping_) break;
       l.unlock();
+      FlushLog();
+      if (Clock::now() < next_purge) {
+        l.lock();
+        continue;
+      }
+      next_purge = Clock::now() + std::chrono::seconds(60);
       auto n = store_->PurgeExpiredUploads(std::chrono::system_clock::now());
       if (n.ok() && *n > 0) std::fprintf(stderr, "ocireg: reclaimed %zu expired uploads\n", *n);
       if (!n.ok()) std::fprintf(stderr, "ocireg: upload expiry: %s\n", n.status().ToString().c_str());

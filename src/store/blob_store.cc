@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -160,16 +161,30 @@ class Writer : public BlobWriter {
   }
   Status Write(const char* data, size_t n) override {
     if (done_) return FailedPrecondition("writer already committed");
+    WaitHash();
+    bool async = hash_valid_ && n >= kAsyncHashMin;
+    if (async) {
+      // Hash this piece on another core while the bytes go to the spool
+      // and the caller receives the next piece.
+      hash_buf_.assign(data, data + n);
+      pending_hash_ = std::async(std::launch::async, [this] {
+        hasher_.Update(hash_buf_.data(), hash_buf_.size());
+      });
+    }
     Status s = spool_->Append(data, n);
     if (!s.ok()) {
+      WaitHash();
       hash_valid_ = false;  // spool may hold a prefix of data
       return s;
     }
     if (hash_valid_) {
-      hasher_.Update(data, n);
+      if (!async) hasher_.Update(data, n);
       hashed_ += n;
     }
     return Status::Ok();
+  }
+  void WaitHash() {
+    if (pending_hash_.valid()) pending_hash_.get();
   }
   Result<BlobInfo> Commit(const Digest& expected,
                           std::optional<uint64_t> expected_size,
@@ -185,6 +200,9 @@ class Writer : public BlobWriter {
   uint64_t hashed_;
   bool hash_valid_ = true;
   bool done_ = false;
+  static constexpr size_t kAsyncHashMin = 256 << 10;
+  std::vector<char> hash_buf_;       // the piece being hashed
+  std::future<void> pending_hash_;   // running Update over hash_buf_
 };
 
 class RocksStore : public Store {
@@ -192,6 +210,7 @@ class RocksStore : public Store {
   RocksStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes)
       : opts_(std::move(opts)), bytes_(std::move(bytes)) {
     wo_.sync = opts_.sync;
+    nosync_wo_.sync = false;
   }
   ~RocksStore() override {
     if (db_) {
@@ -250,7 +269,9 @@ class RocksStore : public Store {
     std::string id = RandomHex(16);
     ASSIGN_OR_RETURN(auto spool, bytes_->CreateSpool(SpoolKeyForSession(id)));
     UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
-    RETURN_IF_ERROR(FromRocks(db_->Put(wo_, keys::Upload(id), rec.Encode()),
+    // Not synced: a session lost to a power cut is just restarted by the
+    // client; a later synced write covers it anyway.
+    RETURN_IF_ERROR(FromRocks(db_->Put(nosync_wo_, keys::Upload(id), rec.Encode()),
                               "write upload record"));
     std::lock_guard<std::mutex> l(sessions_mu_);
     auto& st = sessions_[id];
@@ -302,7 +323,7 @@ class RocksStore : public Store {
     auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
     if (!spool.ok()) return spool.status();
     return UploadStatus{id, rec.repo, (*spool)->size(),
-                        static_cast<int64_t>(rec.updated)};
+                        std::max<int64_t>(rec.updated, (*spool)->modified_unix())};
   }
 
   Status AbortUpload(const std::string& id) override {
@@ -334,9 +355,16 @@ class RocksStore : public Store {
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
            it->Next()) {
         UploadRecord rec;
-        if (!UploadRecord::Decode(it->value().ToStringView(), &rec) ||
-            static_cast<int64_t>(rec.updated) < cutoff)
-          expired.push_back(it->key().ToString().substr(1));
+        std::string id = it->key().ToString().substr(1);
+        if (!UploadRecord::Decode(it->value().ToStringView(), &rec)) {
+          expired.push_back(id);
+          continue;
+        }
+        // Last activity: creation, or the last write to the spool.
+        int64_t active = rec.updated;
+        auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
+        if (spool.ok()) active = std::max<int64_t>(active, (*spool)->modified_unix());
+        if (active < cutoff) expired.push_back(id);
       }
       RETURN_IF_ERROR(FromRocks(it->status(), "scan uploads"));
     }
@@ -386,8 +414,9 @@ class RocksStore : public Store {
       rocksdb::WriteBatch b;
       b.Delete(keys::Blob(d));
       b.Delete(keys::Unreferenced(d));
-      RETURN_IF_ERROR(FromRocks(db_->Write(wo_, &b), "delete blob record"));
+      RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
+    RETURN_IF_ERROR(Durable());
     // The record is gone, so the bytes are unreachable; remove them after
     // the metadata lock is released.
     return bytes_->Remove(d);
@@ -409,13 +438,21 @@ class RocksStore : public Store {
 
   // --- RepositoryIndex ---
   Status LinkBlob(const std::string& repo, const Digest& d) override {
-    std::lock_guard<std::mutex> l(meta_mu_);
-    rocksdb::WriteBatch b;
-    RETURN_IF_ERROR(LinkLocked(repo, d, nullptr, &b));
-    return FromRocks(db_->Write(wo_, &b), "link blob");
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      rocksdb::WriteBatch b;
+      RETURN_IF_ERROR(LinkLocked(repo, d, nullptr, &b));
+      RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "link blob"));
+    }
+    return Durable();
   }
 
   Status UnlinkBlob(const std::string& repo, const Digest& d) override {
+    RETURN_IF_ERROR(UnlinkLocked(repo, d));
+    return Durable();
+  }
+
+  Status UnlinkLocked(const std::string& repo, const Digest& d) {
     std::lock_guard<std::mutex> l(meta_mu_);
     if (!Exists(keys::Link(repo, d)))
       return NotFound(d.str() + " is not linked in " + repo);
@@ -427,7 +464,7 @@ class RocksStore : public Store {
       b.Put(keys::Blob(d), r.Encode());
       if (r.refs == 0) b.Put(keys::Unreferenced(d), "");
     }
-    return FromRocks(db_->Write(wo_, &b), "unlink blob");
+    return FromRocks(db_->Write(nosync_wo_, &b), "unlink blob");
   }
 
   Result<BlobInfo> StatLinkedBlob(const std::string& repo,
@@ -441,6 +478,14 @@ class RocksStore : public Store {
                      const std::string& tag,
                      const std::vector<Digest>& required_blobs,
                      const std::vector<Digest>& required_manifests) override {
+    RETURN_IF_ERROR(PutManifestLocked(repo, m, tag, required_blobs, required_manifests));
+    return Durable();
+  }
+
+  Status PutManifestLocked(const std::string& repo, const ManifestRecord& m,
+                           const std::string& tag,
+                           const std::vector<Digest>& required_blobs,
+                           const std::vector<Digest>& required_manifests) {
     std::lock_guard<std::mutex> l(meta_mu_);
     for (const auto& d : required_blobs)
       if (!Exists(keys::Link(repo, d))) return NotFound(d.str());
@@ -451,7 +496,7 @@ class RocksStore : public Store {
     if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
     if (m.subject) b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
     b.Put(keys::Repo(repo), "");
-    return FromRocks(db_->Write(wo_, &b), "put manifest");
+    return FromRocks(db_->Write(nosync_wo_, &b), "put manifest");
   }
 
   Result<ManifestRecord> GetManifest(const std::string& repo,
@@ -473,6 +518,11 @@ class RocksStore : public Store {
   }
 
   Status DeleteManifest(const std::string& repo, const Digest& d) override {
+    RETURN_IF_ERROR(DeleteManifestLocked(repo, d));
+    return Durable();
+  }
+
+  Status DeleteManifestLocked(const std::string& repo, const Digest& d) {
     std::lock_guard<std::mutex> l(meta_mu_);
     std::string v;
     auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
@@ -490,14 +540,17 @@ class RocksStore : public Store {
       if (it->value() == digest_text) b.Delete(it->key());
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
-    return FromRocks(db_->Write(wo_, &b), "delete manifest");
+    return FromRocks(db_->Write(nosync_wo_, &b), "delete manifest");
   }
 
   Status DeleteTag(const std::string& repo, const std::string& tag) override {
-    std::lock_guard<std::mutex> l(meta_mu_);
-    if (!Exists(keys::Tag(repo, tag)))
-      return NotFound("tag " + tag + " not in " + repo);
-    return FromRocks(db_->Delete(wo_, keys::Tag(repo, tag)), "delete tag");
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      if (!Exists(keys::Tag(repo, tag)))
+        return NotFound("tag " + tag + " not in " + repo);
+      RETURN_IF_ERROR(FromRocks(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
+    }
+    return Durable();
   }
 
   Result<Page> ListTags(const std::string& repo, size_t n,
@@ -538,6 +591,7 @@ class RocksStore : public Store {
   Result<BlobInfo> CommitWriter(Writer& w, const Digest& expected,
                                 std::optional<uint64_t> expected_size,
                                 const std::string& link_repo) {
+    w.WaitHash();
     uint64_t size = w.spool_->size();
     if (expected_size && *expected_size != size) {
       DiscardWriter(w);
@@ -575,7 +629,10 @@ class RocksStore : public Store {
     BlobRecord existing;
     bool exists = GetBlobRecord(expected, &existing).ok();
     if (!exists) {
-      RETURN_IF_ERROR(FromRocks(db_->Put(wo_, keys::Pending(expected), ""),
+      // The WAL is sequential: the synced commit batch below makes this
+      // intent durable too; losing it in between only leaves unreachable
+      // bytes, never a visible half blob.
+      RETURN_IF_ERROR(FromRocks(db_->Put(nosync_wo_, keys::Pending(expected), ""),
                                 "write promote intent"));
       Status s = bytes_->Promote(w.spool_key_, expected);
       if (!s.ok()) {
@@ -583,7 +640,7 @@ class RocksStore : public Store {
         return s;
       }
     }
-    std::lock_guard<std::mutex> l(meta_mu_);
+    std::unique_lock<std::mutex> l(meta_mu_);
     rocksdb::WriteBatch b;
     BlobRecord r;
     if (exists) {
@@ -597,7 +654,9 @@ class RocksStore : public Store {
     if (!link_repo.empty())
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
     if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
-    RETURN_IF_ERROR(FromRocks(db_->Write(wo_, &b), "commit blob"));
+    RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "commit blob"));
+    l.unlock();
+    RETURN_IF_ERROR(Durable());
     if (exists) bytes_->RemoveSpool(w.spool_key_).IgnoreError();
     w.done_ = true;
     if (!w.session_id_.empty()) {
@@ -607,21 +666,33 @@ class RocksStore : public Store {
     return BlobInfo{expected, r.size, r.refs};
   }
 
+  // Makes every metadata write so far durable (when opts_.sync). Called
+  // after releasing meta_mu_: a WAL sync covers all earlier writes, so
+  // concurrent committers share syncs.
+  Status Durable() {
+    if (!opts_.sync) return Status::Ok();
+    uint64_t target = db_->GetLatestSequenceNumber();
+    std::lock_guard<std::mutex> l(sync_mu_);
+    if (synced_seq_ >= target) return Status::Ok();
+    uint64_t covering = db_->GetLatestSequenceNumber();
+    RETURN_IF_ERROR(FromRocks(db_->SyncWAL(), "sync write-ahead log"));
+    synced_seq_ = covering;
+    return Status::Ok();
+  }
+
   // Called when a Writer is destroyed without a successful commit.
   void CloseWriter(Writer& w) {
+    w.WaitHash();
     if (w.done_) return;
     if (w.session_id_.empty()) {
       w.spool_.reset();
       bytes_->RemoveSpool(w.spool_key_).IgnoreError();
       return;
     }
+    // No metadata write here: the spool's modification time records the
+    // session's last activity (see LastActivity).
+    w.WaitHash();
     uint64_t size = w.spool_ ? w.spool_->size() : 0;
-    UploadRecord rec;
-    if (GetUploadRecord(w.session_id_, &rec).ok()) {
-      rec.updated = NowUnix();
-      db_->Put(wo_, keys::Upload(w.session_id_), rec.Encode())
-          .PermitUncheckedError();
-    }
     if (w.hash_valid_ && w.hashed_ == size)
       Release(w.session_id_, std::move(w.hasher_), size);
     else
@@ -630,6 +701,7 @@ class RocksStore : public Store {
 
  private:
   void DiscardWriter(Writer& w) {
+    w.WaitHash();
     w.done_ = true;
     w.spool_.reset();
     if (w.session_id_.empty()) {
@@ -652,7 +724,7 @@ class RocksStore : public Store {
 
   Status RemoveSession(const std::string& id) {
     RETURN_IF_ERROR(
-        FromRocks(db_->Delete(wo_, keys::Upload(id)), "delete upload record"));
+        FromRocks(db_->Delete(nosync_wo_, keys::Upload(id)), "delete upload record"));
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
   }
 
@@ -770,8 +842,15 @@ class RocksStore : public Store {
   const StoreOptions opts_;
   std::unique_ptr<ByteBackend> bytes_;
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::WriteOptions wo_;
+  rocksdb::WriteOptions wo_;         // synced when opts_.sync
+  rocksdb::WriteOptions nosync_wo_;  // metadata writes made durable by Durable()
   rocksdb::ReadOptions ro_;
+
+  // Group commit: metadata batches are written under meta_mu_ without
+  // waiting for the disk; Durable() then syncs the WAL outside the lock, and
+  // one sync covers every batch written before it started.
+  std::mutex sync_mu_;
+  uint64_t synced_seq_ = 0;  // guarded by sync_mu_
 
   // Serialises metadata read-check-write sequences. Never held across
   // network I/O; lock order: DigestLock before meta_mu_.

@@ -32,6 +32,8 @@ class SpoolFile {
   virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
   // Makes the bytes durable.
   virtual Status Sync() = 0;
+  // Last modification time, seconds since the epoch.
+  virtual int64_t modified_unix() const = 0;
 };
 
 class ByteBackend {

@@ -101,6 +101,11 @@ class FileSpool : public SpoolFile {
     if (::fdatasync(fd_.get()) != 0) return Errno("fdatasync spool");
     return Status::Ok();
   }
+  int64_t modified_unix() const override {
+    struct stat st;
+    if (::fstat(fd_.get(), &st) != 0) return 0;
+    return st.st_mtime;
+  }
 
  private:
   Fd fd_;

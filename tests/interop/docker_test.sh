@@ -42,6 +42,7 @@ mt=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+js
 
 $DK tag "$R/library/busybox:latest" "$R/team/pushed:v1"
 check "docker push" $DK push "$R/team/pushed:v1"
+sleep 0.3  # access log flush interval
 grep -q '"POST /v2/team/pushed/blobs/uploads/" 201' "$REGLOG_r" && pass "push mounted the layer across repositories" \
   || fail "push did not mount"
 $DK rmi "$R/team/pushed:v1" >/dev/null
