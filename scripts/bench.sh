@@ -7,7 +7,9 @@
 #   scripts/bench.sh [--runs N] [--size-mib N] [--duration S]
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
-# (for latencies and RSS, lower is better), medians of N runs.
+# (for latencies and RSS, lower is better), medians of N runs. ocireg
+# fsyncs a blob before acknowledging it and Distribution never does, so the
+# pushes are also measured against an ocireg with "sync": false.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -52,6 +54,12 @@ OCI_PORT=$(free_port)
 "$BIN/ocireg" serve --config "$OCIB_ROOT/conf/registry.json" --listen "127.0.0.1:$OCI_PORT" \
   --root "$W/ocireg" >"$W/ocireg.log" 2>&1 &
 OCI_PID=$!; PIDS+=("$OCI_PID")
+# The same server without fsync, which is Distribution's durability level.
+echo '{"sync": false}' > "$W/nosync.json"
+NOSYNC_PORT=$(free_port)
+"$BIN/ocireg" serve --config "$W/nosync.json" --listen "127.0.0.1:$NOSYNC_PORT" \
+  --root "$W/ocireg-nosync" >"$W/ocireg-nosync.log" 2>&1 &
+NOSYNC_PID=$!; PIDS+=("$NOSYNC_PID")
 DIST_PORT=$(free_port)
 cat > "$W/dist.yml" <<YML
 version: 0.1
@@ -94,7 +102,8 @@ NGX_PID=$!; PIDS+=("$NGX_PID")
 OCI="http://127.0.0.1:$OCI_PORT"
 DIST="http://127.0.0.1:$DIST_PORT"
 NGX="http://127.0.0.1:$NGX_PORT"
-wait_http "$OCI/v2/" && wait_http "$DIST/v2/" && wait_http "$NGX/" || { echo "a server did not start"; exit 1; }
+NOSYNC="http://127.0.0.1:$NOSYNC_PORT"
+wait_http "$NOSYNC/v2/" && wait_http "$OCI/v2/" && wait_http "$DIST/v2/" && wait_http "$NGX/" || { echo "a server did not start"; exit 1; }
 
 # --- data ---
 BLOB="$W/blob"
@@ -122,7 +131,12 @@ location() {  # location BASE HEADERS_FILE -> absolute URL with ? or &
   case "$l" in *\?*) echo "$l&" ;; *) echo "$l?" ;; esac
 }
 
+# Each timed push starts with no dirty pages left from the previous one, so
+# neither server pays for the other's write-back.
+settle() { sync; sleep 0.5; }
+
 push_mono() {  # push_mono BASE REPO DIGEST -> seconds
+  settle
   curl -s -o /dev/null -D "$W/h" -X POST "$1/v2/$2/blobs/uploads/"
   local loc; loc=$(location "$1" "$W/h")
   curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X PUT -T "$BLOB" \
@@ -134,6 +148,7 @@ push_mono() {  # push_mono BASE REPO DIGEST -> seconds
 
 push_chunked() {  # push_chunked BASE REPO DIGEST -> seconds
   local t0 t1 off=0 loc f n code
+  settle
   t0=$(date +%s.%N)
   curl -s -o /dev/null -D "$W/h" -X POST "$1/v2/$2/blobs/uploads/"
   loc=$(location "$1" "$W/h")
@@ -166,13 +181,13 @@ declare -A R  # results: R[metric,server]
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); blob $SIZE_MIB MiB; $RUNS runs; median shown" >&2
 for run in $(seq "$RUNS"); do
   D=$(new_blob "$run")
-  for s in OCI DIST; do
+  for s in OCI DIST NOSYNC; do
     base=${!s}
     push_mono "$base" "bench/mono$run" "$D" >> "$W/mono.$s"
     pull "$base/v2/bench/mono$run/blobs/$D" >> "$W/pull.$s"
   done
   D=$(new_blob "$((run + 1000))")
-  for s in OCI DIST; do push_chunked "${!s}" "bench/chunk$run" "$D" >> "$W/chunk.$s"; done
+  for s in OCI DIST NOSYNC; do push_chunked "${!s}" "bench/chunk$run" "$D" >> "$W/chunk.$s"; done
   cp "$BLOB" "$W/www/blob"
   pull "$NGX/blob" >> "$W/pull.NGX"
   rm -f "$W/www/blob"
@@ -180,11 +195,11 @@ for run in $(seq "$RUNS"); do
   rm -f "$W/www/put$run"
   echo "  run $run done" >&2
 done
-for s in OCI DIST NGX; do
+for s in OCI DIST NGX NOSYNC; do
   R[mono,$s]=$(mbps "$BYTES" "$(median < "$W/mono.$s")")
   R[pull,$s]=$(mbps "$BYTES" "$(median < "$W/pull.$s")")
 done
-for s in OCI DIST; do R[chunk,$s]=$(mbps "$BYTES" "$(median < "$W/chunk.$s")"); done
+for s in OCI DIST NOSYNC; do R[chunk,$s]=$(mbps "$BYTES" "$(median < "$W/chunk.$s")"); done
 R[sha,M]=$(mbps "$BYTES" "$(median < "$W/sha.times")")
 
 # A small image for the request-rate workloads.
@@ -201,6 +216,7 @@ for s in OCI DIST; do
   [ "$code" = 201 ] || { echo "manifest PUT to $base answered $code" >&2; exit 1; }
 done
 
+settle
 for s in OCI DIST; do
   base=${!s}
   pid_var=${s}_PID; pid=${!pid_var}
@@ -220,6 +236,7 @@ for s in OCI DIST; do
   R[head,$s]=$(awk '{print $4}' "$W/head.$s" | xargs printf '%.0f')
   R[headp99,$s]=$(awk '{print $8}' "$W/head.$s")
   [ "$(awk '{print $10}' "$W/head.$s")" = 0 ] || echo "warning: $s HEAD errors: $(cat "$W/head.$s")" >&2
+  settle
   "$BIN/http-load" push-small "$base" bench/small -c 8 -n 2000 > "$W/small.$s"
   R[small,$s]=$(awk '{print $4}' "$W/small.$s")
   R[rss,$s]=$(peak_rss_mib "$pid")
@@ -234,6 +251,8 @@ row "workload" "ocireg" "Distribution" "ratio"
 row "---" "---:" "---:" "---:"
 row "monolithic push ${SIZE_MIB} MiB (MB/s)" "${R[mono,OCI]}" "${R[mono,DIST]}" "$(ratio "${R[mono,OCI]}" "${R[mono,DIST]}")"
 row "chunked push, 16 MiB chunks (MB/s)" "${R[chunk,OCI]}" "${R[chunk,DIST]}" "$(ratio "${R[chunk,OCI]}" "${R[chunk,DIST]}")"
+row "monolithic push, ocireg without fsync" "${R[mono,NOSYNC]}" "${R[mono,DIST]}" "$(ratio "${R[mono,NOSYNC]}" "${R[mono,DIST]}")"
+row "chunked push, ocireg without fsync" "${R[chunk,NOSYNC]}" "${R[chunk,DIST]}" "$(ratio "${R[chunk,NOSYNC]}" "${R[chunk,DIST]}")"
 row "pull ${SIZE_MIB} MiB (MB/s)" "${R[pull,OCI]}" "${R[pull,DIST]}" "$(ratio "${R[pull,OCI]}" "${R[pull,DIST]}")"
 row "pull vs nginx GET" "$(ratio "${R[pull,OCI]}" "${R[pull,NGX]}")" "$(ratio "${R[pull,DIST]}" "${R[pull,NGX]}")" ""
 row "manifest GET, 64 conns (req/s)" "${R[mget,OCI]}" "${R[mget,DIST]}" "$(ratio "${R[mget,OCI]}" "${R[mget,DIST]}")"

@@ -73,6 +73,13 @@ class FileSpool : public SpoolFile {
  public:
   FileSpool(int fd, uint64_t size, bool sync)
       : fd_(fd), size_(size), sync_(sync) {}
+  ~FileSpool() override {
+    // An upload arrives in many requests, each with its own SpoolFile:
+    // start write-back of this request's bytes now, so the fsync at
+    // commit does not have to write the whole blob.
+    if (sync_ && unsynced_ > 0)
+      ::sync_file_range(fd_.get(), size_ - unsynced_, unsynced_, SYNC_FILE_RANGE_WRITE);
+  }
   uint64_t size() const override { return size_; }
   Status Append(const char* data, size_t n) override {
     while (n > 0) {
@@ -87,7 +94,7 @@ class FileSpool : public SpoolFile {
       unsynced_ += w;
     }
     // Start write-back early so the fsync at commit has little left to do.
-    if (sync_ && unsynced_ >= (32u << 20)) {
+    if (sync_ && unsynced_ >= (8u << 20)) {
       ::sync_file_range(fd_.get(), size_ - unsynced_, unsynced_,
                         SYNC_FILE_RANGE_WRITE);
       unsynced_ = 0;
