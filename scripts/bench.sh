@@ -193,7 +193,9 @@ for run in $(seq "$RUNS"); do
   rm -f "$W/www/blob"
   curl -s -o /dev/null -w '%{time_total}\n' -T "$BLOB" "$NGX/put$run" >> "$W/mono.NGX"
   rm -f "$W/www/put$run"
-  echo "  run $run done" >&2
+  echo "  run $run: seconds per push/pull: mono $(tail -1 "$W/mono.OCI")/$(tail -1 "$W/mono.DIST")/$(tail -1 "$W/mono.NOSYNC")" \
+    "chunked $(tail -1 "$W/chunk.OCI")/$(tail -1 "$W/chunk.DIST")/$(tail -1 "$W/chunk.NOSYNC")" \
+    "pull $(tail -1 "$W/pull.OCI")/$(tail -1 "$W/pull.DIST") (ocireg/Distribution/ocireg without fsync)" >&2
 done
 for s in OCI DIST NGX NOSYNC; do
   R[mono,$s]=$(mbps "$BYTES" "$(median < "$W/mono.$s")")
