@@ -1,0 +1,57 @@
+// Layer blobs: a tar stream compressed (gzip or zstd, or not at all) into
+// the store, with the uncompressed digest (the diff ID an image config
+// lists) and the compressed digest and size (the manifest's descriptor).
+//
+// Compression is deterministic: gzip headers carry no name and mtime 0.
+// Thread-compatible.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "build/tar_writer.h"
+#include "store/blob_store.h"
+
+namespace ocib::build {
+
+enum class Compression { kNone, kGzip, kZstd };
+
+// "gzip", "zstd" or "none"; kInvalidArgument otherwise.
+Result<Compression> ParseCompression(const std::string& name);
+// The OCI layer media type for the compression.
+std::string LayerMediaType(Compression c);
+
+struct LayerInfo {
+  Digest digest = Digest::Of("");   // compressed blob
+  uint64_t size = 0;                // compressed bytes
+  Digest diff_id = Digest::Of("");  // uncompressed tar
+  uint64_t uncompressed_size = 0;
+  std::string media_type;
+};
+
+class LayerWriter {
+ public:
+  // Starts a layer ingest in `store`.
+  static Result<std::unique_ptr<LayerWriter>> Create(Ingester& store, Compression c);
+  ~LayerWriter();
+
+  // The tar to write entries into.
+  TarWriter& tar() { return *tar_; }
+  // Finishes the tar, flushes the compressor and commits the blob.
+  Result<LayerInfo> Commit();
+
+ private:
+  LayerWriter() = default;
+  Status Uncompressed(const char* data, size_t n);
+  Status Compressed(const char* data, size_t n);
+
+  struct Codec;
+  Compression compression_ = Compression::kGzip;
+  std::unique_ptr<BlobWriter> blob_;
+  std::unique_ptr<TarWriter> tar_;
+  std::unique_ptr<Codec> codec_;
+  Hasher diff_hasher_, blob_hasher_;
+  uint64_t uncompressed_ = 0, compressed_ = 0;
+};
+
+}  // namespace ocib::build
