@@ -1,0 +1,171 @@
+#include "build/image_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include "oci/manifest.h"
+#include "oci/media_types.h"
+#include "oci/reference.h"
+
+namespace ocib::build {
+
+std::string ImageRef::str() const {
+  std::string s = name;
+  if (!tag.empty()) s += ":" + tag;
+  if (digest) s += "@" + digest->str();
+  return s;
+}
+
+Result<ImageRef> ParseImageRef(std::string_view text) {
+  ImageRef r;
+  std::string t(text);
+  size_t at = t.find('@');
+  if (at != std::string::npos) {
+    auto d = Digest::Parse(t.substr(at + 1));
+    if (!d.ok()) return InvalidArgument("invalid reference \"" + t + "\": " + d.status().message());
+    r.digest = *d;
+    t = t.substr(0, at);
+  }
+  size_t slash = t.rfind('/');
+  size_t colon = t.rfind(':');
+  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+    r.tag = t.substr(colon + 1);
+    t = t.substr(0, colon);
+    if (!oci::ValidTag(r.tag)) return InvalidArgument("invalid tag \"" + r.tag + "\" in \"" + std::string(text) + "\"");
+  }
+  // An optional registry host (with a dot, a colon or "localhost") first.
+  std::string path = t;
+  size_t first = t.find('/');
+  if (first != std::string::npos) {
+    std::string host = t.substr(0, first);
+    if (host.find('.') != std::string::npos || host.find(':') != std::string::npos || host == "localhost") {
+      path = t.substr(first + 1);
+      for (char c : host)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':'))
+          return InvalidArgument("invalid registry host \"" + host + "\"");
+    }
+  }
+  if (!oci::ValidRepositoryName(path))
+    return InvalidArgument("invalid image name \"" + t +
+                           "\": lowercase letters, digits and separators (. _ __ -), components joined by /");
+  r.name = t;
+  if (r.tag.empty() && !r.digest) r.tag = "latest";
+  return r;
+}
+
+uint64_t StoredImage::size() const {
+  uint64_t n = 0;
+  for (const auto& l : layers) n += l.size;
+  return n;
+}
+
+Result<Digest> ImageStore::PutBytes(const std::string& data, const std::string& link_repo) {
+  auto w = store_->NewWriter();
+  if (!w.ok()) return w.status();
+  RETURN_IF_ERROR((*w)->Write(data.data(), data.size()));
+  Digest d = Digest::Of(data);
+  auto info = (*w)->Commit(d, data.size(), link_repo);
+  if (!info.ok()) return info.status();
+  return d;
+}
+
+Result<std::string> ImageStore::ReadBytes(const Digest& d) {
+  ASSIGN_OR_RETURN(auto h, store_->OpenBlob(d));
+  std::string out(h->size(), '\0');
+  uint64_t off = 0;
+  while (off < out.size()) {
+    ASSIGN_OR_RETURN(size_t n, h->ReadAt(off, out.data() + off, out.size() - off));
+    if (n == 0) return Internal("short read of " + d.str());
+    off += n;
+  }
+  return out;
+}
+
+Result<Digest> ImageStore::Commit(const ImageRef& ref, const Image& image,
+                                  const std::vector<LayerDescriptor>& layers,
+                                  ManifestFormat format) {
+  std::string config = SerializeConfig(image);
+  ASSIGN_OR_RETURN(Digest cd, PutBytes(config, ref.name));
+  std::vector<Digest> required = {cd};
+  for (const auto& l : layers) {
+    RETURN_IF_ERROR(store_->LinkBlob(ref.name, l.digest).WithContext("layer " + l.digest.str()));
+    required.push_back(l.digest);
+  }
+  ASSIGN_OR_RETURN(std::string manifest, SerializeManifest(format, cd, config.size(), layers));
+  ManifestRecord rec;
+  rec.content = manifest;
+  rec.digest = Digest::Of(manifest);
+  rec.media_type = std::string(format == ManifestFormat::kDocker ? oci::kDockerManifest : oci::kOciManifest);
+  RETURN_IF_ERROR(store_->PutManifest(ref.name, rec, ref.tag, required, {}));
+  return rec.digest;
+}
+
+Result<StoredImage> ImageStore::Get(const ImageRef& ref) {
+  StoredImage s;
+  s.ref = ref;
+  if (ref.digest) {
+    s.manifest_digest = *ref.digest;
+  } else {
+    auto d = store_->ResolveTag(ref.name, ref.tag);
+    if (!d.ok()) return NotFound("no local image " + ref.str());
+    s.manifest_digest = *d;
+  }
+  auto m = store_->GetManifest(ref.name, s.manifest_digest);
+  if (!m.ok()) return NotFound("no local image " + ref.str());
+  s.manifest = m->content;
+  s.media_type = m->media_type;
+  auto parsed = oci::ParseManifest(s.manifest, s.media_type);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->is_index) return FailedPrecondition(ref.str() + " is an index, not an image");
+  s.config_digest = parsed->config->digest;
+  for (const auto& l : parsed->layers) s.layers.push_back({l.media_type, l.digest, static_cast<uint64_t>(l.size)});
+  ASSIGN_OR_RETURN(s.config_json, ReadBytes(s.config_digest));
+  ASSIGN_OR_RETURN(s.image, ParseConfig(s.config_json));
+  return s;
+}
+
+Result<std::vector<StoredImage>> ImageStore::List() {
+  std::vector<StoredImage> out;
+  ASSIGN_OR_RETURN(Page repos, store_->ListRepositories(0, ""));
+  for (const auto& name : repos.items) {
+    if (name == kCacheRepo) continue;
+    ASSIGN_OR_RETURN(Page tags, store_->ListTags(name, 0, ""));
+    for (const auto& tag : tags.items) {
+      ImageRef r{name, tag, std::nullopt};
+      auto s = Get(r);
+      if (s.ok()) out.push_back(std::move(*s));
+    }
+  }
+  return out;
+}
+
+Status ImageStore::Tag(const ImageRef& src, const ImageRef& dst) {
+  ASSIGN_OR_RETURN(StoredImage s, Get(src));
+  if (dst.digest) return InvalidArgument("cannot tag with a digest reference");
+  std::vector<Digest> required = {s.config_digest};
+  RETURN_IF_ERROR(store_->LinkBlob(dst.name, s.config_digest));
+  for (const auto& l : s.layers) {
+    RETURN_IF_ERROR(store_->LinkBlob(dst.name, l.digest));
+    required.push_back(l.digest);
+  }
+  ManifestRecord rec;
+  rec.content = s.manifest;
+  rec.digest = s.manifest_digest;
+  rec.media_type = s.media_type;
+  return store_->PutManifest(dst.name, rec, dst.tag, required, {});
+}
+
+Status ImageStore::Remove(const ImageRef& ref) {
+  ASSIGN_OR_RETURN(StoredImage s, Get(ref));
+  if (!ref.digest) RETURN_IF_ERROR(store_->DeleteTag(ref.name, ref.tag));
+  ASSIGN_OR_RETURN(Page tags, store_->ListTags(ref.name, 0, ""));
+  for (const auto& t : tags.items) {
+    auto d = store_->ResolveTag(ref.name, t);
+    if (d.ok() && *d == s.manifest_digest) {
+      if (ref.digest) return FailedPrecondition(ref.str() + " is still tagged as " + ref.name + ":" + t);
+      return Status::Ok();  // another tag keeps the manifest
+    }
+  }
+  return store_->DeleteManifest(ref.name, s.manifest_digest);
+}
+
+}  // namespace ocib::build
