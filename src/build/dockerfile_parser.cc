@@ -447,6 +447,9 @@ Result<Dockerfile> ParseDockerfile(std::string_view text, const std::string& fil
     RETURN_IF_ERROR(parser.ParseInstruction(logical, logical_line, &ins, false));
     df.instructions.push_back(std::move(ins));
   }
+  bool any_from = std::any_of(df.instructions.begin(), df.instructions.end(),
+                              [](const Instruction& i) { return i.keyword == "FROM"; });
+  if (!any_from) return InvalidArgument(filename + ": no FROM instruction");
   bool from_seen = false;
   for (const auto& ins : df.instructions) {
     if (ins.keyword == "FROM") from_seen = true;

@@ -95,6 +95,10 @@ Status LayerWriter::Uncompressed(const char* data, size_t n) {
 
 Result<LayerInfo> LayerWriter::Commit() {
   RETURN_IF_ERROR(tar_->Finish());
+  return CommitRaw();
+}
+
+Result<LayerInfo> LayerWriter::CommitRaw() {
   Codec& c = *codec_;
   if (compression_ == Compression::kGzip) {
     int r;

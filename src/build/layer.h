@@ -39,6 +39,10 @@ class LayerWriter {
   TarWriter& tar() { return *tar_; }
   // Finishes the tar, flushes the compressor and commits the blob.
   Result<LayerInfo> Commit();
+  // For a tar made elsewhere (import): bytes go in as they are, and
+  // CommitRaw() commits without adding the end-of-archive blocks.
+  Status WriteRaw(const char* data, size_t n) { return Uncompressed(data, n); }
+  Result<LayerInfo> CommitRaw();
 
  private:
   LayerWriter() = default;

@@ -180,16 +180,36 @@ struct Walker {
     e.mode = st.st_mode & 07777;
     e.uid = st.st_uid;
     e.gid = st.st_gid;
+    if (opt.owner) {
+      e.uid = opt.owner->first;
+      e.gid = opt.owner->second;
+    }
     e.mtime = st.st_mtime;
     if (opt.clamp_mtime && e.mtime > *opt.clamp_mtime) e.mtime = *opt.clamp_mtime;
+    if (opt.overlay_upper && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+      size_t slash = rel.rfind('/');
+      TarEntry wh;
+      wh.path = (slash == std::string::npos ? "" : rel.substr(0, slash + 1)) + ".wh." +
+                rel.substr(slash == std::string::npos ? 0 : slash + 1);
+      wh.mode = 0;
+      wh.mtime = e.mtime;
+      return tar.WriteHeader(wh);
+    }
     char buf[65536];
+    bool opaque = false;
     ssize_t ln = ::llistxattr(abs.c_str(), buf, sizeof buf);
     for (ssize_t i = 0; ln > 0 && i < ln;) {
       std::string key(buf + i);
       i += key.size() + 1;
       char val[65536];
       ssize_t vl = ::lgetxattr(abs.c_str(), key.c_str(), val, sizeof val);
-      if (vl >= 0 && key.rfind("security.selinux", 0) != 0) e.xattrs[key] = std::string(val, vl);
+      if (vl < 0 || key.rfind("security.selinux", 0) == 0) continue;
+      if (key.rfind("trusted.overlay.", 0) == 0) {
+        if (opt.overlay_upper && key == "trusted.overlay.opaque" && vl == 1 && val[0] == 'y')
+          opaque = true;
+        continue;
+      }
+      e.xattrs[key] = std::string(val, vl);
     }
     if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
       auto key = std::make_pair(st.st_dev, st.st_ino);
@@ -234,6 +254,13 @@ struct Walker {
     if (is_dir) {
       e.type = TarEntry::kDir;
       RETURN_IF_ERROR(tar.WriteHeader(e));
+      if (opaque) {
+        TarEntry wh;
+        wh.path = rel + "/.wh..wh..opq";
+        wh.mode = 0;
+        wh.mtime = e.mtime;
+        RETURN_IF_ERROR(tar.WriteHeader(wh));
+      }
       return Dir(abs, rel);
     }
     if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {

@@ -63,6 +63,12 @@ struct TreeOptions {
   std::optional<int64_t> clamp_mtime;
   // Skip a path (relative to the tree root) and everything below it.
   std::function<bool(const std::string& rel, bool is_dir)> exclude;
+  // The tree is an overlayfs upper directory: 0/0 character devices become
+  // ".wh.NAME" whiteouts, opaque directories get ".wh..wh..opq", and
+  // trusted.overlay.* xattrs are dropped.
+  bool overlay_upper = false;
+  // Owner to record instead of the files' own (COPY --chown).
+  std::optional<std::pair<uint64_t, uint64_t>> owner;
 };
 
 // Writes every entry below `root` (not root itself), sorted by name within

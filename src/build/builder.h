@@ -1,0 +1,80 @@
+// The image builder: runs a parsed Dockerfile against a build context and
+// commits the result to the local image store.
+//
+// Every layer-producing step (RUN, COPY, ADD) has a cache key: the parent
+// chain + the instruction after substitution + the build args in scope,
+// and for COPY/ADD a content hash over the sources (paths, modes,
+// ownership, sizes, contents, link targets; not mtimes). Keys and results
+// live in the store (ImageStore's cache repository), so a rebuild with
+// nothing changed runs no command. Builds are reproducible: every
+// timestamp (file mtimes in layers, created fields) is clamped to
+// source_date_epoch, which defaults to 0.
+//
+// RUN goes through an OCI runtime on an overlayfs mount of the image's
+// layers (see runtime.h); the upper directory becomes the layer.
+//
+// Not thread-safe; one build at a time per Builder. Requires root for RUN,
+// COPY --chown and COPY --from.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "build/image_store.h"
+#include "build/layer.h"
+
+namespace ocib::build {
+
+struct BuildOptions {
+  std::string context_dir;
+  std::string dockerfile;  // path; default <context>/Dockerfile
+  std::vector<ImageRef> tags;
+  std::map<std::string, std::string> build_args;
+  std::string target;  // stage name; empty: the last stage
+  bool no_cache = false;
+  Compression compression = Compression::kGzip;
+  ManifestFormat format = ManifestFormat::kOci;
+  std::string platform = "linux/amd64";
+  int64_t source_date_epoch = 0;
+  std::string runtime = "runc";
+};
+
+struct BuildResult {
+  Digest manifest_digest = Digest::Of("");
+  Digest config_digest = Digest::Of("");
+  size_t steps = 0;
+  size_t cache_hits = 0;
+};
+
+class Builder {
+ public:
+  // state_dir holds extracted layers and scratch space for steps.
+  Builder(ImageStore* images, std::string state_dir, std::ostream* out)
+      : images_(images), state_(std::move(state_dir)), out_(out) {}
+
+  // Errors name the Dockerfile, line and instruction; nothing is tagged
+  // unless the whole build succeeds.
+  Result<BuildResult> Build(const BuildOptions& options);
+
+  // Returns the directories (top first) that hold the image's layers,
+  // extracting any layer not yet extracted. For `ocibuild run`.
+  Result<std::vector<std::string>> LayerDirs(const std::vector<LayerDescriptor>& layers,
+                                             const std::vector<Digest>& diff_ids);
+
+  const std::string& state_dir() const { return state_; }
+
+ private:
+  ImageStore* images_;
+  std::string state_;
+  std::ostream* out_;
+};
+
+// Runs the image's entrypoint/cmd (or `command` when given) in a throwaway
+// container and returns its exit status.
+Result<int> RunImage(Builder& builder, const StoredImage& image,
+                     const std::vector<std::string>& command, const std::string& runtime);
+
+}  // namespace ocib::build

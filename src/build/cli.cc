@@ -1,0 +1,317 @@
+#include "build/cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "build/builder.h"
+#include "build/image_store.h"
+#include "build/tar_reader.h"
+
+namespace ocib::build {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const char* kUsage =
+    "usage: ocibuild [--root DIR] COMMAND\n"
+    "  build -t REF [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache]\n"
+    "        [--compression gzip|zstd] [--format oci|docker] [--platform os/arch]\n"
+    "        [--source-date-epoch N] [--runtime runc] CONTEXT\n"
+    "  images                      list local images\n"
+    "  history REF                 one row per history entry\n"
+    "  inspect REF                 manifest and config as JSON\n"
+    "  tag SRC DST                 another name for an image\n"
+    "  rmi REF...                  remove tags (and untagged images)\n"
+    "  import FILE|- REF           a root filesystem tarball as a one-layer image\n"
+    "  run [--rm] REF [CMD...]     run the image's entrypoint/cmd\n";
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "ocibuild: %s\n", msg.c_str());
+  return 1;
+}
+
+int Usage(const std::string& why = "") {
+  if (!why.empty()) std::fprintf(stderr, "ocibuild: %s\n", why.c_str());
+  std::fputs(kUsage, stderr);
+  return 2;
+}
+
+std::string DefaultRoot() {
+  if (const char* r = std::getenv("OCIBUILD_ROOT"); r && *r) return r;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/ocibuild";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.local/share/ocibuild";
+}
+
+std::string Human(uint64_t n) {
+  char buf[32];
+  if (n < 1000) std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(n));
+  else if (n < 1000000) std::snprintf(buf, sizeof buf, "%.3gkB", n / 1e3);
+  else if (n < 1000000000) std::snprintf(buf, sizeof buf, "%.3gMB", n / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.3gGB", n / 1e9);
+  return buf;
+}
+
+std::string Ago(const std::string& rfc3339) {
+  std::tm tm{};
+  if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return rfc3339.empty() ? "N/A" : rfc3339;
+  time_t t = timegm(&tm);
+  long d = static_cast<long>(std::time(nullptr) - t);
+  if (d < 60) return "Less than a minute ago";
+  if (d < 3600) return std::to_string(d / 60) + " minutes ago";
+  if (d < 86400) return std::to_string(d / 3600) + " hours ago";
+  if (d < 86400L * 365) return std::to_string(d / 86400) + " days ago";
+  return std::to_string(d / (86400L * 365)) + " years ago";
+}
+
+struct Ctx {
+  std::string root;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ImageStore> images;
+  std::unique_ptr<Builder> builder;
+  Status Open() {
+    StoreOptions o;
+    o.root = root + "/store";
+    auto s = OpenStore(o);
+    if (!s.ok()) return s.status().WithContext("local store " + o.root);
+    store = std::move(*s);
+    images = std::make_unique<ImageStore>(store.get());
+    builder = std::make_unique<Builder>(images.get(), root + "/state", &std::cout);
+    return Status::Ok();
+  }
+};
+
+int Build(Ctx& ctx, std::vector<std::string> a) {
+  BuildOptions o;
+  std::string context;
+  if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) o.source_date_epoch = std::atoll(e);
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto val = [&](std::string* out) {
+      if (i + 1 >= a.size()) return false;
+      *out = a[++i];
+      return true;
+    };
+    std::string v;
+    const std::string& f = a[i];
+    if ((f == "-t" || f == "--tag") && val(&v)) {
+      auto r = ParseImageRef(v);
+      if (!r.ok()) return Fail(r.status().message());
+      o.tags.push_back(*r);
+    } else if ((f == "-f" || f == "--file") && val(&v)) {
+      o.dockerfile = v;
+    } else if (f == "--build-arg" && val(&v)) {
+      size_t eq = v.find('=');
+      if (eq == std::string::npos) {
+        const char* env = std::getenv(v.c_str());
+        if (env) o.build_args[v] = env;
+      } else {
+        o.build_args[v.substr(0, eq)] = v.substr(eq + 1);
+      }
+    } else if (f == "--target" && val(&v)) {
+      o.target = v;
+    } else if (f == "--no-cache") {
+      o.no_cache = true;
+    } else if (f == "--compression" && val(&v)) {
+      auto c = ParseCompression(v);
+      if (!c.ok()) return Fail(c.status().message());
+      o.compression = *c;
+    } else if (f == "--format" && val(&v)) {
+      if (v == "oci") o.format = ManifestFormat::kOci;
+      else if (v == "docker") o.format = ManifestFormat::kDocker;
+      else return Fail("--format must be oci or docker");
+    } else if (f == "--platform" && val(&v)) {
+      o.platform = v;
+    } else if (f == "--source-date-epoch" && val(&v)) {
+      o.source_date_epoch = std::atoll(v.c_str());
+    } else if (f == "--runtime" && val(&v)) {
+      o.runtime = v;
+    } else if (!f.empty() && f[0] == '-') {
+      return Usage("unknown or incomplete flag " + f);
+    } else if (context.empty()) {
+      context = f;
+    } else {
+      return Usage("more than one build context");
+    }
+  }
+  if (context.empty()) return Usage("build needs a CONTEXT directory");
+  o.context_dir = context;
+  if (!o.dockerfile.empty() && fs::path(o.dockerfile).is_relative() && !fs::exists(o.dockerfile))
+    o.dockerfile = context + "/" + o.dockerfile;
+  auto r = ctx.builder->Build(o);
+  if (!r.ok()) return Fail(r.status().message());
+  return 0;
+}
+
+int Images(Ctx& ctx) {
+  auto list = ctx.images->List();
+  if (!list.ok()) return Fail(list.status().message());
+  std::printf("%-40s %-20s %-14s %-24s %s\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+  for (const auto& im : *list)
+    std::printf("%-40s %-20s %-14s %-24s %s\n", im.ref.name.c_str(), im.ref.tag.c_str(),
+                im.config_digest.hex().substr(0, 12).c_str(), Ago(im.image.created).c_str(),
+                Human(im.size()).c_str());
+  return 0;
+}
+
+Result<StoredImage> Lookup(Ctx& ctx, const std::string& text) {
+  ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(text));
+  return ctx.images->Get(ref);
+}
+
+int History(Ctx& ctx, const std::string& ref) {
+  auto im = Lookup(ctx, ref);
+  if (!im.ok()) return Fail(im.status().message());
+  std::printf("%-14s %-24s %-60s %-10s %s\n", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT");
+  // Sizes: non-empty history entries map to layers in order.
+  std::vector<std::string> rows;
+  size_t layer = 0;
+  const auto& h = im->image.history;
+  std::vector<uint64_t> sizes(h.size(), 0);
+  for (size_t i = 0; i < h.size(); ++i)
+    if (!h[i].empty_layer && layer < im->layers.size()) sizes[i] = im->layers[layer++].size;
+  for (size_t i = h.size(); i-- > 0;) {
+    std::string by = h[i].created_by;
+    if (by.size() > 60) by = by.substr(0, 57) + "...";
+    std::string id = i + 1 == h.size() ? im->config_digest.hex().substr(0, 12) : "<missing>";
+    std::printf("%-14s %-24s %-60s %-10s %s\n", id.c_str(), Ago(h[i].created).c_str(), by.c_str(),
+                Human(sizes[i]).c_str(), h[i].comment.c_str());
+  }
+  return 0;
+}
+
+int Inspect(Ctx& ctx, const std::string& ref) {
+  auto im = Lookup(ctx, ref);
+  if (!im.ok()) return Fail(im.status().message());
+  json out = {{"Name", im->ref.str()},
+              {"Digest", im->manifest_digest.str()},
+              {"Id", im->config_digest.str()},
+              {"MediaType", im->media_type},
+              {"Size", im->size()},
+              {"Manifest", json::parse(im->manifest)},
+              {"Config", json::parse(im->config_json)}};
+  std::printf("%s\n", out.dump(2).c_str());
+  return 0;
+}
+
+int Import(Ctx& ctx, const std::string& file, const std::string& ref_text) {
+  auto ref = ParseImageRef(ref_text);
+  if (!ref.ok()) return Fail(ref.status().message());
+  FILE* in = file == "-" ? stdin : std::fopen(file.c_str(), "rb");
+  if (!in) return Fail("cannot open " + file);
+  ByteSource raw = [in](char* buf, size_t n) -> Result<size_t> {
+    size_t k = std::fread(buf, 1, n, in);
+    if (k == 0 && std::ferror(in)) return Internal("read error");
+    return k;
+  };
+  ByteSource tar = Decompressing(raw);
+  auto w = LayerWriter::Create(*ctx.store, Compression::kGzip);
+  if (!w.ok()) return Fail(w.status().message());
+  // Validate while copying: the bytes must be a tar.
+  std::string head;
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    auto n = tar(buf.data(), buf.size());
+    if (!n.ok()) return Fail(file + ": " + n.status().message());
+    if (*n == 0) break;
+    if (head.size() < 512) head.append(buf.data(), std::min<size_t>(*n, 512 - head.size()));
+    Status s = (*w)->WriteRaw(buf.data(), *n);
+    if (!s.ok()) return Fail(s.message());
+  }
+  if (in != stdin) std::fclose(in);
+  if (head.size() < 512 || (head.compare(257, 5, "ustar") != 0 && head.find_first_not_of('\0') != std::string::npos))
+    return Fail(file + " is not a tar archive");
+  auto info = (*w)->CommitRaw();
+  if (!info.ok()) return Fail(info.status().message());
+  Image im;
+  const char* sde = std::getenv("SOURCE_DATE_EPOCH");
+  im.created = Rfc3339(sde ? std::atoll(sde) : std::time(nullptr));
+  im.diff_ids.push_back(info->diff_id);
+  im.history.push_back({im.created, "import " + (file == "-" ? std::string("-") : fs::path(file).filename().string()),
+                        "ocibuild import", false});
+  auto d = ctx.images->Commit(*ref, im, {{info->media_type, info->digest, info->size}}, ManifestFormat::kOci);
+  if (!d.ok()) return Fail(d.status().message());
+  std::printf("%s\n", d->str().c_str());
+  return 0;
+}
+
+int RunCmd(Ctx& ctx, std::vector<std::string> a) {
+  std::string runtime = "runc";
+  size_t i = 0;
+  for (; i < a.size() && a[i][0] == '-'; ++i) {
+    if (a[i] == "--rm") continue;
+    if (a[i] == "--runtime" && i + 1 < a.size()) {
+      runtime = a[++i];
+      continue;
+    }
+    return Usage("unknown flag " + a[i]);
+  }
+  if (i >= a.size()) return Usage("run needs an image");
+  auto im = Lookup(ctx, a[i]);
+  if (!im.ok()) return Fail(im.status().message());
+  std::vector<std::string> cmd(a.begin() + i + 1, a.end());
+  auto code = RunImage(*ctx.builder, *im, cmd, runtime);
+  if (!code.ok()) return Fail(code.status().message());
+  return *code;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Ctx ctx;
+  ctx.root = DefaultRoot();
+  // --root anywhere before or after the command.
+  for (size_t i = 0; i < args.size(); ++i)
+    if (args[i] == "--root") {
+      if (i + 1 >= args.size()) return Usage("--root needs a directory");
+      ctx.root = args[i + 1];
+      args.erase(args.begin() + i, args.begin() + i + 2);
+      break;
+    }
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") return Usage();
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  static const std::set<std::string> known = {"build", "images", "history", "inspect", "tag", "rmi", "import", "run"};
+  if (!known.count(cmd)) return Usage("unknown command \"" + cmd + "\"");
+  if (Status s = ctx.Open(); !s.ok()) return Fail(s.message());
+  if (cmd == "build") return Build(ctx, rest);
+  if (cmd == "images") return rest.empty() ? Images(ctx) : Usage("images takes no arguments");
+  if (cmd == "history") return rest.size() == 1 ? History(ctx, rest[0]) : Usage("history needs one image");
+  if (cmd == "inspect") return rest.size() == 1 ? Inspect(ctx, rest[0]) : Usage("inspect needs one image");
+  if (cmd == "tag") {
+    if (rest.size() != 2) return Usage("tag needs SRC and DST");
+    auto src = ParseImageRef(rest[0]);
+    auto dst = ParseImageRef(rest[1]);
+    if (!src.ok()) return Fail(src.status().message());
+    if (!dst.ok()) return Fail(dst.status().message());
+    Status s = ctx.images->Tag(*src, *dst);
+    return s.ok() ? 0 : Fail(s.message());
+  }
+  if (cmd == "rmi") {
+    if (rest.empty()) return Usage("rmi needs an image");
+    int rc = 0;
+    for (const auto& r : rest) {
+      auto ref = ParseImageRef(r);
+      Status s = ref.ok() ? ctx.images->Remove(*ref) : ref.status();
+      if (!s.ok()) rc = Fail(s.message());
+      else std::printf("Untagged: %s\n", ref->str().c_str());
+    }
+    return rc;
+  }
+  if (cmd == "import") return rest.size() == 2 ? Import(ctx, rest[0], rest[1]) : Usage("import needs FILE|- and REF");
+  if (cmd == "run") return RunCmd(ctx, rest);
+  return Usage();
+}
+
+}  // namespace ocib::build

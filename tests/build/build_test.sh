@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# ocibuild end to end: real builds with runc on overlayfs, no internet. The
+# base is made from Debian's busybox-static. Checks RUN effects and
+# whiteouts, ENV/WORKDIR/USER/ARG, multi-stage, .dockerignore, cache hits
+# and misses, reproducibility, import/tag/rmi/history/inspect/run, and that
+# bad Dockerfiles fail cleanly without tagging anything.
+set -uo pipefail
+BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
+W=$(mktemp -d /tmp/ocib-build.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+PASSED=0; FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+B="$BIN/ocibuild --root $W/root"
+out() { cat "$W/out"; }
+
+expect_ok() {  # expect_ok DESC CMD...: runs, output in $W/out
+  local d="$1"; shift
+  if "$@" >"$W/out" 2>&1; then pass "$d"; else fail "$d"; sed 's/^/    /' "$W/out" | tail -15; fi
+}
+expect_fail() {  # expect_fail DESC PATTERN CMD...: must fail with PATTERN in stderr/stdout
+  local d="$1" pat="$2"; shift 2
+  if "$@" >"$W/out" 2>&1; then fail "$d (succeeded)"; return; fi
+  if grep -q -- "$pat" "$W/out"; then pass "$d"; else fail "$d: no '$pat' in:"; sed 's/^/    /' "$W/out" | tail -5; fi
+}
+has() { grep -q -- "$1" "$W/out"; }
+
+# --- a busybox base image ---
+mkdir -p "$W/base"
+cp /bin/busybox "$W/base/busybox"
+cat > "$W/base/Dockerfile" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /etc /tmp && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && \
+    echo 'app:x:1000:1000:app:/home/app:/bin/sh' >> /etc/passwd && \
+    printf 'root:x:0:\napp:x:1000:\n' > /etc/group && chmod 1777 /tmp
+CMD ["sh"]
+DF
+expect_ok "build a busybox base from scratch" $B build -t base:1 "$W/base"
+expect_ok "run the base" $B run base:1 echo from-busybox
+has from-busybox && pass "RUN output reaches the user" || fail "no output from run"
+
+# --- RUN effects, whiteouts, ENV/WORKDIR/USER/ARG ---
+mkdir -p "$W/app"
+echo "v1" > "$W/app/data.txt"
+echo "secret" > "$W/app/secret.key"
+mkdir -p "$W/app/ignored"; echo x > "$W/app/ignored/file"
+printf '*.key\nignored\n' > "$W/app/.dockerignore"
+cat > "$W/app/Dockerfile" <<'DF'
+# escape=\
+ARG BASE=base:1
+FROM ${BASE} AS builder
+ARG FLAVOR=plain
+ENV APP_HOME=/srv/app \
+    GREETING="hello world"
+WORKDIR $APP_HOME
+RUN mkdir -p old && echo keep > old/keep && echo gone > old/gone && echo "flavor=$FLAVOR" > flavor
+RUN rm old/gone && echo changed > old/keep
+COPY data.txt ./
+COPY --chown=app:app --chmod=0640 data.txt owned.txt
+RUN ls -ln owned.txt | awk '{print $1, $3, $4}' && echo "$GREETING in $(pwd)" && cat flavor
+USER app
+RUN id -u > /tmp/whoami && cat /tmp/whoami
+
+FROM base:1
+COPY --from=builder /srv/app/data.txt /out/data.txt
+COPY --from=builder /tmp/whoami /out/whoami
+LABEL org.example.stage=final
+EXPOSE 8080
+ENTRYPOINT ["cat"]
+CMD ["/out/data.txt"]
+DF
+expect_ok "multi-stage build with ARG, ENV, WORKDIR, USER, COPY --chown/--chmod/--from" \
+  $B build --build-arg FLAVOR=fancy -t app:1 "$W/app"
+has "hello world in /srv/app" && pass "ENV and WORKDIR seen by RUN" || fail "ENV/WORKDIR not seen"
+has "flavor=fancy" && pass "build arg reaches RUN" || fail "build arg not seen"
+has -- "-rw-r----- 1000 1000" && pass "COPY --chown and --chmod applied" || fail "chown/chmod not applied"
+grep -qx "1000" "$W/out" && pass "USER applies to RUN" || fail "USER not applied"
+expect_ok "run the final image (ENTRYPOINT + CMD)" $B run app:1
+grep -qx v1 "$W/out" && pass "final image holds the copied file" || fail "final image content"
+expect_ok "run with a command overriding CMD" $B run app:1 /out/whoami
+grep -qx 1000 "$W/out" && pass "COPY --from another stage" || fail "COPY --from"
+expect_ok "inspect" $B inspect app:1
+cfg="$W/out"
+jq -e '.Config.config.ExposedPorts["8080/tcp"]' "$cfg" >/dev/null && pass "EXPOSE recorded" || fail "EXPOSE"
+jq -e '.Config.config.Labels["org.example.stage"] == "final"' "$cfg" >/dev/null && pass "LABEL recorded" || fail "LABEL"
+jq -e '.Manifest.mediaType == "application/vnd.oci.image.manifest.v1+json"' "$cfg" >/dev/null && pass "OCI manifest" || fail "manifest type"
+
+# Whiteouts in the builder stage's layers.
+expect_ok "build the builder stage only (--target)" $B build --target builder -t app:builder "$W/app"
+$B inspect app:builder > "$W/insp"
+layers=$(jq -r '.Manifest.layers[].digest' "$W/insp")
+found_wh=no
+for l in $layers; do
+  h=${l#sha256:}
+  if tar -tzf "$W/root/store/blobs/sha256/${h:0:2}/$h" 2>/dev/null | grep -q 'srv/app/old/.wh.gone'; then found_wh=yes; fi
+done
+[ $found_wh = yes ] && pass "deleted file becomes a .wh. whiteout in its layer" || fail "no whiteout for old/gone"
+expect_ok "whiteout hides the file at run time" $B run app:builder sh -c 'ls /srv/app/old; cat /srv/app/old/keep'
+! has gone && has changed && pass "deleted file is gone, changed file changed" || fail "layer stacking"
+
+# .dockerignore
+printf 'FROM base:1\nCOPY secret.key /x\n' > "$W/app/Dockerfile.ign"
+expect_fail "COPY of an ignored file fails" "excluded by .dockerignore" \
+  $B build -t bad:1 -f "$W/app/Dockerfile.ign" "$W/app"
+printf 'FROM base:1\nCOPY . /ctx/\nRUN ls -a /ctx\n' > "$W/app/Dockerfile.all"
+expect_ok "COPY . honours .dockerignore" $B build -f "$W/app/Dockerfile.all" -t ctx:1 "$W/app"
+! has secret.key && ! has ignored && has data.txt && pass ".dockerignore excluded *.key and ignored/" || fail ".dockerignore"
+
+# --- cache ---
+expect_ok "rebuild with nothing changed" $B build --build-arg FLAVOR=fancy -t app:2 "$W/app"
+! grep -q "hello world in" "$W/out" && pass "fully cached rebuild runs no command" || fail "cached rebuild ran commands"
+d1=$($B inspect app:1 | jq -r .Digest); d2=$($B inspect app:2 | jq -r .Digest)
+[ "$d1" = "$d2" ] && pass "cached rebuild gives the same digest" || fail "digest changed on cached rebuild"
+echo "v2" > "$W/app/data.txt"
+expect_ok "rebuild after changing data.txt" $B build --build-arg FLAVOR=fancy -t app:3 "$W/app"
+n_cached=$(grep -c "Using cache" "$W/out")
+has "hello world in" && [ "$n_cached" -ge 2 ] && pass "re-runs from the first step that reads the changed file ($n_cached cached steps)" \
+  || fail "cache miss behaviour ($n_cached cached)"
+expect_ok "run the rebuilt image" $B run app:3
+grep -qx v2 "$W/out" && pass "rebuilt image has the new content" || fail "rebuilt content"
+expect_ok "--no-cache" $B build --no-cache --build-arg FLAVOR=fancy -t app:4 "$W/app"
+! has "Using cache" && pass "--no-cache ignores the cache" || fail "--no-cache used the cache"
+
+# --- reproducibility: a fresh store gives the same digest ---
+B2="$BIN/ocibuild --root $W/root2"
+expect_ok "fresh store: base" $B2 build -t base:1 "$W/base"
+expect_ok "fresh store: app" $B2 build --build-arg FLAVOR=fancy -t app:3 "$W/app"
+r1=$($B inspect app:3 | jq -r .Digest); r2=$($B2 inspect app:3 | jq -r .Digest)
+[ "$r1" = "$r2" ] && pass "two fresh builds give the same image digest ($r1)" || fail "not reproducible: $r1 vs $r2"
+SOURCE_DATE_EPOCH=1700000000 $B2 build --no-cache -t app:sde --build-arg FLAVOR=fancy "$W/app" >/dev/null 2>&1
+c=$($B2 inspect app:sde | jq -r .Config.created)
+[ "$c" = "2023-11-14T22:13:20Z" ] && pass "SOURCE_DATE_EPOCH sets created" || fail "created is $c"
+
+# --- zstd and docker format ---
+expect_ok "zstd layers" $B build --compression zstd -t app:zstd --build-arg FLAVOR=fancy "$W/app"
+$B inspect app:zstd | jq -e '.Manifest.layers[-1].mediaType == "application/vnd.oci.image.layer.v1.tar+zstd"' >/dev/null \
+  && pass "zstd media type" || fail "zstd media type"
+expect_ok "run a zstd image" $B run app:zstd
+expect_ok "--format docker" $B build --format docker -t app:docker --build-arg FLAVOR=fancy "$W/app"
+$B inspect app:docker | jq -e '.MediaType == "application/vnd.docker.distribution.manifest.v2+json"' >/dev/null \
+  && pass "Docker schema 2 manifest" || fail "docker format"
+
+# --- images, history, tag, rmi, import ---
+expect_ok "images" $B images
+has "^app  *1 " && has "^base  *1 " && pass "images lists repository and tag" || fail "images listing"
+expect_ok "history" $B history app:builder
+has "RUN /bin/sh -c rm old/gone" && has "WORKDIR /srv/app" && has " 0B " && pass "history rows with sizes and 0B for empty layers" || fail "history"
+expect_ok "tag" $B tag app:1 team/app:latest
+expect_ok "run via the new tag" $B run team/app
+expect_ok "rmi" $B rmi team/app:latest
+expect_fail "removed tag is gone" "no local image" $B run team/app:latest
+mkdir -p "$W/rootfs/bin"; cp /bin/busybox "$W/rootfs/bin/"; ln -s busybox "$W/rootfs/bin/sh"
+tar -C "$W/rootfs" -czf "$W/rootfs.tgz" .
+expect_ok "import a rootfs tarball" $B import "$W/rootfs.tgz" imported:1
+expect_ok "run the imported image" $B run imported:1 /bin/sh -c 'echo imported-ok'
+has imported-ok && pass "imported image runs" || fail "imported run"
+echo "not a tar" > "$W/notatar"
+expect_fail "import of a non-tar fails" "not a tar" $B import "$W/notatar" bad:1
+
+# --- bad Dockerfiles: clean errors, nothing tagged ---
+bad() {  # bad NAME PATTERN DOCKERFILE-TEXT
+  mkdir -p "$W/bad/$1"; printf '%b' "$3" > "$W/bad/$1/Dockerfile"; echo x > "$W/bad/$1/file"
+  ln -sf /etc/passwd "$W/bad/$1/escape" 2>/dev/null
+  expect_fail "bad Dockerfile: $1" "$2" $B build -t bad/$1:1 "$W/bad/$1"
+  $B inspect bad/$1:1 >/dev/null 2>&1 && fail "bad Dockerfile $1 left an image" || true
+}
+bad unknown "Dockerfile:2: unknown instruction: FROBNICATE" 'FROM base:1\nFROBNICATE x\n'
+bad nofrom "no FROM" 'RUN echo hi\n'
+bad json "Dockerfile:2: CMD: malformed JSON" 'FROM base:1\nCMD ["sh", oops]\n'
+bad outside "outside the build context" 'FROM base:1\nCOPY ../x /x\n'
+bad symlink "resolves outside the build context" 'FROM base:1\nCOPY escape /x\n'
+bad missing "not found in the build context" 'FROM base:1\nCOPY nothere /x\n'
+bad failing "Dockerfile:2: RUN: command" 'FROM base:1\nRUN exit 3\n'
+bad nobase "not in the local store" 'FROM nosuch/image:1\n'
+bad user "unknown user" 'FROM base:1\nUSER nobody-here\nRUN true\n'
+expect_fail "unknown --target" "target stage" $B build --target nope -t x:1 "$W/app"
+expect_fail "no context" "CONTEXT" $B build -t x:1
+expect_fail "unknown command" "unknown command" $B frobnicate
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
