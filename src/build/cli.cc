@@ -29,7 +29,7 @@ const char* kUsage =
     "        [--compression gzip|zstd] [--format oci|docker] [--platform os/arch]\n"
     "        [--source-date-epoch N] [--runtime runc] CONTEXT\n"
     "  images                      list local images\n"
-    "  history REF                 one row per history entry\n"
+    "  history [--no-trunc] REF    one row per history entry\n"
     "  inspect REF                 manifest and config as JSON\n"
     "  tag SRC DST                 another name for an image\n"
     "  rmi REF...                  remove tags (and untagged images)\n"
@@ -169,7 +169,7 @@ Result<StoredImage> Lookup(Ctx& ctx, const std::string& text) {
   return ctx.images->Get(ref);
 }
 
-int History(Ctx& ctx, const std::string& ref) {
+int History(Ctx& ctx, const std::string& ref, bool no_trunc) {
   auto im = Lookup(ctx, ref);
   if (!im.ok()) return Fail(im.status().message());
   std::printf("%-14s %-24s %-60s %-10s %s\n", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT");
@@ -182,7 +182,7 @@ int History(Ctx& ctx, const std::string& ref) {
     if (!h[i].empty_layer && layer < im->layers.size()) sizes[i] = im->layers[layer++].size;
   for (size_t i = h.size(); i-- > 0;) {
     std::string by = h[i].created_by;
-    if (by.size() > 60) by = by.substr(0, 57) + "...";
+    if (!no_trunc && by.size() > 60) by = by.substr(0, 57) + "...";
     std::string id = i + 1 == h.size() ? im->config_digest.hex().substr(0, 12) : "<missing>";
     std::printf("%-14s %-24s %-60s %-10s %s\n", id.c_str(), Ago(h[i].created).c_str(), by.c_str(),
                 Human(sizes[i]).c_str(), h[i].comment.c_str());
@@ -287,7 +287,11 @@ int RunCli(int argc, char** argv) {
   if (Status s = ctx.Open(); !s.ok()) return Fail(s.message());
   if (cmd == "build") return Build(ctx, rest);
   if (cmd == "images") return rest.empty() ? Images(ctx) : Usage("images takes no arguments");
-  if (cmd == "history") return rest.size() == 1 ? History(ctx, rest[0]) : Usage("history needs one image");
+  if (cmd == "history") {
+    bool no_trunc = !rest.empty() && rest[0] == "--no-trunc";
+    if (no_trunc) rest.erase(rest.begin());
+    return rest.size() == 1 ? History(ctx, rest[0], no_trunc) : Usage("history needs one image");
+  }
   if (cmd == "inspect") return rest.size() == 1 ? Inspect(ctx, rest[0]) : Usage("inspect needs one image");
   if (cmd == "tag") {
     if (rest.size() != 2) return Usage("tag needs SRC and DST");

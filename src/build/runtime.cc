@@ -1,6 +1,7 @@
 #include "build/runtime.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <openssl/rand.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,36 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
+
+// The runtime child of RunContainer, for forwarding SIGINT/SIGTERM to it
+// (runc passes them on to the container's process).
+volatile pid_t g_runtime_child = 0;
+volatile sig_atomic_t g_stop_signal = 0;
+
+void Forward(int sig) {
+  g_stop_signal = sig;
+  pid_t p = g_runtime_child;
+  if (p > 0) ::kill(p, sig);
+}
+
+// Like `docker stop`: a process that ignores the signal (as a PID 1
+// without a handler does) is killed after a grace period.
+void KillContainer(const std::string& runtime, const std::string& root, const std::string& id) {
+  pid_t k = fork();
+  if (k == 0) {
+    int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+    }
+    execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "kill", id.c_str(), "KILL",
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  if (k > 0) waitpid(k, nullptr, 0);
+}
+
+constexpr int kStopGraceSeconds = 5;
 
 std::string RandomId() {
   unsigned char b[8];
@@ -214,9 +246,31 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
     std::fprintf(stderr, "cannot run %s: %s\n", runtime.c_str(), std::strerror(errno));
     _exit(127);
   }
+  g_runtime_child = pid;
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = Forward;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  g_stop_signal = 0;
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  auto signalled_at = std::chrono::steady_clock::time_point();
+  bool killed = false;
+  while (true) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) break;
+    if (g_stop_signal && signalled_at == std::chrono::steady_clock::time_point())
+      signalled_at = std::chrono::steady_clock::now();
+    if (!killed && g_stop_signal &&
+        std::chrono::steady_clock::now() - signalled_at > std::chrono::seconds(kStopGraceSeconds)) {
+      KillContainer(runtime, root, id);
+      killed = true;
+    }
+    ::usleep(20000);
   }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  g_runtime_child = 0;
   fs::remove_all(bundle, ec);
   if (WIFEXITED(status)) {
     if (WEXITSTATUS(status) == 127) return Internal("the OCI runtime \"" + runtime + "\" could not be started");
