@@ -159,6 +159,29 @@ has imported-ok && pass "imported image runs" || fail "imported run"
 echo "not a tar" > "$W/notatar"
 expect_fail "import of a non-tar fails" "not a tar" $B import "$W/notatar" bad:1
 
+# --- ADD: local tar archives are extracted; URLs are fetched, or fail clearly ---
+mkdir -p "$W/add/payload/sub"; echo inside > "$W/add/payload/sub/file"
+tar -C "$W/add/payload" -czf "$W/add/archive.tgz" .
+echo "plain" > "$W/add/plain.txt"
+"$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/reg" --port-file "$W/reg.port" >/dev/null 2>&1 &
+REGPID=$!
+for i in $(seq 100); do [ -s "$W/reg.port" ] && break; sleep 0.05; done
+RP=$(cat "$W/reg.port")
+for i in $(seq 100); do curl -sf "http://127.0.0.1:$RP/v2/" >/dev/null && break; sleep 0.05; done
+DG=sha256:$(sha256sum "$W/add/plain.txt" | cut -d' ' -f1)
+curl -s -o /dev/null -X POST --data-binary @"$W/add/plain.txt" "http://127.0.0.1:$RP/v2/files/blobs/uploads/?digest=$DG"
+cat > "$W/add/Dockerfile" <<DF
+FROM base:1
+ADD archive.tgz /unpacked/
+ADD http://127.0.0.1:$RP/v2/files/blobs/$DG /fetched/plain.txt
+RUN cat /unpacked/sub/file /fetched/plain.txt
+DF
+expect_ok "ADD extracts a local tar and fetches a URL" $B build -t add:1 "$W/add"
+has inside && has plain && pass "ADD results visible to RUN" || fail "ADD results"
+kill $REGPID; wait $REGPID 2>/dev/null
+printf 'FROM base:1\nADD http://127.0.0.1:%s/nothing /x\n' "$RP" > "$W/add/Dockerfile.down"
+expect_fail "ADD from an unreachable URL fails clearly" "cannot fetch" $B build -f "$W/add/Dockerfile.down" -t add:2 "$W/add"
+
 # --- bad Dockerfiles: clean errors, nothing tagged ---
 bad() {  # bad NAME PATTERN DOCKERFILE-TEXT
   mkdir -p "$W/bad/$1"; printf '%b' "$3" > "$W/bad/$1/Dockerfile"; echo x > "$W/bad/$1/file"
