@@ -5,6 +5,8 @@
 # every process it starts is stopped by PID.
 #
 #   scripts/bench.sh [--runs N] [--size-mib N] [--duration S]
+#   scripts/bench.sh --builder     (ocibuild vs buildah and docker build;
+#                                   see scripts/bench-build.sh)
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
 # (for latencies and RSS, lower is better), medians of N runs. ocireg
@@ -18,10 +20,11 @@ SIZE_MIB=1024
 DURATION=10
 while [ $# -gt 0 ]; do
   case "$1" in
+    --builder) shift; exec bash "$(dirname "$0")/bench-build.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S]" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder" >&2; exit 2 ;;
   esac
 done
 

@@ -818,6 +818,11 @@ class Run {
     }
     from_mount.reset();
     ASSIGN_OR_RETURN(LayerInfo l, LayerFromTree(stage, false));
+    // The staging tree is this layer's content: keep it as the extracted
+    // copy that later RUN steps mount.
+    std::string ldir = builder_->state_dir() + "/layers/" + l.diff_id.hex().substr(0, 24);
+    fs::create_directories(builder_->state_dir() + "/layers", ec);
+    if (!fs::exists(ldir, ec)) fs::rename(stage, ldir, ec);
     fs::remove_all(stage, ec);
     if (!has_url) RETURN_IF_ERROR(CachePut(key, l));
     AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id, created_by, false);

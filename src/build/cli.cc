@@ -239,8 +239,12 @@ int Import(Ctx& ctx, const std::string& file, const std::string& ref_text) {
   im.diff_ids.push_back(info->diff_id);
   im.history.push_back({im.created, "import " + (file == "-" ? std::string("-") : fs::path(file).filename().string()),
                         "ocibuild import", false});
-  auto d = ctx.images->Commit(*ref, im, {{info->media_type, info->digest, info->size}}, ManifestFormat::kOci);
+  std::vector<LayerDescriptor> layers = {{info->media_type, info->digest, info->size}};
+  auto d = ctx.images->Commit(*ref, im, layers, ManifestFormat::kOci);
   if (!d.ok()) return Fail(d.status().message());
+  // Extract now, as docker import does, so the first RUN on it starts at once.
+  auto dirs = ctx.builder->LayerDirs(layers, im.diff_ids);
+  if (!dirs.ok()) return Fail(dirs.status().message());
   std::printf("%s\n", d->str().c_str());
   return 0;
 }

@@ -9,6 +9,11 @@
 
 namespace ocib::build {
 
+// gzip level 1: about three times faster than the default 6 for ~10%
+// larger layers; build time is spent compressing, and registries and
+// clients read either.
+constexpr int kGzipLevel = 1;
+
 struct LayerWriter::Codec {
   z_stream z{};
   bool z_init = false;
@@ -43,7 +48,7 @@ Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store, Compre
   w->codec_ = std::make_unique<Codec>();
   if (c == Compression::kGzip) {
     // windowBits 15 + 16: a gzip wrapper; zlib writes mtime 0 and no name.
-    if (deflateInit2(&w->codec_->z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&w->codec_->z, kGzipLevel, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
       return Internal("deflateInit2 failed");
     w->codec_->z_init = true;
   } else if (c == Compression::kZstd) {
