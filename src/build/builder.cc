@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -20,6 +21,7 @@
 
 #include "build/dockerfile_parser.h"
 #include "build/runtime.h"
+#include "build/snapshot.h"
 #include "build/tar_reader.h"
 
 namespace ocib::build {
@@ -283,6 +285,66 @@ ByteSource FileSource(const std::string& path) {
     return static_cast<size_t>(f->gcount());
   };
 }
+
+// A writable root filesystem over an image's layers: an overlay mount when
+// the host allows one, else the copy-and-compare snapshotter
+// (OCIBUILD_SNAPSHOTTER=copy forces it). Finish() leaves the step's changes
+// in changes() in overlay-upper form either way.
+class Workspace {
+ public:
+  static Result<std::unique_ptr<Workspace>> Create(const std::vector<std::string>& lowers,
+                                                   const std::string& dir, std::ostream& note) {
+    std::unique_ptr<Workspace> w(new Workspace());
+    w->dir_ = dir;
+    w->upper_ = dir + "/upper";
+    std::string work = dir + "/work", merged = dir + "/merged";
+    for (const auto& d : {w->upper_, work, merged}) fs::create_directories(d);
+    const char* mode = std::getenv("OCIBUILD_SNAPSHOTTER");
+    bool copy = mode && std::string(mode) == "copy";
+    if (!copy) {
+      auto m = OverlayMount::Mount(lowers, w->upper_, work, merged);
+      if (m.ok()) {
+        w->mount_ = std::move(*m);
+        w->rootfs_ = merged;
+        return w;
+      }
+      note << " ---> overlayfs unavailable (" << m.status().message() << "): copying layers instead\n";
+    }
+    w->rootfs_ = dir + "/rootfs";
+    RETURN_IF_ERROR(MaterializeLayers(lowers, w->rootfs_));
+    ASSIGN_OR_RETURN(TreeSnapshot snap, TreeSnapshot::Take(w->rootfs_));
+    w->snapshot_ = std::move(snap);
+    return w;
+  }
+  const std::string& rootfs() const { return rootfs_; }
+  const std::string& changes() const { return upper_; }
+  bool copying() const { return !mount_; }
+
+  // Ends the step. `created`: mount points the runtime made, which are not
+  // the step's work and are dropped when still empty.
+  Status Finish(const std::vector<std::string>& created) {
+    mount_.reset();
+    std::string base = snapshot_ ? rootfs_ : upper_;
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      std::string p = base + "/" + *it;
+      std::error_code ec;
+      if (fs::is_directory(p, ec) ? fs::is_empty(p, ec) : (fs::is_regular_file(p, ec) && fs::file_size(p, ec) == 0))
+        fs::remove(p, ec);
+    }
+    if (snapshot_) {
+      std::error_code ec;
+      fs::remove_all(upper_, ec);
+      return snapshot_->Diff(rootfs_, upper_);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Workspace() = default;
+  std::string dir_, upper_, rootfs_;
+  std::unique_ptr<OverlayMount> mount_;
+  std::optional<TreeSnapshot> snapshot_;
+};
 
 struct Stage {
   std::string name;
@@ -910,29 +972,23 @@ class Run {
     ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
     if (lowers.empty()) lowers.push_back(EmptyDir());
     std::string dir = scratch_ + "/run-" + RandomHex();
-    std::string upper = dir + "/upper", work = dir + "/work", merged = dir + "/merged";
-    for (const auto& d : {upper, work, merged}) fs::create_directories(d);
     std::vector<std::string> created;
     int code;
+    ASSIGN_OR_RETURN(auto ws, Workspace::Create(lowers, dir, out_));
     {
-      ASSIGN_OR_RETURN(auto mount, OverlayMount::Mount(lowers, upper, work, merged));
       ProcessSpec spec;
       spec.args = args;
       spec.env = env;
       spec.cwd = st.image.config.working_dir.empty() ? "/" : st.image.config.working_dir;
       std::error_code ec;
-      fs::create_directories(merged + spec.cwd, ec);
-      RETURN_IF_ERROR(ResolveUser(st.image.config.user, merged, &spec));
-      ASSIGN_OR_RETURN(code, RunContainer(o_.runtime, builder_->state_dir(), merged, spec, &created));
+      fs::create_directories(ws->rootfs() + spec.cwd, ec);
+      RETURN_IF_ERROR(ResolveUser(st.image.config.user, ws->rootfs(), &spec));
+      ASSIGN_OR_RETURN(code, RunContainer(o_.runtime, builder_->state_dir(), ws->rootfs(), spec, &created));
     }
-    // Mount points the runtime created are not the command's work.
-    for (auto it = created.rbegin(); it != created.rend(); ++it) {
-      std::string p = upper + "/" + *it;
-      std::error_code ec;
-      if (fs::is_directory(p, ec) ? fs::is_empty(p, ec) : (fs::is_regular_file(p, ec) && fs::file_size(p, ec) == 0))
-        fs::remove(p, ec);
-    }
+    RETURN_IF_ERROR(ws->Finish(created));
+    std::string upper = ws->changes();
     if (code != 0) {
+      ws.reset();
       std::error_code ec;
       fs::remove_all(dir, ec);
       return FailedPrecondition("command " + json(args).dump() + " returned a non-zero code: " + std::to_string(code));
@@ -943,6 +999,7 @@ class Run {
     std::string ldir = builder_->state_dir() + "/layers/" + l.diff_id.hex().substr(0, 24);
     std::error_code ec;
     if (!fs::exists(ldir, ec)) fs::rename(upper, ldir, ec);
+    ws.reset();
     fs::remove_all(dir, ec);
     RETURN_IF_ERROR(CachePut(key, l));
     AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id, created_by, false);
@@ -1021,24 +1078,22 @@ Result<int> RunImage(Builder& builder, const StoredImage& image, const std::vect
   if (args.empty()) return InvalidArgument("the image has no command (no ENTRYPOINT or CMD) and none was given");
   ASSIGN_OR_RETURN(auto lowers, builder.LayerDirs(image.layers, image.image.diff_ids));
   std::string dir = builder.state_dir() + "/tmp/run-" + RandomHex();
-  std::string upper = dir + "/upper", work = dir + "/work", merged = dir + "/merged";
-  for (const auto& d : {upper, work, merged}) fs::create_directories(d);
   if (lowers.empty()) {
     lowers.push_back(builder.state_dir() + "/empty");
     fs::create_directories(lowers[0]);
   }
   Result<int> code = 0;
   {
-    ASSIGN_OR_RETURN(auto mount, OverlayMount::Mount(lowers, upper, work, merged));
+    ASSIGN_OR_RETURN(auto ws, Workspace::Create(lowers, dir, std::cerr));
     ProcessSpec spec;
     spec.args = args;
     spec.env = cc.env;
     if (!cc.GetEnv("PATH")) spec.env.push_back(kDefaultPath);
     spec.cwd = cc.working_dir.empty() ? "/" : cc.working_dir;
     std::error_code ec;
-    fs::create_directories(merged + spec.cwd, ec);
-    RETURN_IF_ERROR(ResolveUser(cc.user, merged, &spec));
-    code = RunContainer(runtime, builder.state_dir(), merged, spec, nullptr);
+    fs::create_directories(ws->rootfs() + spec.cwd, ec);
+    RETURN_IF_ERROR(ResolveUser(cc.user, ws->rootfs(), &spec));
+    code = RunContainer(runtime, builder.state_dir(), ws->rootfs(), spec, nullptr);
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
