@@ -63,7 +63,49 @@ Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store, Compre
   return w;
 }
 
-LayerWriter::~LayerWriter() = default;
+LayerWriter::~LayerWriter() { StopWorker().IgnoreError(); }
+
+Status LayerWriter::Enqueue(std::string piece) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!worker_.joinable()) worker_ = std::thread([this] { Worker(); });
+  cv_.wait(l, [this] { return queue_.size() < 4 || !worker_status_.ok(); });
+  if (!worker_status_.ok()) return worker_status_;
+  queue_.push_back(std::move(piece));
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+void LayerWriter::Worker() {
+  while (true) {
+    std::string piece;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [this] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;
+      piece = std::move(queue_.front());
+      queue_.pop_front();
+      cv_.notify_all();
+    }
+    Status s = Compress(piece.data(), piece.size());
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      worker_status_ = s;
+      cv_.notify_all();
+      return;
+    }
+  }
+}
+
+Status LayerWriter::StopWorker() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    closing_ = true;
+    cv_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+  std::lock_guard<std::mutex> l(mu_);
+  return worker_status_;
+}
 
 Status LayerWriter::Compressed(const char* data, size_t n) {
   blob_hasher_.Update(data, n);
@@ -74,6 +116,16 @@ Status LayerWriter::Compressed(const char* data, size_t n) {
 Status LayerWriter::Uncompressed(const char* data, size_t n) {
   diff_hasher_.Update(data, n);
   uncompressed_ += n;
+  pending_.append(data, n);
+  if (pending_.size() >= (1u << 20)) {
+    std::string piece;
+    piece.swap(pending_);
+    return Enqueue(std::move(piece));
+  }
+  return Status::Ok();
+}
+
+Status LayerWriter::Compress(const char* data, size_t n) {
   Codec& c = *codec_;
   if (compression_ == Compression::kNone) return Compressed(data, n);
   if (compression_ == Compression::kGzip) {
@@ -104,6 +156,11 @@ Result<LayerInfo> LayerWriter::Commit() {
 }
 
 Result<LayerInfo> LayerWriter::CommitRaw() {
+  if (!pending_.empty()) {
+    RETURN_IF_ERROR(Enqueue(std::move(pending_)));
+    pending_.clear();
+  }
+  RETURN_IF_ERROR(StopWorker());
   Codec& c = *codec_;
   if (compression_ == Compression::kGzip) {
     int r;

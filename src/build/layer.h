@@ -6,8 +6,12 @@
 // Thread-compatible.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "build/tar_writer.h"
 #include "store/blob_store.h"
@@ -47,7 +51,13 @@ class LayerWriter {
  private:
   LayerWriter() = default;
   Status Uncompressed(const char* data, size_t n);
+  Status Compress(const char* data, size_t n);
   Status Compressed(const char* data, size_t n);
+  // Compression runs on a second thread: the tar side hands it 1 MiB
+  // pieces through a short queue.
+  Status Enqueue(std::string piece);
+  Status StopWorker();
+  void Worker();
 
   struct Codec;
   Compression compression_ = Compression::kGzip;
@@ -56,6 +66,13 @@ class LayerWriter {
   std::unique_ptr<Codec> codec_;
   Hasher diff_hasher_, blob_hasher_;
   uint64_t uncompressed_ = 0, compressed_ = 0;
+  std::string pending_;  // tar bytes not yet handed to the worker
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;  // guarded by mu_
+  bool closing_ = false;           // guarded by mu_
+  Status worker_status_;           // guarded by mu_
 };
 
 }  // namespace ocib::build
