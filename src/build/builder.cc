@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -346,10 +347,35 @@ class Workspace {
   std::optional<TreeSnapshot> snapshot_;
 };
 
+// A RUN layer whose diff ID is known (its extracted directory is in place)
+// while its compression into the store still runs in the background.
+struct PendingLayer {
+  std::future<Result<LayerInfo>> job;
+  std::optional<Result<LayerInfo>> result;
+  const Result<LayerInfo>& Get() {
+    if (!result) result.emplace(job.get());
+    return *result;
+  }
+};
+
+// Records a step's layer under its cache tag (thread-safe: the store is).
+Status PutCacheRecord(ImageStore* images, const std::string& tag, const LayerInfo& l) {
+  json j = {{"mediaType", l.media_type}, {"digest", l.digest.str()}, {"size", l.size},
+            {"diff_id", l.diff_id.str()}};
+  ManifestRecord rec;
+  rec.content = j.dump();
+  rec.digest = Digest::Of(rec.content);
+  rec.media_type = "application/vnd.ocibuild.cache.v1+json";
+  RETURN_IF_ERROR(images->store()->LinkBlob(kCacheRepo, l.digest));
+  return images->store()->PutManifest(kCacheRepo, rec, tag, {l.digest}, {});
+}
+
 struct Stage {
   std::string name;
   Image image;
   std::vector<LayerDescriptor> layers;
+  // Parallel to layers: set while that layer is still being compressed.
+  std::vector<std::shared_ptr<PendingLayer>> pending;
   std::string key;  // cache chain
   Env args;         // ARGs declared in this stage
   std::vector<std::string> shell = {"/bin/sh", "-c"};
@@ -435,6 +461,7 @@ class Run {
     // Commit: config, manifest, tags.
     ImageRef untagged{"_ocibuild/untagged", "latest", std::nullopt};
     const ImageRef& first = o_.tags.empty() ? untagged : o_.tags[0];
+    for (auto& stage : stages_) RETURN_IF_ERROR(Settle(stage));
     ASSIGN_OR_RETURN(Digest md, images_->Commit(first, last.image, last.layers, o_.format));
     for (size_t t = 1; t < o_.tags.size(); ++t) RETURN_IF_ERROR(images_->Tag(first, o_.tags[t]));
     result_.manifest_digest = md;
@@ -490,6 +517,7 @@ class Run {
     } else if (Stage* prev = FindStage(base)) {
       st.image = prev->image;
       st.layers = prev->layers;
+      st.pending = prev->pending;
       st.key = prev->key;
       st.shell = prev->shell;
       Print(" ---> stage " + base);
@@ -699,18 +727,26 @@ class Run {
   }
 
   Status CachePut(const std::string& key, const LayerInfo& l) {
-    json j = {{"mediaType", l.media_type}, {"digest", l.digest.str()}, {"size", l.size},
-              {"diff_id", l.diff_id.str()}};
-    ManifestRecord rec;
-    rec.content = j.dump();
-    rec.digest = Digest::Of(rec.content);
-    rec.media_type = "application/vnd.ocibuild.cache.v1+json";
-    RETURN_IF_ERROR(images_->store()->LinkBlob(kCacheRepo, l.digest));
-    return images_->store()->PutManifest(kCacheRepo, rec, CacheTag(key), {l.digest}, {});
+    return PutCacheRecord(images_, CacheTag(key), l);
+  }
+
+  // Waits for the stage's background layers and fills in their descriptors.
+  Status Settle(Stage& st) {
+    st.pending.resize(st.layers.size());
+    for (size_t i = 0; i < st.layers.size(); ++i) {
+      if (!st.pending[i]) continue;
+      const Result<LayerInfo>& r = st.pending[i]->Get();
+      if (!r.ok()) return r.status().WithContext("layer " + std::to_string(i + 1));
+      st.layers[i] = LayerDescriptor{r->media_type, r->digest, r->size};
+      st.pending[i].reset();
+    }
+    return Status::Ok();
   }
 
   void AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff, const std::string& created_by,
-                bool cached) {
+                bool cached, bool compressing = false) {
+    st.pending.resize(st.layers.size());
+    st.pending.push_back(nullptr);
     st.layers.push_back(l);
     st.image.diff_ids.push_back(diff);
     History(st, created_by, false);
@@ -718,7 +754,10 @@ class Run {
       ++result_.cache_hits;
       Print(" ---> Using cache");
     }
-    Print(" ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
+    if (compressing)
+      Print(" ---> " + diff.str().substr(7, 12) + " (diff ID; compressing in the background)");
+    else
+      Print(" ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
   }
 
   Result<LayerInfo> LayerFromTree(const std::string& dir, bool overlay_upper) {
@@ -993,16 +1032,48 @@ class Run {
       fs::remove_all(dir, ec);
       return FailedPrecondition("command " + json(args).dump() + " returned a non-zero code: " + std::to_string(code));
     }
-    ASSIGN_OR_RETURN(LayerInfo l, LayerFromTree(upper, true));
-    // The upper directory is this layer in overlay form: keep it as the
-    // layer's extracted copy for later steps.
-    std::string ldir = builder_->state_dir() + "/layers/" + l.diff_id.hex().substr(0, 24);
+    // The diff ID (the uncompressed tar's digest) is computed now; the
+    // upper directory, this layer in overlay form, becomes its extracted
+    // copy at once, and compression into the store runs in the background
+    // while the next steps go on.
+    Hasher diff_hasher;
+    {
+      TarWriter tw([&](const char* d, size_t n) {
+        diff_hasher.Update(d, n);
+        return Status::Ok();
+      });
+      TreeOptions t;
+      t.clamp_mtime = o_.source_date_epoch;
+      t.overlay_upper = true;
+      RETURN_IF_ERROR(WriteTree(upper, tw, t));
+      RETURN_IF_ERROR(tw.Finish());
+    }
+    Digest diff_id = diff_hasher.Finish();
+    std::string ldir = builder_->state_dir() + "/layers/" + diff_id.hex().substr(0, 24);
     std::error_code ec;
+    fs::create_directories(builder_->state_dir() + "/layers", ec);
     if (!fs::exists(ldir, ec)) fs::rename(upper, ldir, ec);
     ws.reset();
     fs::remove_all(dir, ec);
-    RETURN_IF_ERROR(CachePut(key, l));
-    AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id, created_by, false);
+    if (!fs::exists(ldir, ec)) return Internal("layer directory " + ldir + " missing");
+    auto pending = std::make_shared<PendingLayer>();
+    ImageStore* images = images_;
+    Compression compression = o_.compression;
+    int64_t epoch = o_.source_date_epoch;
+    std::string tag = CacheTag(key);
+    pending->job = std::async(std::launch::async, [images, compression, epoch, ldir, diff_id, tag]() -> Result<LayerInfo> {
+      ASSIGN_OR_RETURN(auto w, LayerWriter::Create(*images->store(), compression));
+      TreeOptions t;
+      t.clamp_mtime = epoch;
+      t.overlay_upper = true;
+      RETURN_IF_ERROR(WriteTree(ldir, w->tar(), t));
+      ASSIGN_OR_RETURN(LayerInfo l, w->Commit());
+      if (l.diff_id != diff_id) return Internal("layer changed while it was compressed");
+      RETURN_IF_ERROR(PutCacheRecord(images, tag, l));
+      return l;
+    });
+    AddLayer(st, LayerDescriptor{LayerMediaType(o_.compression), diff_id, 0}, diff_id, created_by, false, true);
+    st.pending.back() = pending;
     return Status::Ok();
   }
 
