@@ -13,14 +13,41 @@ namespace ocib::build {
 // larger layers; build time is spent compressing, and registries and
 // clients read either.
 constexpr int kGzipLevel = 1;
+constexpr size_t kGzipBlock = 256 << 10;
+constexpr size_t kGzipWindow = 32 << 10;
+constexpr size_t kGzipInFlight = 4;
+
+// Raw deflate of one block, primed with dict, ended with a sync flush (or,
+// for `last`, the final empty block).
+std::string DeflateBlock(const std::string& in, const std::string& dict, bool last) {
+  z_stream z{};
+  deflateInit2(&z, kGzipLevel, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+  if (!dict.empty())
+    deflateSetDictionary(&z, reinterpret_cast<const Bytef*>(dict.data()), static_cast<uInt>(dict.size()));
+  std::string out(deflateBound(&z, in.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int r;
+  do {
+    r = deflate(&z, last ? Z_FINISH : Z_SYNC_FLUSH);
+    if (z.avail_out == 0) {
+      size_t used = out.size();
+      out.resize(used * 2);
+      z.next_out = reinterpret_cast<Bytef*>(out.data() + used);
+      z.avail_out = static_cast<uInt>(out.size() - used);
+    }
+  } while (last ? r != Z_STREAM_END : (z.avail_in > 0 || z.avail_out == 0));
+  out.resize(out.size() - z.avail_out);
+  deflateEnd(&z);
+  return out;
+}
 
 struct LayerWriter::Codec {
-  z_stream z{};
-  bool z_init = false;
   ZSTD_CCtx* zstd = nullptr;
   std::vector<char> out = std::vector<char>(1 << 17);
   ~Codec() {
-    if (z_init) deflateEnd(&z);
     if (zstd) ZSTD_freeCCtx(zstd);
   }
 };
@@ -47,10 +74,10 @@ Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store, Compre
   ASSIGN_OR_RETURN(w->blob_, store.NewWriter());
   w->codec_ = std::make_unique<Codec>();
   if (c == Compression::kGzip) {
-    // windowBits 15 + 16: a gzip wrapper; zlib writes mtime 0 and no name.
-    if (deflateInit2(&w->codec_->z, kGzipLevel, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-      return Internal("deflateInit2 failed");
-    w->codec_->z_init = true;
+    // gzip header: no name, mtime 0, unix.
+    static const char kHeader[10] = {'\x1f', '\x8b', 8, 0, 0, 0, 0, 0, 0, 3};
+    RETURN_IF_ERROR(w->Compressed(kHeader, sizeof kHeader));
+    w->gz_crc_ = static_cast<uint32_t>(crc32(0, nullptr, 0));
   } else if (c == Compression::kZstd) {
     w->codec_->zstd = ZSTD_createCCtx();
     if (!w->codec_->zstd) return Internal("ZSTD_createCCtx failed");
@@ -113,9 +140,44 @@ Status LayerWriter::Compressed(const char* data, size_t n) {
   return blob_->Write(data, n);
 }
 
+Status LayerWriter::SubmitGzipBlock(std::string block) {
+  std::string dict = gz_dict_;
+  // The next block's dictionary: the last 32 KiB of input so far.
+  std::string window = dict + block;
+  gz_dict_ = window.substr(window.size() > kGzipWindow ? window.size() - kGzipWindow : 0);
+  gz_jobs_.push_back(std::async(std::launch::async, [b = std::move(block), d = std::move(dict)] {
+    return DeflateBlock(b, d, false);
+  }));
+  return DrainGzip(kGzipInFlight);
+}
+
+Status LayerWriter::DrainGzip(size_t keep) {
+  while (gz_jobs_.size() > keep) {
+    std::string out = gz_jobs_.front().get();
+    gz_jobs_.pop_front();
+    RETURN_IF_ERROR(Compressed(out.data(), out.size()));
+  }
+  return Status::Ok();
+}
+
 Status LayerWriter::Uncompressed(const char* data, size_t n) {
   diff_hasher_.Update(data, n);
   uncompressed_ += n;
+  if (compression_ == Compression::kGzip) {
+    gz_crc_ = static_cast<uint32_t>(crc32(gz_crc_, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(n)));
+    while (n > 0) {
+      size_t take = std::min(n, kGzipBlock - pending_.size());
+      pending_.append(data, take);
+      data += take;
+      n -= take;
+      if (pending_.size() == kGzipBlock) {
+        std::string block;
+        block.swap(pending_);
+        RETURN_IF_ERROR(SubmitGzipBlock(std::move(block)));
+      }
+    }
+    return Status::Ok();
+  }
   pending_.append(data, n);
   if (pending_.size() >= (1u << 20)) {
     std::string piece;
@@ -128,18 +190,6 @@ Status LayerWriter::Uncompressed(const char* data, size_t n) {
 Status LayerWriter::Compress(const char* data, size_t n) {
   Codec& c = *codec_;
   if (compression_ == Compression::kNone) return Compressed(data, n);
-  if (compression_ == Compression::kGzip) {
-    c.z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    c.z.avail_in = static_cast<uInt>(n);
-    while (c.z.avail_in > 0) {
-      c.z.next_out = reinterpret_cast<Bytef*>(c.out.data());
-      c.z.avail_out = static_cast<uInt>(c.out.size());
-      if (deflate(&c.z, Z_NO_FLUSH) == Z_STREAM_ERROR) return Internal("deflate failed");
-      size_t have = c.out.size() - c.z.avail_out;
-      if (have) RETURN_IF_ERROR(Compressed(c.out.data(), have));
-    }
-    return Status::Ok();
-  }
   ZSTD_inBuffer in{data, n, 0};
   while (in.pos < in.size) {
     ZSTD_outBuffer out{c.out.data(), c.out.size(), 0};
@@ -156,25 +206,29 @@ Result<LayerInfo> LayerWriter::Commit() {
 }
 
 Result<LayerInfo> LayerWriter::CommitRaw() {
-  if (!pending_.empty()) {
+  if (compression_ == Compression::kGzip) {
+    if (!pending_.empty()) {
+      std::string block;
+      block.swap(pending_);
+      RETURN_IF_ERROR(SubmitGzipBlock(std::move(block)));
+    }
+    RETURN_IF_ERROR(DrainGzip(0));
+    std::string tail = DeflateBlock("", "", true);
+    RETURN_IF_ERROR(Compressed(tail.data(), tail.size()));
+    char trailer[8];
+    uint32_t isize = static_cast<uint32_t>(uncompressed_);
+    for (int i = 0; i < 4; ++i) {
+      trailer[i] = static_cast<char>(gz_crc_ >> (8 * i));
+      trailer[4 + i] = static_cast<char>(isize >> (8 * i));
+    }
+    RETURN_IF_ERROR(Compressed(trailer, sizeof trailer));
+  } else if (!pending_.empty()) {
     RETURN_IF_ERROR(Enqueue(std::move(pending_)));
     pending_.clear();
   }
   RETURN_IF_ERROR(StopWorker());
   Codec& c = *codec_;
-  if (compression_ == Compression::kGzip) {
-    int r;
-    do {
-      c.z.next_in = nullptr;
-      c.z.avail_in = 0;
-      c.z.next_out = reinterpret_cast<Bytef*>(c.out.data());
-      c.z.avail_out = static_cast<uInt>(c.out.size());
-      r = deflate(&c.z, Z_FINISH);
-      if (r == Z_STREAM_ERROR) return Internal("deflate failed");
-      size_t have = c.out.size() - c.z.avail_out;
-      if (have) RETURN_IF_ERROR(Compressed(c.out.data(), have));
-    } while (r != Z_STREAM_END);
-  } else if (compression_ == Compression::kZstd) {
+  if (compression_ == Compression::kZstd) {
     size_t r;
     do {
       ZSTD_inBuffer in{nullptr, 0, 0};

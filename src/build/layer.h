@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -58,6 +59,15 @@ class LayerWriter {
   Status Enqueue(std::string piece);
   Status StopWorker();
   void Worker();
+  // gzip runs block-parallel, as pigz does: fixed 256 KiB blocks, each
+  // deflated on its own thread with the previous 32 KiB as dictionary and
+  // ended with a sync flush, written in order. The output depends only on
+  // the input, never on timing.
+  Status SubmitGzipBlock(std::string block);
+  Status DrainGzip(size_t keep);
+  std::string gz_dict_;
+  std::deque<std::future<std::string>> gz_jobs_;
+  uint32_t gz_crc_ = 0;
 
   struct Codec;
   Compression compression_ = Compression::kGzip;
