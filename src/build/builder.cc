@@ -754,8 +754,8 @@ class Run {
       ++result_.cache_hits;
       Print(" ---> Using cache");
     }
-    if (compressing)
-      Print(" ---> " + diff.str().substr(7, 12) + " (diff ID; compressing in the background)");
+    if (compressing)  // the compressed digest is not known yet: the diff ID
+      Print(" ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) + " uncompressed)");
     else
       Print(" ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
   }
@@ -1037,9 +1037,11 @@ class Run {
     // copy at once, and compression into the store runs in the background
     // while the next steps go on.
     Hasher diff_hasher;
+    uint64_t tar_size = 0;
     {
       TarWriter tw([&](const char* d, size_t n) {
         diff_hasher.Update(d, n);
+        tar_size += n;
         return Status::Ok();
       });
       TreeOptions t;
@@ -1072,7 +1074,8 @@ class Run {
       RETURN_IF_ERROR(PutCacheRecord(images, tag, l));
       return l;
     });
-    AddLayer(st, LayerDescriptor{LayerMediaType(o_.compression), diff_id, 0}, diff_id, created_by, false, true);
+    AddLayer(st, LayerDescriptor{LayerMediaType(o_.compression), diff_id, tar_size}, diff_id, created_by, false,
+             true);
     st.pending.back() = pending;
     return Status::Ok();
   }

@@ -201,6 +201,10 @@ bad user "unknown user" 'FROM base:1\nUSER nobody-here\nRUN true\n'
 expect_fail "unknown --target" "target stage" $B build --target nope -t x:1 "$W/app"
 expect_fail "no context" "CONTEXT" $B build -t x:1
 expect_fail "unknown command" "unknown command" $B frobnicate
+OCIBUILD_ROOT="$W/envroot" "$BIN/ocibuild" images >/dev/null 2>&1
+[ -d "$W/envroot/store/db" ] && pass "\$OCIBUILD_ROOT chooses the local store" || fail "OCIBUILD_ROOT ignored"
+env -u OCIBUILD_ROOT XDG_DATA_HOME="$W/xdg" "$BIN/ocibuild" images >/dev/null 2>&1
+[ -d "$W/xdg/ocibuild/store/db" ] && pass "\$XDG_DATA_HOME/ocibuild is the default store" || fail "XDG_DATA_HOME ignored"
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
