@@ -379,7 +379,7 @@ struct Stage {
   std::string key;  // cache chain
   Env args;         // ARGs declared in this stage
   std::vector<std::string> shell = {"/bin/sh", "-c"};
-  bool ran = false;
+  bool cmd_set = false;  // CMD given in this stage
 };
 
 class Run {
@@ -649,9 +649,10 @@ class Run {
       }
       if (kw == "CMD") {
         cc.cmd = cmd;
+        st.cmd_set = true;
       } else {
         cc.entrypoint = cmd;
-        if (!cmd_set_in_stage(st)) cc.cmd.reset();  // ENTRYPOINT resets an inherited CMD
+        if (!st.cmd_set) cc.cmd.reset();  // ENTRYPOINT resets a CMD inherited from the base
       }
       History(st, kw + " " + json(cmd).dump(), true);
       return Status::Ok();
@@ -692,8 +693,6 @@ class Run {
     if (kw == "RUN") return RunStep(st, ins);
     return InvalidArgument("unsupported instruction " + kw);
   }
-
-  bool cmd_set_in_stage(const Stage&) { return false; }
 
   static Result<int64_t> ParseDuration(const std::string& v) {
     std::regex re("^([0-9]+(\\.[0-9]+)?)(ns|us|ms|s|m|h)$");

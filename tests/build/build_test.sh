@@ -87,6 +87,11 @@ jq -e '.Config.config.ExposedPorts["8080/tcp"]' "$cfg" >/dev/null && pass "EXPOS
 jq -e '.Config.config.Labels["org.example.stage"] == "final"' "$cfg" >/dev/null && pass "LABEL recorded" || fail "LABEL"
 jq -e '.Manifest.mediaType == "application/vnd.oci.image.manifest.v1+json"' "$cfg" >/dev/null && pass "OCI manifest" || fail "manifest type"
 
+mkdir -p "$W/ep"; printf 'FROM base:1\nENTRYPOINT ["echo", "ep"]\n' > "$W/ep/Dockerfile"
+expect_ok "ENTRYPOINT image" $B build -t ep:1 "$W/ep"
+expect_ok "run it" $B run ep:1
+grep -qx ep "$W/out" && pass "ENTRYPOINT resets the CMD inherited from the base" || fail "inherited CMD kept: $(cat "$W/out")"
+
 # Whiteouts in the builder stage's layers.
 expect_ok "build the builder stage only (--target)" $B build --target builder -t app:builder "$W/app"
 $B inspect app:builder > "$W/insp"
