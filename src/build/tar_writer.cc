@@ -41,6 +41,15 @@ std::string PaxRecord(const std::string& key, const std::string& value) {
 
 Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
 
+// Fills in a header block's checksum field.
+void SetChecksum(char* h) {
+  std::memset(h + 148, ' ', 8);
+  unsigned sum = 0;
+  for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(h[i]);
+  Octal(h + 148, 7, sum);
+  h[155] = ' ';
+}
+
 }  // namespace
 
 Status TarWriter::Emit(const char* data, size_t n) {
@@ -112,20 +121,12 @@ Status TarWriter::WriteHeader(const TarEntry& e) {
     Octal(ph + 136, 12, mtime);
     ph[156] = 'x';
     std::memcpy(ph + 257, "ustar\0" "00", 8);
-    std::memset(ph + 148, ' ', 8);
-    unsigned sum = 0;
-    for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(ph[i]);
-    Octal(ph + 148, 7, sum);
-    ph[155] = ' ';
+    SetChecksum(ph);
     RETURN_IF_ERROR(Emit(ph, kBlock));
     RETURN_IF_ERROR(Emit(pax.data(), pax.size()));
     RETURN_IF_ERROR(PadTo512());
   }
-  std::memset(h + 148, ' ', 8);
-  unsigned sum = 0;
-  for (size_t i = 0; i < kBlock; ++i) sum += static_cast<unsigned char>(h[i]);
-  Octal(h + 148, 7, sum);
-  h[155] = ' ';
+  SetChecksum(h);
   RETURN_IF_ERROR(Emit(h, kBlock));
   remaining_ = size;
   return Status::Ok();

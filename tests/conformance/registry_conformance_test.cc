@@ -25,6 +25,17 @@ constexpr const char* kOciLayer = "application/vnd.oci.image.layer.v1.tar+gzip";
 constexpr const char* kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
 constexpr const char* kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+// A plain TCP connection to the server, for requests no client library sends.
+int RawConnect(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return s;
+}
+
 std::string ErrCode(const httplib::Result& r) {
   if (!r) return "<no response>";
   auto j = json::parse(r->body, nullptr, false);
@@ -588,12 +599,7 @@ TEST_CASE("robustness: malformed requests never crash the server or leave data")
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
   };
   for (const char* g : garbage) {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(f.reg.port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    int s = RawConnect(f.reg.port());
     CHECK(::send(s, g, strlen(g), MSG_NOSIGNAL) > 0);
     ::shutdown(s, SHUT_WR);
     char buf[512];
@@ -606,12 +612,7 @@ TEST_CASE("robustness: malformed requests never crash the server or leave data")
   auto r = f.c->Post("/v2/cut/blobs/uploads/", "", "application/octet-stream");
   std::string loc = r->get_header_value("Location");
   {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(f.reg.port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    int s = RawConnect(f.reg.port());
     std::string req = "PUT " + loc + "?digest=" + Digest::Of(std::string(1000, 'a')).str() +
                       " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + std::string(400, 'a');
     CHECK(::send(s, req.data(), req.size(), MSG_NOSIGNAL) > 0);

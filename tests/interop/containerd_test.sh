@@ -30,12 +30,8 @@ CTR="ctr -a $C/containerd.sock -n ocibtest"
 for i in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
 check "containerd is up" $CTR version
 
-make_layout "$WORK/bb" v1 ctr-busybox
-make_multiarch_layout "$WORK/multi" v1 ctr-multi
-$S copy --dest-tls-verify=false "oci:$WORK/bb:v1" "docker://$R/library/busybox:latest" >/dev/null
-$S copy --all --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:oci" >/dev/null
-$S copy --all --format v2s2 --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:list" >/dev/null
-digest=$($S inspect --tls-verify=false --raw "docker://$R/library/busybox:latest" | sha256sum | cut -d' ' -f1)
+seed_registry "$R" ctr
+digest=$DIGEST
 
 check "ctr pull by tag" $CTR images pull --plain-http "$R/library/busybox:latest"
 check "ctr pull by digest" $CTR images pull --plain-http "$R/library/busybox@sha256:$digest"

@@ -23,12 +23,8 @@ DK="docker -H unix://$D/docker.sock"
 for i in $(seq 100); do $DK info >/dev/null 2>&1 && break; sleep 0.2; done
 check "dockerd is up" $DK info
 
-make_layout "$WORK/bb" v1 docker-busybox
-make_multiarch_layout "$WORK/multi" v1 docker-multi
-$S copy --dest-tls-verify=false "oci:$WORK/bb:v1" "docker://$R/library/busybox:latest" >/dev/null
-$S copy --all --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:oci" >/dev/null
-$S copy --all --format v2s2 --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:list" >/dev/null
-digest=$($S inspect --tls-verify=false --raw "docker://$R/library/busybox:latest" | sha256sum | cut -d' ' -f1)
+seed_registry "$R" docker
+digest=$DIGEST
 
 check "docker pull by tag" $DK pull "$R/library/busybox:latest"
 check "docker run --network none of the pulled busybox" \

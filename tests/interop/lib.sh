@@ -115,3 +115,17 @@ make_multiarch_layout() {
     "$ih" "$(stat -c%s "$WORK/index-manifest.json")" "$tag" > "$layout/index.json"
   echo '{"imageLayoutVersion":"1.0.0"}' > "$layout/oci-layout"
 }
+
+# seed_registry HOST SEED: pushes, with skopeo, library/busybox:latest (OCI
+# image), library/multi:oci (OCI index, amd64+arm64) and library/multi:list
+# (the same as a Docker manifest list). Sets DIGEST to busybox's manifest
+# digest (hex).
+seed_registry() {
+  local r="$1" seed="$2" s="skopeo --insecure-policy"
+  make_layout "$WORK/bb" v1 "$seed-busybox"
+  make_multiarch_layout "$WORK/multi" v1 "$seed-multi"
+  $s copy --dest-tls-verify=false "oci:$WORK/bb:v1" "docker://$r/library/busybox:latest" >/dev/null
+  $s copy --all --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$r/library/multi:oci" >/dev/null
+  $s copy --all --format v2s2 --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$r/library/multi:list" >/dev/null
+  DIGEST=$($s inspect --tls-verify=false --raw "docker://$r/library/busybox:latest" | sha256sum | cut -d' ' -f1)
+}

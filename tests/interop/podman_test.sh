@@ -11,12 +11,8 @@ S="skopeo --insecure-policy"
 P="podman --root $WORK/podman/root --runroot $WORK/podman/run --cgroup-manager cgroupfs --events-backend file --runtime runc"
 trap '$P system reset -f >/dev/null 2>&1 || true; cleanup' EXIT
 
-make_layout "$WORK/bb" v1 podman-busybox
-make_multiarch_layout "$WORK/multi" v1 podman-multi
-$S copy --dest-tls-verify=false "oci:$WORK/bb:v1" "docker://$R/library/busybox:latest" >/dev/null
-$S copy --all --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:oci" >/dev/null
-$S copy --all --format v2s2 --dest-tls-verify=false "oci:$WORK/multi:v1" "docker://$R/library/multi:list" >/dev/null
-digest=$($S inspect --tls-verify=false --raw "docker://$R/library/busybox:latest" | sha256sum | cut -d' ' -f1)
+seed_registry "$R" podman
+digest=$DIGEST
 
 check "podman pull by tag" $P pull --tls-verify=false "$R/library/busybox:latest"
 check "podman run of the pulled busybox" bash -c "$P run --rm --network none --ulimit nofile=1024:1024 \
