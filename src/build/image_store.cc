@@ -127,7 +127,7 @@ Result<std::vector<StoredImage>> ImageStore::List() {
   std::vector<StoredImage> out;
   ASSIGN_OR_RETURN(Page repos, store_->ListRepositories(0, ""));
   for (const auto& name : repos.items) {
-    if (name == kCacheRepo) continue;
+    if (name.rfind("_ocibuild/", 0) == 0) continue;  // the cache, untagged builds
     ASSIGN_OR_RETURN(Page tags, store_->ListTags(name, 0, ""));
     for (const auto& tag : tags.items) {
       ImageRef r{name, tag, std::nullopt};
