@@ -1,0 +1,68 @@
+// A client for the Docker Registry HTTP API v2 / OCI Distribution API,
+// shared by ocibuild (push, pull) and, later, ocireg's mirror mode.
+//
+// Speaks plain HTTP to loopback registries (as docker does for 127.0.0.0/8,
+// ::1 and localhost) and HTTPS elsewhere. Blobs stream in both directions;
+// every fetched blob and manifest is verified against its digest before it
+// is stored. Errors: kNotFound for a missing manifest or blob,
+// kUnavailable when the registry cannot be reached, kInvalidArgument for a
+// bad answer (wrong digest, malformed reply), kFailedPrecondition for a
+// refusal (401/403, NAME_INVALID, ...), each with a one-line reason.
+//
+// Thread-compatible: one RegistryClient per thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/blob_store.h"
+#include "util/status.h"
+
+namespace ocib::client {
+
+// A registry host from an image name: the first path component when it has
+// a '.' or ':' or is "localhost". Returns "" when the name has none.
+std::string RegistryHost(const std::string& image_name);
+// The repository path without the host.
+std::string RepositoryPath(const std::string& image_name);
+
+struct FetchedManifest {
+  std::string media_type;
+  std::string content;
+  Digest digest = Digest::Of("");
+};
+
+class RegistryClient {
+ public:
+  explicit RegistryClient(const std::string& host);
+  ~RegistryClient();
+
+  // True when the repository has the blob (HEAD).
+  Result<bool> HasBlob(const std::string& repo, const Digest& d);
+  // Cross-repository mount; false when the registry started an upload
+  // instead (that session is cancelled).
+  Result<bool> MountBlob(const std::string& repo, const std::string& from, const Digest& d);
+  // Uploads a blob from `source` (POST, then a streamed PUT).
+  Status PushBlob(const std::string& repo, const Digest& d, BlobReader& source);
+  // PUT of a manifest; checks the digest the registry answers.
+  Status PushManifest(const std::string& repo, const std::string& reference,
+                      const std::string& media_type, const std::string& content);
+  // GET with an Accept header for OCI and Docker manifests and indexes.
+  // `reference` is a tag or digest; a digest reference is verified.
+  Result<FetchedManifest> GetManifest(const std::string& repo, const std::string& reference);
+  // Streams a blob into the store, verifying size and digest, and links it
+  // into link_repo. Nothing is stored on a mismatch or a cut transfer.
+  Status FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
+                   const std::string& link_repo);
+
+  // Blob bytes sent by PushBlob so far (for tests and progress).
+  uint64_t bytes_sent() const { return bytes_sent_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  uint64_t bytes_sent_ = 0;
+};
+
+}  // namespace ocib::client

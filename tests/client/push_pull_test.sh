@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# ocibuild push and pull against the real ocireg and Debian's Distribution
+# 2.8 on loopback: push, push again (no blob bytes sent: every layer
+# "already exists"), push an image sharing the base (only new layers go),
+# pull into an empty store (same digest, runs), clear errors for bad input.
+set -uo pipefail
+BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
+W=$(mktemp -d /tmp/ocib-pushpull.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+PASSED=0; FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+B="$BIN/ocibuild --root $W/a"
+B2="$BIN/ocibuild --root $W/b"
+free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+
+# Registries: ocireg, and Distribution 2.8 when installed.
+"$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/ocireg" --port-file "$W/port" >"$W/ocireg.log" 2>&1 &
+PIDS+=($!)
+for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.05; done
+REGS=("127.0.0.1:$(cat "$W/port")")
+LOGS=("$W/ocireg.log")
+if command -v docker-registry >/dev/null; then
+  DP=$(free_port)
+  printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s/dist\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$W" "$DP" > "$W/dist.yml"
+  docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
+  PIDS+=($!)
+  REGS+=("127.0.0.1:$DP")
+  LOGS+=("$W/dist.log")
+fi
+for r in "${REGS[@]}"; do
+  for i in $(seq 100); do curl -sf "http://$r/v2/" >/dev/null && break; sleep 0.05; done
+done
+
+# Images: a busybox base and an app on top of it.
+mkdir -p "$W/base" "$W/app"
+cp /bin/busybox "$W/base/"
+printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["sh"]\n' > "$W/base/Dockerfile"
+echo "app data" > "$W/app/data"
+printf 'FROM base:1\nCOPY data /data\nCMD ["cat", "/data"]\n' > "$W/app/Dockerfile"
+$B build -t base:1 "$W/base" >/dev/null 2>&1 && $B build -t app:1 "$W/app" >/dev/null 2>&1 || fail "builds"
+
+for idx in "${!REGS[@]}"; do
+  R=${REGS[$idx]}
+  name=$([ "$idx" = 0 ] && echo ocireg || echo distribution)
+  $B tag base:1 "$R/team/base:1"
+  $B tag app:1 "$R/team/app:1"
+  if $B push "$R/team/base:1" >"$W/out" 2>&1 && grep -q "Pushed" "$W/out" && grep -q "1: digest: sha256:" "$W/out"; then
+    pass "$name: push"
+  else
+    fail "$name: push"; cat "$W/out"
+  fi
+  if $B push "$R/team/base:1" >"$W/out" 2>&1 && ! grep -q Pushed "$W/out" && [ "$(grep -c 'Layer already exists' "$W/out")" -eq 3 ]; then
+    pass "$name: push again sends no blob (3 layers and config already exist)"
+  else
+    fail "$name: second push"; cat "$W/out"
+  fi
+  if $B push "$R/team/app:1" >"$W/out" 2>&1 && [ "$(grep -c Pushed "$W/out")" -eq 2 ] && [ "$(grep -c 'Mounted from team/base' "$W/out")" -eq 2 ]; then
+    pass "$name: an image sharing the base mounts the base layers and sends only its new layer and config"
+  else
+    fail "$name: shared-base push"; cat "$W/out"
+  fi
+  if skopeo inspect --tls-verify=false "docker://$R/team/app:1" >"$W/out" 2>&1 && jq -e '.Layers | length == 3' "$W/out" >/dev/null; then
+    pass "$name: skopeo reads the pushed image"
+  else
+    fail "$name: skopeo inspect"; cat "$W/out"
+  fi
+  want=$($B inspect "$R/team/app:1" | jq -r .Digest)
+  if $B2 pull "$R/team/app:1" >"$W/out" 2>&1; then pass "$name: pull into an empty store"; else fail "$name: pull"; cat "$W/out"; fi
+  got=$($B2 inspect "$R/team/app:1" 2>/dev/null | jq -r .Digest)
+  [ "$got" = "$want" ] && pass "$name: pulled image has the pushed digest" || fail "$name: digest $got != $want"
+  if $B2 run "$R/team/app:1" >"$W/out" 2>&1 && grep -qx "app data" "$W/out"; then pass "$name: pulled image runs"; else fail "$name: run pulled"; cat "$W/out"; fi
+  if $B2 pull "$R/team/app:1" >"$W/out" 2>&1 && [ "$(grep -c 'Already exists' "$W/out")" -eq 4 ]; then
+    pass "$name: pull again fetches nothing"
+  else
+    fail "$name: second pull"; cat "$W/out"
+  fi
+  if $B2 pull "$R/team/app@$want" >/dev/null 2>&1; then pass "$name: pull by digest"; else fail "$name: pull by digest"; fi
+  if $B2 pull "$R/team/nothere:1" >"$W/out" 2>&1; then fail "$name: pull of a missing image succeeded"; else
+    grep -q "ocibuild: manifest team/nothere:1" "$W/out" && pass "$name: missing image is a one-line error" || { fail "$name: error text"; cat "$W/out"; }
+  fi
+done
+
+if $B push app:1 >"$W/out" 2>&1; then fail "push without a registry succeeded"; else
+  grep -q "names no registry" "$W/out" && pass "push without a registry explains itself" || fail "no-registry message"
+fi
+if $B push 127.0.0.1:1/team/app:1 >"$W/out" 2>&1; then fail "push to a closed port succeeded"; else
+  grep -q "no local image" "$W/out" && pass "push of an image not in the store fails clearly" || fail "push unknown image"
+fi
+$B tag app:1 127.0.0.1:1/team/app:1
+if $B push 127.0.0.1:1/team/app:1 >"$W/out" 2>&1; then fail "push to a closed port succeeded"; else
+  grep -q "cannot reach the registry" "$W/out" && pass "unreachable registry is a one-line error" || { fail "unreachable message"; cat "$W/out"; }
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
