@@ -24,6 +24,7 @@
 #include "build/runtime.h"
 #include "build/snapshot.h"
 #include "build/tar_reader.h"
+#include "build/transfer.h"
 
 namespace ocib::build {
 namespace {
@@ -524,9 +525,15 @@ class Run {
     } else {
       ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(base));
       auto img = images_->Get(ref);
-      if (!img.ok())
-        return NotFound("image " + ref.str() +
-                        " is not in the local store (import it, or pull it once `ocibuild pull` exists)");
+      if (!img.ok()) {
+        // Not local: pull it, as docker build does.
+        Status pulled = PullImage(*images_, ref, o_.platform, out_);
+        if (!pulled.ok())
+          return NotFound("image " + ref.str() + " is not in the local store, and pulling it failed: " +
+                          pulled.message());
+        img = images_->Get(ref);
+        if (!img.ok()) return img.status();
+      }
       st.image = img->image;
       st.layers = img->layers;
       st.key = ChainKey("", "image " + img->manifest_digest.str());

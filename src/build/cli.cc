@@ -17,8 +17,7 @@
 #include "build/builder.h"
 #include "build/image_store.h"
 #include "build/tar_reader.h"
-#include "client/registry_client.h"
-#include "oci/manifest.h"
+#include "build/transfer.h"
 
 namespace ocib::build {
 namespace {
@@ -255,74 +254,11 @@ int Import(Ctx& ctx, const std::string& file, const std::string& ref_text) {
   return 0;
 }
 
-// The registry host and repository for a reference: the name's host, else
-// $OCIBUILD_REGISTRY. No implicit Docker Hub: there is no internet here.
-Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
-  std::string host = client::RegistryHost(ref.name);
-  if (!host.empty()) return std::make_pair(host, client::RepositoryPath(ref.name));
-  const char* env = std::getenv("OCIBUILD_REGISTRY");
-  if (env && *env) return std::make_pair(std::string(env), ref.name);
-  return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
-                         ") and $OCIBUILD_REGISTRY is not set");
-}
-
 int Push(Ctx& ctx, const std::string& text) {
   auto ref = ParseImageRef(text);
   if (!ref.ok()) return Fail(ref.status().message());
-  auto im = ctx.images->Get(*ref);
-  if (!im.ok()) return Fail(im.status().message());
-  auto remote = Remote(*ref);
-  if (!remote.ok()) return Fail(remote.status().message());
-  auto [host, repo] = *remote;
-  std::printf("The push refers to repository [%s/%s]\n", host.c_str(), repo.c_str());
-  client::RegistryClient c(host);
-  // Where this client pushed each blob before, per registry: a blob another
-  // repository there holds is mounted instead of sent again.
-  std::string known_path = ctx.root + "/state/pushed/" + host;
-  json known = json::object();
-  {
-    std::ifstream in(known_path);
-    if (in) known = json::parse(in, nullptr, false);
-    if (known.is_discarded() || !known.is_object()) known = json::object();
-  }
-  std::vector<Digest> blobs;
-  for (auto it = im->layers.rbegin(); it != im->layers.rend(); ++it) blobs.push_back(it->digest);
-  blobs.push_back(im->config_digest);
-  for (const auto& d : blobs) {
-    auto has = c.HasBlob(repo, d);
-    if (!has.ok()) return Fail(has.status().message());
-    std::string shortd = d.hex().substr(0, 12);
-    if (*has) {
-      std::printf("%s: Layer already exists\n", shortd.c_str());
-      known[d.str()] = repo;
-      continue;
-    }
-    std::string from = known.value(d.str(), "");
-    if (!from.empty() && from != repo) {
-      auto mounted = c.MountBlob(repo, from, d);
-      if (mounted.ok() && *mounted) {
-        std::printf("%s: Mounted from %s\n", shortd.c_str(), from.c_str());
-        continue;
-      }
-    }
-    Status s = c.PushBlob(repo, d, *ctx.store);
-    if (!s.ok()) return Fail(s.message());
-    known[d.str()] = repo;
-    std::printf("%s: Pushed\n", shortd.c_str());
-  }
-  {
-    std::error_code ec;
-    fs::create_directories(fs::path(known_path).parent_path(), ec);
-    std::ofstream(known_path + ".tmp") << known.dump();
-    fs::rename(known_path + ".tmp", known_path, ec);
-  }
-  std::string reference = ref->digest ? ref->digest->str() : ref->tag;
-  Status s = c.PushManifest(repo, reference, im->media_type, im->manifest);
-  if (!s.ok()) return Fail(s.message());
-  std::printf("%s: digest: %s size: %zu\n", reference.c_str(), im->manifest_digest.str().c_str(),
-              im->manifest.size());
-  std::fflush(stdout);
-  return 0;
+  Status s = PushImage(*ctx.images, *ref, ctx.root + "/state/pushed", std::cout);
+  return s.ok() ? 0 : Fail(s.message());
 }
 
 int Pull(Ctx& ctx, std::vector<std::string> a) {
@@ -334,53 +270,8 @@ int Pull(Ctx& ctx, std::vector<std::string> a) {
   if (a.size() != 1) return Usage("pull needs one image");
   auto ref = ParseImageRef(a[0]);
   if (!ref.ok()) return Fail(ref.status().message());
-  auto remote = Remote(*ref);
-  if (!remote.ok()) return Fail(remote.status().message());
-  auto [host, repo] = *remote;
-  client::RegistryClient c(host);
-  std::string reference = ref->digest ? ref->digest->str() : ref->tag;
-  auto m = c.GetManifest(repo, reference);
-  if (!m.ok()) return Fail(m.status().message());
-  auto parsed = oci::ParseManifest(m->content, m->media_type);
-  if (!parsed.ok()) return Fail("registry sent an invalid manifest: " + parsed.status().message());
-  if (parsed->is_index) {
-    std::string os = platform.substr(0, platform.find('/'));
-    std::string arch = platform.substr(platform.find('/') + 1);
-    const oci::Descriptor* pick = nullptr;
-    for (const auto& d : parsed->manifests)
-      if (d.platform_os.value_or("") == os && d.platform_arch.value_or("") == arch) {
-        pick = &d;
-        break;
-      }
-    if (!pick) return Fail(ref->str() + " has no image for " + platform);
-    m = c.GetManifest(repo, pick->digest.str());
-    if (!m.ok()) return Fail(m.status().message());
-    parsed = oci::ParseManifest(m->content, m->media_type);
-    if (!parsed.ok() || parsed->is_index) return Fail("registry sent an invalid platform manifest");
-  }
-  std::vector<Digest> required;
-  std::vector<oci::Descriptor> blobs = parsed->layers;
-  blobs.push_back(*parsed->config);
-  for (const auto& b : blobs) {
-    required.push_back(b.digest);
-    if (ctx.store->StatBlob(b.digest).ok()) {
-      Status s = ctx.store->LinkBlob(ref->name, b.digest);
-      if (!s.ok()) return Fail(s.message());
-      std::printf("%s: Already exists\n", b.digest.hex().substr(0, 12).c_str());
-      continue;
-    }
-    Status s = c.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), *ctx.store, ref->name);
-    if (!s.ok()) return Fail(s.message());
-    std::printf("%s: Pull complete\n", b.digest.hex().substr(0, 12).c_str());
-  }
-  ManifestRecord rec;
-  rec.content = m->content;
-  rec.digest = m->digest;
-  rec.media_type = parsed->media_type;
-  Status s = ctx.store->PutManifest(ref->name, rec, ref->digest ? "" : ref->tag, required, {});
-  if (!s.ok()) return Fail(s.message());
-  std::printf("Digest: %s\nStatus: Downloaded image for %s\n", m->digest.str().c_str(), ref->str().c_str());
-  return 0;
+  Status s = PullImage(*ctx.images, *ref, platform, std::cout);
+  return s.ok() ? 0 : Fail(s.message());
 }
 
 int RunCmd(Ctx& ctx, std::vector<std::string> a) {

@@ -201,7 +201,7 @@ bad outside "outside the build context" 'FROM base:1\nCOPY ../x /x\n'
 bad symlink "resolves outside the build context" 'FROM base:1\nCOPY escape /x\n'
 bad missing "not found in the build context" 'FROM base:1\nCOPY nothere /x\n'
 bad failing "Dockerfile:2: RUN: command" 'FROM base:1\nRUN exit 3\n'
-bad nobase "not in the local store" 'FROM nosuch/image:1\n'
+bad nobase "names no registry" 'FROM nosuch/image:1\n'
 bad user "unknown user" 'FROM base:1\nUSER nobody-here\nRUN true\n'
 expect_fail "unknown --target" "target stage" $B build --target nope -t x:1 "$W/app"
 expect_fail "no context" "CONTEXT" $B build -t x:1

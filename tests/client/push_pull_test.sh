@@ -82,6 +82,14 @@ for idx in "${!REGS[@]}"; do
     fail "$name: second pull"; cat "$W/out"
   fi
   if $B2 pull "$R/team/app@$want" >/dev/null 2>&1; then pass "$name: pull by digest"; else fail "$name: pull by digest"; fi
+  # FROM pulls a base that is not local.
+  mkdir -p "$W/from$idx"
+  printf 'FROM %s/team/base:1\nRUN echo built-on-pulled-base\n' "$R" > "$W/from$idx/Dockerfile"
+  if "$BIN/ocibuild" --root "$W/c$idx" build -t onbase:1 "$W/from$idx" >"$W/out" 2>&1 && grep -q built-on-pulled-base "$W/out"; then
+    pass "$name: FROM pulls a base image that is not local"
+  else
+    fail "$name: FROM pull"; cat "$W/out"
+  fi
   if $B2 pull "$R/team/nothere:1" >"$W/out" 2>&1; then fail "$name: pull of a missing image succeeded"; else
     grep -q "ocibuild: manifest team/nothere:1" "$W/out" && pass "$name: missing image is a one-line error" || { fail "$name: error text"; cat "$W/out"; }
   fi

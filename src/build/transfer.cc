@@ -1,0 +1,130 @@
+#include "build/transfer.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "client/registry_client.h"
+#include "oci/manifest.h"
+
+namespace ocib::build {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The registry host and repository for a reference: the name's host, else
+// $OCIBUILD_REGISTRY. No implicit Docker Hub: there is no internet here.
+Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
+  std::string host = client::RegistryHost(ref.name);
+  if (!host.empty()) return std::make_pair(host, client::RepositoryPath(ref.name));
+  const char* env = std::getenv("OCIBUILD_REGISTRY");
+  if (env && *env) return std::make_pair(std::string(env), ref.name);
+  return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
+                         ") and $OCIBUILD_REGISTRY is not set");
+}
+
+}  // namespace
+
+Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pushed_dir,
+                 std::ostream& out) {
+  ASSIGN_OR_RETURN(StoredImage im, images.Get(ref));
+  ASSIGN_OR_RETURN(auto remote, Remote(ref));
+  auto [host, repo] = remote;
+  out << "The push refers to repository [" << host << "/" << repo << "]\n" << std::flush;
+  client::RegistryClient c(host);
+  // Where this client pushed each blob before, per registry: a blob another
+  // repository there holds is mounted instead of sent again.
+  std::string known_path = pushed_dir + "/" + host;
+  json known = json::object();
+  {
+    std::ifstream in(known_path);
+    if (in) known = json::parse(in, nullptr, false);
+    if (known.is_discarded() || !known.is_object()) known = json::object();
+  }
+  std::vector<Digest> blobs;
+  for (auto it = im.layers.rbegin(); it != im.layers.rend(); ++it) blobs.push_back(it->digest);
+  blobs.push_back(im.config_digest);
+  for (const auto& d : blobs) {
+    ASSIGN_OR_RETURN(bool has, c.HasBlob(repo, d));
+    std::string shortd = d.hex().substr(0, 12);
+    if (has) {
+      out << shortd << ": Layer already exists\n" << std::flush;
+      known[d.str()] = repo;
+      continue;
+    }
+    std::string from = known.value(d.str(), "");
+    if (!from.empty() && from != repo) {
+      auto mounted = c.MountBlob(repo, from, d);
+      if (mounted.ok() && *mounted) {
+        out << shortd << ": Mounted from " << from << "\n" << std::flush;
+        continue;
+      }
+    }
+    RETURN_IF_ERROR(c.PushBlob(repo, d, *images.store()));
+    known[d.str()] = repo;
+    out << shortd << ": Pushed\n" << std::flush;
+  }
+  {
+    std::error_code ec;
+    fs::create_directories(pushed_dir, ec);
+    std::ofstream(known_path + ".tmp") << known.dump();
+    fs::rename(known_path + ".tmp", known_path, ec);
+  }
+  std::string reference = ref.digest ? ref.digest->str() : ref.tag;
+  RETURN_IF_ERROR(c.PushManifest(repo, reference, im.media_type, im.manifest));
+  out << reference << ": digest: " << im.manifest_digest.str() << " size: " << im.manifest.size() << "\n"
+      << std::flush;
+  return Status::Ok();
+}
+
+Status PullImage(ImageStore& images, const ImageRef& ref, const std::string& platform,
+                 std::ostream& out) {
+  ASSIGN_OR_RETURN(auto remote, Remote(ref));
+  auto [host, repo] = remote;
+  Store& store = *images.store();
+  client::RegistryClient c(host);
+  std::string reference = ref.digest ? ref.digest->str() : ref.tag;
+  ASSIGN_OR_RETURN(client::FetchedManifest m, c.GetManifest(repo, reference));
+  auto parsed = oci::ParseManifest(m.content, m.media_type);
+  if (!parsed.ok()) return InvalidArgument("registry sent an invalid manifest: " + parsed.status().message());
+  if (parsed->is_index) {
+    std::string os = platform.substr(0, platform.find('/'));
+    std::string arch = platform.substr(platform.find('/') + 1);
+    const oci::Descriptor* pick = nullptr;
+    for (const auto& d : parsed->manifests)
+      if (d.platform_os.value_or("") == os && d.platform_arch.value_or("") == arch) {
+        pick = &d;
+        break;
+      }
+    if (!pick) return NotFound(ref.str() + " has no image for " + platform);
+    ASSIGN_OR_RETURN(m, c.GetManifest(repo, pick->digest.str()));
+    parsed = oci::ParseManifest(m.content, m.media_type);
+    if (!parsed.ok() || parsed->is_index) return InvalidArgument("registry sent an invalid platform manifest");
+  }
+  std::vector<Digest> required;
+  std::vector<oci::Descriptor> blobs = parsed->layers;
+  blobs.push_back(*parsed->config);
+  for (const auto& b : blobs) {
+    required.push_back(b.digest);
+    std::string shortd = b.digest.hex().substr(0, 12);
+    if (store.StatBlob(b.digest).ok()) {
+      RETURN_IF_ERROR(store.LinkBlob(ref.name, b.digest));
+      out << shortd << ": Already exists\n" << std::flush;
+      continue;
+    }
+    RETURN_IF_ERROR(c.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name));
+    out << shortd << ": Pull complete\n" << std::flush;
+  }
+  ManifestRecord rec;
+  rec.content = m.content;
+  rec.digest = m.digest;
+  rec.media_type = parsed->media_type;
+  RETURN_IF_ERROR(store.PutManifest(ref.name, rec, ref.digest ? "" : ref.tag, required, {}));
+  out << "Digest: " << m.digest.str() << "\nStatus: Downloaded image for " << ref.str() << "\n" << std::flush;
+  return Status::Ok();
+}
+
+}  // namespace ocib::build
