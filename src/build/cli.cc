@@ -17,6 +17,7 @@
 #include "build/builder.h"
 #include "build/image_store.h"
 #include "build/tar_reader.h"
+#include "build/archive.h"
 #include "build/transfer.h"
 
 namespace ocib::build {
@@ -39,7 +40,9 @@ const char* kUsage =
     "  run [--rm] REF [CMD...]     run the image's entrypoint/cmd\n"
     "  push REF                    upload what the registry lacks (REF names the registry,\n"
     "                              or $OCIBUILD_REGISTRY does)\n"
-    "  pull [--platform os/arch] REF\n";
+    "  pull [--platform os/arch] REF\n"
+    "  save -o FILE.tar REF...     Docker archive and OCI layout in one tar\n"
+    "  load -i FILE.tar|-          load a Docker archive or OCI layout tar\n";
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "ocibuild: %s\n", msg.c_str());
@@ -312,7 +315,7 @@ int RunCli(int argc, char** argv) {
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   static const std::set<std::string> known = {"build", "images", "history", "inspect", "tag",
-                                              "rmi", "import", "run", "push", "pull"};
+                                              "rmi", "import", "run", "push", "pull", "save", "load"};
   if (!known.count(cmd)) return Usage("unknown command \"" + cmd + "\"");
   if (Status s = ctx.Open(); !s.ok()) return Fail(s.message());
   if (cmd == "build") return Build(ctx, rest);
@@ -347,6 +350,27 @@ int RunCli(int argc, char** argv) {
   if (cmd == "run") return RunCmd(ctx, rest);
   if (cmd == "push") return rest.size() == 1 ? Push(ctx, rest[0]) : Usage("push needs one image");
   if (cmd == "pull") return Pull(ctx, rest);
+  if (cmd == "save") {
+    std::string file;
+    std::vector<ImageRef> refs;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if ((rest[i] == "-o" || rest[i] == "--output") && i + 1 < rest.size()) {
+        file = rest[++i];
+        continue;
+      }
+      auto r = ParseImageRef(rest[i]);
+      if (!r.ok()) return Fail(r.status().message());
+      refs.push_back(*r);
+    }
+    if (file.empty() || refs.empty()) return Usage("save needs -o FILE and at least one image");
+    Status s = SaveImages(*ctx.images, refs, file);
+    return s.ok() ? 0 : Fail(s.message());
+  }
+  if (cmd == "load") {
+    if (rest.size() != 2 || (rest[0] != "-i" && rest[0] != "--input")) return Usage("load needs -i FILE");
+    Status s = LoadImages(*ctx.images, rest[1], std::cout);
+    return s.ok() ? 0 : Fail(s.message());
+  }
   return Usage();
 }
 
