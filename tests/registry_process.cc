@@ -81,6 +81,10 @@ int RegistryProcess::Stop() {
   return st;
 }
 
+void RegistryProcess::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
 void RegistryProcess::Kill() {
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);

@@ -30,6 +30,7 @@ class RegistryProcess {
   // SIGTERM (graceful) and wait; returns the exit status.
   int Stop();
   void Kill();  // SIGKILL and wait
+  void Signal(int sig);  // send without waiting
 
  private:
   std::string root_, log_, port_file_;
