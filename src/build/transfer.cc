@@ -35,6 +35,7 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   auto [host, repo] = remote;
   out << "The push refers to repository [" << host << "/" << repo << "]\n" << std::flush;
   client::RegistryClient c(host);
+  c.set_notes([&out](const std::string& n) { out << n << "\n" << std::flush; });
   // Where this client pushed each blob before, per registry: a blob another
   // repository there holds is mounted instead of sent again.
   std::string known_path = pushed_dir + "/" + host;

@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 namespace ocib::client {
 namespace {
@@ -102,28 +104,104 @@ Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::strin
   return Failure("mount " + d.str(), r);
 }
 
+namespace {
+
+constexpr uint64_t kMonolithicMax = 32 << 20;
+constexpr uint64_t kChunk = 16 << 20;
+constexpr int kRetries = 6;
+
+bool Retryable(const httplib::Result& r) { return !r || r->status >= 500 || r->status == 429; }
+
+void Backoff(int attempt) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(250 << std::min(attempt, 5)));
+}
+
+// Streams [start, start + length) of h.
+httplib::ContentProvider Slice(std::shared_ptr<BlobReadHandle> h, uint64_t start, uint64_t* sent) {
+  return [h, start, sent](size_t offset, size_t length, httplib::DataSink& sink) {
+    std::vector<char> buf(std::min<size_t>(length, 1 << 20));
+    auto n = h->ReadAt(start + offset, buf.data(), buf.size());
+    if (!n.ok() || *n == 0) return false;
+    *sent += *n;
+    return sink.write(buf.data(), *n);
+  };
+}
+
+}  // namespace
+
 Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobReader& source) {
   ASSIGN_OR_RETURN(auto handle, source.OpenBlob(d));
   std::shared_ptr<BlobReadHandle> h(std::move(handle));
-  auto start = impl_->http->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
-  if (!start || start->status != 202) return Failure("start upload of " + d.str(), start);
-  std::string loc = impl_->Path(start->get_header_value("Location"));
-  loc += (loc.find('?') == std::string::npos ? "?" : "&");
-  loc += "digest=" + d.str();
-  uint64_t sent = 0;
-  auto r = impl_->http->Put(
-      loc.c_str(), {}, h->size(),
-      [h, &sent](size_t offset, size_t length, httplib::DataSink& sink) {
-        std::vector<char> buf(std::min<size_t>(length, 1 << 20));
-        auto n = h->ReadAt(offset, buf.data(), buf.size());
-        if (!n.ok() || *n == 0) return false;
-        sent += *n;
-        return sink.write(buf.data(), *n);
-      },
-      "application/octet-stream");
-  bytes_sent_ += sent;
-  if (!r || r->status != 201) return Failure("upload of " + d.str(), r);
-  return Status::Ok();
+  const uint64_t size = h->size();
+  auto note = [&](const std::string& s) {
+    if (notes_) notes_(s);
+  };
+  auto with_digest = [&](std::string loc) {
+    return loc + (loc.find('?') == std::string::npos ? "?" : "&") + "digest=" + d.str();
+  };
+  int attempt = 0;
+  while (true) {  // one upload session per pass
+    auto start = impl_->http->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
+    if (!start || start->status != 202) {
+      if (Retryable(start) && ++attempt <= kRetries) {
+        note("retrying upload of " + d.str() + " (" + Reason(start) + ")");
+        Backoff(attempt);
+        continue;
+      }
+      return Failure("start upload of " + d.str(), start);
+    }
+    std::string loc = impl_->Path(start->get_header_value("Location"));
+    if (size <= kMonolithicMax) {
+      auto r = impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_),
+                                "application/octet-stream");
+      if (r && r->status == 201) return Status::Ok();
+      if (Retryable(r) && ++attempt <= kRetries) {
+        note("retrying upload of " + d.str() + " (" + Reason(r) + ")");
+        Backoff(attempt);
+        continue;
+      }
+      return Failure("upload of " + d.str(), r);
+    }
+    uint64_t offset = 0;
+    bool restart = false;
+    while (offset < size && !restart) {
+      uint64_t n = std::min(kChunk, size - offset);
+      auto r = impl_->http->Patch(
+          loc.c_str(), {{"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}}, n,
+          Slice(h, offset, &bytes_sent_), "application/octet-stream");
+      if (r && r->status == 202) {
+        loc = impl_->Path(r->get_header_value("Location"));
+        offset += n;
+        attempt = 0;
+        continue;
+      }
+      if (r && !Retryable(r) && r->status != 416) return Failure("upload of " + d.str(), r);
+      if (++attempt > kRetries) return Failure("upload of " + d.str(), r);
+      Backoff(attempt);
+      // Ask the registry how far it got, and go on from there.
+      auto st = impl_->http->Get(loc.c_str());
+      if (st && st->status == 204) {
+        std::string range = st->get_header_value("Range");
+        size_t dash = range.find('-');
+        uint64_t end = dash == std::string::npos ? 0 : std::strtoull(range.c_str() + dash + 1, nullptr, 10);
+        offset = end == 0 ? 0 : end + 1;
+        if (!st->get_header_value("Location").empty()) loc = impl_->Path(st->get_header_value("Location"));
+        note("resuming upload of " + d.str() + " at offset " + std::to_string(offset) + " (" + Reason(r) + ")");
+      } else if (st && st->status == 404) {
+        note("upload session of " + d.str() + " is gone; starting again");
+        restart = true;
+      } else {
+        note("registry unavailable (" + Reason(st) + "); retrying");
+      }
+    }
+    if (restart) continue;
+    while (true) {
+      auto r = impl_->http->Put(with_digest(loc).c_str(), "", "application/octet-stream");
+      if (r && r->status == 201) return Status::Ok();
+      if (!Retryable(r) || ++attempt > kRetries) return Failure("finish upload of " + d.str(), r);
+      Backoff(attempt);
+    }
+  }
 }
 
 Status RegistryClient::PushManifest(const std::string& repo, const std::string& reference,

@@ -12,6 +12,7 @@
 // Thread-compatible: one RegistryClient per thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,8 +44,13 @@ class RegistryClient {
   // Cross-repository mount; false when the registry started an upload
   // instead (that session is cancelled).
   Result<bool> MountBlob(const std::string& repo, const std::string& from, const Digest& d);
-  // Uploads a blob from `source` (POST, then a streamed PUT).
+  // Uploads a blob from `source`: small blobs in one streamed PUT, large
+  // ones in 16 MiB PATCH chunks. Connection errors and 5xx answers are
+  // retried with backoff; a chunked upload resumes from the offset the
+  // registry reports (GET of the upload) instead of starting over.
   Status PushBlob(const std::string& repo, const Digest& d, BlobReader& source);
+  // Receives one-line notes (retries, resumptions).
+  void set_notes(std::function<void(const std::string&)> notes) { notes_ = std::move(notes); }
   // PUT of a manifest; checks the digest the registry answers.
   Status PushManifest(const std::string& repo, const std::string& reference,
                       const std::string& media_type, const std::string& content);
@@ -63,6 +69,7 @@ class RegistryClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   uint64_t bytes_sent_ = 0;
+  std::function<void(const std::string&)> notes_;
 };
 
 }  // namespace ocib::client
