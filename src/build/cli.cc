@@ -19,6 +19,7 @@
 #include "build/tar_reader.h"
 #include "build/archive.h"
 #include "build/transfer.h"
+#include "client/registry_client.h"
 
 namespace ocib::build {
 namespace {
@@ -41,6 +42,8 @@ const char* kUsage =
     "  push REF                    upload what the registry lacks (REF names the registry,\n"
     "                              or $OCIBUILD_REGISTRY does)\n"
     "  pull [--platform os/arch] REF\n"
+    "  login HOST -u USER (--password-stdin | -p PASSWORD)\n"
+    "  logout HOST                 credentials live in ~/.docker/config.json, as docker's\n"
     "  save -o FILE.tar REF...     Docker archive and OCI layout in one tar\n"
     "  load -i FILE.tar|-          load a Docker archive or OCI layout tar\n";
 
@@ -315,8 +318,37 @@ int RunCli(int argc, char** argv) {
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   static const std::set<std::string> known = {"build", "images", "history", "inspect", "tag",
-                                              "rmi", "import", "run", "push", "pull", "save", "load"};
+                                              "rmi", "import", "run", "push", "pull", "save", "load",
+                                              "login", "logout"};
   if (!known.count(cmd)) return Usage("unknown command \"" + cmd + "\"");
+  if (cmd == "login") {
+    std::string host, user, password;
+    bool from_stdin = false;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if ((rest[i] == "-u" || rest[i] == "--username") && i + 1 < rest.size()) user = rest[++i];
+      else if ((rest[i] == "-p" || rest[i] == "--password") && i + 1 < rest.size()) password = rest[++i];
+      else if (rest[i] == "--password-stdin") from_stdin = true;
+      else if (host.empty() && rest[i][0] != '-') host = rest[i];
+      else return Usage("unknown login argument " + rest[i]);
+    }
+    if (host.empty() || user.empty()) return Usage("login needs HOST and -u USER");
+    if (from_stdin) {
+      std::getline(std::cin, password);
+      while (!password.empty() && (password.back() == '\r' || password.back() == '\n')) password.pop_back();
+    }
+    if (password.empty()) return Usage("login needs a password (--password-stdin or -p)");
+    client::RegistryClient c(host, user + ":" + password);
+    if (Status s = c.Ping(); !s.ok()) return Fail(s.message());
+    if (Status s = client::StoreCredentials(host, user, password); !s.ok()) return Fail(s.message());
+    std::printf("Login Succeeded\n");
+    return 0;
+  }
+  if (cmd == "logout") {
+    if (rest.size() != 1) return Usage("logout needs HOST");
+    if (Status s = client::RemoveCredentials(rest[0]); !s.ok()) return Fail(s.message());
+    std::printf("Removing login credentials for %s\n", rest[0].c_str());
+    return 0;
+  }
   if (Status s = ctx.Open(); !s.ok()) return Fail(s.message());
   if (cmd == "build") return Build(ctx, rest);
   if (cmd == "images") return rest.empty() ? Images(ctx) : Usage("images takes no arguments");

@@ -1,8 +1,15 @@
 #include "client/registry_client.h"
 
 #include <httplib.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
 
+#include <cctype>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -35,7 +42,8 @@ std::string Reason(const httplib::Result& r) {
 Status Failure(const std::string& what, const httplib::Result& r) {
   if (!r) return Unavailable(what + ": cannot reach the registry (" + httplib::to_string(r.error()) + ")");
   if (r->status == 404) return NotFound(what + ": " + Reason(r));
-  if (r->status == 401 || r->status == 403) return FailedPrecondition(what + ": access denied (" + Reason(r) + ")");
+  if (r->status == 401) return FailedPrecondition(what + ": authentication required (" + Reason(r) + ")");
+  if (r->status == 403) return FailedPrecondition(what + ": access denied (" + Reason(r) + ")");
   return FailedPrecondition(what + ": " + Reason(r));
 }
 
@@ -55,9 +63,212 @@ std::string RepositoryPath(const std::string& name) {
   return host.empty() ? name : name.substr(host.size() + 1);
 }
 
+namespace {
+
+std::string Base64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(n);
+  return out;
+}
+
+std::string Unbase64(const std::string& in) {
+  std::string out(3 * in.size() / 4 + 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return "";
+  out.resize(n);
+  size_t pad = 0;
+  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  out.resize(out.size() - std::min(pad, out.size()));
+  return out;
+}
+
+// Parses `Bearer realm="...",service="...",scope="..."`.
+std::map<std::string, std::string> ChallengeParams(const std::string& h) {
+  std::map<std::string, std::string> out;
+  size_t sp = h.find(' ');
+  if (sp == std::string::npos) return out;
+  std::string rest = h.substr(sp + 1);
+  size_t i = 0;
+  while (i < rest.size()) {
+    while (i < rest.size() && (rest[i] == ' ' || rest[i] == ',')) ++i;
+    size_t eq = rest.find('=', i);
+    if (eq == std::string::npos) break;
+    std::string key = rest.substr(i, eq - i);
+    std::string val;
+    i = eq + 1;
+    if (i < rest.size() && rest[i] == '"') {
+      size_t end = rest.find('"', i + 1);
+      if (end == std::string::npos) end = rest.size();
+      val = rest.substr(i + 1, end - i - 1);
+      i = end + 1;
+    } else {
+      size_t end = rest.find(',', i);
+      if (end == std::string::npos) end = rest.size();
+      val = rest.substr(i, end - i);
+      i = end;
+    }
+    out[key] = val;
+  }
+  return out;
+}
+
+std::string UrlEncode(const std::string& s) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DockerConfigPath() {
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return std::string(d) + "/config.json";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.docker/config.json";
+}
+
+namespace {
+
+nlohmann::json ReadDockerConfig() {
+  std::ifstream in(DockerConfigPath());
+  if (!in) return nlohmann::json::object();
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  return j.is_discarded() || !j.is_object() ? nlohmann::json::object() : j;
+}
+
+Status WriteDockerConfig(const nlohmann::json& j) {
+  std::string path = DockerConfigPath();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(1, '\t') << "\n";
+    if (!out) return Internal("cannot write " + path);
+  }
+  ::chmod(tmp.c_str(), 0600);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Internal("cannot write " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string StoredCredentials(const std::string& host) {
+  auto j = ReadDockerConfig();
+  if (!j.contains("auths") || !j["auths"].is_object()) return "";
+  for (const std::string& key : {host, "http://" + host, "https://" + host}) {
+    if (!j["auths"].contains(key)) continue;
+    const auto& e = j["auths"][key];
+    if (e.contains("auth") && e["auth"].is_string()) return Unbase64(e["auth"].get<std::string>());
+  }
+  return "";
+}
+
+Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password) {
+  auto j = ReadDockerConfig();
+  if (!j.contains("auths") || !j["auths"].is_object()) j["auths"] = nlohmann::json::object();
+  j["auths"][host] = {{"auth", Base64(user + ":" + password)}};
+  return WriteDockerConfig(j);
+}
+
+Status RemoveCredentials(const std::string& host) {
+  auto j = ReadDockerConfig();
+  if (!j.contains("auths") || !j["auths"].is_object() || !j["auths"].contains(host))
+    return NotFound("not logged in to " + host);
+  j["auths"].erase(host);
+  return WriteDockerConfig(j);
+}
+
 struct RegistryClient::Impl {
   std::string host;
   std::unique_ptr<httplib::Client> http;
+  std::string credentials;  // "user:password" or ""
+  bool loopback = false;
+
+  // After a 401: establishes Authorization from the challenge. Returns
+  // false when it cannot (no usable challenge or credentials).
+  bool Authorize(const httplib::Result& r, std::string* why) {
+    std::string challenge = r->get_header_value("WWW-Authenticate");
+    std::string scheme = challenge.substr(0, challenge.find(' '));
+    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (scheme == "basic") {
+      if (credentials.empty()) {
+        *why = "authentication required: run `ocibuild login " + host + "`";
+        return false;
+      }
+      http->set_default_headers({{"Authorization", "Basic " + Base64(credentials)}});
+      return true;
+    }
+    if (scheme != "bearer") {
+      *why = "unsupported authentication challenge \"" + challenge + "\"";
+      return false;
+    }
+    auto p = ChallengeParams(challenge);
+    std::string realm = p["realm"];
+    std::regex re("^(https?://[^/]+)(/.*)?$");
+    std::smatch m;
+    if (!std::regex_match(realm, m, re)) {
+      *why = "bad token realm \"" + realm + "\"";
+      return false;
+    }
+    httplib::Client tc(m[1].str());
+    tc.set_connection_timeout(10, 0);
+    tc.set_read_timeout(30, 0);
+    std::string path = m[2].matched ? m[2].str() : "/";
+    std::string query;
+    if (!p["service"].empty()) query += "service=" + UrlEncode(p["service"]);
+    if (!p["scope"].empty()) query += std::string(query.empty() ? "" : "&") + "scope=" + UrlEncode(p["scope"]);
+    if (!query.empty()) path += (path.find('?') == std::string::npos ? "?" : "&") + query;
+    httplib::Headers hdrs;
+    if (!credentials.empty()) hdrs.emplace("Authorization", "Basic " + Base64(credentials));
+    auto tr = tc.Get(path.c_str(), hdrs);
+    if (!tr || tr->status != 200) {
+      *why = "token request to " + realm + " failed: " + Reason(tr);
+      return false;
+    }
+    auto j = nlohmann::json::parse(tr->body, nullptr, false);
+    std::string token;
+    if (!j.is_discarded() && j.is_object()) {
+      if (j.contains("token") && j["token"].is_string()) token = j["token"].get<std::string>();
+      else if (j.contains("access_token") && j["access_token"].is_string()) token = j["access_token"].get<std::string>();
+    }
+    if (token.empty()) {
+      *why = "token endpoint " + realm + " returned no token";
+      return false;
+    }
+    http->set_default_headers({{"Authorization", "Bearer " + token}});
+    return true;
+  }
+
+  // Runs a request; on 401 authenticates once and runs it again.
+  httplib::Result Do(const std::function<httplib::Result()>& f) {
+    auto r = f();
+    if (r && r->status == 401) {
+      std::string why;
+      if (Authorize(r, &why)) return f();
+      last_auth_error = why;
+    }
+    return r;
+  }
+  std::string last_auth_error;
+
+  // Failure() with the reason authentication failed, when it did.
+  Status Fail(const std::string& what, const httplib::Result& r) {
+    if (r && r->status == 401 && !last_auth_error.empty())
+      return FailedPrecondition(what + ": " + last_auth_error);
+    return Failure(what, r);
+  }
 
   // Turns a Location header into a path with query, on this host.
   std::string Path(const std::string& location) {
@@ -70,8 +281,12 @@ struct RegistryClient::Impl {
   }
 };
 
-RegistryClient::RegistryClient(const std::string& host) : impl_(std::make_unique<Impl>()) {
+RegistryClient::RegistryClient(const std::string& host) : RegistryClient(host, StoredCredentials(host)) {}
+
+RegistryClient::RegistryClient(const std::string& host, const std::string& credentials)
+    : impl_(std::make_unique<Impl>()) {
   impl_->host = host;
+  impl_->credentials = credentials;
   std::string scheme = IsLoopback(host) ? "http://" : "https://";
   impl_->http = std::make_unique<httplib::Client>(scheme + host);
   impl_->http->set_connection_timeout(10, 0);
@@ -86,22 +301,31 @@ RegistryClient::RegistryClient(const std::string& host) : impl_(std::make_unique
 
 RegistryClient::~RegistryClient() = default;
 
+Status RegistryClient::Ping() {
+  auto r = impl_->Do([&] { return impl_->http->Get("/v2/"); });
+  if (r && r->status == 200) return Status::Ok();
+  if (r && r->status == 401)
+    return FailedPrecondition("login to " + impl_->host + " failed: " +
+                              (impl_->last_auth_error.empty() ? Reason(r) : impl_->last_auth_error));
+  return impl_->Fail("GET /v2/ of " + impl_->host, r);
+}
+
 Result<bool> RegistryClient::HasBlob(const std::string& repo, const Digest& d) {
-  auto r = impl_->http->Head(("/v2/" + repo + "/blobs/" + d.str()).c_str());
+  auto r = impl_->Do([&] { return impl_->http->Head(("/v2/" + repo + "/blobs/" + d.str()).c_str()); });
   if (r && r->status == 200) return true;
   if (r && r->status == 404) return false;
-  return Failure("HEAD blob " + d.str(), r);
+  return impl_->Fail("HEAD blob " + d.str(), r);
 }
 
 Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::string& from, const Digest& d) {
-  auto r = impl_->http->Post(("/v2/" + repo + "/blobs/uploads/?mount=" + d.str() + "&from=" + from).c_str(), "",
-                             "application/octet-stream");
+  auto r = impl_->Do([&] { return impl_->http->Post(("/v2/" + repo + "/blobs/uploads/?mount=" + d.str() + "&from=" + from).c_str(), "",
+                             "application/octet-stream"); });
   if (r && r->status == 201) return true;
   if (r && r->status == 202) {
-    impl_->http->Delete(impl_->Path(r->get_header_value("Location")).c_str());
+    impl_->Do([&] { return impl_->http->Delete(impl_->Path(r->get_header_value("Location")).c_str()); });
     return false;
   }
-  return Failure("mount " + d.str(), r);
+  return impl_->Fail("mount " + d.str(), r);
 }
 
 namespace {
@@ -141,45 +365,45 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
   };
   int attempt = 0;
   while (true) {  // one upload session per pass
-    auto start = impl_->http->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
+    auto start = impl_->Do([&] { return impl_->http->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream"); });
     if (!start || start->status != 202) {
       if (Retryable(start) && ++attempt <= kRetries) {
         note("retrying upload of " + d.str() + " (" + Reason(start) + ")");
         Backoff(attempt);
         continue;
       }
-      return Failure("start upload of " + d.str(), start);
+      return impl_->Fail("start upload of " + d.str(), start);
     }
     std::string loc = impl_->Path(start->get_header_value("Location"));
     if (size <= kMonolithicMax) {
-      auto r = impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_),
-                                "application/octet-stream");
+      auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_),
+                                "application/octet-stream"); });
       if (r && r->status == 201) return Status::Ok();
       if (Retryable(r) && ++attempt <= kRetries) {
         note("retrying upload of " + d.str() + " (" + Reason(r) + ")");
         Backoff(attempt);
         continue;
       }
-      return Failure("upload of " + d.str(), r);
+      return impl_->Fail("upload of " + d.str(), r);
     }
     uint64_t offset = 0;
     bool restart = false;
     while (offset < size && !restart) {
       uint64_t n = std::min(kChunk, size - offset);
-      auto r = impl_->http->Patch(
+      auto r = impl_->Do([&] { return impl_->http->Patch(
           loc.c_str(), {{"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}}, n,
-          Slice(h, offset, &bytes_sent_), "application/octet-stream");
+          Slice(h, offset, &bytes_sent_), "application/octet-stream"); });
       if (r && r->status == 202) {
         loc = impl_->Path(r->get_header_value("Location"));
         offset += n;
         attempt = 0;
         continue;
       }
-      if (r && !Retryable(r) && r->status != 416) return Failure("upload of " + d.str(), r);
-      if (++attempt > kRetries) return Failure("upload of " + d.str(), r);
+      if (r && !Retryable(r) && r->status != 416) return impl_->Fail("upload of " + d.str(), r);
+      if (++attempt > kRetries) return impl_->Fail("upload of " + d.str(), r);
       Backoff(attempt);
       // Ask the registry how far it got, and go on from there.
-      auto st = impl_->http->Get(loc.c_str());
+      auto st = impl_->Do([&] { return impl_->http->Get(loc.c_str()); });
       if (st && st->status == 204) {
         std::string range = st->get_header_value("Range");
         size_t dash = range.find('-');
@@ -196,9 +420,9 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
     }
     if (restart) continue;
     while (true) {
-      auto r = impl_->http->Put(with_digest(loc).c_str(), "", "application/octet-stream");
+      auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), "", "application/octet-stream"); });
       if (r && r->status == 201) return Status::Ok();
-      if (!Retryable(r) || ++attempt > kRetries) return Failure("finish upload of " + d.str(), r);
+      if (!Retryable(r) || ++attempt > kRetries) return impl_->Fail("finish upload of " + d.str(), r);
       Backoff(attempt);
     }
   }
@@ -206,8 +430,8 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
 
 Status RegistryClient::PushManifest(const std::string& repo, const std::string& reference,
                                     const std::string& media_type, const std::string& content) {
-  auto r = impl_->http->Put(("/v2/" + repo + "/manifests/" + reference).c_str(), content, media_type.c_str());
-  if (!r || r->status != 201) return Failure("manifest PUT " + repo + ":" + reference, r);
+  auto r = impl_->Do([&] { return impl_->http->Put(("/v2/" + repo + "/manifests/" + reference).c_str(), content, media_type.c_str()); });
+  if (!r || r->status != 201) return impl_->Fail("manifest PUT " + repo + ":" + reference, r);
   std::string answered = r->get_header_value("Docker-Content-Digest");
   if (!answered.empty() && answered != Digest::Of(content).str())
     return InvalidArgument("registry answered digest " + answered + " for manifest " + Digest::Of(content).str());
@@ -215,8 +439,8 @@ Status RegistryClient::PushManifest(const std::string& repo, const std::string& 
 }
 
 Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, const std::string& reference) {
-  auto r = impl_->http->Get(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}});
-  if (!r || r->status != 200) return Failure("manifest " + repo + ":" + reference, r);
+  auto r = impl_->Do([&] { return impl_->http->Get(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}}); });
+  if (!r || r->status != 200) return impl_->Fail("manifest " + repo + ":" + reference, r);
   FetchedManifest m;
   m.content = r->body;
   m.media_type = r->get_header_value("Content-Type");
@@ -238,7 +462,7 @@ Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint6
   ASSIGN_OR_RETURN(auto w, store.NewWriter());
   Status write_status;
   int status = 0;
-  auto r = impl_->http->Get(
+  auto r = impl_->Do([&] { return impl_->http->Get(
       ("/v2/" + repo + "/blobs/" + d.str()).c_str(), httplib::Headers{},
       [&](const httplib::Response& resp) {
         status = resp.status;
@@ -247,9 +471,9 @@ Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint6
       [&](const char* data, size_t n) {
         write_status = w->Write(data, n);
         return write_status.ok();
-      });
+      }); });
   if (!write_status.ok()) return write_status;
-  if (!r || status != 200) return Failure("blob " + d.str(), r);
+  if (!r || status != 200) return impl_->Fail("blob " + d.str(), r);
   auto info = w->Commit(d, size, link_repo);
   if (!info.ok()) return info.status().WithContext("blob " + d.str() + " from the registry");
   return Status::Ok();

@@ -34,9 +34,26 @@ struct FetchedManifest {
   Digest digest = Digest::Of("");
 };
 
+// Docker's credential file: $DOCKER_CONFIG/config.json, else
+// ~/.docker/config.json ("auths": {host: {"auth": base64(user:password)}}),
+// so `docker login` and `ocibuild login` share credentials.
+std::string DockerConfigPath();
+// "user:password" for host, or "" when none is stored.
+std::string StoredCredentials(const std::string& host);
+Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password);
+// kNotFound when there was nothing to remove.
+Status RemoveCredentials(const std::string& host);
+
 class RegistryClient {
  public:
+  // Authenticates with the stored credentials for host (if any) when the
+  // registry answers 401: Basic, or the Bearer token flow (realm, service,
+  // scope; anonymous tokens too).
   explicit RegistryClient(const std::string& host);
+  // Same, with explicit credentials ("user:password").
+  RegistryClient(const std::string& host, const std::string& credentials);
+  // GET /v2/, authenticating as needed: OK when access is granted.
+  Status Ping();
   ~RegistryClient();
 
   // True when the repository has the blob (HEAD).
