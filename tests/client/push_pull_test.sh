@@ -95,6 +95,25 @@ for idx in "${!REGS[@]}"; do
   fi
 done
 
+# A registry that serves bytes not matching their digest: corrupt a layer
+# file in ocireg's own store. The pull must fail and store nothing.
+R=${REGS[0]}
+layer=$($B inspect "$R/team/app:1" | jq -r '.Manifest.layers[-1].digest')
+h=${layer#sha256:}
+f="$W/ocireg/blobs/sha256/${h:0:2}/$h"
+if [ -f "$f" ]; then
+  size=$(stat -c%s "$f")
+  head -c "$size" /dev/zero > "$f"
+  if "$BIN/ocibuild" --root "$W/corrupt" pull "$R/team/app:1" >"$W/out" 2>&1; then fail "pull of corrupted bytes succeeded"; else
+    grep -q "hashes to" "$W/out" && pass "corrupted blob from the registry: digest mismatch, one-line error" || { fail "corruption message"; cat "$W/out"; }
+  fi
+  "$BIN/ocibuild" --root "$W/corrupt" images | grep -q "team/app" && fail "corrupted image was tagged" || pass "nothing tagged after a bad blob"
+  n=$(find "$W/corrupt/store/blobs" -type f -name "$h" 2>/dev/null | wc -l)
+  [ "$n" -eq 0 ] && pass "the bad blob was not stored" || fail "bad blob stored"
+else
+  fail "could not find the layer file to corrupt"
+fi
+
 if $B push app:1 >"$W/out" 2>&1; then fail "push without a registry succeeded"; else
   grep -q "names no registry" "$W/out" && pass "push without a registry explains itself" || fail "no-registry message"
 fi
