@@ -3,7 +3,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "client/registry_client.h"
@@ -48,26 +51,58 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   std::vector<Digest> blobs;
   for (auto it = im.layers.rbegin(); it != im.layers.rend(); ++it) blobs.push_back(it->digest);
   blobs.push_back(im.config_digest);
-  for (const auto& d : blobs) {
-    ASSIGN_OR_RETURN(bool has, c.HasBlob(repo, d));
+  // Up to kParallel blobs at a time, each on its own connection; lines are
+  // printed as blobs finish. The config goes last, after the layers.
+  std::mutex mu;  // guards known and out
+  auto push_one = [&](const Digest& d) -> Status {
+    client::RegistryClient w(host);
+    w.set_notes([&](const std::string& n) {
+      std::lock_guard<std::mutex> l(mu);
+      out << n << "\n" << std::flush;
+    });
+    ASSIGN_OR_RETURN(bool has, w.HasBlob(repo, d));
     std::string shortd = d.hex().substr(0, 12);
-    if (has) {
-      out << shortd << ": Layer already exists\n" << std::flush;
-      known[d.str()] = repo;
-      continue;
+    std::string from;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (has) {
+        out << shortd << ": Layer already exists\n" << std::flush;
+        known[d.str()] = repo;
+        return Status::Ok();
+      }
+      from = known.value(d.str(), "");
     }
-    std::string from = known.value(d.str(), "");
     if (!from.empty() && from != repo) {
-      auto mounted = c.MountBlob(repo, from, d);
+      auto mounted = w.MountBlob(repo, from, d);
       if (mounted.ok() && *mounted) {
+        std::lock_guard<std::mutex> l(mu);
         out << shortd << ": Mounted from " << from << "\n" << std::flush;
-        continue;
+        return Status::Ok();
       }
     }
-    RETURN_IF_ERROR(c.PushBlob(repo, d, *images.store()));
+    RETURN_IF_ERROR(w.PushBlob(repo, d, *images.store()));
+    std::lock_guard<std::mutex> l(mu);
     known[d.str()] = repo;
     out << shortd << ": Pushed\n" << std::flush;
+    return Status::Ok();
+  };
+  constexpr size_t kParallel = 3;
+  std::deque<std::future<Status>> running;
+  Status first_error;
+  auto reap = [&](size_t keep) {
+    while (running.size() > keep) {
+      Status s = running.front().get();
+      running.pop_front();
+      if (!s.ok() && first_error.ok()) first_error = s;
+    }
+  };
+  for (size_t i = 0; i + 1 < blobs.size(); ++i) {  // layers
+    running.push_back(std::async(std::launch::async, push_one, blobs[i]));
+    reap(kParallel - 1);
   }
+  reap(0);
+  RETURN_IF_ERROR(first_error);
+  RETURN_IF_ERROR(push_one(blobs.back()));  // config
   {
     std::error_code ec;
     fs::create_directories(pushed_dir, ec);
