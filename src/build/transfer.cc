@@ -143,17 +143,38 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const std::string& pla
   std::vector<Digest> required;
   std::vector<oci::Descriptor> blobs = parsed->layers;
   blobs.push_back(*parsed->config);
-  for (const auto& b : blobs) {
-    required.push_back(b.digest);
+  // Up to three blobs at a time, each on its own connection.
+  std::mutex mu;  // guards out
+  auto fetch_one = [&](const oci::Descriptor& b) -> Status {
     std::string shortd = b.digest.hex().substr(0, 12);
     if (store.StatBlob(b.digest).ok()) {
       RETURN_IF_ERROR(store.LinkBlob(ref.name, b.digest));
+      std::lock_guard<std::mutex> l(mu);
       out << shortd << ": Already exists\n" << std::flush;
-      continue;
+      return Status::Ok();
     }
-    RETURN_IF_ERROR(c.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name));
+    client::RegistryClient w(host);
+    RETURN_IF_ERROR(w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name));
+    std::lock_guard<std::mutex> l(mu);
     out << shortd << ": Pull complete\n" << std::flush;
+    return Status::Ok();
+  };
+  std::deque<std::future<Status>> running;
+  Status first_error;
+  auto reap = [&](size_t keep) {
+    while (running.size() > keep) {
+      Status s = running.front().get();
+      running.pop_front();
+      if (!s.ok() && first_error.ok()) first_error = s;
+    }
+  };
+  for (const auto& b : blobs) {
+    required.push_back(b.digest);
+    running.push_back(std::async(std::launch::async, fetch_one, b));
+    reap(2);
   }
+  reap(0);
+  RETURN_IF_ERROR(first_error);
   ManifestRecord rec;
   rec.content = m.content;
   rec.digest = m.digest;

@@ -462,16 +462,21 @@ Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint6
   ASSIGN_OR_RETURN(auto w, store.NewWriter());
   Status write_status;
   int status = 0;
-  auto r = impl_->Do([&] { return impl_->http->Get(
-      ("/v2/" + repo + "/blobs/" + d.str()).c_str(), httplib::Headers{},
-      [&](const httplib::Response& resp) {
-        status = resp.status;
-        return resp.status == 200;
-      },
-      [&](const char* data, size_t n) {
-        write_status = w->Write(data, n);
-        return write_status.ok();
-      }); });
+  // Only a 200's body goes to the store; a 401's is dropped so that Do()
+  // can authenticate and ask again.
+  auto r = impl_->Do([&] {
+    return impl_->http->Get(
+        ("/v2/" + repo + "/blobs/" + d.str()).c_str(), httplib::Headers{},
+        [&](const httplib::Response& resp) {
+          status = resp.status;
+          return resp.status == 200 || resp.status == 401;
+        },
+        [&](const char* data, size_t n) {
+          if (status != 200) return true;
+          write_status = w->Write(data, n);
+          return write_status.ok();
+        });
+  });
   if (!write_status.ok()) return write_status;
   if (!r || status != 200) return impl_->Fail("blob " + d.str(), r);
   auto info = w->Commit(d, size, link_repo);
