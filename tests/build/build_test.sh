@@ -161,6 +161,11 @@ tar -C "$W/rootfs" -czf "$W/rootfs.tgz" .
 expect_ok "import a rootfs tarball" $B import "$W/rootfs.tgz" imported:1
 expect_ok "run the imported image" $B run imported:1 /bin/sh -c 'echo imported-ok'
 has imported-ok && pass "imported image runs" || fail "imported run"
+if $B import - imported:stdin < "$W/rootfs.tgz" >"$W/out" 2>&1 && $B run imported:stdin /bin/sh -c 'echo via-stdin' >"$W/out" 2>&1 && has via-stdin; then
+  pass "import from stdin"
+else
+  fail "import from stdin"; cat "$W/out"
+fi
 echo "not a tar" > "$W/notatar"
 expect_fail "import of a non-tar fails" "not a tar" $B import "$W/notatar" bad:1
 
