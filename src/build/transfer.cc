@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,28 @@ Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
   return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
                          ") and $OCIBUILD_REGISTRY is not set");
 }
+
+// Runs tasks with at most `parallel` at once, in order of submission;
+// returns the first error (after every started task has ended).
+Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t parallel) {
+  std::deque<std::future<Status>> running;
+  Status first_error;
+  auto reap = [&](size_t keep) {
+    while (running.size() > keep) {
+      Status s = running.front().get();
+      running.pop_front();
+      if (!s.ok() && first_error.ok()) first_error = s;
+    }
+  };
+  for (const auto& t : tasks) {
+    running.push_back(std::async(std::launch::async, t));
+    reap(parallel - 1);
+  }
+  reap(0);
+  return first_error;
+}
+
+constexpr size_t kParallelBlobs = 3;
 
 }  // namespace
 
@@ -86,22 +109,10 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     out << shortd << ": Pushed\n" << std::flush;
     return Status::Ok();
   };
-  constexpr size_t kParallel = 3;
-  std::deque<std::future<Status>> running;
-  Status first_error;
-  auto reap = [&](size_t keep) {
-    while (running.size() > keep) {
-      Status s = running.front().get();
-      running.pop_front();
-      if (!s.ok() && first_error.ok()) first_error = s;
-    }
-  };
-  for (size_t i = 0; i + 1 < blobs.size(); ++i) {  // layers
-    running.push_back(std::async(std::launch::async, push_one, blobs[i]));
-    reap(kParallel - 1);
-  }
-  reap(0);
-  RETURN_IF_ERROR(first_error);
+  std::vector<std::function<Status()>> layer_tasks;
+  for (size_t i = 0; i + 1 < blobs.size(); ++i)
+    layer_tasks.push_back([&push_one, d = blobs[i]] { return push_one(d); });
+  RETURN_IF_ERROR(RunBounded(layer_tasks, kParallelBlobs));
   RETURN_IF_ERROR(push_one(blobs.back()));  // config
   {
     std::error_code ec;
@@ -159,22 +170,12 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const std::string& pla
     out << shortd << ": Pull complete\n" << std::flush;
     return Status::Ok();
   };
-  std::deque<std::future<Status>> running;
-  Status first_error;
-  auto reap = [&](size_t keep) {
-    while (running.size() > keep) {
-      Status s = running.front().get();
-      running.pop_front();
-      if (!s.ok() && first_error.ok()) first_error = s;
-    }
-  };
+  std::vector<std::function<Status()>> tasks;
   for (const auto& b : blobs) {
     required.push_back(b.digest);
-    running.push_back(std::async(std::launch::async, fetch_one, b));
-    reap(2);
+    tasks.push_back([&fetch_one, b] { return fetch_one(b); });
   }
-  reap(0);
-  RETURN_IF_ERROR(first_error);
+  RETURN_IF_ERROR(RunBounded(tasks, kParallelBlobs));
   ManifestRecord rec;
   rec.content = m.content;
   rec.digest = m.digest;
