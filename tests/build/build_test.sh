@@ -8,9 +8,7 @@ set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
 W=$(mktemp -d /tmp/ocib-build.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/root"
 out() { cat "$W/out"; }
 
@@ -216,5 +214,4 @@ OCIBUILD_ROOT="$W/envroot" "$BIN/ocibuild" images >/dev/null 2>&1
 env -u OCIBUILD_ROOT XDG_DATA_HOME="$W/xdg" "$BIN/ocibuild" images >/dev/null 2>&1
 [ -d "$W/xdg/ocibuild/store/db" ] && pass "\$XDG_DATA_HOME/ocibuild is the default store" || fail "XDG_DATA_HOME ignored"
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -14,9 +14,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/root"
 
 CACHE=/var/cache/ocibuild-test
@@ -86,5 +84,4 @@ done
 kill "$RUNPID"; wait "$RUNPID" 2>/dev/null; RUNPID=""
 pgrep -f "/opt/myapp/src/app.py $PORT" >/dev/null && fail "container left running" || pass "stopping ocibuild run stops the container"
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

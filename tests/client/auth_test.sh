@@ -9,10 +9,7 @@ W=$(mktemp -d /tmp/ocib-auth.XXXXXX)
 REG=""
 cleanup() { [ -n "$REG" ] && kill "$REG" 2>/dev/null && wait "$REG" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+source "$(dirname "$0")/../script_lib.sh"
 command -v docker-registry >/dev/null && command -v htpasswd >/dev/null || { echo "needs docker-registry and htpasswd"; echo "0 passed, 1 failed"; exit 1; }
 export DOCKER_CONFIG="$W/docker-config"
 B="$BIN/ocibuild --root $W/a"
@@ -64,5 +61,4 @@ if $B logout "$R" >"$W/out" 2>&1 && ! jq -e --arg h "$R" '.auths[$h]' "$DOCKER_C
 $B push "$R/team/app:1" >/dev/null 2>&1 && fail "push after logout succeeded" || pass "push after logout is refused"
 $B logout "$R" >/dev/null 2>&1 && fail "second logout succeeded" || pass "logout when not logged in fails"
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -13,12 +13,9 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/a"
 B2="$BIN/ocibuild --root $W/b"
-free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
 
 # Registries: ocireg, and Distribution 2.8 when installed.
 "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/ocireg" --port-file "$W/port" >"$W/ocireg.log" 2>&1 &
@@ -125,5 +122,4 @@ if $B push 127.0.0.1:1/team/app:1 >"$W/out" 2>&1; then fail "push to a closed po
   grep -q "cannot reach the registry" "$W/out" && pass "unreachable registry is a one-line error" || { fail "unreachable message"; cat "$W/out"; }
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

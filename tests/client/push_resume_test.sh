@@ -12,10 +12,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
-free_port() { local p; while :; do p=$((20000 + RANDOM % 40000)); (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo $p; return; }; done; }
+source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/a"
 
 PORT=$(free_port)
@@ -61,5 +58,4 @@ else
   fail "pull after resumed push"
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

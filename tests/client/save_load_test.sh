@@ -7,9 +7,7 @@ set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
 W=$(mktemp -d /tmp/ocib-saveload.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-PASSED=0; FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/a"
 B2="$BIN/ocibuild --root $W/b"
 
@@ -60,5 +58,4 @@ $BIN/ocibuild --root "$W/c" images | grep -q team/app && fail "tampered image wa
 $B save -o "$W/x.tar" no/such:1 >"$W/out" 2>&1 && fail "save of a missing image" || pass "save of a missing image fails"
 [ -e "$W/x.tar" ] && fail "failed save left a file" || pass "failed save leaves no file"
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

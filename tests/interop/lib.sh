@@ -5,8 +5,7 @@ set -euo pipefail
 
 BIN_DIR="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
 WORK="$(mktemp -d /tmp/ocib-interop.XXXXXX)"
-PASSED=0
-FAILED=0
+source "$(dirname "${BASH_SOURCE[0]}")/../script_lib.sh"
 PIDS=()
 
 cleanup() {
@@ -16,8 +15,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass() { PASSED=$((PASSED + 1)); echo "ok: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
 check() {  # check DESCRIPTION COMMAND...
   local what="$1"; shift
   if "$@" >"$WORK/last.out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/    /' "$WORK/last.out" | tail -20; fi
@@ -25,10 +22,6 @@ check() {  # check DESCRIPTION COMMAND...
 check_fails() {  # the command must fail
   local what="$1"; shift
   if "$@" >"$WORK/last.out" 2>&1; then fail "$what (succeeded)"; else pass "$what"; fi
-}
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [ "$FAILED" -eq 0 ]
 }
 
 # start_registry NAME [ocireg args...]: sets REG_<NAME> (host:port) and
