@@ -105,14 +105,11 @@ wait_http "$NOSYNC/v2/" && wait_http "$OCI/v2/" && wait_http "$DIST/v2/" && wait
 BLOB="$W/blob"
 head -c $((SIZE_MIB << 20)) /dev/urandom > "$BLOB"
 BYTES=$(stat -c%s "$BLOB")
-mkdir -p "$W/chunks"
-split -b 16M -d -a 4 "$BLOB" "$W/chunks/c"
 
 # Makes the blob unique for run $1 (so no server sees it twice) and prints
 # its digest; the time of `openssl dgst -sha256` goes to $W/sha.times.
 new_blob() {
   printf 'run%05d' "$1" | dd of="$BLOB" conv=notrunc status=none
-  printf 'run%05d' "$1" | dd of="$W/chunks/c0000" conv=notrunc status=none
   local t0 t1 h
   t0=$(date +%s.%N)
   h=$(openssl dgst -sha256 -r "$BLOB" | cut -d' ' -f1)
@@ -142,24 +139,13 @@ push_mono() {  # push_mono BASE REPO DIGEST -> seconds
   echo "$t"
 }
 
+# Chunked pushes run in http-load: one keep-alive connection doing POST,
+# 16 MiB PATCHes and the closing PUT, as docker and containerd push (a curl
+# process per chunk would time process start-up, not the server).
 push_chunked() {  # push_chunked BASE REPO DIGEST -> seconds
-  local t0 t1 off=0 loc f n code
   settle
-  t0=$(date +%s.%N)
-  curl -s -o /dev/null -D "$W/h" -X POST "$1/v2/$2/blobs/uploads/"
-  loc=$(location "$1" "$W/h")
-  for f in "$W"/chunks/c*; do
-    n=$(stat -c%s "$f")
-    code=$(curl -s -o /dev/null -D "$W/h" -w '%{http_code}' -X PATCH -T "$f" \
-      -H 'Content-Type: application/octet-stream' -H "Content-Range: $off-$((off + n - 1))" "${loc%[?&]}")
-    [ "$code" = 202 ] || { echo "PATCH to $1 answered $code" >&2; exit 1; }
-    loc=$(location "$1" "$W/h")
-    off=$((off + n))
-  done
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Length: 0' "${loc}digest=$3")
-  [ "$code" = 201 ] || { echo "closing PUT to $1 answered $code" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  echo "$t0 $t1" | awk '{print $2-$1}'
+  "$BIN/http-load" push-chunked "$1" "$2" "$BLOB" "$3" -s $((16 << 20)) ||
+    { echo "chunked push to $1 failed" >&2; exit 1; }
 }
 
 pull() {  # pull URL -> seconds

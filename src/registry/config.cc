@@ -91,6 +91,7 @@ Result<Config> LoadConfig(const std::string& path) {
     else if (k == "keep_alive_max_requests") s = IntField(v, "keep_alive_max_requests", 1, 100000000, &c.keep_alive_max_requests);
     else if (k == "read_timeout_seconds") s = IntField(v, "read_timeout_seconds", 1, 3600, &c.read_timeout_seconds);
     else if (k == "write_timeout_seconds") s = IntField(v, "write_timeout_seconds", 1, 3600, &c.write_timeout_seconds);
+    else if (k == "written_cache_mib") s = IntField(v, "written_cache_mib", 0, 1LL << 30, &c.written_cache_mib);
     else if (k == "log_format") s = StrField(v, "log_format", &c.log_format);
     else if (k == "sync") {
       if (!v.is_boolean()) s = InvalidArgument("config key \"sync\" must be true or false");

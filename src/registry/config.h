@@ -26,6 +26,9 @@ struct Config {
   int write_timeout_seconds = 60;
   std::string log_format = "text";  // "text", "json" or "off"
   bool sync = true;                 // fsync blobs and metadata at commit
+  // Page cache kept for the most recently written blob bytes; older ones
+  // are dropped once on disk. 0 leaves it to the kernel.
+  int64_t written_cache_mib = 1024;
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

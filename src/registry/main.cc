@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   so.root = cfg.root;
   so.upload_expiry = std::chrono::seconds(cfg.upload_expiry_seconds);
   so.sync = cfg.sync;
+  so.written_cache_bytes = static_cast<uint64_t>(cfg.written_cache_mib) << 20;
   auto store = OpenStore(so);
   if (!store.ok()) return Fail("store " + cfg.root + ": " + store.status().message());
 

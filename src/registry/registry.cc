@@ -3,7 +3,6 @@
 #include "registry/registry.h"
 
 #include <httplib.h>
-#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "oci/media_types.h"
 #include "oci/reference.h"
 #include "registry/errcode.h"
+#include "registry/http_server.h"
 #include "registry/routes.h"
 
 namespace ocib::registry {
@@ -34,16 +34,6 @@ constexpr size_t kReadChunk = 256 << 10;  // blob reads for responses
 constexpr size_t kMaxPage = 10000;
 
 thread_local Clock::time_point t_request_start;
-
-// httplib::Server with access to its listening socket, to raise the listen
-// backlog that the packaged library fixes at 5.
-class Server : public httplib::Server {
- public:
-  void RaiseBacklog(int backlog) {
-    int fd = svr_sock_;
-    if (fd >= 0) ::listen(fd, backlog);
-  }
-};
 
 void SendError(Response& res, ErrorCode code, std::string_view detail = {}) {
   res.status = Info(code).http_status;
@@ -159,14 +149,9 @@ class Registry::Impl {
 
   Result<int> Bind() {
     Configure();
-    int port = cfg_.port();
-    if (port == 0) {
-      port = svr_.bind_to_any_port(cfg_.host());
-      if (port < 0) return Internal("cannot bind " + cfg_.host() + ":0");
-    } else if (!svr_.bind_to_port(cfg_.host(), port)) {
+    int port = svr_.Bind(cfg_.host(), cfg_.port(), 4096);
+    if (port < 0)
       return Internal("cannot bind " + cfg_.listen + " (in use, or not a local address)");
-    }
-    svr_.RaiseBacklog(4096);
     return port;
   }
 
@@ -186,7 +171,7 @@ class Registry::Impl {
 
   void Shutdown() {
     shutdown_requested_ = true;
-    svr_.stop();
+    svr_.Stop();
   }
 
  private:
@@ -800,7 +785,7 @@ class Registry::Impl {
 
   const Config cfg_;
   Store* const store_;
-  Server svr_;
+  HttpServer svr_;
   std::thread janitor_;
   std::atomic<bool> shutdown_requested_{false};
   std::mutex stop_mu_;

@@ -878,7 +878,8 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.root, ec);
   if (ec) return Internal("create " + options.root + ": " + ec.message());
-  ASSIGN_OR_RETURN(auto bytes, NewFileBackend(options.root, options.sync));
+  ASSIGN_OR_RETURN(auto bytes, NewFileBackend(options.root, options.sync,
+                                                options.written_cache_bytes));
   auto store = std::make_unique<RocksStore>(options, std::move(bytes));
   RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<Store>(std::move(store));

@@ -62,6 +62,10 @@ struct StoreOptions {
   // fsync blob bytes and the RocksDB WAL at commit. Off only for benchmarks
   // of the upper layers; durability across power loss needs it on.
   bool sync = true;
+  // Page cache kept for the most recently written blob bytes; older
+  // written bytes are dropped from it once on disk, so big pushes recycle
+  // pages instead of evicting everything else. 0 leaves it to the kernel.
+  uint64_t written_cache_bytes = 1ull << 30;
 };
 
 struct BlobInfo {

@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <thread>
 
@@ -423,4 +427,54 @@ TEST_CASE("a second process cannot open the same store") {
   o.root = t.path();
   auto second = OpenStore(o);
   CHECK(second.status().code() == Code::kInternal);
+}
+
+namespace {
+
+// Bytes of the file's first `len` bytes held in the page cache.
+size_t ResidentBytes(const std::string& path, size_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  REQUIRE(p != MAP_FAILED);
+  size_t page = ::sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  REQUIRE(::mincore(p, len, vec.data()) == 0);
+  ::munmap(p, len);
+  ::close(fd);
+  size_t n = 0;
+  for (unsigned char v : vec) n += (v & 1) ? page : 0;
+  return n;
+}
+
+std::string BlobPath(const std::string& root, const Digest& d) {
+  return root + "/blobs/sha256/" + d.hex().substr(0, 2) + "/" + d.hex();
+}
+
+}  // namespace
+
+TEST_CASE("written bytes beyond the cache budget leave the page cache") {
+  TempDir t;
+  std::string data = RandomBytes(40 << 20, 9);
+  for (uint64_t budget : {uint64_t(4) << 20, uint64_t(0)}) {
+    CAPTURE(budget);
+    std::string root = t.path() + "/b" + std::to_string(budget);
+    StoreOptions o;
+    o.root = root;
+    o.written_cache_bytes = budget;
+    auto s = OpenStore(o);
+    REQUIRE(s.ok());
+    auto w = (*s)->NewWriter();
+    REQUIRE(w.ok());
+    for (size_t off = 0; off < data.size(); off += 1 << 20)
+      REQUIRE((*w)->Write(data.data() + off, 1 << 20).ok());
+    REQUIRE((*w)->Commit(Digest::Of(data), data.size(), "").ok());
+    size_t early = ResidentBytes(BlobPath(root, Digest::Of(data)), 24 << 20);
+    if (budget > 0) {
+      CHECK(early == 0);  // the oldest 24 MiB were dropped once on disk
+    } else {
+      CHECK(early == size_t(24) << 20);  // the kernel's default: all kept
+    }
+    CHECK(ReadAll(**s, Digest::Of(data)) == data);
+  }
 }

@@ -59,8 +59,9 @@ class ByteBackend {
 
 // Files under root: blobs/<algorithm>/<2 hex>/<hex> and uploads/<key>.
 // With sync, Promote fsyncs the file before the rename and the directory
-// after it.
-Result<std::unique_ptr<ByteBackend>> NewFileBackend(const std::string& root,
-                                                    bool sync);
+// after it. Written bytes beyond the most recent written_cache_bytes are
+// dropped from the page cache once on disk (0: left to the kernel).
+Result<std::unique_ptr<ByteBackend>> NewFileBackend(
+    const std::string& root, bool sync, uint64_t written_cache_bytes);
 
 }  // namespace ocib

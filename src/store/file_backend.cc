@@ -5,7 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <mutex>
 
 #include "store/byte_backend.h"
 
@@ -30,6 +32,54 @@ class Fd {
 
  private:
   int fd_;
+};
+
+// Keeps the page cache held by written blob bytes under a budget: the
+// oldest written ranges beyond it are dropped once on disk. Large pushes
+// then recycle the pages of earlier ones instead of taking fresh memory
+// and evicting everything else (manifests, the database, hot blobs).
+class WrittenCache {
+ public:
+  explicit WrittenCache(uint64_t budget) : budget_(budget) {}
+
+  // Records that [off, off+len) of fd was just written.
+  void Add(const std::shared_ptr<Fd>& fd, uint64_t off, uint64_t len) {
+    if (budget_ == 0 || len == 0) return;
+    std::vector<Range> drop;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!q_.empty() && q_.back().fd == fd && q_.back().off + q_.back().len == off)
+        q_.back().len += len;
+      else
+        q_.push_back({fd, off, len});
+      total_ += len;
+      while (total_ > budget_) {
+        Range& r = q_.front();
+        uint64_t n = std::min(r.len, total_ - budget_);
+        drop.push_back({r.fd, r.off, n});
+        r.off += n;
+        r.len -= n;
+        total_ -= n;
+        if (r.len == 0) q_.pop_front();
+      }
+    }
+    // The kernel keeps pages under write-back, so wait for it first (long
+    // finished when the budget is large next to the disk's queue).
+    for (const Range& r : drop) {
+      ::sync_file_range(r.fd->get(), r.off, r.len, SYNC_FILE_RANGE_WAIT_BEFORE);
+      ::posix_fadvise(r.fd->get(), r.off, r.len, POSIX_FADV_DONTNEED);
+    }
+  }
+
+ private:
+  struct Range {
+    std::shared_ptr<Fd> fd;  // keeps the file open across rename
+    uint64_t off, len;
+  };
+  const uint64_t budget_;
+  std::mutex mu_;
+  std::deque<Range> q_;
+  uint64_t total_ = 0;
 };
 
 Result<size_t> PreadSome(int fd, uint64_t size, uint64_t offset, char* buf,
@@ -71,19 +121,18 @@ class FileReadHandle : public BlobReadHandle {
 
 class FileSpool : public SpoolFile {
  public:
-  FileSpool(int fd, uint64_t size, bool sync)
-      : fd_(fd), size_(size), sync_(sync) {}
+  FileSpool(int fd, uint64_t size, WrittenCache* cache)
+      : fd_(std::make_shared<Fd>(fd)), size_(size), cache_(cache) {}
   ~FileSpool() override {
     // An upload arrives in many requests, each with its own SpoolFile:
     // start write-back of this request's bytes now, so the fsync at
     // commit does not have to write the whole blob.
-    if (sync_ && unsynced_ > 0)
-      ::sync_file_range(fd_.get(), size_ - unsynced_, unsynced_, SYNC_FILE_RANGE_WRITE);
+    StartWriteBack();
   }
   uint64_t size() const override { return size_; }
   Status Append(const char* data, size_t n) override {
     while (n > 0) {
-      ssize_t w = ::pwrite(fd_.get(), data, n, size_);
+      ssize_t w = ::pwrite(fd_->get(), data, n, size_);
       if (w < 0) {
         if (errno == EINTR) continue;
         return Errno("write spool");
@@ -93,38 +142,46 @@ class FileSpool : public SpoolFile {
       n -= w;
       unsynced_ += w;
     }
-    // Start write-back early so the fsync at commit has little left to do.
-    if (sync_ && unsynced_ >= (8u << 20)) {
-      ::sync_file_range(fd_.get(), size_ - unsynced_, unsynced_,
-                        SYNC_FILE_RANGE_WRITE);
-      unsynced_ = 0;
-    }
+    if (unsynced_ >= kWriteBackBytes) StartWriteBack();
     return Status::Ok();
   }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
-    return PreadSome(fd_.get(), size_, offset, buf, n);
+    return PreadSome(fd_->get(), size_, offset, buf, n);
   }
   Status Sync() override {
-    if (::fdatasync(fd_.get()) != 0) return Errno("fdatasync spool");
+    if (::fdatasync(fd_->get()) != 0) return Errno("fdatasync spool");
     return Status::Ok();
   }
   int64_t modified_unix() const override {
     struct stat st;
-    if (::fstat(fd_.get(), &st) != 0) return 0;
+    if (::fstat(fd_->get(), &st) != 0) return 0;
     return st.st_mtime;
   }
 
  private:
-  Fd fd_;
+  static constexpr uint64_t kWriteBackBytes = 8u << 20;
+
+  // Starts (does not wait for) write-back of the bytes appended since the
+  // last call, so the fsync at commit has little left to do and the
+  // written-bytes cache can drop these pages later.
+  void StartWriteBack() {
+    if (unsynced_ == 0) return;
+    uint64_t off = size_ - unsynced_;
+    ::sync_file_range(fd_->get(), off, unsynced_, SYNC_FILE_RANGE_WRITE);
+    cache_->Add(fd_, off, unsynced_);
+    unsynced_ = 0;
+  }
+
+  std::shared_ptr<Fd> fd_;
   uint64_t size_;
-  bool sync_;
+  WrittenCache* cache_;
   uint64_t unsynced_ = 0;
 };
 
 class FileBackend : public ByteBackend {
  public:
-  FileBackend(std::string root, bool sync)
-      : root_(std::move(root)), sync_(sync) {}
+  FileBackend(std::string root, bool sync, uint64_t written_cache_bytes)
+      : root_(std::move(root)), sync_(sync), cache_(written_cache_bytes) {}
 
   Status Init() {
     std::error_code ec;
@@ -140,7 +197,7 @@ class FileBackend : public ByteBackend {
     int fd = ::open(SpoolPath(key).c_str(),
                     O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return Errno("create spool");
-    return std::unique_ptr<SpoolFile>(new FileSpool(fd, 0, sync_));
+    return std::unique_ptr<SpoolFile>(new FileSpool(fd, 0, &cache_));
   }
 
   Result<std::unique_ptr<SpoolFile>> OpenSpool(
@@ -155,7 +212,7 @@ class FileBackend : public ByteBackend {
       ::close(fd);
       return Errno("stat spool");
     }
-    return std::unique_ptr<SpoolFile>(new FileSpool(fd, st.st_size, sync_));
+    return std::unique_ptr<SpoolFile>(new FileSpool(fd, st.st_size, &cache_));
   }
 
   Status RemoveSpool(const std::string& key) override {
@@ -223,13 +280,14 @@ class FileBackend : public ByteBackend {
 
   const std::string root_;
   const bool sync_;
+  WrittenCache cache_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<ByteBackend>> NewFileBackend(const std::string& root,
-                                                    bool sync) {
-  auto b = std::make_unique<FileBackend>(root, sync);
+Result<std::unique_ptr<ByteBackend>> NewFileBackend(
+    const std::string& root, bool sync, uint64_t written_cache_bytes) {
+  auto b = std::make_unique<FileBackend>(root, sync, written_cache_bytes);
   RETURN_IF_ERROR(b->Init());
   return std::unique_ptr<ByteBackend>(std::move(b));
 }

@@ -44,6 +44,9 @@ TEST_CASE("config: unknown keys and bad values are rejected naming the key") {
   std::tie(rc, err) = Run("serve --config " + Write(d, "{\"max_manifest_bytes\":-1}"));
   CHECK(rc != 0);
   CHECK(err.find("max_manifest_bytes") != std::string::npos);
+  std::tie(rc, err) = Run("serve --config " + Write(d, "{\"written_cache_mib\":-1}"));
+  CHECK(rc != 0);
+  CHECK(err.find("written_cache_mib") != std::string::npos);
   std::tie(rc, err) = Run("serve --config " + Write(d, "{\"log_format\":\"xml\"}"));
   CHECK(err.find("log_format") != std::string::npos);
   std::tie(rc, err) = Run("serve --config " + Write(d, "not json"));

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -631,6 +632,106 @@ TEST_CASE("robustness: malformed requests never crash the server or leave data")
   auto alive = f.reg.Client()->Get("/v2/");
   REQUIRE(alive);
   CHECK(alive->status == 200);
+}
+
+// Reads from s until `count` complete responses (headers plus
+// Content-Length bytes; HEAD answers have no body) arrived, the peer
+// closed, or 5 s passed. Returns the status codes in order.
+std::vector<int> ReadResponses(int s, int count, std::vector<bool> head) {
+  timeval tv{5, 0};
+  ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string in;
+  std::vector<int> codes;
+  char buf[4096];
+  while (static_cast<int>(codes.size()) < count) {
+    size_t end = in.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      std::string h = in.substr(0, end);
+      size_t len = 0, p = h.find("Content-Length: ");
+      if (p != std::string::npos) len = std::stoul(h.substr(p + 16));
+      if (head[codes.size()]) len = 0;
+      if (in.size() >= end + 4 + len) {
+        codes.push_back(std::stoi(h.substr(9, 3)));
+        in.erase(0, end + 4 + len);
+        continue;
+      }
+    }
+    ssize_t n = ::recv(s, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, n);
+  }
+  return codes;
+}
+
+TEST_CASE("connections: pipelined requests on one connection are answered in order") {
+  Fixture f;
+  std::string m = f.Image("pipe", "p");
+  REQUIRE(f.PutManifest("pipe", "v1", m)->status == 201);
+  int s = RawConnect(f.reg.port());
+  // Three requests in one segment: the second and third arrive with the
+  // first, before any answer is written.
+  std::string reqs = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "HEAD /v2/pipe/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "GET /v2/pipe/manifests/nope HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(s, reqs.data(), reqs.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(reqs.size()));
+  CHECK(ReadResponses(s, 3, {false, true, false}) == std::vector<int>{200, 200, 404});
+  // The connection stays usable for a request after the pipelined ones.
+  std::string more = "GET /v2/pipe/tags/list HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(s, more.data(), more.size(), MSG_NOSIGNAL) > 0);
+  CHECK(ReadResponses(s, 1, {false}) == std::vector<int>{200});
+  ::close(s);
+}
+
+TEST_CASE("connections: idle keep-alive connections close after the configured timeout") {
+  TempDir dir;
+  std::string conf = dir.path() + "/c.json";
+  std::ofstream(conf) << R"({"keep_alive_timeout_seconds": 1})";
+  RegistryProcess reg(dir.path() + "/store", {"--config", conf});
+  int s = RawConnect(reg.port());
+  std::string req = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(s, req.data(), req.size(), MSG_NOSIGNAL) > 0);
+  REQUIRE(ReadResponses(s, 1, {false}) == std::vector<int>{200});
+  auto t0 = std::chrono::steady_clock::now();
+  // Still open a little later: a second request is answered.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(::send(s, req.data(), req.size(), MSG_NOSIGNAL) > 0);
+  REQUIRE(ReadResponses(s, 1, {false}) == std::vector<int>{200});
+  // Then idle: the server closes it after about a second.
+  t0 = std::chrono::steady_clock::now();
+  char c;
+  timeval tv{5, 0};
+  ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  CHECK(::recv(s, &c, 1, 0) == 0);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(waited > 0.5);
+  CHECK(waited < 3.0);
+  ::close(s);
+}
+
+TEST_CASE("connections: SIGTERM closes idle keep-alive connections at once") {
+  TempDir dir;
+  std::string conf = dir.path() + "/c.json";
+  std::ofstream(conf) << R"({"keep_alive_timeout_seconds": 600})";
+  RegistryProcess reg(dir.path() + "/store", {"--config", conf});
+  std::vector<int> socks;
+  std::string req = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 64; ++i) {
+    int s = RawConnect(reg.port());
+    REQUIRE(::send(s, req.data(), req.size(), MSG_NOSIGNAL) > 0);
+    REQUIRE(ReadResponses(s, 1, {false}) == std::vector<int>{200});
+    socks.push_back(s);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  int st = reg.Stop();
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(took < 2.0);
+  for (int s : socks) {
+    char c;
+    CHECK(::recv(s, &c, 1, 0) == 0);  // closed by the server, not reset
+    ::close(s);
+  }
 }
 
 TEST_CASE("concurrency: 256 concurrent keep-alive connections are served") {
