@@ -527,7 +527,9 @@ class Run {
       auto img = images_->Get(ref);
       if (!img.ok()) {
         // Not local: pull it, as docker build does.
-        Status pulled = PullImage(*images_, ref, o_.platform, out_);
+        TransferOptions to;
+        to.platform = o_.platform;
+        Status pulled = PullImage(*images_, ref, to, out_);
         if (!pulled.ok())
           return NotFound("image " + ref.str() + " is not in the local store, and pulling it failed: " +
                           pulled.message());

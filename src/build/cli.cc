@@ -39,13 +39,15 @@ const char* kUsage =
     "  rmi REF...                  remove tags (and untagged images)\n"
     "  import FILE|- REF           a root filesystem tarball as a one-layer image\n"
     "  run [--rm] REF [CMD...]     run the image's entrypoint/cmd\n"
-    "  push REF                    upload what the registry lacks (REF names the registry,\n"
-    "                              or $OCIBUILD_REGISTRY does)\n"
-    "  pull [--platform os/arch] REF\n"
-    "  login HOST -u USER (--password-stdin | -p PASSWORD)\n"
+    "  push [CONN] REF             upload what the registry lacks (REF names the registry,\n"
+    "                              or $OCIBUILD_REGISTRY does); an index with all platforms\n"
+    "  pull [CONN] [--platform os/arch | --all-platforms] REF\n"
+    "  login [CONN] HOST -u USER (--password-stdin | -p PASSWORD)\n"
     "  logout HOST                 credentials live in ~/.docker/config.json, as docker's\n"
     "  save -o FILE.tar REF...     Docker archive and OCI layout in one tar\n"
-    "  load -i FILE.tar|-          load a Docker archive or OCI layout tar\n";
+    "  load -i FILE.tar|-          load a Docker archive or OCI layout tar\n"
+    "CONN: --insecure (HTTPS without verification, else plain HTTP; also \"insecure-registries\"\n"
+    "      in ~/.config/ocibuild/config.json), --ca-cert FILE (HTTPS verified against FILE)\n";
 
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "ocibuild: %s\n", msg.c_str());
@@ -260,23 +262,58 @@ int Import(Ctx& ctx, const std::string& file, const std::string& ref_text) {
   return 0;
 }
 
-int Push(Ctx& ctx, const std::string& text) {
-  auto ref = ParseImageRef(text);
+// Takes --insecure and --ca-cert FILE out of a; false on a bad flag.
+bool TakeConnectionFlags(std::vector<std::string>& a, client::Connection* conn, std::string* why) {
+  for (size_t i = 0; i < a.size();) {
+    if (a[i] == "--insecure") {
+      conn->insecure = true;
+      a.erase(a.begin() + i);
+    } else if (a[i] == "--ca-cert") {
+      if (i + 1 >= a.size()) {
+        *why = "--ca-cert needs a file";
+        return false;
+      }
+      conn->ca_cert = a[i + 1];
+      if (!fs::exists(conn->ca_cert)) {
+        *why = "CA certificate " + conn->ca_cert + " does not exist";
+        return false;
+      }
+      a.erase(a.begin() + i, a.begin() + i + 2);
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
+int Push(Ctx& ctx, std::vector<std::string> a) {
+  TransferOptions o;
+  o.tty = ::isatty(STDOUT_FILENO);
+  std::string why;
+  if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
+  if (a.size() != 1 || a[0][0] == '-') return Usage("push needs one image");
+  auto ref = ParseImageRef(a[0]);
   if (!ref.ok()) return Fail(ref.status().message());
-  Status s = PushImage(*ctx.images, *ref, ctx.root + "/state/pushed", std::cout);
+  Status s = PushImage(*ctx.images, *ref, ctx.root + "/state/pushed", o, std::cout);
   return s.ok() ? 0 : Fail(s.message());
 }
 
 int Pull(Ctx& ctx, std::vector<std::string> a) {
-  std::string platform = "linux/amd64";
-  if (a.size() >= 2 && a[0] == "--platform") {
-    platform = a[1];
-    a.erase(a.begin(), a.begin() + 2);
+  TransferOptions o;
+  o.tty = ::isatty(STDOUT_FILENO);
+  std::string why;
+  if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
+  std::vector<std::string> rest;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == "--platform" && i + 1 < a.size()) o.platform = a[++i];
+    else if (a[i] == "--all-platforms" || a[i] == "-a") o.all_platforms = true;
+    else if (a[i][0] == '-') return Usage("unknown pull flag " + a[i]);
+    else rest.push_back(a[i]);
   }
-  if (a.size() != 1) return Usage("pull needs one image");
-  auto ref = ParseImageRef(a[0]);
+  if (rest.size() != 1) return Usage("pull needs one image");
+  auto ref = ParseImageRef(rest[0]);
   if (!ref.ok()) return Fail(ref.status().message());
-  Status s = PullImage(*ctx.images, *ref, platform, std::cout);
+  Status s = PullImage(*ctx.images, *ref, o, std::cout);
   return s.ok() ? 0 : Fail(s.message());
 }
 
@@ -324,6 +361,9 @@ int RunCli(int argc, char** argv) {
   if (cmd == "login") {
     std::string host, user, password;
     bool from_stdin = false;
+    client::Connection conn;
+    std::string why;
+    if (!TakeConnectionFlags(rest, &conn, &why)) return Usage(why);
     for (size_t i = 0; i < rest.size(); ++i) {
       if ((rest[i] == "-u" || rest[i] == "--username") && i + 1 < rest.size()) user = rest[++i];
       else if ((rest[i] == "-p" || rest[i] == "--password") && i + 1 < rest.size()) password = rest[++i];
@@ -337,7 +377,7 @@ int RunCli(int argc, char** argv) {
       while (!password.empty() && (password.back() == '\r' || password.back() == '\n')) password.pop_back();
     }
     if (password.empty()) return Usage("login needs a password (--password-stdin or -p)");
-    client::RegistryClient c(host, user + ":" + password);
+    client::RegistryClient c(host, user + ":" + password, conn);
     if (Status s = c.Ping(); !s.ok()) return Fail(s.message());
     if (Status s = client::StoreCredentials(host, user, password); !s.ok()) return Fail(s.message());
     std::printf("Login Succeeded\n");
@@ -380,7 +420,7 @@ int RunCli(int argc, char** argv) {
   }
   if (cmd == "import") return rest.size() == 2 ? Import(ctx, rest[0], rest[1]) : Usage("import needs FILE|- and REF");
   if (cmd == "run") return RunCmd(ctx, rest);
-  if (cmd == "push") return rest.size() == 1 ? Push(ctx, rest[0]) : Usage("push needs one image");
+  if (cmd == "push") return Push(ctx, rest);
   if (cmd == "pull") return Pull(ctx, rest);
   if (cmd == "save") {
     std::string file;

@@ -99,23 +99,45 @@ Result<Digest> ImageStore::Commit(const ImageRef& ref, const Image& image,
   return rec.digest;
 }
 
+Result<ManifestRecord> ImageStore::Resolve(const ImageRef& ref) {
+  Digest d = Digest::Of("");
+  if (ref.digest) {
+    d = *ref.digest;
+  } else {
+    auto t = store_->ResolveTag(ref.name, ref.tag);
+    if (!t.ok()) return NotFound("no local image " + ref.str());
+    d = *t;
+  }
+  auto m = store_->GetManifest(ref.name, d);
+  if (!m.ok()) return NotFound("no local image " + ref.str());
+  return *m;
+}
+
+namespace {
+constexpr const char* kHostPlatform = "linux/amd64";
+}  // namespace
+
 Result<StoredImage> ImageStore::Get(const ImageRef& ref) {
   StoredImage s;
   s.ref = ref;
-  if (ref.digest) {
-    s.manifest_digest = *ref.digest;
-  } else {
-    auto d = store_->ResolveTag(ref.name, ref.tag);
-    if (!d.ok()) return NotFound("no local image " + ref.str());
-    s.manifest_digest = *d;
-  }
-  auto m = store_->GetManifest(ref.name, s.manifest_digest);
-  if (!m.ok()) return NotFound("no local image " + ref.str());
-  s.manifest = m->content;
-  s.media_type = m->media_type;
-  auto parsed = oci::ParseManifest(s.manifest, s.media_type);
+  ASSIGN_OR_RETURN(ManifestRecord m, Resolve(ref));
+  auto parsed = oci::ParseManifest(m.content, m.media_type);
   if (!parsed.ok()) return parsed.status();
-  if (parsed->is_index) return FailedPrecondition(ref.str() + " is an index, not an image");
+  if (parsed->is_index) {
+    const oci::Descriptor* pick = oci::PickPlatform(*parsed, kHostPlatform);
+    if (!pick) return FailedPrecondition(ref.str() + " is an index with no " + kHostPlatform + " image");
+    auto child = store_->GetManifest(ref.name, pick->digest);
+    if (!child.ok()) return NotFound(ref.str() + ": platform manifest " + pick->digest.str() + " is not local");
+    s.index = std::move(m);
+    m = std::move(*child);
+    parsed = oci::ParseManifest(m.content, m.media_type);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->is_index) return FailedPrecondition(ref.str() + ": nested index");
+  }
+  s.manifest_digest = m.digest;
+  s.manifest = m.content;
+  s.media_type = m.media_type;
+  if (!parsed->config) return FailedPrecondition(ref.str() + " has no image config");
   s.config_digest = parsed->config->digest;
   for (const auto& l : parsed->layers) s.layers.push_back({l.media_type, l.digest, static_cast<uint64_t>(l.size)});
   ASSIGN_OR_RETURN(s.config_json, ReadBytes(s.config_digest));
@@ -138,34 +160,64 @@ Result<std::vector<StoredImage>> ImageStore::List() {
   return out;
 }
 
+namespace {
+
+// Links an image manifest's blobs into repo and stores it there (tagged
+// when tag is not empty).
+Status CopyImageManifest(Store& store, const std::string& repo, const ManifestRecord& m,
+                         const std::string& tag) {
+  auto parsed = oci::ParseManifest(m.content, m.media_type);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->is_index) return FailedPrecondition("nested index " + m.digest.str());
+  std::vector<Digest> required;
+  if (parsed->config) required.push_back(parsed->config->digest);
+  for (const auto& l : parsed->layers) required.push_back(l.digest);
+  for (const auto& d : required) RETURN_IF_ERROR(store.LinkBlob(repo, d));
+  return store.PutManifest(repo, m, tag, required, {});
+}
+
+}  // namespace
+
 Status ImageStore::Tag(const ImageRef& src, const ImageRef& dst) {
-  ASSIGN_OR_RETURN(StoredImage s, Get(src));
   if (dst.digest) return InvalidArgument("cannot tag with a digest reference");
-  std::vector<Digest> required = {s.config_digest};
-  RETURN_IF_ERROR(store_->LinkBlob(dst.name, s.config_digest));
-  for (const auto& l : s.layers) {
-    RETURN_IF_ERROR(store_->LinkBlob(dst.name, l.digest));
-    required.push_back(l.digest);
+  ASSIGN_OR_RETURN(ManifestRecord m, Resolve(src));
+  auto parsed = oci::ParseManifest(m.content, m.media_type);
+  if (!parsed.ok()) return parsed.status();
+  if (!parsed->is_index) return CopyImageManifest(*store_, dst.name, m, dst.tag);
+  std::vector<Digest> children;
+  for (const auto& c : parsed->manifests) {
+    ASSIGN_OR_RETURN(ManifestRecord cm, store_->GetManifest(src.name, c.digest));
+    RETURN_IF_ERROR(CopyImageManifest(*store_, dst.name, cm, ""));
+    children.push_back(c.digest);
   }
-  ManifestRecord rec;
-  rec.content = s.manifest;
-  rec.digest = s.manifest_digest;
-  rec.media_type = s.media_type;
-  return store_->PutManifest(dst.name, rec, dst.tag, required, {});
+  return store_->PutManifest(dst.name, m, dst.tag, {}, children);
 }
 
 Status ImageStore::Remove(const ImageRef& ref) {
-  ASSIGN_OR_RETURN(StoredImage s, Get(ref));
+  ASSIGN_OR_RETURN(ManifestRecord m, Resolve(ref));
   if (!ref.digest) RETURN_IF_ERROR(store_->DeleteTag(ref.name, ref.tag));
   ASSIGN_OR_RETURN(Page tags, store_->ListTags(ref.name, 0, ""));
   for (const auto& t : tags.items) {
     auto d = store_->ResolveTag(ref.name, t);
-    if (d.ok() && *d == s.manifest_digest) {
+    if (d.ok() && *d == m.digest) {
       if (ref.digest) return FailedPrecondition(ref.str() + " is still tagged as " + ref.name + ":" + t);
       return Status::Ok();  // another tag keeps the manifest
     }
   }
-  return store_->DeleteManifest(ref.name, s.manifest_digest);
+  RETURN_IF_ERROR(store_->DeleteManifest(ref.name, m.digest));
+  auto parsed = oci::ParseManifest(m.content, m.media_type);
+  if (parsed.ok() && parsed->is_index) {
+    // Platform manifests go with their index unless a tag names them.
+    for (const auto& c : parsed->manifests) {
+      bool tagged = false;
+      for (const auto& t : tags.items) {
+        auto d = store_->ResolveTag(ref.name, t);
+        tagged = tagged || (d.ok() && *d == c.digest);
+      }
+      if (!tagged) store_->DeleteManifest(ref.name, c.digest).IgnoreError();
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace ocib::build

@@ -27,6 +27,9 @@ struct ImageRef {
 // Parses "name[:tag][@digest]"; kInvalidArgument with the reason.
 Result<ImageRef> ParseImageRef(std::string_view text);
 
+// A local image. When the reference names a multi-platform index, the
+// image is the index's entry for the host platform (linux/amd64) and
+// `index` holds the index itself.
 struct StoredImage {
   ImageRef ref;
   Digest manifest_digest = Digest::Of("");
@@ -36,6 +39,7 @@ struct StoredImage {
   std::string config_json;
   Image image;
   std::vector<LayerDescriptor> layers;
+  std::optional<ManifestRecord> index;
   uint64_t size() const;  // compressed layers
 };
 
@@ -49,10 +53,14 @@ class ImageStore {
                         const std::vector<LayerDescriptor>& layers, ManifestFormat format);
   // kNotFound naming the reference if there is no such local image.
   Result<StoredImage> Get(const ImageRef& ref);
+  // The manifest the reference points at, image or index.
+  Result<ManifestRecord> Resolve(const ImageRef& ref);
   // Every tagged image, by name then tag.
   Result<std::vector<StoredImage>> List();
+  // Tags an image or a whole index (its platform manifests come along).
   Status Tag(const ImageRef& src, const ImageRef& dst);
-  // Removes the tag; the manifest goes when no tag of the name points at it.
+  // Removes the tag; the manifest goes when no tag of the name points at it
+  // (with an index, its platform manifests too).
   Status Remove(const ImageRef& ref);
 
   // Small blobs (configs, manifests, cache records).

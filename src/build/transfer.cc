@@ -8,8 +8,10 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 
+#include "build/progress.h"
 #include "client/registry_client.h"
 #include "oci/manifest.h"
 
@@ -50,18 +52,45 @@ Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t para
   return first_error;
 }
 
-constexpr size_t kParallelBlobs = 3;
+std::string Short(const Digest& d) { return d.hex().substr(0, 12); }
+
+// The blobs an image manifest references: layers first, config last.
+Result<std::vector<oci::Descriptor>> BlobsOf(const std::string& content, const std::string& media_type) {
+  auto parsed = oci::ParseManifest(content, media_type);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->is_index) return InvalidArgument("nested index");
+  std::vector<oci::Descriptor> out = parsed->layers;
+  if (parsed->config) out.push_back(*parsed->config);
+  return out;
+}
 
 }  // namespace
 
 Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pushed_dir,
-                 std::ostream& out) {
-  ASSIGN_OR_RETURN(StoredImage im, images.Get(ref));
+                 const TransferOptions& opts, std::ostream& out) {
+  ASSIGN_OR_RETURN(ManifestRecord top, images.Resolve(ref));
   ASSIGN_OR_RETURN(auto remote, Remote(ref));
   auto [host, repo] = remote;
-  out << "The push refers to repository [" << host << "/" << repo << "]\n" << std::flush;
-  client::RegistryClient c(host);
-  c.set_notes([&out](const std::string& n) { out << n << "\n" << std::flush; });
+  ProgressBoard board(out, opts.tty);
+  board.Note("The push refers to repository [" + host + "/" + repo + "]");
+  client::RegistryClient c(host, opts.conn);
+  c.set_notes([&board](const std::string& n) { board.Note(n); });
+
+  // The image manifests to push: the one the reference names, or every
+  // platform manifest of an index (then the index itself).
+  auto parsed_top = oci::ParseManifest(top.content, top.media_type);
+  if (!parsed_top.ok()) return parsed_top.status();
+  std::vector<ManifestRecord> manifests;
+  if (parsed_top->is_index) {
+    for (const auto& child : parsed_top->manifests) {
+      auto m = images.store()->GetManifest(ref.name, child.digest);
+      if (!m.ok()) return NotFound(ref.str() + ": platform manifest " + child.digest.str() + " is not local");
+      manifests.push_back(std::move(*m));
+    }
+  } else {
+    manifests.push_back(top);
+  }
+
   // Where this client pushed each blob before, per registry: a blob another
   // repository there holds is mounted instead of sent again.
   std::string known_path = pushed_dir + "/" + host;
@@ -71,49 +100,57 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     if (in) known = json::parse(in, nullptr, false);
     if (known.is_discarded() || !known.is_object()) known = json::object();
   }
-  std::vector<Digest> blobs;
-  for (auto it = im.layers.rbegin(); it != im.layers.rend(); ++it) blobs.push_back(it->digest);
-  blobs.push_back(im.config_digest);
-  // Up to kParallel blobs at a time, each on its own connection; lines are
-  // printed as blobs finish. The config goes last, after the layers.
-  std::mutex mu;  // guards known and out
+  // Every blob once (platforms share layers), layers before configs.
+  std::vector<Digest> layers, configs;
+  std::set<std::string> seen;
+  for (const auto& m : manifests) {
+    ASSIGN_OR_RETURN(auto blobs, BlobsOf(m.content, m.media_type));
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      if (!seen.insert(blobs[i].digest.str()).second) continue;
+      (i + 1 == blobs.size() ? configs : layers).push_back(blobs[i].digest);
+    }
+  }
+  for (const auto& d : layers) board.Status(Short(d), "Waiting");
+
+  std::mutex mu;  // guards known
   auto push_one = [&](const Digest& d) -> Status {
-    client::RegistryClient w(host);
-    w.set_notes([&](const std::string& n) {
-      std::lock_guard<std::mutex> l(mu);
-      out << n << "\n" << std::flush;
-    });
+    client::RegistryClient w(host, opts.conn);
+    w.set_notes([&board](const std::string& n) { board.Note(n); });
     ASSIGN_OR_RETURN(bool has, w.HasBlob(repo, d));
-    std::string shortd = d.hex().substr(0, 12);
+    std::string shortd = Short(d);
     std::string from;
     {
       std::lock_guard<std::mutex> l(mu);
-      if (has) {
-        out << shortd << ": Layer already exists\n" << std::flush;
-        known[d.str()] = repo;
-        return Status::Ok();
-      }
-      from = known.value(d.str(), "");
+      if (has) known[d.str()] = repo;
+      else from = known.value(d.str(), "");
+    }
+    if (has) {
+      board.Status(shortd, "Layer already exists");
+      return Status::Ok();
     }
     if (!from.empty() && from != repo) {
       auto mounted = w.MountBlob(repo, from, d);
       if (mounted.ok() && *mounted) {
-        std::lock_guard<std::mutex> l(mu);
-        out << shortd << ": Mounted from " << from << "\n" << std::flush;
+        board.Status(shortd, "Mounted from " + from);
         return Status::Ok();
       }
     }
-    RETURN_IF_ERROR(w.PushBlob(repo, d, *images.store()));
-    std::lock_guard<std::mutex> l(mu);
-    known[d.str()] = repo;
-    out << shortd << ": Pushed\n" << std::flush;
+    RETURN_IF_ERROR(w.PushBlob(repo, d, *images.store(), [&board, shortd](uint64_t done, uint64_t total) {
+      board.Bytes(shortd, "Pushing", done, total);
+    }));
+    {
+      std::lock_guard<std::mutex> l(mu);
+      known[d.str()] = repo;
+    }
+    board.Status(shortd, "Pushed");
     return Status::Ok();
   };
-  std::vector<std::function<Status()>> layer_tasks;
-  for (size_t i = 0; i + 1 < blobs.size(); ++i)
-    layer_tasks.push_back([&push_one, d = blobs[i]] { return push_one(d); });
-  RETURN_IF_ERROR(RunBounded(layer_tasks, kParallelBlobs));
-  RETURN_IF_ERROR(push_one(blobs.back()));  // config
+  std::vector<std::function<Status()>> tasks;
+  for (const auto& d : layers) tasks.push_back([&push_one, d] { return push_one(d); });
+  RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
+  tasks.clear();
+  for (const auto& d : configs) tasks.push_back([&push_one, d] { return push_one(d); });
+  RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
   {
     std::error_code ec;
     fs::create_directories(pushed_dir, ec);
@@ -121,67 +158,98 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     fs::rename(known_path + ".tmp", known_path, ec);
   }
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
-  RETURN_IF_ERROR(c.PushManifest(repo, reference, im.media_type, im.manifest));
-  out << reference << ": digest: " << im.manifest_digest.str() << " size: " << im.manifest.size() << "\n"
-      << std::flush;
+  if (parsed_top->is_index) {
+    for (const auto& m : manifests) RETURN_IF_ERROR(c.PushManifest(repo, m.digest.str(), m.media_type, m.content));
+  }
+  RETURN_IF_ERROR(c.PushManifest(repo, reference, top.media_type, top.content));
+  board.Note(reference + ": digest: " + top.digest.str() + " size: " + std::to_string(top.content.size()));
   return Status::Ok();
 }
 
-Status PullImage(ImageStore& images, const ImageRef& ref, const std::string& platform,
+Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions& opts,
                  std::ostream& out) {
   ASSIGN_OR_RETURN(auto remote, Remote(ref));
   auto [host, repo] = remote;
   Store& store = *images.store();
-  client::RegistryClient c(host);
+  ProgressBoard board(out, opts.tty);
+  client::RegistryClient c(host, opts.conn);
+  c.set_notes([&board](const std::string& n) { board.Note(n); });
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
-  ASSIGN_OR_RETURN(client::FetchedManifest m, c.GetManifest(repo, reference));
-  auto parsed = oci::ParseManifest(m.content, m.media_type);
+  ASSIGN_OR_RETURN(client::FetchedManifest top, c.GetManifest(repo, reference));
+  auto parsed = oci::ParseManifest(top.content, top.media_type);
   if (!parsed.ok()) return InvalidArgument("registry sent an invalid manifest: " + parsed.status().message());
-  if (parsed->is_index) {
-    std::string os = platform.substr(0, platform.find('/'));
-    std::string arch = platform.substr(platform.find('/') + 1);
-    const oci::Descriptor* pick = nullptr;
-    for (const auto& d : parsed->manifests)
-      if (d.platform_os.value_or("") == os && d.platform_arch.value_or("") == arch) {
-        pick = &d;
-        break;
-      }
-    if (!pick) return NotFound(ref.str() + " has no image for " + platform);
-    ASSIGN_OR_RETURN(m, c.GetManifest(repo, pick->digest.str()));
-    parsed = oci::ParseManifest(m.content, m.media_type);
-    if (!parsed.ok() || parsed->is_index) return InvalidArgument("registry sent an invalid platform manifest");
+
+  // The image manifests to fetch: one platform's, or all of an index's.
+  std::vector<client::FetchedManifest> manifests;
+  if (parsed->is_index && opts.all_platforms) {
+    for (const auto& d : parsed->manifests) {
+      ASSIGN_OR_RETURN(auto m, c.GetManifest(repo, d.digest.str()));
+      manifests.push_back(std::move(m));
+    }
+  } else if (parsed->is_index) {
+    const oci::Descriptor* pick = oci::PickPlatform(*parsed, opts.platform);
+    if (!pick) return NotFound(ref.str() + " has no image for " + opts.platform);
+    ASSIGN_OR_RETURN(auto m, c.GetManifest(repo, pick->digest.str()));
+    manifests.push_back(std::move(m));
+  } else {
+    manifests.push_back(top);
   }
-  std::vector<Digest> required;
-  std::vector<oci::Descriptor> blobs = parsed->layers;
-  blobs.push_back(*parsed->config);
-  // Up to three blobs at a time, each on its own connection.
-  std::mutex mu;  // guards out
+
+  std::vector<std::vector<Digest>> required(manifests.size());
+  std::vector<oci::Descriptor> blobs;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < manifests.size(); ++i) {
+    auto b = BlobsOf(manifests[i].content, manifests[i].media_type);
+    if (!b.ok()) return InvalidArgument("registry sent an invalid platform manifest: " + b.status().message());
+    for (const auto& d : *b) {
+      required[i].push_back(d.digest);
+      if (seen.insert(d.digest.str()).second) blobs.push_back(d);
+    }
+  }
+  for (const auto& b : blobs) board.Status(Short(b.digest), "Waiting");
   auto fetch_one = [&](const oci::Descriptor& b) -> Status {
-    std::string shortd = b.digest.hex().substr(0, 12);
+    std::string shortd = Short(b.digest);
     if (store.StatBlob(b.digest).ok()) {
       RETURN_IF_ERROR(store.LinkBlob(ref.name, b.digest));
-      std::lock_guard<std::mutex> l(mu);
-      out << shortd << ": Already exists\n" << std::flush;
+      board.Status(shortd, "Already exists");
       return Status::Ok();
     }
-    client::RegistryClient w(host);
-    RETURN_IF_ERROR(w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name));
-    std::lock_guard<std::mutex> l(mu);
-    out << shortd << ": Pull complete\n" << std::flush;
+    client::RegistryClient w(host, opts.conn);
+    w.set_notes([&board](const std::string& n) { board.Note(n); });
+    RETURN_IF_ERROR(w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name,
+                                [&board, shortd](uint64_t done, uint64_t total) {
+                                  board.Bytes(shortd, "Downloading", done, total);
+                                }));
+    board.Status(shortd, "Pull complete");
     return Status::Ok();
   };
   std::vector<std::function<Status()>> tasks;
-  for (const auto& b : blobs) {
-    required.push_back(b.digest);
-    tasks.push_back([&fetch_one, b] { return fetch_one(b); });
+  for (const auto& b : blobs) tasks.push_back([&fetch_one, b] { return fetch_one(b); });
+  RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
+
+  std::string tag = ref.digest ? "" : ref.tag;
+  auto record = [](const client::FetchedManifest& f, const std::string& media_type) {
+    ManifestRecord rec;
+    rec.content = f.content;
+    rec.digest = f.digest;
+    rec.media_type = media_type;
+    return rec;
+  };
+  if (manifests.size() == 1 && !(parsed->is_index && opts.all_platforms)) {
+    auto p = oci::ParseManifest(manifests[0].content, manifests[0].media_type);
+    RETURN_IF_ERROR(store.PutManifest(ref.name, record(manifests[0], p->media_type), tag, required[0], {}));
+    board.Note("Digest: " + manifests[0].digest.str());
+  } else {
+    std::vector<Digest> children;
+    for (size_t i = 0; i < manifests.size(); ++i) {
+      auto p = oci::ParseManifest(manifests[i].content, manifests[i].media_type);
+      RETURN_IF_ERROR(store.PutManifest(ref.name, record(manifests[i], p->media_type), "", required[i], {}));
+      children.push_back(manifests[i].digest);
+    }
+    RETURN_IF_ERROR(store.PutManifest(ref.name, record(top, parsed->media_type), tag, {}, children));
+    board.Note("Digest: " + top.digest.str());
   }
-  RETURN_IF_ERROR(RunBounded(tasks, kParallelBlobs));
-  ManifestRecord rec;
-  rec.content = m.content;
-  rec.digest = m.digest;
-  rec.media_type = parsed->media_type;
-  RETURN_IF_ERROR(store.PutManifest(ref.name, rec, ref.digest ? "" : ref.tag, required, {}));
-  out << "Digest: " << m.digest.str() << "\nStatus: Downloaded image for " << ref.str() << "\n" << std::flush;
+  board.Note("Status: Downloaded image for " + ref.str());
   return Status::Ok();
 }
 

@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <regex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -40,7 +42,14 @@ std::string Reason(const httplib::Result& r) {
 }
 
 Status Failure(const std::string& what, const httplib::Result& r) {
+  if (!r && r.error() == httplib::Error::SSLServerVerification)
+    return FailedPrecondition(what + ": the registry's TLS certificate is not trusted "
+                              "(use --ca-cert FILE for a private CA, or --insecure)");
+  if (!r && r.error() == httplib::Error::SSLConnection)
+    return Unavailable(what + ": TLS handshake with the registry failed (a plain HTTP registry? use --insecure)");
   if (!r) return Unavailable(what + ": cannot reach the registry (" + httplib::to_string(r.error()) + ")");
+  if (r->status == 400 && r->body.find("HTTPS") != std::string::npos)
+    return FailedPrecondition(what + ": the registry only speaks HTTPS (use --ca-cert FILE or --insecure)");
   if (r->status == 404) return NotFound(what + ": " + Reason(r));
   if (r->status == 401) return FailedPrecondition(what + ": authentication required (" + Reason(r) + ")");
   if (r->status == 403) return FailedPrecondition(what + ": access denied (" + Reason(r) + ")");
@@ -190,11 +199,74 @@ Status RemoveCredentials(const std::string& host) {
   return WriteDockerConfig(j);
 }
 
+std::string ClientConfigPath() {
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/ocibuild/config.json";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : "/root") + "/.config/ocibuild/config.json";
+}
+
+bool ConfiguredInsecure(const std::string& host) {
+  std::ifstream in(ClientConfigPath());
+  if (!in) return false;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("insecure-registries") ||
+      !j["insecure-registries"].is_array())
+    return false;
+  for (const auto& h : j["insecure-registries"])
+    if (h.is_string() && h.get<std::string>() == host) return true;
+  return false;
+}
+
+namespace {
+
+// Insecure hosts that answered plain HTTP to a TLS hello, remembered for
+// the life of the process so each connection does not probe again.
+std::mutex plain_mu;
+std::set<std::string> plain_hosts;
+
+bool KnownPlain(const std::string& host) {
+  std::lock_guard<std::mutex> l(plain_mu);
+  return plain_hosts.count(host) > 0;
+}
+
+void MarkPlain(const std::string& host) {
+  std::lock_guard<std::mutex> l(plain_mu);
+  plain_hosts.insert(host);
+}
+
+bool TlsFailure(const httplib::Result& r) {
+  return !r && (r.error() == httplib::Error::SSLConnection ||
+                r.error() == httplib::Error::SSLServerVerification);
+}
+
+}  // namespace
+
 struct RegistryClient::Impl {
   std::string host;
   std::unique_ptr<httplib::Client> http;
   std::string credentials;  // "user:password" or ""
-  bool loopback = false;
+  bool insecure_tls = false;  // HTTPS without verification, HTTP fallback
+  httplib::Headers auth_headers;
+
+  void Connect(bool tls, const Connection& conn) {
+    http = std::make_unique<httplib::Client>((tls ? "https://" : "http://") + host);
+    http->set_connection_timeout(10, 0);
+    http->set_read_timeout(300, 0);
+    http->set_write_timeout(300, 0);
+    http->set_keep_alive(true);
+    http->set_follow_location(true);
+    if (!auth_headers.empty()) http->set_default_headers(auth_headers);
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (tls) {
+      http->set_ca_cert_path(conn.ca_cert.empty() ? "/etc/ssl/certs/ca-certificates.crt" : conn.ca_cert);
+      http->enable_server_certificate_verification(!insecure_tls);
+    }
+#endif
+  }
+  void SetAuth(const std::string& value) {
+    auth_headers = {{"Authorization", value}};
+    http->set_default_headers(auth_headers);
+  }
 
   // After a 401: establishes Authorization from the challenge. Returns
   // false when it cannot (no usable challenge or credentials).
@@ -207,7 +279,7 @@ struct RegistryClient::Impl {
         *why = "authentication required: run `ocibuild login " + host + "`";
         return false;
       }
-      http->set_default_headers({{"Authorization", "Basic " + Base64(credentials)}});
+      SetAuth("Basic " + Base64(credentials));
       return true;
     }
     if (scheme != "bearer") {
@@ -247,13 +319,21 @@ struct RegistryClient::Impl {
       *why = "token endpoint " + realm + " returned no token";
       return false;
     }
-    http->set_default_headers({{"Authorization", "Bearer " + token}});
+    SetAuth("Bearer " + token);
     return true;
   }
 
-  // Runs a request; on 401 authenticates once and runs it again.
+  // Runs a request; on 401 authenticates once and runs it again. An
+  // insecure registry that fails the TLS handshake is asked again over
+  // plain HTTP.
   httplib::Result Do(const std::function<httplib::Result()>& f) {
     auto r = f();
+    if (insecure_tls && TlsFailure(r)) {
+      insecure_tls = false;
+      MarkPlain(host);
+      Connect(false, {});
+      r = f();
+    }
     if (r && r->status == 401) {
       std::string why;
       if (Authorize(r, &why)) return f();
@@ -281,22 +361,24 @@ struct RegistryClient::Impl {
   }
 };
 
-RegistryClient::RegistryClient(const std::string& host) : RegistryClient(host, StoredCredentials(host)) {}
+RegistryClient::RegistryClient(const std::string& host, const Connection& conn)
+    : RegistryClient(host, StoredCredentials(host), conn) {}
 
-RegistryClient::RegistryClient(const std::string& host, const std::string& credentials)
+RegistryClient::RegistryClient(const std::string& host, const std::string& credentials,
+                               const Connection& conn)
     : impl_(std::make_unique<Impl>()) {
   impl_->host = host;
   impl_->credentials = credentials;
-  std::string scheme = IsLoopback(host) ? "http://" : "https://";
-  impl_->http = std::make_unique<httplib::Client>(scheme + host);
-  impl_->http->set_connection_timeout(10, 0);
-  impl_->http->set_read_timeout(300, 0);
-  impl_->http->set_write_timeout(300, 0);
-  impl_->http->set_keep_alive(true);
-  impl_->http->set_follow_location(true);
-#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-  impl_->http->set_ca_cert_path("/etc/ssl/certs/ca-certificates.crt");
-#endif
+  bool tls;
+  if (!conn.ca_cert.empty()) {
+    tls = true;  // a private CA means TLS, verified, even on loopback
+  } else if (conn.insecure || ConfiguredInsecure(host)) {
+    tls = !KnownPlain(host);
+    impl_->insecure_tls = tls;
+  } else {
+    tls = !IsLoopback(host);
+  }
+  impl_->Connect(tls, conn);
 }
 
 RegistryClient::~RegistryClient() = default;
@@ -341,19 +423,23 @@ void Backoff(int attempt) {
 }
 
 // Streams [start, start + length) of h.
-httplib::ContentProvider Slice(std::shared_ptr<BlobReadHandle> h, uint64_t start, uint64_t* sent) {
-  return [h, start, sent](size_t offset, size_t length, httplib::DataSink& sink) {
+httplib::ContentProvider Slice(std::shared_ptr<BlobReadHandle> h, uint64_t start, uint64_t* sent,
+                               const ProgressFn* progress) {
+  return [h, start, sent, progress](size_t offset, size_t length, httplib::DataSink& sink) {
     std::vector<char> buf(std::min<size_t>(length, 1 << 20));
     auto n = h->ReadAt(start + offset, buf.data(), buf.size());
     if (!n.ok() || *n == 0) return false;
     *sent += *n;
-    return sink.write(buf.data(), *n);
+    if (!sink.write(buf.data(), *n)) return false;
+    if (*progress) (*progress)(start + offset + *n, h->size());
+    return true;
   };
 }
 
 }  // namespace
 
-Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobReader& source) {
+Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobReader& source,
+                                const ProgressFn& progress) {
   ASSIGN_OR_RETURN(auto handle, source.OpenBlob(d));
   std::shared_ptr<BlobReadHandle> h(std::move(handle));
   const uint64_t size = h->size();
@@ -376,7 +462,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
     }
     std::string loc = impl_->Path(start->get_header_value("Location"));
     if (size <= kMonolithicMax) {
-      auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_),
+      auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_, &progress),
                                 "application/octet-stream"); });
       if (r && r->status == 201) return Status::Ok();
       if (Retryable(r) && ++attempt <= kRetries) {
@@ -392,7 +478,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
       uint64_t n = std::min(kChunk, size - offset);
       auto r = impl_->Do([&] { return impl_->http->Patch(
           loc.c_str(), {{"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}}, n,
-          Slice(h, offset, &bytes_sent_), "application/octet-stream"); });
+          Slice(h, offset, &bytes_sent_, &progress), "application/octet-stream"); });
       if (r && r->status == 202) {
         loc = impl_->Path(r->get_header_value("Location"));
         offset += n;
@@ -454,31 +540,72 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
   } else {
     m.digest = Digest::Of(m.content);
   }
+  std::string answered = r->get_header_value("Docker-Content-Digest");
+  if (!answered.empty()) {
+    auto a = Digest::Parse(answered);
+    if (!a.ok() || Digest::Of(m.content, a->algorithm()) != *a)
+      return InvalidArgument("manifest " + repo + ":" + reference + " from the registry hashes to " +
+                             m.digest.str() + ", not the Docker-Content-Digest it sent (" + answered + ")");
+  }
   return m;
 }
 
 Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
-                                 const std::string& link_repo) {
+                                 const std::string& link_repo, const ProgressFn& progress) {
   ASSIGN_OR_RETURN(auto w, store.NewWriter());
-  Status write_status;
-  int status = 0;
-  // Only a 200's body goes to the store; a 401's is dropped so that Do()
-  // can authenticate and ask again.
-  auto r = impl_->Do([&] {
-    return impl_->http->Get(
-        ("/v2/" + repo + "/blobs/" + d.str()).c_str(), httplib::Headers{},
-        [&](const httplib::Response& resp) {
-          status = resp.status;
-          return resp.status == 200 || resp.status == 401;
-        },
-        [&](const char* data, size_t n) {
-          if (status != 200) return true;
-          write_status = w->Write(data, n);
-          return write_status.ok();
-        });
-  });
-  if (!write_status.ok()) return write_status;
-  if (!r || status != 200) return impl_->Fail("blob " + d.str(), r);
+  const std::string path = "/v2/" + repo + "/blobs/" + d.str();
+  int attempt = 0;
+  while (true) {
+    Status write_status;
+    int status = 0;
+    httplib::Headers hdrs;
+    if (w->offset() > 0) hdrs.emplace("Range", "bytes=" + std::to_string(w->offset()) + "-");
+    // Only a 200's or 206's body goes to the store; a 401's is dropped so
+    // that Do() can authenticate and ask again.
+    auto r = impl_->Do([&] {
+      return impl_->http->Get(
+          path.c_str(), hdrs,
+          [&](const httplib::Response& resp) {
+            status = resp.status;
+            if (status == 200 && w->offset() > 0) {
+              // The registry ignored the Range: start over.
+              auto fresh = store.NewWriter();
+              if (!fresh.ok()) {
+                write_status = fresh.status();
+                return false;
+              }
+              w = std::move(*fresh);
+            }
+            if (status == 206) {
+              std::string cr = resp.get_header_value("Content-Range");
+              if (cr.rfind("bytes " + std::to_string(w->offset()) + "-", 0) != 0) {
+                write_status = InvalidArgument("registry answered a range request for blob " + d.str() +
+                                               " with Content-Range \"" + cr + "\"");
+                return false;
+              }
+            }
+            return status == 200 || status == 206 || status == 401;
+          },
+          [&](const char* data, size_t n) {
+            if (status != 200 && status != 206) return true;
+            if (w->offset() + n > size) {
+              write_status = InvalidArgument("registry sent more than the " + std::to_string(size) +
+                                             " bytes of blob " + d.str());
+              return false;
+            }
+            write_status = w->Write(data, n);
+            if (write_status.ok() && progress) progress(w->offset(), size);
+            return write_status.ok();
+          });
+    });
+    if (!write_status.ok()) return write_status;
+    if (r && (status == 200 || status == 206)) break;
+    if (r && !Retryable(r)) return impl_->Fail("blob " + d.str(), r);
+    if (++attempt > kRetries) return impl_->Fail("blob " + d.str(), r);
+    if (notes_)
+      notes_("retrying download of " + d.str() + " from byte " + std::to_string(w->offset()) + " (" + Reason(r) + ")");
+    Backoff(attempt);
+  }
   auto info = w->Commit(d, size, link_repo);
   if (!info.ok()) return info.status().WithContext("blob " + d.str() + " from the registry");
   return Status::Ok();

@@ -1,8 +1,10 @@
 // A client for the Docker Registry HTTP API v2 / OCI Distribution API,
 // shared by ocibuild (push, pull) and, later, ocireg's mirror mode.
 //
-// Speaks plain HTTP to loopback registries (as docker does for 127.0.0.0/8,
-// ::1 and localhost) and HTTPS elsewhere. Blobs stream in both directions;
+// Transport (see Connection): HTTPS verified with the system CAs, or with
+// --ca-cert's CA; plain HTTP to loopback registries (as docker does for
+// 127.0.0.0/8, ::1 and localhost); for insecure registries HTTPS without
+// verification, falling back to plain HTTP. Blobs stream in both directions;
 // every fetched blob and manifest is verified against its digest before it
 // is stored. Errors: kNotFound for a missing manifest or blob,
 // kUnavailable when the registry cannot be reached, kInvalidArgument for a
@@ -28,6 +30,20 @@ std::string RegistryHost(const std::string& image_name);
 // The repository path without the host.
 std::string RepositoryPath(const std::string& image_name);
 
+// How to reach registries. Insecure hosts come from the user's config
+// ($XDG_CONFIG_HOME or ~/.config)/ocibuild/config.json,
+// {"insecure-registries": ["host:port", ...]}, plus --insecure.
+struct Connection {
+  bool insecure = false;  // for every host this Connection is used with
+  std::string ca_cert;    // PEM file: HTTPS verified against it only
+};
+std::string ClientConfigPath();
+// True if host is listed in the user's config as insecure.
+bool ConfiguredInsecure(const std::string& host);
+
+// Progress of one blob transfer: bytes done so far and the total.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
 struct FetchedManifest {
   std::string media_type;
   std::string content;
@@ -49,9 +65,10 @@ class RegistryClient {
   // Authenticates with the stored credentials for host (if any) when the
   // registry answers 401: Basic, or the Bearer token flow (realm, service,
   // scope; anonymous tokens too).
-  explicit RegistryClient(const std::string& host);
+  explicit RegistryClient(const std::string& host, const Connection& conn = {});
   // Same, with explicit credentials ("user:password").
-  RegistryClient(const std::string& host, const std::string& credentials);
+  RegistryClient(const std::string& host, const std::string& credentials,
+                 const Connection& conn = {});
   // GET /v2/, authenticating as needed: OK when access is granted.
   Status Ping();
   ~RegistryClient();
@@ -65,19 +82,24 @@ class RegistryClient {
   // ones in 16 MiB PATCH chunks. Connection errors and 5xx answers are
   // retried with backoff; a chunked upload resumes from the offset the
   // registry reports (GET of the upload) instead of starting over.
-  Status PushBlob(const std::string& repo, const Digest& d, BlobReader& source);
+  Status PushBlob(const std::string& repo, const Digest& d, BlobReader& source,
+                  const ProgressFn& progress = nullptr);
   // Receives one-line notes (retries, resumptions).
   void set_notes(std::function<void(const std::string&)> notes) { notes_ = std::move(notes); }
   // PUT of a manifest; checks the digest the registry answers.
   Status PushManifest(const std::string& repo, const std::string& reference,
                       const std::string& media_type, const std::string& content);
   // GET with an Accept header for OCI and Docker manifests and indexes.
-  // `reference` is a tag or digest; a digest reference is verified.
+  // `reference` is a tag or digest; the content must hash to a digest
+  // reference, and to the Docker-Content-Digest the registry sends.
   Result<FetchedManifest> GetManifest(const std::string& repo, const std::string& reference);
   // Streams a blob into the store, verifying size and digest, and links it
-  // into link_repo. Nothing is stored on a mismatch or a cut transfer.
+  // into link_repo. A transfer cut by a connection error or a 5xx answer
+  // resumes with a Range request from the bytes already received (or
+  // starts over if the registry ignores Range), with backoff. Nothing is
+  // stored on a mismatch or when the retries run out.
   Status FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
-                   const std::string& link_repo);
+                   const std::string& link_repo, const ProgressFn& progress = nullptr);
 
   // Blob bytes sent by PushBlob so far (for tests and progress).
   uint64_t bytes_sent() const { return bytes_sent_; }

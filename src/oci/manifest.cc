@@ -147,4 +147,20 @@ Result<Manifest> ParseManifest(std::string_view content,
   }
 }
 
+const Descriptor* PickPlatform(const Manifest& index, std::string_view platform) {
+  std::string_view os = platform.substr(0, platform.find('/'));
+  std::string_view rest = platform.find('/') == std::string_view::npos
+                              ? std::string_view() : platform.substr(platform.find('/') + 1);
+  std::string_view arch = rest.substr(0, rest.find('/'));
+  std::string_view variant = rest.find('/') == std::string_view::npos
+                                 ? std::string_view() : rest.substr(rest.find('/') + 1);
+  for (const auto& d : index.manifests) {
+    if (!d.platform_os || !d.platform_arch) continue;
+    if (*d.platform_os != os || *d.platform_arch != arch) continue;
+    if (!variant.empty() && d.platform_variant.value_or("") != variant) continue;
+    return &d;
+  }
+  return nullptr;
+}
+
 }  // namespace ocib::oci

@@ -43,6 +43,11 @@ struct Manifest {
   std::string ReferrerArtifactType() const;
 };
 
+// The index entry for platform "os/arch[/variant]" (a missing variant in
+// the query matches any), or nullptr. Entries without a platform are
+// skipped (attestations, artifacts).
+const Descriptor* PickPlatform(const Manifest& index, std::string_view platform);
+
 // content_type: the request's Content-Type (parameters ignored); may be
 // empty. The content's own mediaType wins when present; if both are present
 // they must agree.

@@ -92,3 +92,22 @@ TEST_CASE("non-distributable layers") {
   CHECK(IsNonDistributable("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"));
   CHECK(!IsNonDistributable(kOciLayerGzip));
 }
+
+TEST_CASE("PickPlatform: os/arch, optional variant, entries without platform skipped") {
+  std::string idx = std::string(R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)") +
+                    R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + D("att") + R"(","size":1},)" +
+                    R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + D("amd") +
+                    R"(","size":1,"platform":{"os":"linux","architecture":"amd64"}},)" +
+                    R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + D("v6") +
+                    R"(","size":1,"platform":{"os":"linux","architecture":"arm","variant":"v6"}},)" +
+                    R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" + D("v7") +
+                    R"(","size":1,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]})";
+  auto m = ParseManifest(idx, "");
+  REQUIRE(m.ok());
+  REQUIRE(PickPlatform(*m, "linux/amd64"));
+  CHECK(PickPlatform(*m, "linux/amd64")->digest.str() == D("amd"));
+  CHECK(PickPlatform(*m, "linux/arm/v7")->digest.str() == D("v7"));
+  CHECK(PickPlatform(*m, "linux/arm")->digest.str() == D("v6"));
+  CHECK(PickPlatform(*m, "linux/arm64") == nullptr);
+  CHECK(PickPlatform(*m, "windows/amd64") == nullptr);
+}
