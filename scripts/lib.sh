@@ -7,7 +7,7 @@ OCIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
   libcpp-httplib-dev nlohmann-json3-dev libzstd-dev zlib1g-dev doctest-dev
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
-  docker-registry apache2-utils)
+  docker-registry apache2-utils nginx-light)
 
 # Installs the packages in "$@" that are not installed yet; quiet when none
 # are missing.

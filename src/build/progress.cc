@@ -25,14 +25,14 @@ std::string ProgressBoard::Bar(uint64_t done, uint64_t total, double seconds, in
   std::string bar = "[";
   for (int i = 0; i < width; ++i) bar += i < fill ? '=' : (i == fill ? '>' : ' ');
   bar += "] " + HumanBytes(static_cast<double>(done)) + "/" + HumanBytes(static_cast<double>(total));
-  if (seconds > 0) bar += " " + HumanBytes(done / seconds) + "/s";
+  if (seconds >= 0.001) bar += " " + HumanBytes(done / seconds) + "/s";
   return bar;
 }
 
 ProgressBoard::Row& ProgressBoard::RowFor(const std::string& id) {
   for (auto& r : rows_)
     if (r.id == id) return r;
-  rows_.push_back({id, "", {}});
+  rows_.push_back({id, "", std::chrono::steady_clock::now()});
   return rows_.back();
 }
 
@@ -60,7 +60,6 @@ void ProgressBoard::Bytes(const std::string& id, const std::string& verb, uint64
   std::lock_guard<std::mutex> l(mu_);
   Row& r = RowFor(id);
   auto now = std::chrono::steady_clock::now();
-  if (r.started == std::chrono::steady_clock::time_point()) r.started = now;
   double secs = std::chrono::duration<double>(now - r.started).count();
   r.text = verb + " " + Bar(done, total, secs);
   if (done == total || now - last_draw_ >= std::chrono::milliseconds(100)) Redraw();
@@ -77,6 +76,13 @@ void ProgressBoard::Note(const std::string& text) {
   out_ << "\x1b[2K" << text << "\n";
   drawn_ = 0;
   Redraw();
+}
+
+void ProgressBoard::Final(const std::string& text) {
+  std::lock_guard<std::mutex> l(mu_);
+  out_ << text << "\n" << std::flush;
+  rows_.clear();
+  drawn_ = 0;
 }
 
 }  // namespace ocib::build

@@ -26,8 +26,11 @@ class ProgressBoard {
   void Status(const std::string& id, const std::string& text);
   // Bytes moved so far for a row; verb is "Pushing" or "Downloading".
   void Bytes(const std::string& id, const std::string& verb, uint64_t done, uint64_t total);
-  // A line that is not a row (retries, the final digest line).
+  // A line above the rows (retries, resumptions).
   void Note(const std::string& text);
+  // A line below the rows, after which the board is done (the closing
+  // "digest:" and "Status:" lines).
+  void Final(const std::string& text);
 
   // "[=====>    ] 12.3MB/45.6MB 35.2MB/s" (exposed for tests).
   static std::string Bar(uint64_t done, uint64_t total, double seconds, int width = 40);
@@ -35,7 +38,7 @@ class ProgressBoard {
  private:
   struct Row {
     std::string id, text;
-    std::chrono::steady_clock::time_point started{};
+    std::chrono::steady_clock::time_point started;  // row created
   };
   Row& RowFor(const std::string& id);
   void Redraw();  // with mu_ held

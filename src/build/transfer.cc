@@ -75,6 +75,7 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   board.Note("The push refers to repository [" + host + "/" + repo + "]");
   client::RegistryClient c(host, opts.conn);
   c.set_notes([&board](const std::string& n) { board.Note(n); });
+  RETURN_IF_ERROR(c.Ping());
 
   // The image manifests to push: the one the reference names, or every
   // platform manifest of an index (then the index itself).
@@ -162,7 +163,7 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     for (const auto& m : manifests) RETURN_IF_ERROR(c.PushManifest(repo, m.digest.str(), m.media_type, m.content));
   }
   RETURN_IF_ERROR(c.PushManifest(repo, reference, top.media_type, top.content));
-  board.Note(reference + ": digest: " + top.digest.str() + " size: " + std::to_string(top.content.size()));
+  board.Final(reference + ": digest: " + top.digest.str() + " size: " + std::to_string(top.content.size()));
   return Status::Ok();
 }
 
@@ -238,7 +239,7 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
   if (manifests.size() == 1 && !(parsed->is_index && opts.all_platforms)) {
     auto p = oci::ParseManifest(manifests[0].content, manifests[0].media_type);
     RETURN_IF_ERROR(store.PutManifest(ref.name, record(manifests[0], p->media_type), tag, required[0], {}));
-    board.Note("Digest: " + manifests[0].digest.str());
+    board.Final("Digest: " + manifests[0].digest.str());
   } else {
     std::vector<Digest> children;
     for (size_t i = 0; i < manifests.size(); ++i) {
@@ -247,9 +248,9 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
       children.push_back(manifests[i].digest);
     }
     RETURN_IF_ERROR(store.PutManifest(ref.name, record(top, parsed->media_type), tag, {}, children));
-    board.Note("Digest: " + top.digest.str());
+    board.Final("Digest: " + top.digest.str());
   }
-  board.Note("Status: Downloaded image for " + ref.str());
+  board.Final("Status: Downloaded image for " + ref.str());
   return Status::Ok();
 }
 
