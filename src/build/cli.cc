@@ -289,6 +289,7 @@ bool TakeConnectionFlags(std::vector<std::string>& a, client::Connection* conn, 
 int Push(Ctx& ctx, std::vector<std::string> a) {
   TransferOptions o;
   o.tty = ::isatty(STDOUT_FILENO);
+  o.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
   std::string why;
   if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
   if (a.size() != 1 || a[0][0] == '-') return Usage("push needs one image");
@@ -301,6 +302,7 @@ int Push(Ctx& ctx, std::vector<std::string> a) {
 int Pull(Ctx& ctx, std::vector<std::string> a) {
   TransferOptions o;
   o.tty = ::isatty(STDOUT_FILENO);
+  o.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
   std::string why;
   if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
   std::vector<std::string> rest;

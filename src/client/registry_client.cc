@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -205,11 +206,25 @@ std::string ClientConfigPath() {
   return std::string(home && *home ? home : "/root") + "/.config/ocibuild/config.json";
 }
 
-bool ConfiguredInsecure(const std::string& host) {
+namespace {
+nlohmann::json ReadClientConfig() {
   std::ifstream in(ClientConfigPath());
-  if (!in) return false;
+  if (!in) return nlohmann::json::object();
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("insecure-registries") ||
+  return j.is_discarded() || !j.is_object() ? nlohmann::json::object() : j;
+}
+}  // namespace
+
+int ConfiguredMaxConcurrent() {
+  auto j = ReadClientConfig();
+  if (j.contains("max-concurrent-transfers") && j["max-concurrent-transfers"].is_number_integer())
+    return std::clamp(j["max-concurrent-transfers"].get<int>(), 1, 32);
+  return 3;
+}
+
+bool ConfiguredInsecure(const std::string& host) {
+  auto j = ReadClientConfig();
+  if (!j.contains("insecure-registries") ||
       !j["insecure-registries"].is_array())
     return false;
   for (const auto& h : j["insecure-registries"])
@@ -233,6 +248,15 @@ void MarkPlain(const std::string& host) {
   std::lock_guard<std::mutex> l(plain_mu);
   plain_hosts.insert(host);
 }
+
+// Bearer tokens by (realm, service, scope, credentials), kept until they
+// expire, so the parallel connections of a push or pull share one token.
+struct CachedToken {
+  std::string token;
+  std::chrono::steady_clock::time_point expires;
+};
+std::mutex token_mu;
+std::map<std::string, CachedToken> token_cache;
 
 bool TlsFailure(const httplib::Result& r) {
   return !r && (r.error() == httplib::Error::SSLConnection ||
@@ -294,6 +318,15 @@ struct RegistryClient::Impl {
       *why = "bad token realm \"" + realm + "\"";
       return false;
     }
+    std::string cache_key = realm + "\n" + p["service"] + "\n" + p["scope"] + "\n" + credentials;
+    {
+      std::lock_guard<std::mutex> l(token_mu);
+      auto it = token_cache.find(cache_key);
+      if (it != token_cache.end() && it->second.expires > std::chrono::steady_clock::now()) {
+        SetAuth("Bearer " + it->second.token);
+        return true;
+      }
+    }
     httplib::Client tc(m[1].str());
     tc.set_connection_timeout(10, 0);
     tc.set_read_timeout(30, 0);
@@ -318,6 +351,13 @@ struct RegistryClient::Impl {
     if (token.empty()) {
       *why = "token endpoint " + realm + " returned no token";
       return false;
+    }
+    // The spec's default lifetime is 60 s; keep a margin for clock skew.
+    int64_t ttl = 60;
+    if (j.contains("expires_in") && j["expires_in"].is_number_integer()) ttl = j["expires_in"].get<int64_t>();
+    if (ttl > 10) {
+      std::lock_guard<std::mutex> l(token_mu);
+      token_cache[cache_key] = {token, std::chrono::steady_clock::now() + std::chrono::seconds(ttl - 5)};
     }
     SetAuth("Bearer " + token);
     return true;

@@ -32,7 +32,8 @@ std::string RepositoryPath(const std::string& image_name);
 
 // How to reach registries. Insecure hosts come from the user's config
 // ($XDG_CONFIG_HOME or ~/.config)/ocibuild/config.json,
-// {"insecure-registries": ["host:port", ...]}, plus --insecure.
+// {"insecure-registries": ["host:port", ...], "max-concurrent-transfers": 3},
+// plus --insecure.
 struct Connection {
   bool insecure = false;  // for every host this Connection is used with
   std::string ca_cert;    // PEM file: HTTPS verified against it only
@@ -40,6 +41,8 @@ struct Connection {
 std::string ClientConfigPath();
 // True if host is listed in the user's config as insecure.
 bool ConfiguredInsecure(const std::string& host);
+// Blobs pushed or pulled at once (1-32; 3 when unset, as docker).
+int ConfiguredMaxConcurrent();
 
 // Progress of one blob transfer: bytes done so far and the total.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;

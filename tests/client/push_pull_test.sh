@@ -121,5 +121,13 @@ $B tag app:1 127.0.0.1:1/team/app:1
 if $B push 127.0.0.1:1/team/app:1 >"$W/out" 2>&1; then fail "push to a closed port succeeded"; else
   grep -q "cannot reach the registry" "$W/out" && pass "unreachable registry is a one-line error" || { fail "unreachable message"; cat "$W/out"; }
 fi
+$B tag app:1 nosuchhost.invalid:5000/team/app:1
+if timeout 120 $B push nosuchhost.invalid:5000/team/app:1 >"$W/out" 2>&1; then fail "push to an unknown host succeeded"; else
+  grep -q "cannot reach the registry" "$W/out" && [ "$(grep -c '^ocibuild:' "$W/out")" -eq 1 ] &&
+    pass "unknown host is a one-line error" || { fail "unknown host message"; cat "$W/out"; }
+fi
+if timeout 120 $B pull nosuchhost.invalid:5000/team/app:1 >"$W/out" 2>&1; then fail "pull from an unknown host succeeded"; else
+  grep -q "cannot reach the registry" "$W/out" && pass "pull from an unknown host is a one-line error" || { fail "unknown host pull"; cat "$W/out"; }
+fi
 
 finish

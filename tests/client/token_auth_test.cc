@@ -95,3 +95,17 @@ TEST_CASE("wrong credentials: the token endpoint refuses and the error says so i
   CHECK(s.message().find("token request") != std::string::npos);
   CHECK(s.message().find('\n') == std::string::npos);
 }
+
+TEST_CASE("tokens are cached per scope until they expire: a second client asks for none") {
+  TokenServer ts;
+  client::RegistryClient a(ts.host(), "alice:s3cret");
+  REQUIRE(a.Ping().ok());
+  int after_first = ts.token_requests.load();
+  client::RegistryClient b(ts.host(), "alice:s3cret");
+  CHECK(b.Ping().ok());
+  CHECK(ts.token_requests.load() == after_first);
+  // Other credentials are another cache entry.
+  client::RegistryClient anon(ts.host(), "");
+  CHECK(anon.Ping().ok());
+  CHECK(ts.token_requests.load() == after_first + 1);
+}
