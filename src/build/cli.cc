@@ -93,10 +93,17 @@ struct Ctx {
   std::unique_ptr<Store> store;
   std::unique_ptr<ImageStore> images;
   std::unique_ptr<Builder> builder;
-  Status Open() {
+  // Commands that only read open a read-only snapshot: no lock (a build may
+  // run meanwhile), no recovery, no fsync at open.
+  Status Open(bool read_only) {
     StoreOptions o;
     o.root = root + "/store";
+    o.read_only = read_only;
     auto s = OpenStore(o);
+    if (!s.ok() && read_only && s.status().code() == Code::kNotFound) {
+      o.read_only = false;  // a fresh root: create the store
+      s = OpenStore(o);
+    }
     if (!s.ok()) return s.status().WithContext("local store " + o.root);
     store = std::move(*s);
     images = std::make_unique<ImageStore>(store.get());
@@ -391,7 +398,8 @@ int RunCli(int argc, char** argv) {
     std::printf("Removing login credentials for %s\n", rest[0].c_str());
     return 0;
   }
-  if (Status s = ctx.Open(); !s.ok()) return Fail(s.message());
+  static const std::set<std::string> kReadOnly = {"images", "history", "inspect", "push", "save"};
+  if (Status s = ctx.Open(kReadOnly.count(cmd) > 0); !s.ok()) return Fail(s.message());
   if (cmd == "build") return Build(ctx, rest);
   if (cmd == "images") return rest.empty() ? Images(ctx) : Usage("images takes no arguments");
   if (cmd == "history") {

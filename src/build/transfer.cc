@@ -3,11 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <deque>
 #include <fstream>
 #include <functional>
-#include <future>
 #include <mutex>
+#include <thread>
+#include <atomic>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -32,24 +32,27 @@ Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
                          ") and $OCIBUILD_REGISTRY is not set");
 }
 
-// Runs tasks with at most `parallel` at once, in order of submission;
-// returns the first error (after every started task has ended).
+// Runs tasks on up to `parallel` threads, each taking the next task as it
+// finishes one (so a slow task never holds back the others); returns the
+// first error in task order, after every started task has ended. After an
+// error no new task starts.
 Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t parallel) {
-  std::deque<std::future<Status>> running;
-  Status first_error;
-  auto reap = [&](size_t keep) {
-    while (running.size() > keep) {
-      Status s = running.front().get();
-      running.pop_front();
-      if (!s.ok() && first_error.ok()) first_error = s;
+  std::vector<Status> results(tasks.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    for (size_t i; !failed && (i = next++) < tasks.size();) {
+      results[i] = tasks[i]();
+      if (!results[i].ok()) failed = true;
     }
   };
-  for (const auto& t : tasks) {
-    running.push_back(std::async(std::launch::async, t));
-    reap(parallel - 1);
-  }
-  reap(0);
-  return first_error;
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(parallel, tasks.size()); ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  for (const auto& r : results)
+    if (!r.ok()) return r;
+  return Status::Ok();
 }
 
 std::string Short(const Digest& d) { return d.hex().substr(0, 12); }
@@ -101,7 +104,7 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     if (in) known = json::parse(in, nullptr, false);
     if (known.is_discarded() || !known.is_object()) known = json::object();
   }
-  // Every blob once (platforms share layers), layers before configs.
+  // Every blob once (platforms share layers).
   std::vector<Digest> layers, configs;
   std::set<std::string> seen;
   for (const auto& m : manifests) {
@@ -146,11 +149,11 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     board.Status(shortd, "Pushed");
     return Status::Ok();
   };
+  // Configs first (small, so they never wait behind a large layer), then
+  // layers; the manifests go once every blob is in.
   std::vector<std::function<Status()>> tasks;
-  for (const auto& d : layers) tasks.push_back([&push_one, d] { return push_one(d); });
-  RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
-  tasks.clear();
   for (const auto& d : configs) tasks.push_back([&push_one, d] { return push_one(d); });
+  for (const auto& d : layers) tasks.push_back([&push_one, d] { return push_one(d); });
   RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
   {
     std::error_code ec;

@@ -225,6 +225,17 @@ class RocksStore : public Store {
     o.keep_log_file_num = 3;
     o.IncreaseParallelism(2);
     rocksdb::DB* raw = nullptr;
+    if (opts_.read_only) {
+      o.create_if_missing = false;
+      auto s = rocksdb::DB::OpenForReadOnly(o, opts_.root + "/db", &raw);
+      if (!s.ok()) return NotFound("no store at " + opts_.root + " (" + s.ToString() + ")");
+      db_.reset(raw);
+      std::string v;
+      s = db_->Get(ro_, keys::Schema(), &v);
+      if (!s.ok() || v != keys::kSchemaVersion)
+        return FailedPrecondition("store schema version \"" + v + "\" is not supported");
+      return Status::Ok();
+    }
     auto s = rocksdb::DB::Open(o, opts_.root + "/db", &raw);
     if (!s.ok()) return Internal("open database: " + s.ToString());
     db_.reset(raw);

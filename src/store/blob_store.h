@@ -66,6 +66,10 @@ struct StoreOptions {
   // written bytes are dropped from it once on disk, so big pushes recycle
   // pages instead of evicting everything else. 0 leaves it to the kernel.
   uint64_t written_cache_bytes = 1ull << 30;
+  // Opens a snapshot for reading only: no lock (other processes may write
+  // meanwhile; their later writes are not seen), no recovery, no fsync.
+  // Every write fails. kNotFound if there is no store at root yet.
+  bool read_only = false;
 };
 
 struct BlobInfo {

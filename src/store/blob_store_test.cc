@@ -478,3 +478,29 @@ TEST_CASE("written bytes beyond the cache budget leave the page cache") {
     CHECK(ReadAll(**s, Digest::Of(data)) == data);
   }
 }
+
+TEST_CASE("read-only open: a snapshot beside a writer, no writes, NotFound when empty") {
+  TempDir t;
+  StoreOptions ro;
+  ro.root = t.path() + "/s";
+  ro.read_only = true;
+  CHECK(OpenStore(ro).status().code() == Code::kNotFound);
+  auto w = Open(t.path() + "/s");
+  std::string data = "read-only snapshot";
+  Put(*w, data, "repo");
+  auto r = OpenStore(ro);  // while the writer holds the store
+  REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  CHECK(ReadAll(**r, Digest::Of(data)) == data);
+  CHECK((*r)->StatBlob(Digest::Of(data))->refs == 1);
+  auto nw = (*r)->NewWriter();
+  bool refused = !nw.ok();
+  if (nw.ok()) {
+    REQUIRE((*nw)->Write("x", 1).ok());
+    refused = !(*nw)->Commit(Digest::Of("x"), 1, "").ok();
+  }
+  CHECK(refused);
+  CHECK(!(*r)->LinkBlob("other", Digest::Of(data)).ok());
+  // The writer is unaffected and its new blobs are not in the old snapshot.
+  Put(*w, "later", "repo");
+  CHECK(!(*r)->StatBlob(Digest::Of("later")).ok());
+}
