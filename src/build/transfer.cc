@@ -22,14 +22,17 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 // The registry host and repository for a reference: the name's host, else
-// $OCIBUILD_REGISTRY. No implicit Docker Hub: there is no internet here.
+// $OCIBUILD_REGISTRY, else "default-registry" in the client config. No
+// implicit Docker Hub: there is no internet here.
 Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
   std::string host = client::RegistryHost(ref.name);
   if (!host.empty()) return std::make_pair(host, client::RepositoryPath(ref.name));
   const char* env = std::getenv("OCIBUILD_REGISTRY");
   if (env && *env) return std::make_pair(std::string(env), ref.name);
+  if (std::string d = client::ConfiguredDefaultRegistry(); !d.empty()) return std::make_pair(d, ref.name);
   return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
-                         ") and $OCIBUILD_REGISTRY is not set");
+                         "), and neither $OCIBUILD_REGISTRY nor \"default-registry\" in " +
+                         client::ClientConfigPath() + " is set");
 }
 
 // Runs tasks on up to `parallel` threads, each taking the next task as it
@@ -178,6 +181,7 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
   ProgressBoard board(out, opts.tty);
   client::RegistryClient c(host, opts.conn);
   c.set_notes([&board](const std::string& n) { board.Note(n); });
+  RETURN_IF_ERROR(c.Ping());  // an unreachable registry fails at once, without retries
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
   ASSIGN_OR_RETURN(client::FetchedManifest top, c.GetManifest(repo, reference));
   auto parsed = oci::ParseManifest(top.content, top.media_type);

@@ -5,7 +5,8 @@
 // stream and verify every blob.
 //
 // A reference names its registry ("127.0.0.1:5000/team/app:1"); without
-// one, $OCIBUILD_REGISTRY is used; there is no implicit Docker Hub.
+// one, $OCIBUILD_REGISTRY or the config's "default-registry" is used;
+// there is no implicit Docker Hub.
 // Progress goes to `out`, like docker's (see progress.h). Errors are one
 // line.
 #pragma once

@@ -215,6 +215,12 @@ nlohmann::json ReadClientConfig() {
 }
 }  // namespace
 
+std::string ConfiguredDefaultRegistry() {
+  auto j = ReadClientConfig();
+  if (j.contains("default-registry") && j["default-registry"].is_string()) return j["default-registry"].get<std::string>();
+  return "";
+}
+
 int ConfiguredMaxConcurrent() {
   auto j = ReadClientConfig();
   if (j.contains("max-concurrent-transfers") && j["max-concurrent-transfers"].is_number_integer())
@@ -556,7 +562,15 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
 
 Status RegistryClient::PushManifest(const std::string& repo, const std::string& reference,
                                     const std::string& media_type, const std::string& content) {
-  auto r = impl_->Do([&] { return impl_->http->Put(("/v2/" + repo + "/manifests/" + reference).c_str(), content, media_type.c_str()); });
+  auto put = [&] {
+    return impl_->Do([&] { return impl_->http->Put(("/v2/" + repo + "/manifests/" + reference).c_str(), content, media_type.c_str()); });
+  };
+  auto r = put();
+  for (int attempt = 1; Retryable(r) && attempt <= kRetries; ++attempt) {
+    if (notes_) notes_("retrying manifest PUT " + reference + " (" + Reason(r) + ")");
+    Backoff(attempt);
+    r = put();
+  }
   if (!r || r->status != 201) return impl_->Fail("manifest PUT " + repo + ":" + reference, r);
   std::string answered = r->get_header_value("Docker-Content-Digest");
   if (!answered.empty() && answered != Digest::Of(content).str())
@@ -565,7 +579,15 @@ Status RegistryClient::PushManifest(const std::string& repo, const std::string& 
 }
 
 Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, const std::string& reference) {
-  auto r = impl_->Do([&] { return impl_->http->Get(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}}); });
+  auto get = [&] {
+    return impl_->Do([&] { return impl_->http->Get(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}}); });
+  };
+  auto r = get();
+  for (int attempt = 1; Retryable(r) && attempt <= kRetries; ++attempt) {
+    if (notes_) notes_("retrying manifest " + reference + " (" + Reason(r) + ")");
+    Backoff(attempt);
+    r = get();
+  }
   if (!r || r->status != 200) return impl_->Fail("manifest " + repo + ":" + reference, r);
   FetchedManifest m;
   m.content = r->body;

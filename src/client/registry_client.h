@@ -43,6 +43,8 @@ std::string ClientConfigPath();
 bool ConfiguredInsecure(const std::string& host);
 // Blobs pushed or pulled at once (1-32; 3 when unset, as docker).
 int ConfiguredMaxConcurrent();
+// "default-registry" from the user's config, or "".
+std::string ConfiguredDefaultRegistry();
 
 // Progress of one blob transfer: bytes done so far and the total.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;

@@ -114,6 +114,21 @@ fi
 if $B push app:1 >"$W/out" 2>&1; then fail "push without a registry succeeded"; else
   grep -q "names no registry" "$W/out" && pass "push without a registry explains itself" || fail "no-registry message"
 fi
+# A name without a host goes to $OCIBUILD_REGISTRY, else the config's
+# "default-registry".
+$B tag app:1 team/plainname:1
+if OCIBUILD_REGISTRY="$R" $B push team/plainname:1 >"$W/out" 2>&1 && grep -q "\[$R/team/plainname\]" "$W/out"; then
+  pass "\$OCIBUILD_REGISTRY is the registry for names without a host"
+else
+  fail "OCIBUILD_REGISTRY push"; cat "$W/out"
+fi
+mkdir -p "$W/xdg/ocibuild"
+printf '{"default-registry": "%s"}\n' "$R" > "$W/xdg/ocibuild/config.json"
+if XDG_CONFIG_HOME="$W/xdg" $B2 pull team/plainname:1 >"$W/out" 2>&1 && XDG_CONFIG_HOME="$W/xdg" $B2 inspect team/plainname:1 >/dev/null 2>&1; then
+  pass "default-registry in the client config"
+else
+  fail "default-registry pull"; cat "$W/out"
+fi
 if $B push 127.0.0.1:1/team/app:1 >"$W/out" 2>&1; then fail "push to a closed port succeeded"; else
   grep -q "no local image" "$W/out" && pass "push of an image not in the store fails clearly" || fail "push unknown image"
 fi
