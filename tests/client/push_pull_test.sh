@@ -15,6 +15,8 @@ cleanup() {
 trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/a"
+# Bytes over loopback, to count what a push sends (tests run one at a time).
+lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
 B2="$BIN/ocibuild --root $W/b"
 
 # Registries: ocireg, and Distribution 2.8 when installed.
@@ -53,16 +55,26 @@ for idx in "${!REGS[@]}"; do
   else
     fail "$name: push"; cat "$W/out"
   fi
+  b0=$(lo_bytes)
   if $B push "$R/team/base:1" >"$W/out" 2>&1 && ! grep -q Pushed "$W/out" && [ "$(grep -c 'Layer already exists' "$W/out")" -eq 3 ]; then
     pass "$name: push again sends no blob (3 layers and config already exist)"
   else
     fail "$name: second push"; cat "$W/out"
   fi
+  sent=$(( $(lo_bytes) - b0 ))
+  # The base holds busybox (about 1 MB compressed); requests and answers
+  # without blob bytes are a few kB.
+  [ "$sent" -lt 65536 ] && pass "$name: second push moved $sent bytes over loopback (no blob bytes)" ||
+    fail "$name: second push moved $sent bytes"
+  b0=$(lo_bytes)
   if $B push "$R/team/app:1" >"$W/out" 2>&1 && [ "$(grep -c Pushed "$W/out")" -eq 2 ] && [ "$(grep -c 'Mounted from team/base' "$W/out")" -eq 2 ]; then
     pass "$name: an image sharing the base mounts the base layers and sends only its new layer and config"
   else
     fail "$name: shared-base push"; cat "$W/out"
   fi
+  sent=$(( $(lo_bytes) - b0 ))
+  [ "$sent" -lt 65536 ] && pass "$name: the shared-base push moved $sent bytes (the base's 1 MB not sent again)" ||
+    fail "$name: shared-base push moved $sent bytes"
   if skopeo inspect --tls-verify=false "docker://$R/team/app:1" >"$W/out" 2>&1 && jq -e '.Layers | length == 3' "$W/out" >/dev/null; then
     pass "$name: skopeo reads the pushed image"
   else
