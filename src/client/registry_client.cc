@@ -174,8 +174,15 @@ Status WriteDockerConfig(const nlohmann::json& j) {
 
 }  // namespace
 
-std::string StoredCredentials(const std::string& host) {
-  auto j = ReadDockerConfig();
+std::string StoredCredentials(const std::string& host) { return StoredCredentials(host, DockerConfigPath()); }
+
+std::string StoredCredentials(const std::string& host, const std::string& config_path) {
+  nlohmann::json j = nlohmann::json::object();
+  {
+    std::ifstream in(config_path);
+    if (in) j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) j = nlohmann::json::object();
+  }
   if (!j.contains("auths") || !j["auths"].is_object()) return "";
   for (const std::string& key : {host, "http://" + host, "https://" + host}) {
     if (!j["auths"].contains(key)) continue;
@@ -280,9 +287,9 @@ struct RegistryClient::Impl {
 
   void Connect(bool tls, const Connection& conn) {
     http = std::make_unique<httplib::Client>((tls ? "https://" : "http://") + host);
-    http->set_connection_timeout(10, 0);
-    http->set_read_timeout(300, 0);
-    http->set_write_timeout(300, 0);
+    http->set_connection_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 10, 0);
+    http->set_read_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 300, 0);
+    http->set_write_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 300, 0);
     http->set_keep_alive(true);
     http->set_follow_location(true);
     if (!auth_headers.empty()) http->set_default_headers(auth_headers);
@@ -416,7 +423,9 @@ RegistryClient::RegistryClient(const std::string& host, const std::string& crede
   impl_->host = host;
   impl_->credentials = credentials;
   bool tls;
-  if (!conn.ca_cert.empty()) {
+  if (!conn.scheme.empty()) {
+    tls = conn.scheme == "https";
+  } else if (!conn.ca_cert.empty()) {
     tls = true;  // a private CA means TLS, verified, even on loopback
   } else if (conn.insecure || ConfiguredInsecure(host)) {
     tls = !KnownPlain(host);
@@ -612,35 +621,45 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
   return m;
 }
 
-Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
-                                 const std::string& link_repo, const ProgressFn& progress) {
-  ASSIGN_OR_RETURN(auto w, store.NewWriter());
+// Downloads into w, resuming with Range. If the registry answers a Range
+// with 200, restart (when set) supplies a fresh writer, else it is an error.
+Status RegistryClient::FetchBlobInto(const std::string& repo, const Digest& d, uint64_t size, BlobWriter& w,
+                                     const ProgressFn& progress) {
+  return Fetch(repo, d, size, &w, nullptr, progress);
+}
+
+Status RegistryClient::Fetch(const std::string& repo, const Digest& d, uint64_t size, BlobWriter* wp,
+                             const std::function<Result<BlobWriter*>()>& restart, const ProgressFn& progress) {
   const std::string path = "/v2/" + repo + "/blobs/" + d.str();
   int attempt = 0;
   while (true) {
     Status write_status;
     int status = 0;
     httplib::Headers hdrs;
-    if (w->offset() > 0) hdrs.emplace("Range", "bytes=" + std::to_string(w->offset()) + "-");
-    // Only a 200's or 206's body goes to the store; a 401's is dropped so
+    if (wp->offset() > 0) hdrs.emplace("Range", "bytes=" + std::to_string(wp->offset()) + "-");
+    // Only a 200's or 206's body goes to the writer; a 401's is dropped so
     // that Do() can authenticate and ask again.
     auto r = impl_->Do([&] {
       return impl_->http->Get(
           path.c_str(), hdrs,
           [&](const httplib::Response& resp) {
             status = resp.status;
-            if (status == 200 && w->offset() > 0) {
+            if (status == 200 && wp->offset() > 0) {
               // The registry ignored the Range: start over.
-              auto fresh = store.NewWriter();
+              if (!restart) {
+                write_status = InvalidArgument("registry ignored a Range request for blob " + d.str());
+                return false;
+              }
+              auto fresh = restart();
               if (!fresh.ok()) {
                 write_status = fresh.status();
                 return false;
               }
-              w = std::move(*fresh);
+              wp = *fresh;
             }
             if (status == 206) {
               std::string cr = resp.get_header_value("Content-Range");
-              if (cr.rfind("bytes " + std::to_string(w->offset()) + "-", 0) != 0) {
+              if (cr.rfind("bytes " + std::to_string(wp->offset()) + "-", 0) != 0) {
                 write_status = InvalidArgument("registry answered a range request for blob " + d.str() +
                                                " with Content-Range \"" + cr + "\"");
                 return false;
@@ -650,27 +669,74 @@ Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint6
           },
           [&](const char* data, size_t n) {
             if (status != 200 && status != 206) return true;
-            if (w->offset() + n > size) {
+            if (wp->offset() + n > size) {
               write_status = InvalidArgument("registry sent more than the " + std::to_string(size) +
                                              " bytes of blob " + d.str());
               return false;
             }
-            write_status = w->Write(data, n);
-            if (write_status.ok() && progress) progress(w->offset(), size);
+            write_status = wp->Write(data, n);
+            if (write_status.ok() && progress) progress(wp->offset(), size);
             return write_status.ok();
           });
     });
     if (!write_status.ok()) return write_status;
-    if (r && (status == 200 || status == 206)) break;
+    if (r && (status == 200 || status == 206)) return Status::Ok();
     if (r && !Retryable(r)) return impl_->Fail("blob " + d.str(), r);
     if (++attempt > kRetries) return impl_->Fail("blob " + d.str(), r);
     if (notes_)
-      notes_("retrying download of " + d.str() + " from byte " + std::to_string(w->offset()) + " (" + Reason(r) + ")");
+      notes_("retrying download of " + d.str() + " from byte " + std::to_string(wp->offset()) + " (" + Reason(r) + ")");
     Backoff(attempt);
   }
+}
+
+Status RegistryClient::FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
+                                 const std::string& link_repo, const ProgressFn& progress) {
+  ASSIGN_OR_RETURN(auto w, store.NewWriter());
+  auto restart = [&]() -> Result<BlobWriter*> {
+    ASSIGN_OR_RETURN(auto fresh, store.NewWriter());
+    w = std::move(fresh);
+    return w.get();
+  };
+  RETURN_IF_ERROR(Fetch(repo, d, size, w.get(), restart, progress));
   auto info = w->Commit(d, size, link_repo);
   if (!info.ok()) return info.status().WithContext("blob " + d.str() + " from the registry");
   return Status::Ok();
+}
+
+Result<uint64_t> RegistryClient::BlobSize(const std::string& repo, const Digest& d) {
+  auto r = impl_->Do([&] { return impl_->http->Head(("/v2/" + repo + "/blobs/" + d.str()).c_str()); });
+  if (!r || r->status != 200) return impl_->Fail("HEAD blob " + d.str(), r);
+  if (!r->has_header("Content-Length")) return InvalidArgument("registry gave no size for blob " + d.str());
+  return r->get_header_value<uint64_t>("Content-Length");
+}
+
+Result<Digest> RegistryClient::HeadManifest(const std::string& repo, const std::string& reference) {
+  auto r = impl_->Do([&] {
+    return impl_->http->Head(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}});
+  });
+  if (!r || r->status != 200) return impl_->Fail("HEAD manifest " + repo + ":" + reference, r);
+  auto d = Digest::Parse(r->get_header_value("Docker-Content-Digest"));
+  if (!d.ok()) return InvalidArgument("registry sent no Docker-Content-Digest for " + repo + ":" + reference);
+  return *d;
+}
+
+Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& repo) {
+  std::vector<std::string> tags;
+  std::string path = "/v2/" + repo + "/tags/list";
+  for (int page = 0; page < 1000 && !path.empty(); ++page) {
+    auto r = impl_->Do([&] { return impl_->http->Get(path.c_str()); });
+    if (!r || r->status != 200) return impl_->Fail("tags of " + repo, r);
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return InvalidArgument("registry sent a malformed tag list for " + repo);
+    if (j.contains("tags") && j["tags"].is_array())
+      for (const auto& t : j["tags"])
+        if (t.is_string()) tags.push_back(t.get<std::string>());
+    // Link: </v2/...?last=x&n=y>; rel="next"
+    std::string link = r->get_header_value("Link");
+    size_t lt = link.find('<'), gt = link.find('>');
+    path = (lt != std::string::npos && gt != std::string::npos && gt > lt) ? impl_->Path(link.substr(lt + 1, gt - lt - 1)) : "";
+  }
+  return tags;
 }
 
 }  // namespace ocib::client

@@ -37,6 +37,8 @@ std::string RepositoryPath(const std::string& image_name);
 struct Connection {
   bool insecure = false;  // for every host this Connection is used with
   std::string ca_cert;    // PEM file: HTTPS verified against it only
+  std::string scheme;     // "http" or "https" to override the rules above
+  int timeout_seconds = 0;  // connect and read timeout; 0: 10 s / 300 s
 };
 std::string ClientConfigPath();
 // True if host is listed in the user's config as insecure.
@@ -59,8 +61,10 @@ struct FetchedManifest {
 // ~/.docker/config.json ("auths": {host: {"auth": base64(user:password)}}),
 // so `docker login` and `ocibuild login` share credentials.
 std::string DockerConfigPath();
-// "user:password" for host, or "" when none is stored.
+// "user:password" for host, or "" when none is stored. The second form
+// reads a docker-style config.json at config_path.
 std::string StoredCredentials(const std::string& host);
+std::string StoredCredentials(const std::string& host, const std::string& config_path);
 Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password);
 // kNotFound when there was nothing to remove.
 Status RemoveCredentials(const std::string& host);
@@ -106,10 +110,24 @@ class RegistryClient {
   Status FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
                    const std::string& link_repo, const ProgressFn& progress = nullptr);
 
+  // Downloads a blob into w (which the caller commits), resuming with Range
+  // after a cut; kInvalidArgument if the registry sends more than size
+  // bytes or, after a cut, ignores the Range.
+  Status FetchBlobInto(const std::string& repo, const Digest& d, uint64_t size, BlobWriter& w,
+                       const ProgressFn& progress = nullptr);
+  // HEAD of a blob: its size. kNotFound if the repository lacks it.
+  Result<uint64_t> BlobSize(const std::string& repo, const Digest& d);
+  // HEAD of a manifest: the digest the registry reports for reference.
+  Result<Digest> HeadManifest(const std::string& repo, const std::string& reference);
+  // Every tag of the repository (following Link pages).
+  Result<std::vector<std::string>> ListTags(const std::string& repo);
+
   // Blob bytes sent by PushBlob so far (for tests and progress).
   uint64_t bytes_sent() const { return bytes_sent_; }
 
  private:
+  Status Fetch(const std::string& repo, const Digest& d, uint64_t size, BlobWriter* w,
+               const std::function<Result<BlobWriter*>()>& restart, const ProgressFn& progress);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   uint64_t bytes_sent_ = 0;

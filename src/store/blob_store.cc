@@ -152,6 +152,9 @@ class Writer : public BlobWriter {
   ~Writer() override;
 
   uint64_t offset() const override { return spool_->size(); }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
+    return spool_->ReadAt(offset, buf, n);
+  }
   Status ExpectOffset(uint64_t offset) const override {
     if (offset != spool_->size())
       return FailedPrecondition("upload is at offset " +

@@ -9,7 +9,8 @@
 // backend never sees a client-supplied string.
 //
 // Thread safety: a backend is thread-safe; a SpoolFile is used by one
-// thread at a time.
+// thread at a time, except that ReadAt of bytes already appended may run
+// on other threads during an Append.
 #pragma once
 
 #include <memory>

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <deque>
@@ -123,6 +124,7 @@ class FileSpool : public SpoolFile {
  public:
   FileSpool(int fd, uint64_t size, WrittenCache* cache)
       : fd_(std::make_shared<Fd>(fd)), size_(size), cache_(cache) {}
+  // size_ is atomic: ReadAt may run on other threads while Append runs.
   ~FileSpool() override {
     // An upload arrives in many requests, each with its own SpoolFile:
     // start write-back of this request's bytes now, so the fsync at
@@ -132,7 +134,7 @@ class FileSpool : public SpoolFile {
   uint64_t size() const override { return size_; }
   Status Append(const char* data, size_t n) override {
     while (n > 0) {
-      ssize_t w = ::pwrite(fd_->get(), data, n, size_);
+      ssize_t w = ::pwrite(fd_->get(), data, n, size_.load());
       if (w < 0) {
         if (errno == EINTR) continue;
         return Errno("write spool");
@@ -173,7 +175,7 @@ class FileSpool : public SpoolFile {
   }
 
   std::shared_ptr<Fd> fd_;
-  uint64_t size_;
+  std::atomic<uint64_t> size_;
   WrittenCache* cache_;
   uint64_t unsynced_ = 0;
 };
