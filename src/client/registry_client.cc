@@ -283,6 +283,7 @@ struct RegistryClient::Impl {
   std::unique_ptr<httplib::Client> http;
   std::string credentials;  // "user:password" or ""
   bool insecure_tls = false;  // HTTPS without verification, HTTP fallback
+  int retries = 6;
   httplib::Headers auth_headers;
 
   void Connect(bool tls, const Connection& conn) {
@@ -422,6 +423,7 @@ RegistryClient::RegistryClient(const std::string& host, const std::string& crede
     : impl_(std::make_unique<Impl>()) {
   impl_->host = host;
   impl_->credentials = credentials;
+  impl_->retries = conn.retries;
   bool tls;
   if (!conn.scheme.empty()) {
     tls = conn.scheme == "https";
@@ -469,7 +471,6 @@ namespace {
 
 constexpr uint64_t kMonolithicMax = 32 << 20;
 constexpr uint64_t kChunk = 16 << 20;
-constexpr int kRetries = 6;
 
 bool Retryable(const httplib::Result& r) { return !r || r->status >= 500 || r->status == 429; }
 
@@ -508,7 +509,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
   while (true) {  // one upload session per pass
     auto start = impl_->Do([&] { return impl_->http->Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream"); });
     if (!start || start->status != 202) {
-      if (Retryable(start) && ++attempt <= kRetries) {
+      if (Retryable(start) && ++attempt <= impl_->retries) {
         note("retrying upload of " + d.str() + " (" + Reason(start) + ")");
         Backoff(attempt);
         continue;
@@ -520,7 +521,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
       auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), {}, size, Slice(h, 0, &bytes_sent_, &progress),
                                 "application/octet-stream"); });
       if (r && r->status == 201) return Status::Ok();
-      if (Retryable(r) && ++attempt <= kRetries) {
+      if (Retryable(r) && ++attempt <= impl_->retries) {
         note("retrying upload of " + d.str() + " (" + Reason(r) + ")");
         Backoff(attempt);
         continue;
@@ -541,7 +542,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
         continue;
       }
       if (r && !Retryable(r) && r->status != 416) return impl_->Fail("upload of " + d.str(), r);
-      if (++attempt > kRetries) return impl_->Fail("upload of " + d.str(), r);
+      if (++attempt > impl_->retries) return impl_->Fail("upload of " + d.str(), r);
       Backoff(attempt);
       // Ask the registry how far it got, and go on from there.
       auto st = impl_->Do([&] { return impl_->http->Get(loc.c_str()); });
@@ -563,7 +564,7 @@ Status RegistryClient::PushBlob(const std::string& repo, const Digest& d, BlobRe
     while (true) {
       auto r = impl_->Do([&] { return impl_->http->Put(with_digest(loc).c_str(), "", "application/octet-stream"); });
       if (r && r->status == 201) return Status::Ok();
-      if (!Retryable(r) || ++attempt > kRetries) return impl_->Fail("finish upload of " + d.str(), r);
+      if (!Retryable(r) || ++attempt > impl_->retries) return impl_->Fail("finish upload of " + d.str(), r);
       Backoff(attempt);
     }
   }
@@ -575,7 +576,7 @@ Status RegistryClient::PushManifest(const std::string& repo, const std::string& 
     return impl_->Do([&] { return impl_->http->Put(("/v2/" + repo + "/manifests/" + reference).c_str(), content, media_type.c_str()); });
   };
   auto r = put();
-  for (int attempt = 1; Retryable(r) && attempt <= kRetries; ++attempt) {
+  for (int attempt = 1; Retryable(r) && attempt <= impl_->retries; ++attempt) {
     if (notes_) notes_("retrying manifest PUT " + reference + " (" + Reason(r) + ")");
     Backoff(attempt);
     r = put();
@@ -592,7 +593,7 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& repo, con
     return impl_->Do([&] { return impl_->http->Get(("/v2/" + repo + "/manifests/" + reference).c_str(), {{"Accept", kAccept}}); });
   };
   auto r = get();
-  for (int attempt = 1; Retryable(r) && attempt <= kRetries; ++attempt) {
+  for (int attempt = 1; Retryable(r) && attempt <= impl_->retries; ++attempt) {
     if (notes_) notes_("retrying manifest " + reference + " (" + Reason(r) + ")");
     Backoff(attempt);
     r = get();
@@ -682,7 +683,7 @@ Status RegistryClient::Fetch(const std::string& repo, const Digest& d, uint64_t 
     if (!write_status.ok()) return write_status;
     if (r && (status == 200 || status == 206)) return Status::Ok();
     if (r && !Retryable(r)) return impl_->Fail("blob " + d.str(), r);
-    if (++attempt > kRetries) return impl_->Fail("blob " + d.str(), r);
+    if (++attempt > impl_->retries) return impl_->Fail("blob " + d.str(), r);
     if (notes_)
       notes_("retrying download of " + d.str() + " from byte " + std::to_string(wp->offset()) + " (" + Reason(r) + ")");
     Backoff(attempt);

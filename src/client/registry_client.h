@@ -39,6 +39,7 @@ struct Connection {
   std::string ca_cert;    // PEM file: HTTPS verified against it only
   std::string scheme;     // "http" or "https" to override the rules above
   int timeout_seconds = 0;  // connect and read timeout; 0: 10 s / 300 s
+  int retries = 6;          // after a connection error, 5xx or 429, with backoff
 };
 std::string ClientConfigPath();
 // True if host is listed in the user's config as insecure.

@@ -37,7 +37,80 @@ Status StrField(const json& j, const char* key, std::string* out) {
   return Status::Ok();
 }
 
+Status BoolField(const json& j, const char* key, bool* out) {
+  if (!j.is_boolean()) return InvalidArgument("config key \"" + std::string(key) + "\" must be true or false");
+  *out = j.get<bool>();
+  return Status::Ok();
+}
+
+Status ValidUpstream(const Upstream& u, const std::string& where) {
+  if (u.url.rfind("http://", 0) != 0 && u.url.rfind("https://", 0) != 0)
+    return InvalidArgument(where + " \"url\" must start with http:// or https://, got \"" + u.url + "\"");
+  if (u.host().empty()) return InvalidArgument(where + " \"url\" has no host");
+  if (u.ns.empty() || u.ns.find('/') != std::string::npos)
+    return InvalidArgument(where + " \"namespace\" must be one path component, like docker.io");
+  return Status::Ok();
+}
+
+Status ParseUpstreams(const json& v, std::vector<Upstream>* out) {
+  if (!v.is_object()) return InvalidArgument("config key \"proxy\" must be an object with \"upstreams\"");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it.key() != "upstreams") return InvalidArgument("unknown config key \"proxy." + it.key() + "\"");
+    if (!it.value().is_array()) return InvalidArgument("config key \"proxy.upstreams\" must be a list");
+    for (size_t i = 0; i < it.value().size(); ++i) {
+      const json& e = it.value()[i];
+      std::string where = "config key \"proxy.upstreams[" + std::to_string(i) + "]";
+      if (!e.is_object()) return InvalidArgument(where + "\" must be an object");
+      Upstream u;
+      bool unqualified_set = false;
+      for (auto f = e.begin(); f != e.end(); ++f) {
+        const std::string& k = f.key();
+        std::string key = "proxy.upstreams[" + std::to_string(i) + "]." + k;
+        Status s;
+        if (k == "url") s = StrField(f.value(), key.c_str(), &u.url);
+        else if (k == "namespace") s = StrField(f.value(), key.c_str(), &u.ns);
+        else if (k == "unqualified") {
+          s = BoolField(f.value(), key.c_str(), &u.unqualified);
+          unqualified_set = true;
+        } else if (k == "username") s = StrField(f.value(), key.c_str(), &u.username);
+        else if (k == "password") s = StrField(f.value(), key.c_str(), &u.password);
+        else if (k == "credentials_file") s = StrField(f.value(), key.c_str(), &u.credentials_file);
+        else if (k == "tag_freshness_seconds") s = IntField(f.value(), key.c_str(), 0, 365LL * 86400, &u.tag_freshness_seconds);
+        else if (k == "timeout_seconds") s = IntField(f.value(), key.c_str(), 1, 3600, &u.timeout_seconds);
+        else s = InvalidArgument("unknown config key \"" + key + "\"");
+        RETURN_IF_ERROR(s);
+      }
+      if (!unqualified_set) u.unqualified = u.ns == "docker.io";
+      RETURN_IF_ERROR(ValidUpstream(u, where + "\""));
+      out->push_back(std::move(u));
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::string Upstream::host() const {
+  size_t p = url.find("://");
+  std::string rest = p == std::string::npos ? url : url.substr(p + 3);
+  return rest.substr(0, rest.find('/'));
+}
+
+std::string Upstream::scheme() const { return url.rfind("https://", 0) == 0 ? "https" : "http"; }
+
+Result<Upstream> ParseMirrorFlag(const std::string& value) {
+  Upstream u;
+  size_t eq = value.find('=');
+  if (eq != std::string::npos && value.find("://") > eq) {
+    u.ns = value.substr(0, eq);
+    u.url = value.substr(eq + 1);
+  } else {
+    u.url = value;
+  }
+  u.unqualified = u.ns == "docker.io";
+  RETURN_IF_ERROR(ValidUpstream(u, "--mirror"));
+  return u;
+}
 
 std::string Config::host() const {
   size_t colon = listen.rfind(':');
@@ -65,6 +138,14 @@ Status Validate(const Config& c) {
   if (c.log_format != "text" && c.log_format != "json" && c.log_format != "off")
     return InvalidArgument("config key \"log_format\" must be text, json or off");
   if (c.threads < 4) return InvalidArgument("config key \"threads\" must be at least 4");
+  int unqualified = 0;
+  for (size_t i = 0; i < c.upstreams.size(); ++i) {
+    unqualified += c.upstreams[i].unqualified;
+    for (size_t j = 0; j < i; ++j)
+      if (c.upstreams[j].ns == c.upstreams[i].ns)
+        return InvalidArgument("two upstreams serve namespace \"" + c.upstreams[i].ns + "\"");
+  }
+  if (unqualified > 1) return InvalidArgument("only one upstream may serve unqualified names");
   return Status::Ok();
 }
 
@@ -91,6 +172,7 @@ Result<Config> LoadConfig(const std::string& path) {
     else if (k == "keep_alive_max_requests") s = IntField(v, "keep_alive_max_requests", 1, 100000000, &c.keep_alive_max_requests);
     else if (k == "read_timeout_seconds") s = IntField(v, "read_timeout_seconds", 1, 3600, &c.read_timeout_seconds);
     else if (k == "write_timeout_seconds") s = IntField(v, "write_timeout_seconds", 1, 3600, &c.write_timeout_seconds);
+    else if (k == "proxy") s = ParseUpstreams(v, &c.upstreams);
     else if (k == "written_cache_mib") s = IntField(v, "written_cache_mib", 0, 1LL << 30, &c.written_cache_mib);
     else if (k == "log_format") s = StrField(v, "log_format", &c.log_format);
     else if (k == "sync") {

@@ -8,10 +8,29 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
 namespace ocib::registry {
+
+// One upstream of the pull-through mirror ("proxy": {"upstreams": [...]}).
+struct Upstream {
+  std::string url;               // http(s)://host[:port]
+  std::string ns = "docker.io";  // the namespace it serves ("namespace")
+  // Also serves names without a namespace, as docker's registry-mirrors
+  // sends them ("unqualified"; default: namespace is docker.io).
+  bool unqualified = true;
+  std::string username, password;  // inline credentials, or
+  std::string credentials_file;    // a docker-style config.json
+  int64_t tag_freshness_seconds = 300;
+  int64_t timeout_seconds = 30;
+  std::string host() const;    // host[:port] of url
+  std::string scheme() const;  // "http" or "https"
+};
+
+// Parses --mirror URL (docker.io) or NS=URL.
+Result<Upstream> ParseMirrorFlag(const std::string& value);
 
 struct Config {
   std::string listen = "127.0.0.1:5000";  // host:port
@@ -29,6 +48,7 @@ struct Config {
   // Page cache kept for the most recently written blob bytes; older ones
   // are dropped once on disk. 0 leaves it to the kernel.
   int64_t written_cache_mib = 1024;
+  std::vector<Upstream> upstreams;  // empty: no mirror
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

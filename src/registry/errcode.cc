@@ -26,6 +26,7 @@ constexpr ErrorInfo kTable[] = {
     {ErrorCode::kNotFound, "UNSUPPORTED", "no such endpoint", 404},
     {ErrorCode::kMethodNotAllowed, "UNSUPPORTED", "method not allowed on this endpoint", 405},
     {ErrorCode::kUnavailable, "TOOMANYREQUESTS", "resource busy, retry later", 429},
+    {ErrorCode::kUpstreamUnavailable, "UNAVAILABLE", "upstream registry unavailable", 503},
     {ErrorCode::kUnknown, "UNKNOWN", "unknown error", 500},
 };
 

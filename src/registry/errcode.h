@@ -34,6 +34,7 @@ enum class ErrorCode {
   kNotFound,
   kMethodNotAllowed,
   kUnavailable,
+  kUpstreamUnavailable,
   kUnknown,
 };
 

@@ -1,7 +1,7 @@
 // ocireg: parses flags, loads the config, opens the store, serves.
 //
 //   ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR]
-//                [--port-file FILE]
+//                [--port-file FILE] [--mirror [NS=]URL]...
 #include <malloc.h>
 #include <signal.h>
 
@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "registry/config.h"
 #include "registry/registry.h"
@@ -20,7 +21,9 @@ namespace {
 int Usage() {
   std::fprintf(stderr,
                "usage: ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR] "
-               "[--port-file FILE]\n");
+               "[--port-file FILE] [--mirror [NS=]URL]...\n"
+               "  --mirror URL      pull-through mirror of URL for docker.io and unqualified names\n"
+               "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n");
   return 2;
 }
 
@@ -35,6 +38,7 @@ int main(int argc, char** argv) {
   using namespace ocib;
   if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
   std::string config_path, listen, root, port_file;
+  std::vector<std::string> mirrors;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](std::string* out) {
@@ -42,8 +46,11 @@ int main(int argc, char** argv) {
       *out = argv[++i];
       return true;
     };
+    std::string mirror;
     bool ok = (a == "--config" && value(&config_path)) || (a == "--listen" && value(&listen)) ||
-              (a == "--root" && value(&root)) || (a == "--port-file" && value(&port_file));
+              (a == "--root" && value(&root)) || (a == "--port-file" && value(&port_file)) ||
+              (a == "--mirror" && value(&mirror));
+    if (ok && !mirror.empty()) mirrors.push_back(mirror);
     if (!ok) {
       std::fprintf(stderr, "ocireg: unknown or incomplete flag %s\n", a.c_str());
       return Usage();
@@ -57,6 +64,12 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) cfg.listen = listen;
   if (!root.empty()) cfg.root = root;
+  if (!mirrors.empty()) cfg.upstreams.clear();  // flags replace the file's upstreams
+  for (const auto& v : mirrors) {
+    auto u = registry::ParseMirrorFlag(v);
+    if (!u.ok()) return Fail(u.status().message());
+    cfg.upstreams.push_back(*u);
+  }
   if (Status s = registry::Validate(cfg); !s.ok()) return Fail(s.message());
 
   // Signals are taken by a dedicated thread; block them everywhere else.

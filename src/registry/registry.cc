@@ -18,6 +18,7 @@
 #include "oci/reference.h"
 #include "registry/errcode.h"
 #include "registry/http_server.h"
+#include "registry/mirror.h"
 #include "registry/routes.h"
 
 namespace ocib::registry {
@@ -34,6 +35,7 @@ constexpr size_t kReadChunk = 256 << 10;  // blob reads for responses
 constexpr size_t kMaxPage = 10000;
 
 thread_local Clock::time_point t_request_start;
+thread_local const char* t_cache = "";  // mirror outcome of the request, for the log
 
 void SendError(Response& res, ErrorCode code, std::string_view detail = {}) {
   res.status = Info(code).http_status;
@@ -145,7 +147,9 @@ std::string Iso8601Now() {
 
 class Registry::Impl {
  public:
-  Impl(Config cfg, Store* store) : cfg_(std::move(cfg)), store_(store) {}
+  Impl(Config cfg, Store* store) : cfg_(std::move(cfg)), store_(store) {
+    if (!cfg_.upstreams.empty()) mirror_ = std::make_unique<Mirror>(cfg_.upstreams, store_);
+  }
 
   Result<int> Bind() {
     Configure();
@@ -234,21 +238,25 @@ class Registry::Impl {
     t_request_start = Clock::time_point();
     size_t bytes = res.content_provider_ ? res.content_length_ : res.body.size();
     if (req.method == "HEAD") bytes = 0;
+    std::string cache = t_cache;
+    t_cache = "";
     char line[2048];
     int n;
     if (cfg_.log_format == "json") {
       json j = {{"time", Iso8601Now()}, {"client", req.remote_addr}, {"method", req.method},
                 {"path", req.path}, {"status", res.status}, {"bytes", bytes},
                 {"duration_ms", std::round(ms * 1000) / 1000}};
+      if (!cache.empty()) j["cache"] = cache;
       std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
       std::lock_guard<std::mutex> l(log_mu_);
       std::fwrite(s.data(), 1, s.size(), stdout);
       return;
     }
-    n = std::snprintf(line, sizeof line, "%s %s \"%s %.1500s\" %d %zu %.3fms\n",
+    n = std::snprintf(line, sizeof line, "%s %s \"%s %.1500s\" %d %zu %.3fms%s%s\n",
                       Iso8601Now().c_str(), req.remote_addr.empty() ? "-" : req.remote_addr.c_str(),
                       req.method.empty() ? "-" : req.method.c_str(),
-                      req.path.empty() ? "-" : req.path.c_str(), res.status, bytes, ms);
+                      req.path.empty() ? "-" : req.path.c_str(), res.status, bytes, ms,
+                      cache.empty() ? "" : " cache=", cache.c_str());
     if (n < 0) return;
     std::lock_guard<std::mutex> l(log_mu_);
     std::fwrite(line, 1, std::min<size_t>(n, sizeof line - 1), stdout);
@@ -316,6 +324,9 @@ class Registry::Impl {
   void Repository(const Route& r, const Request& req, Response& res, Body& body) {
     const std::string& m = req.method;
     bool get = m == "GET" || m == "HEAD";
+    if (mirror_) {
+      if (auto t = mirror_->Resolve(r.name, req.get_param_value("ns"))) return Mirrored(*t, r, req, res);
+    }
     switch (r.endpoint) {
       case Endpoint::kTagsList:
         if (get) return TagsList(r, req, res);
@@ -345,6 +356,83 @@ class Registry::Impl {
         break;
     }
     SendError(res, ErrorCode::kMethodNotAllowed, m + " " + req.path);
+  }
+
+  // --- the pull-through mirror (mirror.h) ---
+
+  void Mirrored(const Mirror::Target& t, const Route& r, const Request& req, Response& res) {
+    const std::string& m = req.method;
+    bool get = m == "GET" || m == "HEAD";
+    CacheOutcome outcome = CacheOutcome::kNone;
+    Route local = r;
+    local.name = t.local_repo;
+    auto fail = [&](const Status& s, ErrorCode not_found) {
+      if (s.code() == Code::kUnavailable) return SendError(res, ErrorCode::kUpstreamUnavailable, s.message());
+      SendError(res, StatusToError(s, not_found), s.message());
+    };
+    if (!get) {
+      SendError(res, ErrorCode::kUnsupported,
+                r.name + " is a mirror of " + t.upstream->url + " (namespace " + t.upstream->ns +
+                    "): push there, or to a repository outside the mirrored namespaces");
+    } else if (r.endpoint == Endpoint::kManifest) {
+      auto rec = mirror_->Manifest(t, r.reference, &outcome);
+      if (!rec.ok()) {
+        fail(rec.status(), ErrorCode::kManifestUnknown);
+      } else {
+        res.status = 200;
+        res.set_header("Docker-Content-Digest", rec->digest.str());
+        res.set_header("ETag", "\"" + rec->digest.str() + "\"");
+        res.set_content(std::move(rec->content), rec->media_type);
+      }
+    } else if (r.endpoint == Endpoint::kBlob) {
+      auto d = Digest::Parse(r.reference);
+      if (!d.ok()) {
+        SendError(res, ErrorCode::kDigestInvalid, d.status().message());
+      } else if (m == "HEAD") {
+        auto size = mirror_->BlobSize(t, *d, &outcome);
+        if (!size.ok()) {
+          fail(size.status(), ErrorCode::kBlobUnknown);
+        } else {
+          res.status = 200;
+          res.set_header("Docker-Content-Digest", d->str());
+          res.set_header("Content-Length", std::to_string(*size));
+          res.set_header("Accept-Ranges", "bytes");
+        }
+      } else {
+        auto h = mirror_->Blob(t, *d, &outcome);
+        if (!h.ok()) fail(h.status(), ErrorCode::kBlobUnknown);
+        else ServeBlob(*h, *d, req, res);
+      }
+    } else if (r.endpoint == Endpoint::kTagsList) {
+      auto tags = mirror_->Tags(t, &outcome);
+      if (!tags.ok()) return fail(tags.status(), ErrorCode::kNameUnknown);
+      size_t n;
+      bool has_n;
+      std::string last;
+      if (!PageParams(req, &n, &has_n, &last)) return SendError(res, ErrorCode::kPaginationNumberInvalid);
+      json body = {{"name", r.name}, {"tags", json::array()}};
+      std::string last_sent;
+      bool more = false;
+      for (const auto& tag : *tags) {
+        if (!last.empty() && tag <= last) continue;
+        if (has_n && body["tags"].size() >= n) {
+          more = true;
+          break;
+        }
+        body["tags"].push_back(tag);
+        last_sent = tag;
+      }
+      if (more && n > 0)
+        res.set_header("Link", "</v2/" + r.name + "/tags/list?last=" + last_sent + "&n=" + std::to_string(n) +
+                                   ">; rel=\"next\"");
+      res.status = 200;
+      res.set_content(body.dump(), "application/json");
+    } else if (r.endpoint == Endpoint::kReferrers) {
+      Referrers(local, req, res);
+    } else {
+      SendError(res, ErrorCode::kMethodNotAllowed, m + " " + req.path);
+    }
+    t_cache = OutcomeName(outcome);
   }
 
   // --- content discovery ---
@@ -566,7 +654,12 @@ class Registry::Impl {
     }
     auto handle = store_->OpenBlob(*d);
     if (!handle.ok()) return NotFound(r, res, ErrorCode::kBlobUnknown, handle.status());
-    std::shared_ptr<BlobReadHandle> h(std::move(*handle));
+    ServeBlob(std::shared_ptr<BlobReadHandle>(std::move(*handle)), *d, req, res);
+  }
+
+  // Answers a blob GET or HEAD from h: headers, a single Range, streamed body.
+  void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& digest, const Request& req, Response& res) {
+    const Digest* d = &digest;
     uint64_t size = h->size();
     uint64_t start = 0, len = size;
     res.status = 200;
@@ -785,6 +878,7 @@ class Registry::Impl {
 
   const Config cfg_;
   Store* const store_;
+  std::unique_ptr<Mirror> mirror_;  // when upstreams are configured
   HttpServer svr_;
   std::thread janitor_;
   std::atomic<bool> shutdown_requested_{false};

@@ -1,0 +1,339 @@
+#include "registry/mirror.h"
+
+#include <algorithm>
+#include <shared_mutex>
+#include <thread>
+
+#include "client/registry_client.h"
+#include "oci/manifest.h"
+
+namespace ocib::registry {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+client::RegistryClient UpstreamClient(const Upstream& u, int retries) {
+  client::Connection conn;
+  conn.scheme = u.scheme();
+  conn.timeout_seconds = static_cast<int>(u.timeout_seconds);
+  conn.retries = retries;
+  std::string creds;
+  if (!u.username.empty()) creds = u.username + ":" + u.password;
+  else if (!u.credentials_file.empty()) creds = client::StoredCredentials(u.host(), u.credentials_file);
+  return client::RegistryClient(u.host(), creds, conn);
+}
+
+// A failure of upstream itself (not an answer like 404).
+bool UpstreamDown(const Status& s) {
+  return !s.ok() && s.code() != Code::kNotFound && s.code() != Code::kInvalidArgument;
+}
+
+Status Named(const Upstream& u, const Status& s) {
+  if (s.code() == Code::kNotFound) return s;
+  return Status(Code::kUnavailable, "upstream " + u.url + ": " + s.message());
+}
+
+bool HostLike(const std::string& component) {
+  return component.find('.') != std::string::npos || component.find(':') != std::string::npos ||
+         component == "localhost";
+}
+
+}  // namespace
+
+const char* OutcomeName(CacheOutcome o) {
+  switch (o) {
+    case CacheOutcome::kHit: return "hit";
+    case CacheOutcome::kMiss: return "miss";
+    case CacheOutcome::kStale: return "stale";
+    case CacheOutcome::kNone: break;
+  }
+  return "";
+}
+
+// One upstream download shared by every reader of the digest.
+struct Mirror::Fetch {
+  Digest digest = Digest::Of("");
+  std::mutex mu;
+  std::condition_variable cv;
+  enum State { kStarting, kRunning, kDone, kFailed } state = kStarting;  // guarded by mu
+  uint64_t size = 0;       // known from kRunning on
+  uint64_t available = 0;  // bytes written, guarded by mu
+  Status error;
+  // The writer is read by readers (shared) and replaced or committed by the
+  // fetch thread (exclusive).
+  std::shared_mutex io;
+  std::unique_ptr<BlobWriter> writer;
+  std::shared_ptr<BlobReadHandle> done;  // after kDone
+};
+
+namespace {
+
+// Reads a Fetch as it grows.
+class FetchReader : public BlobReadHandle {
+ public:
+  FetchReader(std::shared_ptr<void> keep, std::function<Result<size_t>(uint64_t, char*, size_t)> read,
+              uint64_t size)
+      : keep_(std::move(keep)), read_(std::move(read)), size_(size) {}
+  uint64_t size() const override { return size_; }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override { return read_(offset, buf, n); }
+
+ private:
+  std::shared_ptr<void> keep_;
+  std::function<Result<size_t>(uint64_t, char*, size_t)> read_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+Mirror::Mirror(std::vector<Upstream> upstreams, Store* store)
+    : upstreams_(std::move(upstreams)), store_(store) {}
+
+Mirror::~Mirror() {
+  std::unique_lock<std::mutex> l(fetch_mu_);
+  fetch_cv_.wait(l, [&] { return running_ == 0; });
+}
+
+std::optional<Mirror::Target> Mirror::Resolve(const std::string& name, const std::string& ns) const {
+  if (!ns.empty())
+    for (const auto& u : upstreams_)
+      if (u.ns == ns) return Target{&u, name, u.ns + "/" + name};
+  size_t slash = name.find('/');
+  std::string first = name.substr(0, slash);
+  if (slash != std::string::npos)
+    for (const auto& u : upstreams_)
+      if (u.ns == first) return Target{&u, name.substr(slash + 1), name};
+  if (slash == std::string::npos || !HostLike(first))
+    for (const auto& u : upstreams_)
+      if (u.unqualified) return Target{&u, name, u.ns + "/" + name};
+  return std::nullopt;
+}
+
+void Mirror::Count(CacheOutcome o) {
+  if (o == CacheOutcome::kHit) ++hits_;
+  if (o == CacheOutcome::kMiss) ++misses_;
+  if (o == CacheOutcome::kStale) ++upstream_errors_;
+}
+
+Mirror::Stats Mirror::stats() const { return {hits_.load(), misses_.load(), upstream_errors_.load()}; }
+
+Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& reference, CacheOutcome* outcome) {
+  const Upstream& u = *t.upstream;
+  auto store_fetched = [&](const client::FetchedManifest& f, const std::string& tag) -> Result<ManifestRecord> {
+    auto parsed = oci::ParseManifest(f.content, f.media_type);
+    if (!parsed.ok()) return InvalidArgument("upstream " + u.url + " sent an invalid manifest: " + parsed.status().message());
+    ManifestRecord rec;
+    rec.digest = f.digest;
+    rec.media_type = parsed->media_type;
+    rec.content = f.content;
+    // Blobs and children arrive when clients ask for them.
+    RETURN_IF_ERROR(store_->PutManifest(t.local_repo, rec, tag, {}, {}));
+    return rec;
+  };
+  if (reference.find(':') != std::string::npos) {
+    ASSIGN_OR_RETURN(Digest d, Digest::Parse(reference));
+    if (auto m = store_->GetManifest(t.local_repo, d); m.ok()) {
+      Count(*outcome = CacheOutcome::kHit);
+      return *m;
+    }
+    auto c = UpstreamClient(u, 0);
+    auto f = c.GetManifest(t.upstream_repo, reference);
+    if (!f.ok()) {
+      if (UpstreamDown(f.status())) ++upstream_errors_;
+      return Named(u, f.status());
+    }
+    Count(*outcome = CacheOutcome::kMiss);
+    return store_fetched(*f, "");
+  }
+  const std::string key = t.local_repo + "\n" + reference;
+  auto cached = store_->ResolveTag(t.local_repo, reference);
+  if (cached.ok()) {
+    bool fresh;
+    {
+      std::lock_guard<std::mutex> l(fresh_mu_);
+      auto it = checked_.find(key);
+      fresh = it != checked_.end() && Clock::now() - it->second < std::chrono::seconds(u.tag_freshness_seconds);
+    }
+    auto local = store_->GetManifest(t.local_repo, *cached);
+    if (fresh && local.ok()) {
+      Count(*outcome = CacheOutcome::kHit);
+      return *local;
+    }
+    auto c = UpstreamClient(u, 0);
+    auto head = c.HeadManifest(t.upstream_repo, reference);
+    if (head.ok() && *head == *cached && local.ok()) {
+      std::lock_guard<std::mutex> l(fresh_mu_);
+      checked_[key] = Clock::now();
+      Count(*outcome = CacheOutcome::kHit);
+      return *local;
+    }
+    if (!head.ok() && UpstreamDown(head.status()) && local.ok()) {
+      Count(*outcome = CacheOutcome::kStale);  // upstream down: the cached copy
+      return *local;
+    }
+    if (!head.ok() && head.status().code() == Code::kNotFound) return head.status();
+  }
+  auto c = UpstreamClient(u, 0);
+  auto f = c.GetManifest(t.upstream_repo, reference);
+  if (!f.ok()) {
+    if (cached.ok() && UpstreamDown(f.status())) {
+      if (auto local = store_->GetManifest(t.local_repo, *cached); local.ok()) {
+        Count(*outcome = CacheOutcome::kStale);
+        return *local;
+      }
+    }
+    if (UpstreamDown(f.status())) ++upstream_errors_;
+    return Named(u, f.status());
+  }
+  ASSIGN_OR_RETURN(ManifestRecord rec, store_fetched(*f, reference));
+  {
+    std::lock_guard<std::mutex> l(fresh_mu_);
+    checked_[key] = Clock::now();
+  }
+  Count(*outcome = CacheOutcome::kMiss);
+  return rec;
+}
+
+Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d, CacheOutcome* outcome) {
+  if (auto info = store_->StatBlob(d); info.ok()) {
+    store_->LinkBlob(t.local_repo, d).IgnoreError();
+    Count(*outcome = CacheOutcome::kHit);
+    return info->size;
+  }
+  auto c = UpstreamClient(*t.upstream, 0);
+  auto size = c.BlobSize(t.upstream_repo, d);
+  if (!size.ok()) {
+    if (UpstreamDown(size.status())) ++upstream_errors_;
+    return Named(*t.upstream, size.status());
+  }
+  Count(*outcome = CacheOutcome::kMiss);
+  return *size;
+}
+
+Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Digest& d, CacheOutcome* outcome) {
+  if (store_->StatBlob(d).ok()) {
+    RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
+    ASSIGN_OR_RETURN(auto h, store_->OpenBlob(d));
+    Count(*outcome = CacheOutcome::kHit);
+    return std::shared_ptr<BlobReadHandle>(std::move(h));
+  }
+  std::shared_ptr<Fetch> f;
+  {
+    std::lock_guard<std::mutex> l(fetch_mu_);
+    auto it = fetches_.find(d.str());
+    if (it != fetches_.end()) {
+      f = it->second;
+    } else {
+      f = std::make_shared<Fetch>();
+      f->digest = d;
+      fetches_[d.str()] = f;
+      ++running_;
+      std::thread([this, f, t] { RunFetch(f, t); }).detach();
+    }
+  }
+  Count(*outcome = CacheOutcome::kMiss);
+  uint64_t size;
+  {
+    std::unique_lock<std::mutex> l(f->mu);
+    f->cv.wait(l, [&] { return f->state != Fetch::kStarting; });
+    if (f->state == Fetch::kFailed) return f->error;
+    size = f->size;
+  }
+  auto read = [f](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
+    {
+      std::unique_lock<std::mutex> l(f->mu);
+      f->cv.wait(l, [&] { return f->available > offset || f->state != Fetch::kRunning; });
+      if (f->state == Fetch::kFailed) return f->error;
+    }
+    std::shared_lock<std::shared_mutex> io(f->io);
+    std::unique_lock<std::mutex> l(f->mu);
+    if (f->state == Fetch::kDone) {
+      l.unlock();
+      return f->done->ReadAt(offset, buf, n);
+    }
+    if (f->state == Fetch::kFailed) return f->error;
+    size_t take = static_cast<size_t>(std::min<uint64_t>(n, f->available - offset));
+    l.unlock();
+    return f->writer->ReadAt(offset, buf, take);
+  };
+  return std::shared_ptr<BlobReadHandle>(std::make_shared<FetchReader>(f, read, size));
+}
+
+void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
+  // Ends the fetch: commits the bytes when s is OK, then publishes the
+  // outcome, all under the exclusive lock, so no reader sees a committed
+  // writer.
+  auto finish = [&](Status s) {
+    {
+      std::unique_lock<std::shared_mutex> io(f->io);
+      if (s.ok()) {
+        auto info = f->writer->Commit(f->digest, f->size, t.local_repo);
+        if (!info.ok())
+          s = Status(info.status().code(), "blob " + f->digest.str() + " from upstream " + t.upstream->url + ": " +
+                                               info.status().message());
+      }
+      std::lock_guard<std::mutex> l(f->mu);
+      if (s.ok()) {
+        auto h = store_->OpenBlob(f->digest);
+        if (h.ok()) f->done = std::move(*h);
+        else s = h.status();
+      }
+      f->writer.reset();  // an uncommitted spool goes with it
+      f->state = s.ok() ? Fetch::kDone : Fetch::kFailed;
+      f->error = s;
+    }
+    f->cv.notify_all();
+    std::lock_guard<std::mutex> l(fetch_mu_);
+    fetches_.erase(f->digest.str());
+    --running_;
+    fetch_cv_.notify_all();
+  };
+  auto c = UpstreamClient(*t.upstream, 2);
+  auto size = c.BlobSize(t.upstream_repo, f->digest);
+  if (!size.ok()) {
+    if (UpstreamDown(size.status())) ++upstream_errors_;
+    return finish(Named(*t.upstream, size.status()));
+  }
+  auto w = store_->NewWriter();
+  if (!w.ok()) return finish(w.status());
+  {
+    std::lock_guard<std::mutex> l(f->mu);
+    f->writer = std::move(*w);
+    f->size = *size;
+    f->state = Fetch::kRunning;
+  }
+  f->cv.notify_all();
+  // The fetch thread alone writes; readers only read what `available`
+  // says has been written.
+  Status s = c.FetchBlobInto(t.upstream_repo, f->digest, *size, *f->writer, [&](uint64_t done, uint64_t) {
+    {
+      std::lock_guard<std::mutex> l(f->mu);
+      f->available = done;
+    }
+    f->cv.notify_all();
+  });
+  if (!s.ok()) {
+    if (UpstreamDown(s)) ++upstream_errors_;
+    return finish(Named(*t.upstream, s));
+  }
+  finish(Status::Ok());
+}
+
+Result<std::vector<std::string>> Mirror::Tags(const Target& t, CacheOutcome* outcome) {
+  auto c = UpstreamClient(*t.upstream, 0);
+  auto tags = c.ListTags(t.upstream_repo);
+  if (tags.ok()) {
+    Count(*outcome = CacheOutcome::kMiss);
+    std::sort(tags->begin(), tags->end());
+    return *tags;
+  }
+  if (!UpstreamDown(tags.status())) return tags.status();
+  auto page = store_->ListTags(t.local_repo, 0, "");
+  if (!page.ok() || page->items.empty()) {
+    ++upstream_errors_;
+    return Named(*t.upstream, tags.status());
+  }
+  Count(*outcome = CacheOutcome::kStale);
+  return page->items;
+}
+
+}  // namespace ocib::registry
