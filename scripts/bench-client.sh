@@ -34,13 +34,12 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
 S="skopeo --insecure-policy"
 
-start_ocireg() {  # start_ocireg DIR -> prints host:port
+start_ocireg() {  # start_ocireg DIR -> sets REG to host:port (not in a subshell: PIDS must keep the PID)
   "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$1" --port-file "$1.port" >"$1.log" 2>&1 &
   PIDS+=($!)
   local i; for i in $(seq 200); do [ -s "$1.port" ] && break; sleep 0.05; done
-  local r="127.0.0.1:$(cat "$1.port")"
-  for i in $(seq 200); do curl -sf "http://$r/v2/" >/dev/null && break; sleep 0.05; done
-  echo "$r"
+  REG="127.0.0.1:$(cat "$1.port")"
+  for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
 }
 
 # timed NAME COMMAND...: appends seconds to $W/NAME.t and loopback bytes to $W/NAME.b
@@ -77,7 +76,8 @@ SIZE=$(du -sb "$W/layout1/blobs" | cut -f1)
 
 echo "image: 10 layers, $((SIZE >> 20)) MiB; $RUNS runs; median shown" >&2
 for run in $(seq "$RUNS"); do
-  RO=$(start_ocireg "$W/o$run"); RS=$(start_ocireg "$W/s$run")
+  start_ocireg "$W/o$run"; RO=$REG
+  start_ocireg "$W/s$run"; RS=$REG
   P="$BIN/ocibuild --root $W/p$run"
   $B tag bench/img:1 "$RO/bench/img:1"; $B tag bench/img:2 "$RO/bench/img:2"
   timed push.ocib $B push "$RO/bench/img:1"

@@ -6,6 +6,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -503,4 +505,38 @@ TEST_CASE("read-only open: a snapshot beside a writer, no writes, NotFound when 
   // The writer is unaffected and its new blobs are not in the old snapshot.
   Put(*w, "later", "repo");
   CHECK(!(*r)->StatBlob(Digest::Of("later")).ok());
+}
+
+TEST_CASE("BlobWriter::ReadAt reads written bytes from another thread while writing") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string data = RandomBytes(8 << 20, 21);
+  auto w = s->NewWriter();
+  REQUIRE(w.ok());
+  std::atomic<uint64_t> written{0};
+  std::atomic<bool> mismatch{false};
+  std::thread reader([&] {
+    std::vector<char> buf(64 << 10);
+    uint64_t off = 0;
+    while (off < data.size()) {
+      uint64_t avail = written.load();
+      if (off >= avail) {
+        std::this_thread::yield();
+        continue;
+      }
+      auto n = (*w)->ReadAt(off, buf.data(), std::min<uint64_t>(buf.size(), avail - off));
+      if (!n.ok() || *n == 0 || std::memcmp(buf.data(), data.data() + off, *n) != 0) {
+        mismatch = true;
+        return;
+      }
+      off += *n;
+    }
+  });
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    REQUIRE((*w)->Write(data.data() + off, 1 << 20).ok());
+    written = off + (1 << 20);
+  }
+  reader.join();
+  CHECK(!mismatch.load());
+  REQUIRE((*w)->Commit(Digest::Of(data), data.size(), "").ok());
 }

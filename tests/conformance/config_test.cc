@@ -54,6 +54,21 @@ TEST_CASE("config: unknown keys and bad values are rejected naming the key") {
   std::tie(rc, err) = Run("serve --listen nonsense --root " + d.path() + "/s");
   CHECK(rc != 0);
   CHECK(err.find("listen") != std::string::npos);
+  std::tie(rc, err) = Run("serve --config " + Write(d, R"({"proxy":{"upstreams":[{"url":"ftp://x"}]}})"));
+  CHECK(rc != 0);
+  CHECK(err.find("proxy.upstreams[0]") != std::string::npos);
+  std::tie(rc, err) = Run("serve --config " + Write(d, R"({"proxy":{"upstreams":[{"url":"http://a","colour":1}]}})"));
+  CHECK(rc != 0);
+  CHECK(err.find("proxy.upstreams[0].colour") != std::string::npos);
+  std::tie(rc, err) = Run("serve --config " + Write(d, R"({"proxy":{"upstreams":[{"url":"http://a"},{"url":"http://b"}]}})"));
+  CHECK(rc != 0);
+  CHECK(err.find("docker.io") != std::string::npos);  // two upstreams for one namespace
+  std::tie(rc, err) = Run("serve --config " + Write(d, R"({"proxy":{"upstreams":[{"url":"http://a","tag_freshness_seconds":-1}]}})"));
+  CHECK(rc != 0);
+  CHECK(err.find("tag_freshness_seconds") != std::string::npos);
+  std::tie(rc, err) = Run("serve --listen 127.0.0.1:0 --root " + d.path() + "/m --mirror notaurl");
+  CHECK(rc != 0);
+  CHECK(err.find("--mirror") != std::string::npos);
   std::tie(rc, err) = Run("serve --bogus");
   CHECK(rc == 2);
   std::tie(rc, err) = Run("");
