@@ -9,6 +9,8 @@
 #                                   see scripts/bench-build.sh)
 #   scripts/bench.sh --client      (ocibuild push/pull vs skopeo copy;
 #                                   see scripts/bench-client.sh)
+#   scripts/bench.sh --mirror      (ocireg as a mirror vs direct pulls and
+#                                   Distribution's proxy; bench-mirror.sh)
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
 # (for latencies and RSS, lower is better), medians of N runs. ocireg
@@ -24,10 +26,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --builder) shift; exec bash "$(dirname "$0")/bench-build.sh" "$@" ;;
     --client) shift; exec bash "$(dirname "$0")/bench-client.sh" "$@" ;;
+    --mirror) shift; exec bash "$(dirname "$0")/bench-mirror.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror" >&2; exit 2 ;;
   esac
 done
 

@@ -1,7 +1,6 @@
 #include "registry/mirror.h"
 
 #include <algorithm>
-#include <shared_mutex>
 #include <thread>
 
 #include "client/registry_client.h"
@@ -59,11 +58,9 @@ struct Mirror::Fetch {
   uint64_t size = 0;       // known from kRunning on
   uint64_t available = 0;  // bytes written, guarded by mu
   Status error;
-  // The writer is read by readers (shared) and replaced or committed by the
-  // fetch thread (exclusive).
-  std::shared_mutex io;
+  // Set before kRunning and kept until the last reader goes: readers read
+  // it while the fetch thread writes and commits (BlobWriter::ReadAt).
   std::unique_ptr<BlobWriter> writer;
-  std::shared_ptr<BlobReadHandle> done;  // after kDone
 };
 
 namespace {
@@ -195,7 +192,7 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
 
 Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d, CacheOutcome* outcome) {
   if (auto info = store_->StatBlob(d); info.ok()) {
-    store_->LinkBlob(t.local_repo, d).IgnoreError();
+    if (!store_->StatLinkedBlob(t.local_repo, d).ok()) store_->LinkBlob(t.local_repo, d).IgnoreError();
     Count(*outcome = CacheOutcome::kHit);
     return info->size;
   }
@@ -211,7 +208,7 @@ Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d, CacheOutcome
 
 Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Digest& d, CacheOutcome* outcome) {
   if (store_->StatBlob(d).ok()) {
-    RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
+    if (!store_->StatLinkedBlob(t.local_repo, d).ok()) RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
     ASSIGN_OR_RETURN(auto h, store_->OpenBlob(d));
     Count(*outcome = CacheOutcome::kHit);
     return std::shared_ptr<BlobReadHandle>(std::move(h));
@@ -238,20 +235,17 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
     if (f->state == Fetch::kFailed) return f->error;
     size = f->size;
   }
+  // The last byte is held back until the digest is verified, so a reader
+  // of bad bytes sees its transfer fail rather than complete.
   auto read = [f](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
-    {
-      std::unique_lock<std::mutex> l(f->mu);
-      f->cv.wait(l, [&] { return f->available > offset || f->state != Fetch::kRunning; });
-      if (f->state == Fetch::kFailed) return f->error;
-    }
-    std::shared_lock<std::shared_mutex> io(f->io);
     std::unique_lock<std::mutex> l(f->mu);
-    if (f->state == Fetch::kDone) {
-      l.unlock();
-      return f->done->ReadAt(offset, buf, n);
-    }
+    auto limit = [&] {
+      return f->state == Fetch::kDone ? f->size : std::min(f->available, f->size > 0 ? f->size - 1 : 0);
+    };
+    f->cv.wait(l, [&] { return limit() > offset || f->state != Fetch::kRunning; });
     if (f->state == Fetch::kFailed) return f->error;
-    size_t take = static_cast<size_t>(std::min<uint64_t>(n, f->available - offset));
+    if (offset >= limit()) return size_t{0};
+    size_t take = static_cast<size_t>(std::min<uint64_t>(n, limit() - offset));
     l.unlock();
     return f->writer->ReadAt(offset, buf, take);
   };
@@ -259,25 +253,17 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
 }
 
 void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
-  // Ends the fetch: commits the bytes when s is OK, then publishes the
-  // outcome, all under the exclusive lock, so no reader sees a committed
-  // writer.
+  // Ends the fetch: commits the bytes when s is OK (readers go on reading
+  // from the writer meanwhile), then publishes the outcome.
   auto finish = [&](Status s) {
+    if (s.ok()) {
+      auto info = f->writer->Commit(f->digest, f->size, t.local_repo);
+      if (!info.ok())
+        s = Status(info.status().code(), "blob " + f->digest.str() + " from upstream " + t.upstream->url + ": " +
+                                             info.status().message());
+    }
     {
-      std::unique_lock<std::shared_mutex> io(f->io);
-      if (s.ok()) {
-        auto info = f->writer->Commit(f->digest, f->size, t.local_repo);
-        if (!info.ok())
-          s = Status(info.status().code(), "blob " + f->digest.str() + " from upstream " + t.upstream->url + ": " +
-                                               info.status().message());
-      }
       std::lock_guard<std::mutex> l(f->mu);
-      if (s.ok()) {
-        auto h = store_->OpenBlob(f->digest);
-        if (h.ok()) f->done = std::move(*h);
-        else s = h.status();
-      }
-      f->writer.reset();  // an uncommitted spool goes with it
       f->state = s.ok() ? Fetch::kDone : Fetch::kFailed;
       f->error = s;
     }

@@ -638,7 +638,8 @@ class RocksStore : public Store {
         return s;
       }
     }
-    w.spool_.reset();  // close before the rename
+    // The spool stays open until the writer goes, so ReadAt keeps working
+    // during and after the commit; renaming an open file is fine.
     std::lock_guard<std::mutex> dl(DigestLock(expected));
     BlobRecord existing;
     bool exists = GetBlobRecord(expected, &existing).ok();
@@ -716,8 +717,7 @@ class RocksStore : public Store {
  private:
   void DiscardWriter(Writer& w) {
     w.WaitHash();
-    w.done_ = true;
-    w.spool_.reset();
+    w.done_ = true;  // the spool stays open (ReadAt) until the writer goes
     if (w.session_id_.empty()) {
       bytes_->RemoveSpool(w.spool_key_).IgnoreError();
       return;

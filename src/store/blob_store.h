@@ -103,8 +103,9 @@ class BlobWriter {
   virtual Status Write(const char* data, size_t n) = 0;
   // Reads bytes already written: up to n at offset, where offset <= the
   // offset() seen after an earlier Write returned. Unlike the other
-  // methods, safe to call from other threads while one thread writes (a
-  // mirror serves a blob while it arrives); not during Commit.
+  // methods, safe to call from other threads while one thread writes or
+  // commits (a mirror serves a blob while it arrives); the bytes stay
+  // readable until the writer is destroyed, whatever Commit returned.
   virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
   // Verifies and publishes the bytes (see the lifecycle above).
   // expected_size: if set, kSizeMismatch when it differs.

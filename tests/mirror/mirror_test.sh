@@ -92,6 +92,28 @@ flush
 gets=$(grep -c "\"GET /v2/library/big/blobs/$BIG\"" "$REGLOG_up")
 [ "$gets" = 1 ] && pass "the upstream saw exactly one GET for it" || fail "the upstream saw $gets GETs"
 
+# --- an upstream serving bytes that do not match their digest: the
+# client's transfer fails and the mirror stores nothing
+head -c $((4 << 20)) /dev/urandom > "$WORK/bad"
+BAD="sha256:$(sha256sum "$WORK/bad" | cut -d' ' -f1)"
+curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$WORK/bad" \
+  "http://$REG_up/v2/library/bad/blobs/uploads/?digest=$BAD"
+h=${BAD#sha256:}
+f="$WORK/up/store/blobs/sha256/${h:0:2}/$h"
+if [ -f "$f" ]; then
+  head -c $((4 << 20)) /dev/zero > "$f"
+  if curl -sf -o "$WORK/bad.out" "http://$M/v2/library/bad/blobs/$BAD"; then
+    fail "a blob with wrong bytes came through the mirror complete"
+  else
+    pass "a blob with wrong bytes: the client's transfer fails"
+  fi
+  sleep 0.2
+  [ ! -e "$WORK/mir/store/blobs/sha256/${h:0:2}/$h" ] && pass "a blob with wrong bytes is not stored by the mirror" ||
+    fail "the mirror stored a bad blob"
+else
+  fail "could not find the upstream's blob file to corrupt"
+fi
+
 # --- a real Docker engine with --registry-mirror
 start_dockerd() {  # start_dockerd NAME -> sets DK (the client command)
   local d="$WORK/$1"

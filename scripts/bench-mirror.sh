@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Mirror benchmark (run by `scripts/bench.sh --mirror`): an upstream ocireg
+# holding a 5-layer image (5 x 40 MiB of random bytes, 200 MiB); pulls with
+# `skopeo copy ... dir:` of
+#   cold:  through an ocireg mirror that has never seen the image, next to a
+#          pull straight from the upstream (target: under 10% overhead);
+#   warm:  from the ocireg mirror again, next to Distribution 2.8 in proxy
+#          mode (`proxy: remoteurl:`) in front of the same upstream, after
+#          one pull through it.
+# Medians of N runs; a new image (tag) per run, so every cold pull is cold.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+RUNS=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "usage: scripts/bench.sh --mirror [--runs N]" >&2; exit 2 ;;
+  esac
+done
+ocib_install "${OCIB_PACKAGES[@]}"
+ocib_build "$OCIB_ROOT/build" Release >/dev/null
+BIN="$OCIB_ROOT/build/bin"
+W=$(mktemp -d /tmp/ocib-mbench.XXXXXX)
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+S="skopeo --insecure-policy"
+
+start_ocireg() {  # start_ocireg NAME [args] -> sets REG
+  local d="$W/$1"; shift
+  "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$d" --port-file "$d.port" "$@" >"$d.log" 2>&1 &
+  PIDS+=($!)
+  local i; for i in $(seq 200); do [ -s "$d.port" ] && break; sleep 0.05; done
+  REG="127.0.0.1:$(cat "$d.port")"
+  for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
+}
+start_ocireg up; UP=$REG
+start_ocireg mirror --mirror "http://$UP"; MIR=$REG
+DP=$(free_port)
+cat > "$W/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $W/dist
+http:
+  addr: 127.0.0.1:$DP
+proxy:
+  remoteurl: http://$UP
+YML
+docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
+PIDS+=($!)
+DIST="127.0.0.1:$DP"
+for i in $(seq 200); do curl -sf "http://$DIST/v2/" >/dev/null && break; sleep 0.05; done
+
+pull() {  # pull NAME HOST/REPO:TAG -> seconds appended to $W/NAME.t
+  rm -rf "$W/out"; sync
+  local t0 t1; t0=$(now)
+  $S copy --src-tls-verify=false "docker://$2" "dir:$W/out" >"$W/last.out" 2>&1 ||
+    { echo "pull $1 of $2 failed:" >&2; cat "$W/last.out" >&2; exit 1; }
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}' >> "$W/$1.t"
+}
+
+mkdir -p "$W/ctx"
+echo "image: 5 layers x 40 MiB; $RUNS runs; median shown" >&2
+for run in $(seq "$RUNS"); do
+  printf 'FROM scratch\n' > "$W/ctx/Dockerfile"
+  for i in $(seq 0 4); do
+    head -c $((40 << 20)) /dev/urandom > "$W/ctx/f$i"
+    printf 'COPY f%d /data/f%d\n' "$i" "$i" >> "$W/ctx/Dockerfile"
+  done
+  B="$BIN/ocibuild --root $W/build"
+  $B build -t "$UP/library/img:$run" "$W/ctx" >/dev/null
+  $B push "$UP/library/img:$run" >/dev/null
+  # Cold: alternate which goes first, so neither always finds the
+  # upstream's files in the page cache.
+  if [ $((run % 2)) = 1 ]; then
+    pull direct "$UP/library/img:$run"; pull cold "$MIR/library/img:$run"
+  else
+    pull cold "$MIR/library/img:$run"; pull direct "$UP/library/img:$run"
+  fi
+  pull warm "$MIR/library/img:$run"
+  pull distwarmup "$DIST/library/img:$run"
+  pull distwarm "$DIST/library/img:$run"
+  echo "  run $run: seconds direct $(tail -1 "$W/direct.t"), mirror cold $(tail -1 "$W/cold.t")," \
+    "mirror warm $(tail -1 "$W/warm.t"), Distribution proxy first $(tail -1 "$W/distwarmup.t") then warm $(tail -1 "$W/distwarm.t")" >&2
+done
+
+d=$(median < "$W/direct.t"); c=$(median < "$W/cold.t"); w=$(median < "$W/warm.t"); dw=$(median < "$W/distwarm.t")
+row() { printf '| %-50s | %10s | %10s | %10s |\n' "$1" "$2" "$3" "$4"; }
+row "pull of 5 x 40 MiB with skopeo (s)" "ocireg" "reference" "ratio"
+row "---" "---:" "---:" "---:"
+row "cold, through the mirror vs straight from upstream" "$c" "$d" "$(awk -v a="$c" -v b="$d" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}')"
+row "warm, ocireg mirror vs Distribution proxy" "$w" "$dw" "$(awk -v a="$w" -v b="$dw" 'BEGIN {printf "%.2fx", b / a}')"
