@@ -92,6 +92,19 @@ flush
 gets=$(grep -c "\"GET /v2/library/big/blobs/$BIG\"" "$REGLOG_up")
 [ "$gets" = 1 ] && pass "the upstream saw exactly one GET for it" || fail "the upstream saw $gets GETs"
 
+# --- a client that leaves early does not stop the fetch for the others
+head -c $((64 << 20)) /dev/urandom > "$WORK/mid"
+MID="sha256:$(sha256sum "$WORK/mid" | cut -d' ' -f1)"
+curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$WORK/mid" \
+  "http://$REG_up/v2/library/mid/blobs/uploads/?digest=$MID"
+rm -f "$WORK/mid"
+curl -s "http://$M/v2/library/mid/blobs/$MID" | head -c 100000 > /dev/null  # hangs up after 100 kB
+got=$(curl -s "http://$M/v2/library/mid/blobs/$MID" | sha256sum | cut -d' ' -f1)
+[ "sha256:$got" = "$MID" ] && pass "after a client hung up mid-blob, the next one gets verified bytes" || fail "blob after hang-up"
+flush
+gets=$(grep -c "\"GET /v2/library/mid/blobs/$MID\"" "$REGLOG_up")
+[ "$gets" = 1 ] && pass "the hang-up did not abort the shared upstream fetch (one GET)" || fail "upstream saw $gets GETs after a hang-up"
+
 # --- an upstream serving bytes that do not match their digest: the
 # client's transfer fails and the mirror stores nothing
 head -c $((4 << 20)) /dev/urandom > "$WORK/bad"
@@ -149,6 +162,8 @@ check "upstream down: a cached digest still pulls" \
 code=$(curl -s -o "$WORK/down.json" -w '%{http_code}' "http://$M/v2/library/nothere/manifests/latest")
 [ "$code" = 503 ] && grep -q "upstream http://$REG_up" "$WORK/down.json" &&
   pass "upstream down: an uncached image fails with 503 naming the upstream" || { fail "uncached with upstream down: $code"; cat "$WORK/down.json"; }
+curl -s "http://$M/v2/library/busybox/tags/list" | jq -e '.tags | index("latest")' >/dev/null &&
+  pass "upstream down: the tag list falls back to the cached tags" || fail "tags with upstream down"
 flush
 grep -q 'cache=stale' "$REGLOG_mir" && pass "serving from cache while upstream is down is logged" || fail "stale not logged"
 
@@ -165,6 +180,28 @@ if command -v docker-registry >/dev/null; then
     pass "mirror in front of Distribution: same digest" || fail "Distribution upstream manifest"
   check "mirror in front of Distribution: skopeo copy" \
     $S copy --src-tls-verify=false "docker://$REG_mir2/library/busybox:latest" "oci:$WORK/fromdist:1"
+  # An upstream that demands credentials: inline, or from a docker-style
+  # config file; without them the error says so.
+  AP=$(free_port)
+  htpasswd -Bbn alice s3cret > "$WORK/htpasswd" 2>/dev/null
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/dist\nauth:\n  htpasswd:\n    realm: test\n    path: %s/htpasswd\nhttp:\n  addr: 127.0.0.1:%s\n' \
+    "$WORK" "$WORK" "$AP" > "$WORK/auth.yml"
+  docker-registry serve "$WORK/auth.yml" >"$WORK/auth.log" 2>&1 &
+  PIDS+=($!)
+  for i in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AP/v2/")" = 401 ] && break; sleep 0.05; done
+  printf '{"proxy":{"upstreams":[{"url":"http://127.0.0.1:%s","username":"alice","password":"s3cret"}]}}\n' "$AP" > "$WORK/inline.json"
+  start_registry mir3 --config "$WORK/inline.json"
+  [ "$(manifest_digest "$REG_mir3/library/busybox:latest")" = "$BUSYBOX" ] &&
+    pass "upstream with Basic auth: inline credentials" || fail "inline credentials"
+  printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$AP" "$(printf alice:s3cret | base64)" > "$WORK/creds.json"
+  printf '{"proxy":{"upstreams":[{"url":"http://127.0.0.1:%s","credentials_file":"%s"}]}}\n' "$AP" "$WORK/creds.json" > "$WORK/file.json"
+  start_registry mir4 --config "$WORK/file.json"
+  check "upstream with Basic auth: credentials from a docker config file" \
+    $S copy --src-tls-verify=false "docker://$REG_mir4/library/busybox:latest" "oci:$WORK/authed:1"
+  start_registry mir5 --mirror "http://127.0.0.1:$AP"
+  code=$(curl -s -o "$WORK/noauth.json" -w '%{http_code}' "http://$REG_mir5/v2/library/busybox/manifests/latest")
+  [ "$code" != 200 ] && grep -qi "authentication required" "$WORK/noauth.json" &&
+    pass "upstream with auth and no credentials: a clear error" || { fail "no credentials: $code"; cat "$WORK/noauth.json"; }
 else
   fail "docker-registry not installed"
 fi
