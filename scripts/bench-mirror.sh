@@ -41,7 +41,7 @@ start_ocireg() {  # start_ocireg NAME [args] -> sets REG
   for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
 }
 start_ocireg up; UP=$REG
-start_ocireg mirror --mirror "http://$UP"; MIR=$REG
+echo "{\"sync\": ${MIRROR_SYNC:-true}}" > "$W/m.json"; start_ocireg mirror --config "$W/m.json" --mirror "http://$UP"; MIR=$REG
 DP=$(free_port)
 cat > "$W/dist.yml" <<YML
 version: 0.1

@@ -1,5 +1,7 @@
 #include "client/registry_client.h"
 
+#include "net/buffered_stream.h"
+
 #include <httplib.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
@@ -280,14 +282,27 @@ bool TlsFailure(const httplib::Result& r) {
 
 struct RegistryClient::Impl {
   std::string host;
-  std::unique_ptr<httplib::Client> http;
+  std::unique_ptr<httplib::ClientImpl> http;
   std::string credentials;  // "user:password" or ""
   bool insecure_tls = false;  // HTTPS without verification, HTTP fallback
   int retries = 6;
   httplib::Headers auth_headers;
 
   void Connect(bool tls, const Connection& conn) {
-    http = std::make_unique<httplib::Client>((tls ? "https://" : "http://") + host);
+    // host[:port], [v6]:port
+    std::string name = host;
+    int port = tls ? 443 : 80;
+    size_t colon = host.rfind(':');
+    if (colon != std::string::npos && host.find(']', colon) == std::string::npos) {
+      name = host.substr(0, colon);
+      port = std::atoi(host.c_str() + colon + 1);
+    }
+    if (name.size() > 2 && name.front() == '[' && name.back() == ']') name = name.substr(1, name.size() - 2);
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    if (tls) http = std::make_unique<httplib::SSLClient>(name, port);
+    else
+#endif
+      http = std::make_unique<net::BufferedClient>(name, port);
     http->set_connection_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 10, 0);
     http->set_read_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 300, 0);
     http->set_write_timeout(conn.timeout_seconds > 0 ? conn.timeout_seconds : 300, 0);
