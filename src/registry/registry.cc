@@ -169,6 +169,12 @@ class Registry::Impl {
     stop_cv_.notify_all();
     janitor_.join();
     FlushLog();
+    if (mirror_) {
+      Mirror::Stats st = mirror_->stats();
+      std::fprintf(stderr, "ocireg: mirror: %llu hits, %llu misses, %llu upstream errors\n",
+                   static_cast<unsigned long long>(st.hits), static_cast<unsigned long long>(st.misses),
+                   static_cast<unsigned long long>(st.upstream_errors));
+    }
     if (!ok && !shutdown_requested_) return Internal("server stopped unexpectedly");
     return Status::Ok();
   }

@@ -167,6 +167,11 @@ curl -s "http://$M/v2/library/busybox/tags/list" | jq -e '.tags | index("latest"
 flush
 grep -q 'cache=stale' "$REGLOG_mir" && pass "serving from cache while upstream is down is logged" || fail "stale not logged"
 
+# The counters (for the metrics endpoint to come) are reported at shutdown.
+stop_pid "$PID_mir"
+grep -E 'mirror: [1-9][0-9]* hits, [1-9][0-9]* misses, [1-9][0-9]* upstream errors' "$WORK/mir/server.log" >/dev/null &&
+  pass "hit, miss and upstream-error counts are kept" || { fail "mirror counters"; cat "$WORK/mir/server.log"; }
+
 # --- in front of Distribution 2.8
 if command -v docker-registry >/dev/null; then
   DP=$(free_port)
