@@ -206,30 +206,40 @@ for s in OCI DIST; do
   [ "$code" = 201 ] || { echo "manifest PUT to $base answered $code" >&2; exit 1; }
 done
 
-settle
+# Request-rate workloads, once per run for each server; medians below.
+p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f\n", v}' "$1"; }
+for run in $(seq "$RUNS"); do
+  for s in OCI DIST; do
+    base=${!s}
+    pid_var=${s}_PID; pid=${!pid_var}
+    settle
+    c0=$(cpu_ticks "$pid")
+    wrk -t2 -c64 -d"${DURATION}s" --latency \
+      -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "$base/v2/bench/img/manifests/latest" > "$W/wrk.$s"
+    c1=$(cpu_ticks "$pid")
+    reqs=$(awk '/requests in/ {print $1}' "$W/wrk.$s")
+    awk '/Requests\/sec/ {printf "%.0f\n", $2}' "$W/wrk.$s" >> "$W/mget.$s"
+    p99_ms "$W/wrk.$s" >> "$W/mgetp99.$s"
+    awk -v c="$((c1 - c0))" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f\n", c / hz / n * 1000}' >> "$W/cpu.$s"
+    errs=$(awk '/Non-2xx/ {print $4}' "$W/wrk.$s")
+    [ -z "$errs" ] || echo "warning: $s answered $errs non-2xx manifest GETs" >&2
+    "$BIN/http-load" head "$base/v2/bench/img/blobs/$cd_" -c 64 -d "$DURATION" > "$W/headrun.$s"
+    awk '{printf "%.0f\n", $4}' "$W/headrun.$s" >> "$W/head.$s"
+    awk '{print $8}' "$W/headrun.$s" >> "$W/headp99.$s"
+    [ "$(awk '{print $10}' "$W/headrun.$s")" = 0 ] || echo "warning: $s HEAD errors: $(cat "$W/headrun.$s")" >&2
+    settle
+    "$BIN/http-load" push-small "$base" bench/small -c 8 -n 2000 > "$W/smallrun.$s"
+    awk '{print $4}' "$W/smallrun.$s" >> "$W/small.$s"
+  done
+  echo "  run $run: manifest GET req/s $(tail -1 "$W/mget.OCI")/$(tail -1 "$W/mget.DIST") p99 ms $(tail -1 "$W/mgetp99.OCI")/$(tail -1 "$W/mgetp99.DIST")," \
+    "blob HEAD req/s $(tail -1 "$W/head.OCI")/$(tail -1 "$W/head.DIST") p99 ms $(tail -1 "$W/headp99.OCI")/$(tail -1 "$W/headp99.DIST")," \
+    "small blobs/s $(tail -1 "$W/small.OCI")/$(tail -1 "$W/small.DIST") (ocireg/Distribution)" >&2
+done
 for s in OCI DIST; do
-  base=${!s}
-  pid_var=${s}_PID; pid=${!pid_var}
-  c0=$(cpu_ticks "$pid")
-  wrk -t2 -c64 -d"${DURATION}s" --latency \
-    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "$base/v2/bench/img/manifests/latest" > "$W/wrk.$s"
-  c1=$(cpu_ticks "$pid")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$W/wrk.$s")
-  reqs=$(awk '/requests in/ {print $1}' "$W/wrk.$s")
-  R[mget,$s]=$(printf '%.0f' "$rps")
-  R[mgetp99,$s]=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' "$W/wrk.$s")
-  R[cpu,$s]=$(awk -v c="$((c1 - c0))" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", c / hz / n * 1000}')
-  errs=$(awk '/Non-2xx/ {print $4}' "$W/wrk.$s")
-  [ -z "$errs" ] || echo "warning: $s answered $errs non-2xx manifest GETs" >&2
-  "$BIN/http-load" head "$base/v2/bench/img/blobs/$cd_" -c 64 -d "$DURATION" > "$W/head.$s"
-  R[head,$s]=$(awk '{print $4}' "$W/head.$s" | xargs printf '%.0f')
-  R[headp99,$s]=$(awk '{print $8}' "$W/head.$s")
-  [ "$(awk '{print $10}' "$W/head.$s")" = 0 ] || echo "warning: $s HEAD errors: $(cat "$W/head.$s")" >&2
-  settle
-  "$BIN/http-load" push-small "$base" bench/small -c 8 -n 2000 > "$W/small.$s"
-  R[small,$s]=$(awk '{print $4}' "$W/small.$s")
-  R[rss,$s]=$(peak_rss_mib "$pid")
+  for m in mget mgetp99 cpu head headp99 small; do R[$m,$s]=$(median < "$W/$m.$s"); done
+  pid_var=${s}_PID
+  R[rss,$s]=$(peak_rss_mib "${!pid_var}")
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }

@@ -540,3 +540,19 @@ TEST_CASE("BlobWriter::ReadAt reads written bytes from another thread while writ
   CHECK(!mismatch.load());
   REQUIRE((*w)->Commit(Digest::Of(data), data.size(), "").ok());
 }
+
+TEST_CASE("many small blobs do not keep files open") {
+  TempDir t;
+  auto s = Open(t.path());
+  auto open_fds = [] {
+    size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) (void)e, ++n;
+    return n;
+  };
+  Put(*s, "warm-up");
+  size_t before = open_fds();
+  for (int i = 0; i < 1500; ++i) Put(*s, "small blob " + std::to_string(i));
+  // Large blobs are tracked by the page-cache budget, a bounded number.
+  for (int i = 0; i < 3; ++i) Put(*s, RandomBytes(3 << 20, 100 + i));
+  CHECK(open_fds() <= before + 600);
+}

@@ -43,9 +43,11 @@ class WrittenCache {
  public:
   explicit WrittenCache(uint64_t budget) : budget_(budget) {}
 
-  // Records that [off, off+len) of fd was just written.
+  // Records that [off, off+len) of fd was just written. Ranges under
+  // kMinRange are not tracked (small blobs and tails cost little cache),
+  // and at most kMaxRanges are, each holding its file open.
   void Add(const std::shared_ptr<Fd>& fd, uint64_t off, uint64_t len) {
-    if (budget_ == 0 || len == 0) return;
+    if (budget_ == 0 || len < kMinRange) return;
     std::vector<Range> drop;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -54,9 +56,9 @@ class WrittenCache {
       else
         q_.push_back({fd, off, len});
       total_ += len;
-      while (total_ > budget_) {
+      while (total_ > budget_ || q_.size() > kMaxRanges) {
         Range& r = q_.front();
-        uint64_t n = std::min(r.len, total_ - budget_);
+        uint64_t n = total_ > budget_ ? std::min(r.len, total_ - budget_) : r.len;
         drop.push_back({r.fd, r.off, n});
         r.off += n;
         r.len -= n;
@@ -77,6 +79,8 @@ class WrittenCache {
     std::shared_ptr<Fd> fd;  // keeps the file open across rename
     uint64_t off, len;
   };
+  static constexpr uint64_t kMinRange = 1 << 20;
+  static constexpr size_t kMaxRanges = 512;
   const uint64_t budget_;
   std::mutex mu_;
   std::deque<Range> q_;
