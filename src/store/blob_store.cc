@@ -631,13 +631,6 @@ class RocksStore : public Store {
                     "content hashes to " + actual.str() + ", not " +
                         expected.str());
     }
-    if (opts_.sync) {
-      Status s = w.spool_->Sync();
-      if (!s.ok()) {
-        DiscardWriter(w);
-        return s;
-      }
-    }
     // The spool stays open until the writer goes, so ReadAt keeps working
     // during and after the commit; renaming an open file is fine.
     std::lock_guard<std::mutex> dl(DigestLock(expected));
@@ -650,6 +643,11 @@ class RocksStore : public Store {
       RETURN_IF_ERROR(FromRocks(db_->Put(nosync_wo_, keys::Pending(expected), ""),
                                 "write promote intent"));
       Status s = bytes_->Promote(w.spool_key_, expected);
+      // The bytes are made durable after the rename and before the record:
+      // on a journalling file system the directory sync has then already
+      // committed them, and the file sync finds little left to do. Until
+      // the record is written nothing points at the file.
+      if (s.ok() && opts_.sync) s = w.spool_->Sync();
       if (!s.ok()) {
         DiscardWriter(w);
         return s;
