@@ -8,6 +8,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <array>
+#include <atomic>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -141,6 +143,9 @@ class RocksStore;
 
 class Writer : public BlobWriter {
  public:
+  // spool may be null: the bytes then stay in memory until they pass
+  // kInlineMax (or the writer closes uncommitted), and a blob committed
+  // from memory is kept in the database, with no file at all.
   Writer(RocksStore* store, std::string session_id, std::string spool_key,
          std::unique_ptr<SpoolFile> spool, Hasher hasher)
       : store_(store),
@@ -148,23 +153,44 @@ class Writer : public BlobWriter {
         spool_key_(std::move(spool_key)),
         spool_(std::move(spool)),
         hasher_(std::move(hasher)),
-        hashed_(spool_->size()) {}
+        hashed_(spool_ ? spool_->size() : 0),
+        published_(spool_.get()) {}
   ~Writer() override;
 
-  uint64_t offset() const override { return spool_->size(); }
+  static constexpr size_t kInlineMax = 64 << 10;
+
+  uint64_t offset() const override { return spool_ ? spool_->size() : inline_size_.load(); }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
-    return spool_->ReadAt(offset, buf, n);
+    if (SpoolFile* s = published_.load(std::memory_order_acquire)) return s->ReadAt(offset, buf, n);
+    uint64_t have = inline_size_.load(std::memory_order_acquire);
+    if (offset > have) return OutOfRange("read offset past the bytes written");
+    n = static_cast<size_t>(std::min<uint64_t>(n, have - offset));
+    if (n > 0) std::memcpy(buf, inline_buf_.get() + offset, n);
+    return n;
   }
   Status ExpectOffset(uint64_t offset) const override {
-    if (offset != spool_->size())
+    if (offset != this->offset())
       return FailedPrecondition("upload is at offset " +
-                                std::to_string(spool_->size()) +
+                                std::to_string(this->offset()) +
                                 ", not " + std::to_string(offset));
     return Status::Ok();
   }
+  // Moves the bytes held in memory into a new spool file.
+  Status Materialize();
   Status Write(const char* data, size_t n) override {
     if (done_) return FailedPrecondition("writer already committed");
     WaitHash();
+    if (!spool_ && inline_size_ + n <= kInlineMax) {
+      if (!inline_buf_) inline_buf_.reset(new char[kInlineMax]);
+      std::memcpy(inline_buf_.get() + inline_size_, data, n);
+      inline_size_.store(inline_size_ + n, std::memory_order_release);
+      if (hash_valid_) {
+        hasher_.Update(data, n);
+        hashed_ += n;
+      }
+      return Status::Ok();
+    }
+    if (!spool_) RETURN_IF_ERROR(Materialize());
     bool async = hash_valid_ && n >= kAsyncHashMin;
     if (async) {
       // Hash this piece on another core while the bytes go to the spool
@@ -206,10 +232,35 @@ class Writer : public BlobWriter {
   static constexpr size_t kAsyncHashMin = 256 << 10;
   std::vector<char> hash_buf_;       // the piece being hashed
   std::future<void> pending_hash_;   // running Update over hash_buf_
+  // Bytes before a spool exists; never reallocated, so ReadAt on other
+  // threads can read below inline_size_.
+  std::unique_ptr<char[]> inline_buf_;
+  std::atomic<uint64_t> inline_size_{0};
+  std::atomic<SpoolFile*> published_;  // spool_, once it exists
+};
+
+// A small blob held in the database.
+class MemoryReadHandle : public BlobReadHandle {
+ public:
+  explicit MemoryReadHandle(std::string bytes) : bytes_(std::move(bytes)) {}
+  uint64_t size() const override { return bytes_.size(); }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
+    if (offset > bytes_.size()) return OutOfRange("read offset past end of blob");
+    n = std::min<size_t>(n, bytes_.size() - offset);
+    if (n > 0) std::memcpy(buf, bytes_.data() + offset, n);
+    return n;
+  }
+
+ private:
+  std::string bytes_;
 };
 
 class RocksStore : public Store {
  public:
+  // For Writer: a new spool file, or removal of one.
+  Result<std::unique_ptr<SpoolFile>> NewSpool(const std::string& key) { return bytes_->CreateSpool(key); }
+  void DropSpool(const std::string& key) { bytes_->RemoveSpool(key).IgnoreError(); }
+
   RocksStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes)
       : opts_(std::move(opts)), bytes_(std::move(bytes)) {
     wo_.sync = opts_.sync;
@@ -235,7 +286,7 @@ class RocksStore : public Store {
       db_.reset(raw);
       std::string v;
       s = db_->Get(ro_, keys::Schema(), &v);
-      if (!s.ok() || v != keys::kSchemaVersion)
+      if (!s.ok() || (v != keys::kSchemaVersion && v != "1"))
         return FailedPrecondition("store schema version \"" + v + "\" is not supported");
       return Status::Ok();
     }
@@ -244,7 +295,8 @@ class RocksStore : public Store {
     db_.reset(raw);
     std::string v;
     s = db_->Get(ro_, keys::Schema(), &v);
-    if (s.IsNotFound()) {
+    if (s.IsNotFound() || (s.ok() && v == "1")) {
+      // New, or version 1 (no inline blobs yet), which is a valid version 2.
       RETURN_IF_ERROR(FromRocks(
           db_->Put(wo_, keys::Schema(), std::string(keys::kSchemaVersion)),
           "write schema"));
@@ -268,20 +320,22 @@ class RocksStore : public Store {
   Result<std::unique_ptr<BlobReadHandle>> OpenBlob(const Digest& d) override {
     BlobRecord r;
     RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    std::string bytes;
+    auto s = db_->Get(ro_, keys::Inline(d), &bytes);
+    if (s.ok()) return std::unique_ptr<BlobReadHandle>(new MemoryReadHandle(std::move(bytes)));
+    if (!s.IsNotFound()) return FromRocks(s, "read inline blob");
     return bytes_->Open(d);
   }
 
   // --- Ingester ---
   Result<std::unique_ptr<BlobWriter>> NewWriter() override {
     std::string key = "t-" + RandomHex(16);
-    ASSIGN_OR_RETURN(auto spool, bytes_->CreateSpool(key));
-    return std::unique_ptr<BlobWriter>(
-        new Writer(this, "", key, std::move(spool), Hasher()));
+    return std::unique_ptr<BlobWriter>(new Writer(this, "", key, nullptr, Hasher()));
   }
 
   Result<std::string> BeginUpload(const std::string& repo) override {
     std::string id = RandomHex(16);
-    ASSIGN_OR_RETURN(auto spool, bytes_->CreateSpool(SpoolKeyForSession(id)));
+    // No spool yet: it is created when bytes first need one.
     UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
     // Not synced: a session lost to a power cut is just restarted by the
     // client; a later synced write covers it anyway.
@@ -310,23 +364,31 @@ class RocksStore : public Store {
       hashed = st.hashed;
       st.hasher.reset();
     }
-    auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
-    if (!spool.ok()) {
+    // No spool file: nothing was written yet (it is created lazily).
+    std::unique_ptr<SpoolFile> spool;
+    if (auto opened = bytes_->OpenSpool(SpoolKeyForSession(id)); opened.ok()) {
+      spool = std::move(*opened);
+    } else if (opened.status().code() != Code::kNotFound) {
       Release(id, std::nullopt, 0);
-      return spool.status();
+      return opened.status();
     }
-    if (!hasher || hashed != (*spool)->size()) {
+    uint64_t size = spool ? spool->size() : 0;
+    if (!hasher || hashed != size) {
       // After a restart (or a failed write) the hash state is rebuilt from
       // the spooled bytes.
-      auto h = HashSpool(**spool, DigestAlgorithm::kSha256);
-      if (!h.ok()) {
-        Release(id, std::nullopt, 0);
-        return h.status();
+      if (spool) {
+        auto h = HashSpool(*spool, DigestAlgorithm::kSha256);
+        if (!h.ok()) {
+          Release(id, std::nullopt, 0);
+          return h.status();
+        }
+        hasher = std::move(*h);
+      } else {
+        hasher.emplace();
       }
-      hasher = std::move(*h);
     }
     return std::unique_ptr<BlobWriter>(
-        new Writer(this, id, SpoolKeyForSession(id), std::move(*spool),
+        new Writer(this, id, SpoolKeyForSession(id), std::move(spool),
                    std::move(*hasher)));
   }
 
@@ -335,7 +397,10 @@ class RocksStore : public Store {
     UploadRecord rec;
     RETURN_IF_ERROR(GetUploadRecord(id, &rec));
     auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
-    if (!spool.ok()) return spool.status();
+    if (!spool.ok()) {
+      if (spool.status().code() != Code::kNotFound) return spool.status();
+      return UploadStatus{id, rec.repo, 0, static_cast<int64_t>(rec.updated)};  // nothing written yet
+    }
     return UploadStatus{id, rec.repo, (*spool)->size(),
                         std::max<int64_t>(rec.updated, (*spool)->modified_unix())};
   }
@@ -428,6 +493,7 @@ class RocksStore : public Store {
       rocksdb::WriteBatch b;
       b.Delete(keys::Blob(d));
       b.Delete(keys::Unreferenced(d));
+      b.Delete(keys::Inline(d));
       RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
     RETURN_IF_ERROR(Durable());
@@ -606,7 +672,7 @@ class RocksStore : public Store {
                                 std::optional<uint64_t> expected_size,
                                 const std::string& link_repo) {
     w.WaitHash();
-    uint64_t size = w.spool_->size();
+    uint64_t size = w.offset();
     if (expected_size && *expected_size != size) {
       DiscardWriter(w);
       return Status(Code::kSizeMismatch,
@@ -617,6 +683,10 @@ class RocksStore : public Store {
     if (w.hash_valid_ && w.hashed_ == size &&
         w.hasher_.algorithm() == expected.algorithm()) {
       actual = w.hasher_.Finish();
+    } else if (!w.spool_) {
+      Hasher h(expected.algorithm());
+      h.Update(w.inline_buf_.get(), size);
+      actual = h.Finish();
     } else {
       auto h = HashSpool(*w.spool_, expected.algorithm());
       if (!h.ok()) {
@@ -636,7 +706,8 @@ class RocksStore : public Store {
     std::lock_guard<std::mutex> dl(DigestLock(expected));
     BlobRecord existing;
     bool exists = GetBlobRecord(expected, &existing).ok();
-    if (!exists) {
+    const bool in_db = !w.spool_;  // small: the bytes go in the commit batch
+    if (!exists && !in_db) {
       // The WAL is sequential: the synced commit batch below makes this
       // intent durable too; losing it in between only leaves unreachable
       // bytes, never a visible half blob.
@@ -661,6 +732,9 @@ class RocksStore : public Store {
     } else {
       r.size = size;
       b.Put(keys::Blob(expected), r.Encode());
+      if (in_db)
+        b.Put(keys::Inline(expected),
+              rocksdb::Slice(size == 0 ? "" : w.inline_buf_.get(), size));
       b.Put(keys::Unreferenced(expected), "");
       b.Delete(keys::Pending(expected));
     }
@@ -702,10 +776,15 @@ class RocksStore : public Store {
       bytes_->RemoveSpool(w.spool_key_).IgnoreError();
       return;
     }
+    // Bytes still in memory go to a spool file, so the session resumes.
+    if (!w.spool_ && w.inline_size_ > 0 && !w.Materialize().ok()) {
+      Release(w.session_id_, std::nullopt, 0);
+      return;
+    }
     // No metadata write here: the spool's modification time records the
     // session's last activity (see LastActivity).
     w.WaitHash();
-    uint64_t size = w.spool_ ? w.spool_->size() : 0;
+    uint64_t size = w.offset();
     if (w.hash_valid_ && w.hashed_ == size)
       Release(w.session_id_, std::move(w.hasher_), size);
     else
@@ -875,6 +954,22 @@ class RocksStore : public Store {
 };
 
 Writer::~Writer() { store_->CloseWriter(*this); }
+
+Status Writer::Materialize() {
+  ASSIGN_OR_RETURN(auto spool, store_->NewSpool(spool_key_));
+  uint64_t n = inline_size_.load();
+  if (n > 0) {
+    Status s = spool->Append(inline_buf_.get(), n);
+    if (!s.ok()) {
+      spool.reset();
+      store_->DropSpool(spool_key_);
+      return s;
+    }
+  }
+  spool_ = std::move(spool);
+  published_.store(spool_.get(), std::memory_order_release);
+  return Status::Ok();
+}
 
 Result<BlobInfo> Writer::Commit(const Digest& expected,
                                 std::optional<uint64_t> expected_size,

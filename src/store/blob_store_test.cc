@@ -105,14 +105,15 @@ TEST_CASE("commit twice: writer refuses, same digest again succeeds") {
   TempDir t;
   auto s = Open(t.path());
   auto w = s->NewWriter();
-  REQUIRE((*w)->Write("abc", 3).ok());
-  REQUIRE((*w)->Commit(Digest::Of("abc"), 3).ok());
-  CHECK((*w)->Commit(Digest::Of("abc"), 3).status().code() ==
+  std::string data = RandomBytes(100 << 10, 3);  // past the inline limit: a file
+  REQUIRE((*w)->Write(data.data(), data.size()).ok());
+  REQUIRE((*w)->Commit(Digest::Of(data), data.size()).ok());
+  CHECK((*w)->Commit(Digest::Of(data), data.size()).status().code() ==
         Code::kFailedPrecondition);
   CHECK((*w)->Write("x", 1).code() == Code::kFailedPrecondition);
   // A second ingest of existing content succeeds and stores nothing new.
-  BlobInfo again = Put(*s, "abc");
-  CHECK(again.size == 3);
+  BlobInfo again = Put(*s, data);
+  CHECK(again.size == data.size());
   CHECK(CountFiles(t.path() + "/blobs") == 1);
   CHECK(CountFiles(t.path() + "/uploads") == 0);
 }
@@ -280,7 +281,8 @@ TEST_CASE("stray spools are removed at open") {
   {
     auto s = Open(t.path());
     auto w = s->NewWriter();
-    REQUIRE((*w)->Write("abc", 3).ok());
+    std::string data = RandomBytes(100 << 10, 4);  // past the inline limit: spooled
+    REQUIRE((*w)->Write(data.data(), data.size()).ok());
     w->release();  // leak on purpose: simulates a crash mid-ingest
   }
   CHECK(CountFiles(t.path() + "/uploads") == 1);
@@ -555,4 +557,89 @@ TEST_CASE("many small blobs do not keep files open") {
   // Large blobs are tracked by the page-cache budget, a bounded number.
   for (int i = 0; i < 3; ++i) Put(*s, RandomBytes(3 << 20, 100 + i));
   CHECK(open_fds() <= before + 600);
+}
+
+TEST_CASE("small blobs are kept in the database: no file, same reads, deleted with the record") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string small = RandomBytes(10 << 10, 31), big = RandomBytes(200 << 10, 32);
+  Put(*s, small, "repo");
+  Put(*s, "", "repo");
+  CHECK(CountFiles(t.path() + "/blobs") == 0);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+  CHECK(ReadAll(*s, Digest::Of(small)) == small);
+  CHECK(ReadAll(*s, Digest::Of("")).empty());
+  Put(*s, big, "repo");
+  CHECK(CountFiles(t.path() + "/blobs") == 1);
+  // A session with one small write and a commit: no file either.
+  auto id = s->BeginUpload("repo");
+  REQUIRE(id.ok());
+  CHECK(s->GetUpload(*id)->offset == 0);
+  std::string other = RandomBytes(5000, 33);
+  {
+    auto w = s->ResumeUpload(*id);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Write(other.data(), other.size()).ok());
+    REQUIRE((*w)->Commit(Digest::Of(other), other.size(), "repo").ok());
+  }
+  CHECK(CountFiles(t.path() + "/blobs") == 1);
+  CHECK(CountFiles(t.path() + "/uploads") == 0);
+  CHECK(ReadAll(*s, Digest::Of(other)) == other);
+  // Unlinked and deleted: gone, record and bytes.
+  REQUIRE(s->UnlinkBlob("repo", Digest::Of(small)).ok());
+  REQUIRE(s->DeleteBlob(Digest::Of(small)).ok());
+  CHECK(s->OpenBlob(Digest::Of(small)).status().code() == Code::kNotFound);
+  Put(*s, small);  // and it can come back
+  CHECK(ReadAll(*s, Digest::Of(small)) == small);
+}
+
+TEST_CASE("small chunks of a session survive the request that wrote them, and a restart") {
+  TempDir t;
+  std::string data = RandomBytes(150 << 10, 41);
+  std::string id;
+  {
+    auto s = Open(t.path());
+    auto b = s->BeginUpload("repo");
+    REQUIRE(b.ok());
+    id = *b;
+    auto w = s->ResumeUpload(id);
+    REQUIRE((*w)->Write(data.data(), 1000).ok());  // in memory, then spooled at close
+  }
+  {
+    auto s = Open(t.path());
+    CHECK(s->GetUpload(id)->offset == 1000);
+    auto w = s->ResumeUpload(id);
+    REQUIRE(w.ok());
+    CHECK((*w)->offset() == 1000);
+    REQUIRE((*w)->Write(data.data() + 1000, 2000).ok());
+  }
+  auto s = Open(t.path());
+  auto w = s->ResumeUpload(id);
+  REQUIRE(w.ok());
+  REQUIRE((*w)->ExpectOffset(3000).ok());
+  REQUIRE((*w)->Write(data.data() + 3000, data.size() - 3000).ok());
+  REQUIRE((*w)->Commit(Digest::Of(data), data.size(), "repo").ok());
+  CHECK(ReadAll(*s, Digest::Of(data)) == data);
+}
+
+TEST_CASE("ReadAt across the switch from memory to a spool file") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string data = RandomBytes(300 << 10, 51);
+  auto w = s->NewWriter();
+  REQUIRE((*w)->Write(data.data(), 1000).ok());
+  std::string got(1000, '\0');
+  CHECK(*(*w)->ReadAt(0, got.data(), 1000) == 1000);
+  CHECK(got == data.substr(0, 1000));
+  REQUIRE((*w)->Write(data.data() + 1000, data.size() - 1000).ok());
+  got.assign(data.size(), '\0');
+  size_t off = 0;
+  while (off < data.size()) {
+    auto n = (*w)->ReadAt(off, got.data() + off, data.size() - off);
+    REQUIRE(n.ok());
+    REQUIRE(*n > 0);
+    off += *n;
+  }
+  CHECK(got == data);
+  REQUIRE((*w)->Commit(Digest::Of(data), data.size()).ok());
 }

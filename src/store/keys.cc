@@ -19,6 +19,7 @@ std::string InRepo(char k, const std::string& repo, std::string_view rest) {
 std::string Schema() { return "S"; }
 std::string Blob(const Digest& d) { return Kind(kBlobKind, d.str()); }
 std::string Pending(const Digest& d) { return Kind(kPendingKind, d.str()); }
+std::string Inline(const Digest& d) { return Kind(kInlineKind, d.str()); }
 std::string Unreferenced(const Digest& d) {
   return Kind(kUnreferencedKind, d.str());
 }

@@ -31,11 +31,14 @@
 
 namespace ocib::keys {
 
-inline constexpr std::string_view kSchemaVersion = "1";
+// "2" added inline small blobs ('i' keys); "1" stores open as they are.
+inline constexpr std::string_view kSchemaVersion = "2";
 
 std::string Schema();
 std::string Blob(const Digest& d);
 std::string Pending(const Digest& d);
+// Bytes of a small blob kept in the database instead of a file.
+std::string Inline(const Digest& d);
 std::string Unreferenced(const Digest& d);
 std::string Upload(const std::string& id);
 std::string Repo(const std::string& repo);
@@ -53,6 +56,7 @@ inline constexpr char kPendingKind = 'p';
 inline constexpr char kUnreferencedKind = 'z';
 inline constexpr char kUploadKind = 'u';
 inline constexpr char kRepoKind = 'R';
+inline constexpr char kInlineKind = 'i';
 
 class Encoder {
  public:

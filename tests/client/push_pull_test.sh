@@ -107,7 +107,7 @@ done
 # A registry that serves bytes not matching their digest: corrupt a layer
 # file in ocireg's own store. The pull must fail and store nothing.
 R=${REGS[0]}
-layer=$($B inspect "$R/team/app:1" | jq -r '.Manifest.layers[-1].digest')
+layer=$($B inspect "$R/team/app:1" | jq -r '.Manifest.layers[0].digest')  # busybox: big enough for a file
 h=${layer#sha256:}
 f="$W/ocireg/blobs/sha256/${h:0:2}/$h"
 if [ -f "$f" ]; then
