@@ -38,7 +38,10 @@ void AddressOf(socket_t sock, bool peer, std::string& ip, int& port) {
 int ToMillis(time_t sec, time_t usec) { return static_cast<int>(sec * 1000 + usec / 1000); }
 
 BufferedSocketStream::BufferedSocketStream(socket_t sock, int read_timeout_ms, int write_timeout_ms)
-    : sock_(sock), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms), buf_(kReadBuffer) {}
+    : sock_(sock),
+      read_timeout_ms_(read_timeout_ms),
+      write_timeout_ms_(write_timeout_ms),
+      buf_(new char[kReadBuffer]) {}
 
 bool BufferedSocketStream::is_readable() const { return buffered() || Poll(POLLIN, read_timeout_ms_); }
 
@@ -46,13 +49,13 @@ bool BufferedSocketStream::is_writable() const { return Poll(POLLOUT, write_time
 
 ssize_t BufferedSocketStream::read(char* ptr, size_t size) {
   if (!buffered()) {
-    ssize_t n = Recv(buf_.data(), buf_.size());
+    ssize_t n = Recv(buf_.get(), kReadBuffer);
     if (n <= 0) return n;
     pos_ = 0;
     end_ = static_cast<size_t>(n);
   }
   size_t n = std::min(size, end_ - pos_);
-  std::memcpy(ptr, buf_.data() + pos_, n);
+  std::memcpy(ptr, buf_.get() + pos_, n);
   pos_ += n;
   return static_cast<ssize_t>(n);
 }

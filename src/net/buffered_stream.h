@@ -14,8 +14,8 @@
 
 #include <httplib.h>
 
+#include <memory>
 #include <string>
-#include <vector>
 
 namespace ocib::net {
 
@@ -44,7 +44,10 @@ class BufferedSocketStream : public httplib::Stream {
   socket_t sock_;
   int read_timeout_ms_;
   int write_timeout_ms_;
-  std::vector<char> buf_;
+  // Not zeroed: pages of a large allocation stay untouched (and out of
+  // RSS) until bytes arrive, so idle and small-request connections cost
+  // little memory.
+  std::unique_ptr<char[]> buf_;
   size_t pos_ = 0;
   size_t end_ = 0;
 };
