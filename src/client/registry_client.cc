@@ -654,8 +654,7 @@ Status RegistryClient::Fetch(const std::string& repo, const Digest& d, uint64_t 
   pending.reserve(kGather);
   auto flush = [&]() -> Status {
     if (pending.empty()) return Status::Ok();
-    Status s = wp->Write(pending.data(), pending.size());
-    pending.clear();
+    Status s = wp->WriteTake(pending);  // leaves pending empty
     if (s.ok() && progress) progress(wp->offset(), size);
     return s;
   };

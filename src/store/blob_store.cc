@@ -196,10 +196,31 @@ class Writer : public BlobWriter {
       // Hash this piece on another core while the bytes go to the spool
       // and the caller receives the next piece.
       hash_buf_.assign(data, data + n);
-      pending_hash_ = std::async(std::launch::async, [this] {
-        hasher_.Update(hash_buf_.data(), hash_buf_.size());
-      });
+      StartHash();
     }
+    return AppendHashed(data, n, async);
+  }
+  Status WriteTake(std::string& buf) override {
+    if (done_ || !spool_ || !hash_valid_ || buf.size() < kAsyncHashMin) {
+      Status s = Write(buf.data(), buf.size());
+      buf.clear();
+      return s;
+    }
+    // Same as Write, without the copy: hash from the caller's buffer.
+    WaitHash();
+    hash_buf_.swap(buf);
+    buf.clear();
+    StartHash();
+    return AppendHashed(hash_buf_.data(), hash_buf_.size(), true);
+  }
+  void StartHash() {
+    pending_hash_ = std::async(std::launch::async, [this] {
+      hasher_.Update(hash_buf_.data(), hash_buf_.size());
+    });
+  }
+  // Appends to the spool; the bytes are hashed here unless `async` started
+  // that already.
+  Status AppendHashed(const char* data, size_t n, bool async) {
     Status s = spool_->Append(data, n);
     if (!s.ok()) {
       WaitHash();
@@ -230,7 +251,7 @@ class Writer : public BlobWriter {
   bool hash_valid_ = true;
   bool done_ = false;
   static constexpr size_t kAsyncHashMin = 256 << 10;
-  std::vector<char> hash_buf_;       // the piece being hashed
+  std::string hash_buf_;             // the piece being hashed
   std::future<void> pending_hash_;   // running Update over hash_buf_
   // Bytes before a spool exists; never reallocated, so ReadAt on other
   // threads can read below inline_size_.

@@ -101,6 +101,13 @@ class BlobWriter {
   // in order and are never overwritten.
   virtual Status ExpectOffset(uint64_t offset) const = 0;
   virtual Status Write(const char* data, size_t n) = 0;
+  // Write(buf.data(), buf.size()) that may take buf's storage instead of
+  // copying it; buf is left empty, its capacity kept for reuse.
+  virtual Status WriteTake(std::string& buf) {
+    Status s = Write(buf.data(), buf.size());
+    buf.clear();
+    return s;
+  }
   // Reads bytes already written: up to n at offset, where offset <= the
   // offset() seen after an earlier Write returned. Unlike the other
   // methods, safe to call from other threads while one thread writes or

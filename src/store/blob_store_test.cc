@@ -643,3 +643,21 @@ TEST_CASE("ReadAt across the switch from memory to a spool file") {
   CHECK(got == data);
   REQUIRE((*w)->Commit(Digest::Of(data), data.size()).ok());
 }
+
+TEST_CASE("WriteTake: the same bytes as Write, the caller's buffer left empty for reuse") {
+  TempDir t;
+  auto s = Open(t.path());
+  std::string data = RandomBytes(5 << 20, 61);
+  auto w = s->NewWriter();
+  REQUIRE(w.ok());
+  std::string buf;
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    buf.assign(data, off, 1 << 20);
+    REQUIRE((*w)->WriteTake(buf).ok());
+    CHECK(buf.empty());
+  }
+  buf = "tail";  // small pieces work too
+  REQUIRE((*w)->WriteTake(buf).ok());
+  REQUIRE((*w)->Commit(Digest::Of(data + "tail"), data.size() + 4).ok());
+  CHECK(ReadAll(*s, Digest::Of(data + "tail")) == data + "tail");
+}
