@@ -20,6 +20,7 @@ cleanup() {
   [ -n "$DOCKERD" ] && kill "$DOCKERD" 2>/dev/null && wait "$DOCKERD" 2>/dev/null
   buildah --root "$W/buildah" --runroot "$W/buildah-run" rm -a >/dev/null 2>&1 || true
   umount -R "$W"/buildah/overlay/*/merged 2>/dev/null || true
+  umount "$W"/docker/exec/netns/* 2>/dev/null || true  # dockerd leaves its netns mounted
   rm -rf "$W" 2>/dev/null || true
 }
 trap cleanup EXIT

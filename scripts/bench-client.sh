@@ -11,36 +11,9 @@
 # step), medians of N runs.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-RUNS=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runs) RUNS=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh --client [--runs N]" >&2; exit 2 ;;
-  esac
-done
-ocib_install "${OCIB_PACKAGES[@]}"
-ocib_build "$OCIB_ROOT/build" Release >/dev/null
-BIN="$OCIB_ROOT/build/bin"
-W=$(mktemp -d /tmp/ocib-cbench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+NAME=client
+source "$(dirname "$0")/bench_lib.sh"
 lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
-S="skopeo --insecure-policy"
-
-start_ocireg() {  # start_ocireg DIR -> sets REG to host:port (not in a subshell: PIDS must keep the PID)
-  "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$1" --port-file "$1.port" >"$1.log" 2>&1 &
-  PIDS+=($!)
-  local i; for i in $(seq 200); do [ -s "$1.port" ] && break; sleep 0.05; done
-  REG="127.0.0.1:$(cat "$1.port")"
-  for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
-}
 
 # timed NAME COMMAND...: appends seconds to $W/NAME.t and loopback bytes to $W/NAME.b
 timed() {
@@ -76,8 +49,8 @@ SIZE=$(du -sb "$W/layout1/blobs" | cut -f1)
 
 echo "image: 10 layers, $((SIZE >> 20)) MiB; $RUNS runs; median shown" >&2
 for run in $(seq "$RUNS"); do
-  start_ocireg "$W/o$run"; RO=$REG
-  start_ocireg "$W/s$run"; RS=$REG
+  start_ocireg "o$run"; RO=$REG
+  start_ocireg "s$run"; RS=$REG
   P="$BIN/ocibuild --root $W/p$run"
   $B tag bench/img:1 "$RO/bench/img:1"; $B tag bench/img:2 "$RO/bench/img:2"
   timed push.ocib $B push "$RO/bench/img:1"

@@ -14,36 +14,8 @@
 # with the default 1024 the cold pulls of runs 3-5 were about 25% slower.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-RUNS=3
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runs) RUNS=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh --mirror [--runs N]" >&2; exit 2 ;;
-  esac
-done
-ocib_install "${OCIB_PACKAGES[@]}"
-ocib_build "$OCIB_ROOT/build" Release >/dev/null
-BIN="$OCIB_ROOT/build/bin"
-W=$(mktemp -d /tmp/ocib-mbench.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-S="skopeo --insecure-policy"
-
-start_ocireg() {  # start_ocireg NAME [args] -> sets REG
-  local d="$W/$1"; shift
-  "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$d" --port-file "$d.port" "$@" >"$d.log" 2>&1 &
-  PIDS+=($!)
-  local i; for i in $(seq 200); do [ -s "$d.port" ] && break; sleep 0.05; done
-  REG="127.0.0.1:$(cat "$d.port")"
-  for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
-}
+NAME=mirror
+source "$(dirname "$0")/bench_lib.sh"
 start_ocireg up; UP=$REG
 echo "{\"written_cache_mib\": ${MIRROR_CACHE_MIB:-128}}" > "$W/m.json"; start_ocireg mirror --config "$W/m.json" --mirror "http://$UP"; MIR=$REG
 DP=$(free_port)

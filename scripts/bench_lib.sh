@@ -1,0 +1,35 @@
+# Shared by the benchmark scripts (source it after lib.sh, with NAME set):
+# parses --runs, installs and builds, makes the work dir $W, stops every
+# PID in PIDS at exit, and offers now, median and start_ocireg.
+RUNS=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "usage: scripts/bench.sh --$NAME [--runs N]" >&2; exit 2 ;;
+  esac
+done
+ocib_install "${OCIB_PACKAGES[@]}"
+ocib_build "$OCIB_ROOT/build" Release >/dev/null
+BIN="$OCIB_ROOT/build/bin"
+W=$(mktemp -d "/tmp/ocib-$NAME-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+S="skopeo --insecure-policy"
+
+# start_ocireg NAME [ocireg args...]: an ocireg with its store at $W/NAME;
+# sets REG to host:port. Not in a subshell, so PIDS keeps the PID.
+start_ocireg() {
+  local d="$W/$1"; shift
+  "$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$d" --port-file "$d.port" "$@" >"$d.log" 2>&1 &
+  PIDS+=($!)
+  local i; for i in $(seq 200); do [ -s "$d.port" ] && break; sleep 0.05; done
+  REG="127.0.0.1:$(cat "$d.port")"
+  for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
+}
