@@ -207,10 +207,8 @@ Status LoadImages(ImageStore& images, const std::string& path, std::ostream& out
       if (!parsed.ok()) return InvalidArgument("manifest " + d->str() + ": " + parsed.status().message());
       if (parsed->is_index) {
         // Keep the host's platform.
-        const oci::Descriptor* pick = nullptr;
-        for (const auto& c : parsed->manifests)
-          if (c.platform_os.value_or("linux") == "linux" && c.platform_arch.value_or("amd64") == "amd64") pick = &c;
-        if (!pick) return NotFound(name + " has no linux/amd64 image");
+        const oci::Descriptor* pick = oci::PickPlatform(*parsed, kHostPlatform);
+        if (!pick) return NotFound(name + " has no " + kHostPlatform + " image");
         d = pick->digest;
         ASSIGN_OR_RETURN(content, images.ReadBytes(*d));
         parsed = oci::ParseManifest(content, pick->media_type);

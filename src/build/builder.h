@@ -37,7 +37,7 @@ struct BuildOptions {
   bool no_cache = false;
   Compression compression = Compression::kGzip;
   ManifestFormat format = ManifestFormat::kOci;
-  std::string platform = "linux/amd64";
+  std::string platform = kHostPlatform;
   int64_t source_date_epoch = 0;
   std::string runtime = "runc";
 };

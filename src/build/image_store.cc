@@ -113,10 +113,6 @@ Result<ManifestRecord> ImageStore::Resolve(const ImageRef& ref) {
   return *m;
 }
 
-namespace {
-constexpr const char* kHostPlatform = "linux/amd64";
-}  // namespace
-
 Result<StoredImage> ImageStore::Get(const ImageRef& ref) {
   StoredImage s;
   s.ref = ref;

@@ -16,6 +16,9 @@
 namespace ocib::build {
 
 inline constexpr const char* kCacheRepo = "_ocibuild/cache";
+// The platform images are built for, run on and picked from indexes by
+// default.
+inline constexpr const char* kHostPlatform = "linux/amd64";
 
 struct ImageRef {
   std::string name;               // e.g. "team/app", "localhost:5000/app"

@@ -21,7 +21,7 @@ namespace ocib::build {
 
 struct TransferOptions {
   client::Connection conn;              // --insecure, --ca-cert
-  std::string platform = "linux/amd64";  // pull: which entry of an index
+  std::string platform = kHostPlatform;  // pull: which entry of an index
   bool all_platforms = false;            // pull: keep the index, every platform
   bool tty = false;                      // progress bars instead of lines
   size_t parallel = 3;                   // blobs in flight

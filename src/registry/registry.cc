@@ -411,28 +411,23 @@ class Registry::Impl {
       }
     } else if (r.endpoint == Endpoint::kTagsList) {
       auto tags = mirror_->Tags(t, &outcome);
-      if (!tags.ok()) return fail(tags.status(), ErrorCode::kNameUnknown);
-      size_t n;
-      bool has_n;
-      std::string last;
-      if (!PageParams(req, &n, &has_n, &last)) return SendError(res, ErrorCode::kPaginationNumberInvalid);
-      json body = {{"name", r.name}, {"tags", json::array()}};
-      std::string last_sent;
-      bool more = false;
-      for (const auto& tag : *tags) {
-        if (!last.empty() && tag <= last) continue;
-        if (has_n && body["tags"].size() >= n) {
-          more = true;
-          break;
-        }
-        body["tags"].push_back(tag);
-        last_sent = tag;
+      if (!tags.ok()) {
+        fail(tags.status(), ErrorCode::kNameUnknown);
+      } else {
+        // The same pages as a local repository's, cut from upstream's list.
+        TagsList(r, req, res, [&](size_t limit, const std::string& last) -> Result<Page> {
+          Page page;
+          for (const auto& tag : *tags) {
+            if (!last.empty() && tag <= last) continue;
+            if (limit > 0 && page.items.size() == limit) {
+              page.more = true;
+              break;
+            }
+            page.items.push_back(tag);
+          }
+          return page;
+        });
       }
-      if (more && n > 0)
-        res.set_header("Link", "</v2/" + r.name + "/tags/list?last=" + last_sent + "&n=" + std::to_string(n) +
-                                   ">; rel=\"next\"");
-      res.status = 200;
-      res.set_content(body.dump(), "application/json");
     } else if (r.endpoint == Endpoint::kReferrers) {
       Referrers(local, req, res);
     } else {
@@ -463,16 +458,23 @@ class Registry::Impl {
   }
 
   void TagsList(const Route& r, const Request& req, Response& res) {
+    if (!store_->RepositoryExists(r.name)) return SendError(res, ErrorCode::kNameUnknown, r.name);
+    TagsList(r, req, res, [&](size_t limit, const std::string& last) { return store_->ListTags(r.name, limit, last); });
+  }
+
+  // Answers a tag list with n, last and Link from `list(limit, last)`
+  // (limit 0: all).
+  void TagsList(const Route& r, const Request& req, Response& res,
+                const std::function<Result<Page>(size_t, const std::string&)>& list) {
     size_t n;
     bool has_n;
     std::string last;
     if (!PageParams(req, &n, &has_n, &last))
       return SendError(res, ErrorCode::kPaginationNumberInvalid);
-    if (!store_->RepositoryExists(r.name)) return SendError(res, ErrorCode::kNameUnknown, r.name);
     json body = {{"name", r.name}, {"tags", json::array()}};
     if (!has_n || n > 0) {
       size_t limit = has_n ? std::min(n, kMaxPage) : 0;
-      auto page = store_->ListTags(r.name, limit, last);
+      auto page = list(limit, last);
       if (!page.ok()) return SendError(res, ErrorCode::kUnknown, page.status().message());
       for (auto& t : page->items) body["tags"].push_back(t);
       if (page->more)

@@ -13,6 +13,16 @@ manifest_digest() {  # manifest_digest HOST/REPO:TAG -> sha256:... (the served b
   echo "sha256:$($S inspect --tls-verify=false --raw "docker://$1" 2>/dev/null | sha256sum | cut -d' ' -f1)"
 }
 flush() { sleep 0.3; }  # the access log is flushed every 100 ms
+# upstream_blob REPO MIB: pushes MIB MiB of random bytes to the upstream's
+# REPO (one monolithic POST); sets BLOB to its digest.
+upstream_blob() {
+  head -c $(($2 << 20)) /dev/urandom > "$WORK/blob.tmp"
+  BLOB="sha256:$(sha256sum "$WORK/blob.tmp" | cut -d' ' -f1)"
+  local code; code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
+    --data-binary "@$WORK/blob.tmp" "http://$REG_up/v2/$1/blobs/uploads/?digest=$BLOB")
+  rm -f "$WORK/blob.tmp"
+  [ "$code" = 201 ] || fail "push of a $2 MiB blob to the upstream answered $code"
+}
 
 # --- upstream: an ocireg holding library/busybox and a multi-platform index
 start_registry up
@@ -48,6 +58,9 @@ check "an OCI index through the mirror (skopeo --all)" \
   $S copy --all --src-tls-verify=false "docker://$M/library/multi:oci" "oci:$WORK/multi:1"
 curl -s "http://$M/v2/library/busybox/tags/list" | jq -e '.tags | index("latest")' >/dev/null &&
   pass "tag list of a mirrored repository comes from upstream" || fail "tags list"
+curl -s -D "$WORK/tags.h" -o "$WORK/tags.json" "http://$M/v2/library/multi/tags/list?n=1"
+jq -e '.tags == ["list"]' "$WORK/tags.json" >/dev/null && grep -qi '^link: </v2/library/multi/tags/list?last=list&n=1>' "$WORK/tags.h" &&
+  pass "mirrored tag lists paginate with n and Link" || { fail "mirrored tag pagination"; cat "$WORK/tags.h" "$WORK/tags.json"; }
 
 # --- pushes
 code=$(curl -s -o "$WORK/push.json" -w '%{http_code}' -X POST "http://$M/v2/library/busybox/blobs/uploads/")
@@ -73,12 +86,7 @@ sleep 3.5
 $S copy --dest-tls-verify=false "oci:$WORK/pulled:1" "docker://$REG_up/library/busybox:latest" >/dev/null 2>&1  # back
 
 # --- twenty concurrent pulls of one uncached 256 MiB blob
-head -c $((256 << 20)) /dev/urandom > "$WORK/big"
-BIG="sha256:$(sha256sum "$WORK/big" | cut -d' ' -f1)"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
-  --data-binary "@$WORK/big" "http://$REG_up/v2/library/big/blobs/uploads/?digest=$BIG")
-[ "$code" = 201 ] || fail "push of the big blob answered $code"
-rm -f "$WORK/big"
+upstream_blob library/big 256; BIG=$BLOB
 CURLS=()
 for i in $(seq 20); do
   (curl -s "http://$M/v2/library/big/blobs/$BIG" | sha256sum | cut -d' ' -f1 > "$WORK/big.$i") &
@@ -93,11 +101,7 @@ gets=$(grep -c "\"GET /v2/library/big/blobs/$BIG\"" "$REGLOG_up")
 [ "$gets" = 1 ] && pass "the upstream saw exactly one GET for it" || fail "the upstream saw $gets GETs"
 
 # --- a client that leaves early does not stop the fetch for the others
-head -c $((64 << 20)) /dev/urandom > "$WORK/mid"
-MID="sha256:$(sha256sum "$WORK/mid" | cut -d' ' -f1)"
-curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$WORK/mid" \
-  "http://$REG_up/v2/library/mid/blobs/uploads/?digest=$MID"
-rm -f "$WORK/mid"
+upstream_blob library/mid 64; MID=$BLOB
 curl -s "http://$M/v2/library/mid/blobs/$MID" | head -c 100000 > /dev/null  # hangs up after 100 kB
 got=$(curl -s "http://$M/v2/library/mid/blobs/$MID" | sha256sum | cut -d' ' -f1)
 [ "sha256:$got" = "$MID" ] && pass "after a client hung up mid-blob, the next one gets verified bytes" || fail "blob after hang-up"
@@ -107,10 +111,7 @@ gets=$(grep -c "\"GET /v2/library/mid/blobs/$MID\"" "$REGLOG_up")
 
 # --- an upstream serving bytes that do not match their digest: the
 # client's transfer fails and the mirror stores nothing
-head -c $((4 << 20)) /dev/urandom > "$WORK/bad"
-BAD="sha256:$(sha256sum "$WORK/bad" | cut -d' ' -f1)"
-curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$WORK/bad" \
-  "http://$REG_up/v2/library/bad/blobs/uploads/?digest=$BAD"
+upstream_blob library/bad 4; BAD=$BLOB
 h=${BAD#sha256:}
 f="$WORK/up/store/blobs/sha256/${h:0:2}/$h"
 if [ -f "$f" ]; then
