@@ -2,16 +2,23 @@
 // HTTP server in the test: manifests whose bytes do not match their digest,
 // blobs with wrong or extra bytes (a clear error, nothing stored), and
 // transfers cut midway or answered 503 (resumed with Range, or retried).
+// Also: how many blobs move at once (TransferOptions::parallel and the
+// config's max-concurrent-transfers).
 #include <doctest/doctest.h>
 #include <httplib.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "build/image_store.h"
 #include "build/transfer.h"
+#include "client/registry_client.h"
 #include "store/blob_store.h"
 #include "temp_dir.h"
 
@@ -225,4 +232,93 @@ TEST_CASE("a 503 is retried with backoff") {
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(reg.layer_gets.load() == 2);
   CHECK(l.Has(reg.layer_d));
+}
+
+namespace {
+
+// A registry whose blob GETs each take 150 ms, counting how many run at once.
+struct SlowRegistry {
+  httplib::Server svr;
+  std::thread thread;
+  int port = 0;
+  std::map<std::string, std::string> blobs;  // digest -> bytes
+  std::string manifest;
+  std::atomic<int> in_flight{0}, max_in_flight{0};
+
+  SlowRegistry() {
+    std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+    blobs[Digest::Of(config).str()] = config;
+    nlohmann::json layers = nlohmann::json::array();
+    for (int i = 0; i < 5; ++i) {
+      std::string l = RandomBytes(100 << 10, 900 + i);
+      blobs[Digest::Of(l).str()] = l;
+      layers.push_back({{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                        {"digest", Digest::Of(l).str()}, {"size", l.size()}});
+    }
+    manifest = nlohmann::json({{"schemaVersion", 2},
+                               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                               {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                                           {"digest", Digest::Of(config).str()}, {"size", config.size()}}},
+                               {"layers", layers}})
+                   .dump();
+    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
+    svr.Get(R"(/v2/team/slow/manifests/(.+))", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Docker-Content-Digest", Digest::Of(manifest).str());
+      res.set_content(manifest, "application/vnd.oci.image.manifest.v1+json");
+    });
+    svr.Get(R"(/v2/team/slow/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      int now = ++in_flight;
+      for (int m = max_in_flight.load(); now > m && !max_in_flight.compare_exchange_weak(m, now);) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      --in_flight;
+      auto it = blobs.find(req.matches[1]);
+      if (it == blobs.end()) {
+        res.status = 404;
+        return;
+      }
+      res.set_content(it->second, "application/octet-stream");
+    });
+    svr.new_task_queue = [] { return new httplib::ThreadPool(16); };
+    port = svr.bind_to_any_port("127.0.0.1");
+    thread = std::thread([this] { svr.listen_after_bind(); });
+    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ~SlowRegistry() {
+    svr.stop();
+    thread.join();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("blobs move at most `parallel` at a time, and that many do") {
+  for (size_t parallel : {size_t(1), size_t(3)}) {
+    CAPTURE(parallel);
+    SlowRegistry reg;
+    Local l;
+    auto ref = ParseImageRef("127.0.0.1:" + std::to_string(reg.port) + "/team/slow:1");
+    REQUIRE(ref.ok());
+    TransferOptions opts;
+    opts.parallel = parallel;
+    std::ostringstream out;
+    Status s = PullImage(*l.images, *ref, opts, out);
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(reg.max_in_flight.load() == static_cast<int>(parallel));
+  }
+}
+
+TEST_CASE("max-concurrent-transfers comes from the client config, clamped; 3 by default") {
+  TempDir d;
+  const char* old = std::getenv("XDG_CONFIG_HOME");
+  std::string saved = old ? old : "";
+  ::setenv("XDG_CONFIG_HOME", d.path().c_str(), 1);
+  CHECK(client::ConfiguredMaxConcurrent() == 3);
+  std::filesystem::create_directories(d.path() + "/ocibuild");
+  std::ofstream(d.path() + "/ocibuild/config.json") << R"({"max-concurrent-transfers": 1})";
+  CHECK(client::ConfiguredMaxConcurrent() == 1);
+  std::ofstream(d.path() + "/ocibuild/config.json") << R"({"max-concurrent-transfers": 99})";
+  CHECK(client::ConfiguredMaxConcurrent() == 32);
+  if (old) ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
+  else ::unsetenv("XDG_CONFIG_HOME");
 }
