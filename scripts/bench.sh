@@ -11,6 +11,8 @@
 #                                   see scripts/bench-client.sh)
 #   scripts/bench.sh --mirror      (ocireg as a mirror vs direct pulls and
 #                                   Distribution's proxy; bench-mirror.sh)
+#   scripts/bench.sh --load        (1,000 hostile connections: slowloris,
+#                                   idle, pulling; bench-load.sh)
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
 # (for latencies and RSS, lower is better), medians of N runs. ocireg
@@ -27,10 +29,11 @@ while [ $# -gt 0 ]; do
     --builder) shift; exec bash "$(dirname "$0")/bench-build.sh" "$@" ;;
     --client) shift; exec bash "$(dirname "$0")/bench-client.sh" "$@" ;;
     --mirror) shift; exec bash "$(dirname "$0")/bench-mirror.sh" "$@" ;;
+    --load) shift; exec bash "$(dirname "$0")/bench-load.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load" >&2; exit 2 ;;
   esac
 done
 
@@ -236,10 +239,12 @@ for run in $(seq "$RUNS"); do
     "blob HEAD req/s $(tail -1 "$W/head.OCI")/$(tail -1 "$W/head.DIST") p99 ms $(tail -1 "$W/headp99.OCI")/$(tail -1 "$W/headp99.DIST")," \
     "small blobs/s $(tail -1 "$W/small.OCI")/$(tail -1 "$W/small.DIST") (ocireg/Distribution)" >&2
 done
+sleep 6  # idle keep-alive connections time out
 for s in OCI DIST; do
   for m in mget mgetp99 cpu head headp99 small; do R[$m,$s]=$(median < "$W/$m.$s"); done
   pid_var=${s}_PID
   R[rss,$s]=$(peak_rss_mib "${!pid_var}")
+  R[threads,$s]=$(ls "/proc/${!pid_var}/task" | wc -l)
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }
@@ -262,3 +267,4 @@ row "blob HEAD p99 (ms, lower is better)" "${R[headp99,OCI]}" "${R[headp99,DIST]
 row "2,000 small blobs, 8 workers (blobs/s)" "${R[small,OCI]}" "${R[small,DIST]}" "$(ratio "${R[small,OCI]}" "${R[small,DIST]}")"
 row "server CPU per manifest GET (ms)" "${R[cpu,OCI]}" "${R[cpu,DIST]}" "$(ratio "${R[cpu,OCI]}" "${R[cpu,DIST]}")"
 row "peak RSS (MiB, lower is better)" "${R[rss,OCI]}" "${R[rss,DIST]}" "$(ratio "${R[rss,OCI]}" "${R[rss,DIST]}")"
+row "threads at rest after the runs" "${R[threads,OCI]}" "${R[threads,DIST]}" ""

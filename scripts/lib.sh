@@ -9,6 +9,10 @@ OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
   docker-registry apache2-utils nginx-light)
 
+# The sanitizer and fuzzing builds of scripts/test.sh (clang with its
+# runtimes and libFuzzer).
+OCIB_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)
+
 # Installs the packages in "$@" that are not installed yet; quiet when none
 # are missing.
 ocib_install() {
@@ -27,12 +31,15 @@ ocib_install() {
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ocib_build DIR BUILD_TYPE [extra cmake args...]
+# ocib_build DIR BUILD_TYPE [extra cmake args...]; builds every target, or
+# only those in $OCIB_TARGETS (space-separated).
 ocib_build() {
   local dir="$1" type="$2"
   shift 2
-  cmake -S "$OCIB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  cmake -S "$OCIB_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null || return 1
+  local targets=()
+  for t in ${OCIB_TARGETS:-}; do targets+=(--target "$t"); done
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 }
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on.

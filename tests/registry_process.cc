@@ -1,6 +1,10 @@
 #include "registry_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -91,6 +95,47 @@ void RegistryProcess::Kill() {
   int st;
   waitpid(pid_, &st, 0);
   pid_ = -1;
+}
+
+int RawConnect(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+  return s;
+}
+
+std::string ReadUntilClose(int s, int timeout_ms, bool* closed) {
+  std::string out;
+  char buf[65536];
+  if (closed) *closed = false;
+  while (true) {
+    pollfd p{s, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return out;
+    ssize_t n = ::recv(s, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (closed) *closed = true;
+      return out;
+    }
+    out.append(buf, n);
+  }
+}
+
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      long kb = 0;
+      in >> kb;
+      return kb;
+    }
+    in.ignore(4096, '\n');
+  }
+  return 0;
 }
 
 }  // namespace ocib::testing

@@ -23,6 +23,7 @@ class RegistryProcess {
   RegistryProcess& operator=(const RegistryProcess&) = delete;
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string url() const { return "http://" + host(); }
   const std::string& log_path() const { return log_; }
@@ -37,5 +38,16 @@ class RegistryProcess {
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+// A plain TCP connection to 127.0.0.1:port, for requests no client
+// library sends. Throws if it cannot connect.
+int RawConnect(int port);
+
+// Reads from s until the peer closes it or `timeout_ms` passes with
+// nothing new. *closed tells which.
+std::string ReadUntilClose(int s, int timeout_ms, bool* closed = nullptr);
+
+// The resident set size of a process, in KiB (0 if unknown).
+long RssKiB(pid_t pid);
 
 }  // namespace ocib::testing

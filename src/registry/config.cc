@@ -154,7 +154,11 @@ Result<Config> LoadConfig(const std::string& path) {
   if (!in) return NotFound("cannot read config file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false, /*ignore_comments=*/true);
+  return ParseConfig(ss.str(), path);
+}
+
+Result<Config> ParseConfig(std::string_view text, const std::string& path) {
+  json j = json::parse(text, nullptr, false, /*ignore_comments=*/true);
   if (j.is_discarded()) return InvalidArgument(path + ": not valid JSON");
   if (!j.is_object()) return InvalidArgument(path + ": must be a JSON object");
   Config c;
@@ -165,14 +169,20 @@ Result<Config> LoadConfig(const std::string& path) {
     if (k == "listen") s = StrField(v, "listen", &c.listen);
     else if (k == "root") s = StrField(v, "root", &c.root);
     else if (k == "upload_expiry_seconds") s = IntField(v, "upload_expiry_seconds", 60, 365LL * 86400, &c.upload_expiry_seconds);
+    else if (k == "max_uploads") s = IntField(v, "max_uploads", 0, 100000000, &c.max_uploads);
+    else if (k == "max_uploads_per_repository") s = IntField(v, "max_uploads_per_repository", 0, 100000000, &c.max_uploads_per_repository);
     else if (k == "max_manifest_bytes") s = IntField(v, "max_manifest_bytes", 1024, 64LL << 20, &c.max_manifest_bytes);
     else if (k == "max_body_bytes") s = IntField(v, "max_body_bytes", 0, INT64_MAX, &c.max_body_bytes);
     else if (k == "threads") s = IntField(v, "threads", 4, 4096, &c.threads);
+    else if (k == "max_connections") s = IntField(v, "max_connections", 16, 1000000, &c.max_connections);
+    else if (k == "header_timeout_seconds") s = IntField(v, "header_timeout_seconds", 1, 3600, &c.header_timeout_seconds);
+    else if (k == "max_header_bytes") s = IntField(v, "max_header_bytes", 4096, 16LL << 20, &c.max_header_bytes);
     else if (k == "keep_alive_timeout_seconds") s = IntField(v, "keep_alive_timeout_seconds", 1, 3600, &c.keep_alive_timeout_seconds);
     else if (k == "keep_alive_max_requests") s = IntField(v, "keep_alive_max_requests", 1, 100000000, &c.keep_alive_max_requests);
     else if (k == "read_timeout_seconds") s = IntField(v, "read_timeout_seconds", 1, 3600, &c.read_timeout_seconds);
     else if (k == "write_timeout_seconds") s = IntField(v, "write_timeout_seconds", 1, 3600, &c.write_timeout_seconds);
     else if (k == "proxy") s = ParseUpstreams(v, &c.upstreams);
+    else if (k == "reserved_space_mib") s = IntField(v, "reserved_space_mib", 0, 1LL << 30, &c.reserved_space_mib);
     else if (k == "written_cache_mib") s = IntField(v, "written_cache_mib", 0, 1LL << 30, &c.written_cache_mib);
     else if (k == "log_format") s = StrField(v, "log_format", &c.log_format);
     else if (k == "sync") {

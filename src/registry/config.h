@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/status.h"
@@ -35,10 +36,17 @@ Result<Upstream> ParseMirrorFlag(const std::string& value);
 struct Config {
   std::string listen = "127.0.0.1:5000";  // host:port
   std::string root = "./data";            // store directory
-  int64_t upload_expiry_seconds = 86400;  // idle upload sessions reclaimed
+  int64_t upload_expiry_seconds = 3600;   // idle upload sessions reclaimed
+  int64_t max_uploads = 10000;            // open upload sessions (else 429)
+  int64_t max_uploads_per_repository = 1000;
   int64_t max_manifest_bytes = 4 << 20;   // larger PUTs get 413
   int64_t max_body_bytes = 0;             // blob request bodies; 0 = no limit
-  int threads = 512;                      // one per concurrent connection
+  // Worker threads: requests in progress at once. Idle and half-read
+  // connections hold none; workers start on demand and stop when idle.
+  int threads = 256;
+  int max_connections = 4096;         // open connections, idle ones included
+  int header_timeout_seconds = 10;    // to send a whole request head
+  int64_t max_header_bytes = 64 << 10;  // request line and headers (else 431)
   int keep_alive_timeout_seconds = 5;     // idle keep-alive connections close
   int keep_alive_max_requests = 100000;   // per connection
   int read_timeout_seconds = 60;
@@ -48,6 +56,9 @@ struct Config {
   // Page cache kept for the most recently written blob bytes; older ones
   // are dropped once on disk. 0 leaves it to the kernel.
   int64_t written_cache_mib = 1024;
+  // Free space kept on the store's disk: writes past it get 500 "storage
+  // full" while reads go on, and they work again once space is freed.
+  int64_t reserved_space_mib = 256;
   std::vector<Upstream> upstreams;  // empty: no mirror
 
   std::string host() const;
@@ -57,6 +68,8 @@ struct Config {
 // Reads and validates a JSON config file; keys it does not name keep their
 // defaults.
 Result<Config> LoadConfig(const std::string& path);
+// The same from the file's text; `path` names it in messages.
+Result<Config> ParseConfig(std::string_view text, const std::string& path);
 
 // Checks every field (also after command-line overrides).
 Status Validate(const Config& c);

@@ -4,6 +4,7 @@
 //                [--port-file FILE] [--mirror [NS=]URL]...
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 #include <cstring>
@@ -85,12 +86,22 @@ int main(int argc, char** argv) {
   setvbuf(stdout, log_buffer, _IOFBF, sizeof log_buffer);
   // Hundreds of pool threads would otherwise each get a malloc arena.
   mallopt(M_ARENA_MAX, 2);
+  // Every open connection is a descriptor: allow max_connections plus the
+  // store's files.
+  rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
 
   StoreOptions so;
   so.root = cfg.root;
   so.upload_expiry = std::chrono::seconds(cfg.upload_expiry_seconds);
+  so.max_uploads = static_cast<size_t>(cfg.max_uploads);
+  so.max_uploads_per_repo = static_cast<size_t>(cfg.max_uploads_per_repository);
   so.sync = cfg.sync;
   so.written_cache_bytes = static_cast<uint64_t>(cfg.written_cache_mib) << 20;
+  so.reserved_bytes = static_cast<uint64_t>(cfg.reserved_space_mib) << 20;
   auto store = OpenStore(so);
   if (!store.ok()) return Fail("store " + cfg.root + ": " + store.status().message());
 

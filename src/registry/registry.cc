@@ -2,8 +2,6 @@
 // store, and answers; every error goes out through SendError().
 #include "registry/registry.h"
 
-#include <httplib.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,16 +15,16 @@
 #include "oci/media_types.h"
 #include "oci/reference.h"
 #include "registry/errcode.h"
-#include "registry/http_server.h"
+#include "net/http_server.h"
 #include "registry/mirror.h"
 #include "registry/routes.h"
 
 namespace ocib::registry {
 namespace {
 
-using httplib::ContentReader;
-using httplib::Request;
-using httplib::Response;
+using net::Request;
+using net::RequestBody;
+using net::Response;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
@@ -34,11 +32,16 @@ constexpr size_t kIoChunk = 1 << 20;     // request body writes to the store
 constexpr size_t kReadChunk = 256 << 10;  // blob reads for responses
 constexpr size_t kMaxPage = 10000;
 
-thread_local Clock::time_point t_request_start;
 thread_local const char* t_cache = "";  // mirror outcome of the request, for the log
 
 void SendError(Response& res, ErrorCode code, std::string_view detail = {}) {
   res.status = Info(code).http_status;
+  // A server-side failure's text may name files: it goes to the server's
+  // log, and the client gets no path.
+  if (code == ErrorCode::kUnknown && detail.find('/') != std::string_view::npos) {
+    std::fprintf(stderr, "ocireg: internal error: %s\n", net::EscapeForLog(detail).c_str());
+    detail = "internal error (details in the server log)";
+  }
   res.set_content(ErrorBody(code, detail), "application/json");
 }
 
@@ -75,20 +78,14 @@ bool ParseContentRange(std::string v, uint64_t* start, uint64_t* end) {
 
 // A request body, read at most once.
 struct Body {
-  const Request& req;
-  const ContentReader* reader;
+  RequestBody& reader;
   bool consumed = false;
 
-  bool present() const {
-    if (!reader) return false;
-    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos)
-      return true;
-    return req.get_header_value<uint64_t>("Content-Length") > 0;
-  }
+  bool present() const { return reader.present(); }
   bool declared_length(uint64_t* n) const {
-    if (!req.has_header("Content-Length")) return false;
-    *n = req.get_header_value<uint64_t>("Content-Length");
-    return true;
+    auto len = reader.declared_length();
+    if (len) *n = *len;
+    return len.has_value();
   }
 
   // Streams the body to `sink` in pieces of up to kIoChunk bytes. Returns
@@ -100,7 +97,7 @@ struct Body {
     if (!present()) return true;
     std::string buf;
     buf.reserve(kIoChunk);
-    bool ok = (*reader)([&](const char* data, size_t n) {
+    bool ok = reader.Read([&](const char* data, size_t n) {
       *received += n;
       if (buf.size() + n > kIoChunk && !buf.empty()) {
         *sink_status = sink(buf.data(), buf.size());
@@ -152,16 +149,39 @@ class Registry::Impl {
   }
 
   Result<int> Bind() {
-    Configure();
-    int port = svr_.Bind(cfg_.host(), cfg_.port(), 4096);
-    if (port < 0)
+    net::ServerOptions o;
+    o.max_workers = cfg_.threads;
+    o.max_connections = cfg_.max_connections;
+    o.header_timeout_ms = static_cast<int>(cfg_.header_timeout_seconds * 1000);
+    o.keep_alive_timeout_ms = cfg_.keep_alive_timeout_seconds * 1000;
+    o.keep_alive_max_requests = cfg_.keep_alive_max_requests;
+    o.read_timeout_ms = cfg_.read_timeout_seconds * 1000;
+    o.write_timeout_ms = cfg_.write_timeout_seconds * 1000;
+    o.max_body_bytes = static_cast<uint64_t>(cfg_.max_body_bytes);
+    o.head.max_header_bytes = static_cast<size_t>(cfg_.max_header_bytes);
+    o.default_headers.emplace("Docker-Distribution-API-Version", "registry/2.0");
+    net::Logger logger;
+    if (cfg_.log_format != "off")
+      logger = [this](const Request& req, const Response& res, double ms) { Log(req, res, ms); };
+    svr_ = std::make_unique<net::HttpServer>(
+        std::move(o), [this](const Request& req, Response& res, RequestBody& body) { Dispatch(req, res, body); },
+        [](int status, const char* message, Response& res) {
+          ErrorCode c = status == 413   ? ErrorCode::kSizeInvalid
+                        : status == 503 ? ErrorCode::kUnavailable
+                                        : ErrorCode::kUnknown;
+          SendError(res, c, message);
+          res.status = status;
+        },
+        std::move(logger));
+    auto port = svr_->Bind(cfg_.host(), cfg_.port());
+    if (!port.ok())
       return Internal("cannot bind " + cfg_.listen + " (in use, or not a local address)");
-    return port;
+    return *port;
   }
 
   Status Serve() {
     janitor_ = std::thread([this] { Janitor(); });
-    bool ok = svr_.listen_after_bind();
+    Status served = svr_->Serve();
     {
       std::lock_guard<std::mutex> l(stop_mu_);
       stopping_ = true;
@@ -175,94 +195,38 @@ class Registry::Impl {
                    static_cast<unsigned long long>(st.hits), static_cast<unsigned long long>(st.misses),
                    static_cast<unsigned long long>(st.upstream_errors));
     }
-    if (!ok && !shutdown_requested_) return Internal("server stopped unexpectedly");
-    return Status::Ok();
+    return served;
   }
 
   void Shutdown() {
     shutdown_requested_ = true;
-    svr_.Stop();
+    if (svr_) svr_->Stop();
   }
 
  private:
-  void Configure() {
-    int threads = cfg_.threads;
-    svr_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    svr_.set_keep_alive_max_count(cfg_.keep_alive_max_requests);
-    svr_.set_keep_alive_timeout(cfg_.keep_alive_timeout_seconds);
-    svr_.set_read_timeout(cfg_.read_timeout_seconds, 0);
-    svr_.set_write_timeout(cfg_.write_timeout_seconds, 0);
-    svr_.set_payload_max_length(cfg_.max_body_bytes > 0
-                                    ? static_cast<size_t>(cfg_.max_body_bytes)
-                                    : std::numeric_limits<size_t>::max());
-    svr_.set_tcp_nodelay(true);
-    svr_.set_default_headers({{"Docker-Distribution-API-Version", "registry/2.0"}});
-    svr_.set_pre_routing_handler([](const Request&, Response&) {
-      t_request_start = Clock::now();
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    svr_.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      SendError(res, ErrorCode::kUnknown, what);
-    });
-    svr_.set_error_handler([](const Request&, Response& res) {
-      if (res.body.empty() && res.status >= 400) {
-        ErrorCode c = res.status == 416   ? ErrorCode::kRangeInvalid
-                      : res.status == 413 ? ErrorCode::kSizeInvalid
-                      : res.status == 404 ? ErrorCode::kNotFound
-                                          : ErrorCode::kUnknown;
-        int status = res.status;
-        SendError(res, c);
-        res.status = status;
-      }
-    });
-    if (cfg_.log_format != "off")
-      svr_.set_logger([this](const Request& req, const Response& res) { Log(req, res); });
-
-    const std::string pattern = R"(/v2(/.*)?)";
-    svr_.Get(pattern, [this](const Request& req, Response& res) { Dispatch(req, res, nullptr); });
-    svr_.Delete(pattern, [this](const Request& req, Response& res) { Dispatch(req, res, nullptr); });
-    auto with_body = [this](const Request& req, Response& res, const ContentReader& r) {
-      Dispatch(req, res, &r);
-    };
-    svr_.Post(pattern, with_body);
-    svr_.Put(pattern, with_body);
-    svr_.Patch(pattern, with_body);
-  }
-
-  void Log(const Request& req, const Response& res) {
-    // Requests the library rejects before routing (e.g. a TLS hello on
-    // the plain port) never started the clock.
-    bool timed = t_request_start != Clock::time_point();
-    double ms = timed ? std::chrono::duration<double, std::milli>(Clock::now() - t_request_start).count() : 0;
-    t_request_start = Clock::time_point();
-    size_t bytes = res.content_provider_ ? res.content_length_ : res.body.size();
-    if (req.method == "HEAD") bytes = 0;
+  void Log(const Request& req, const Response& res, double ms) {
+    uint64_t bytes = req.method == "HEAD" ? 0 : res.body_length();
     std::string cache = t_cache;
     t_cache = "";
-    char line[2048];
-    int n;
     if (cfg_.log_format == "json") {
       json j = {{"time", Iso8601Now()}, {"client", req.remote_addr}, {"method", req.method},
                 {"path", req.path}, {"status", res.status}, {"bytes", bytes},
                 {"duration_ms", std::round(ms * 1000) / 1000}};
       if (!cache.empty()) j["cache"] = cache;
-      std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      std::string s = j.dump(-1, ' ', true, json::error_handler_t::replace) + "\n";
       std::lock_guard<std::mutex> l(log_mu_);
       std::fwrite(s.data(), 1, s.size(), stdout);
       return;
     }
-    n = std::snprintf(line, sizeof line, "%s %s \"%s %.1500s\" %d %zu %.3fms%s%s\n",
-                      Iso8601Now().c_str(), req.remote_addr.empty() ? "-" : req.remote_addr.c_str(),
-                      req.method.empty() ? "-" : req.method.c_str(),
-                      req.path.empty() ? "-" : req.path.c_str(), res.status, bytes, ms,
-                      cache.empty() ? "" : " cache=", cache.c_str());
+    // Every field a client chose is escaped: no request can forge a line.
+    std::string path = net::EscapeForLog(req.path.substr(0, 1500));
+    std::string method = net::EscapeForLog(req.method);
+    char line[2048];
+    int n = std::snprintf(line, sizeof line, "%s %s \"%s %s\" %d %llu %.3fms%s%s\n",
+                          Iso8601Now().c_str(), req.remote_addr.empty() ? "-" : req.remote_addr.c_str(),
+                          method.empty() ? "-" : method.c_str(), path.empty() ? "-" : path.c_str(),
+                          res.status, static_cast<unsigned long long>(bytes), ms,
+                          cache.empty() ? "" : " cache=", cache.c_str());
     if (n < 0) return;
     std::lock_guard<std::mutex> l(log_mu_);
     std::fwrite(line, 1, std::min<size_t>(n, sizeof line - 1), stdout);
@@ -295,8 +259,8 @@ class Registry::Impl {
     }
   }
 
-  void Dispatch(const Request& req, Response& res, const ContentReader* reader) {
-    Body body{req, reader};
+  void Dispatch(const Request& req, Response& res, RequestBody& reader) {
+    Body body{reader};
     Route r = MatchRoute(req.path);
     const std::string& m = req.method;
     bool get = m == "GET" || m == "HEAD";
@@ -323,8 +287,6 @@ class Registry::Impl {
         }
         Repository(r, req, res, body);
     }
-    // A body left unread would be parsed as the next request.
-    if (!body.consumed && body.present()) res.set_header("Connection", "close");
   }
 
   void Repository(const Route& r, const Request& req, Response& res, Body& body) {
@@ -519,8 +481,10 @@ class Registry::Impl {
       }
       return *d;
     }
+    // No manifest can have a name that is not a tag: 404, as Distribution
+    // and the OCI conformance suite have it.
     if (!oci::ValidTag(r.reference)) {
-      SendError(res, ErrorCode::kManifestInvalid, "invalid tag \"" + r.reference + "\"");
+      SendError(res, ErrorCode::kManifestUnknown, "no tag \"" + r.reference + "\"");
       return std::nullopt;
     }
     auto d = store_->ResolveTag(r.name, r.reference);
@@ -635,7 +599,7 @@ class Registry::Impl {
       s = store_->DeleteManifest(r.name, *d);
     } else {
       if (!oci::ValidTag(r.reference))
-        return SendError(res, ErrorCode::kManifestInvalid, "invalid tag \"" + r.reference + "\"");
+        return SendError(res, ErrorCode::kManifestUnknown, "no tag \"" + r.reference + "\"");
       s = store_->DeleteTag(r.name, r.reference);
     }
     if (!s.ok()) return NotFound(r, res, ErrorCode::kManifestUnknown, s);
@@ -675,25 +639,25 @@ class Registry::Impl {
     res.set_header("ETag", "\"" + d->str() + "\"");
     res.set_header("Accept-Ranges", "bytes");
     res.set_header("Cache-Control", "max-age=31536000");
+    // One range is served as asked; several get the whole blob (allowed by
+    // RFC 9110 §14.2). An empty blob satisfies no range.
     if (req.ranges.size() == 1) {
       auto [a, b] = req.ranges[0];
-      bool ok = true;
-      if (a < 0) {  // suffix: last b bytes
+      bool ok = size > 0;
+      if (ok && a < 0) {  // suffix: last b bytes
         if (b <= 0) ok = false;
         else {
           len = std::min<uint64_t>(b, size);
           start = size - len;
         }
-      } else {
-        if (static_cast<uint64_t>(a) >= size) ok = false;
+      } else if (ok) {
+        if (static_cast<uint64_t>(a) >= size || (b >= 0 && b < a)) ok = false;
         else {
           start = a;
           uint64_t end = (b < 0 || static_cast<uint64_t>(b) >= size) ? size - 1 : b;
           len = end - start + 1;
         }
       }
-      // The library must not apply the range a second time.
-      const_cast<Request&>(req).ranges.clear();
       if (!ok) {
         SendError(res, ErrorCode::kRangeInvalid, "blob has " + std::to_string(size) + " bytes");
         res.set_header("Content-Range", "bytes */" + std::to_string(size));
@@ -703,8 +667,6 @@ class Registry::Impl {
       res.set_header("Content-Range", "bytes " + std::to_string(start) + "-" +
                                           std::to_string(start + len - 1) + "/" +
                                           std::to_string(size));
-    } else if (req.ranges.size() > 1) {
-      const_cast<Request&>(req).ranges.clear();  // multiple ranges: whole blob
     }
     if (len == 0) {
       res.set_content("", "application/octet-stream");
@@ -713,11 +675,11 @@ class Registry::Impl {
     auto buf = std::make_shared<std::vector<char>>();
     res.set_content_provider(
         len, "application/octet-stream",
-        [h, buf, start](size_t offset, size_t length, httplib::DataSink& sink) {
+        [h, buf, start](uint64_t offset, uint64_t length, const net::BodyWriter& write) {
           if (buf->empty()) buf->resize(kReadChunk);
-          auto n = h->ReadAt(start + offset, buf->data(), std::min(length, kReadChunk));
+          auto n = h->ReadAt(start + offset, buf->data(), std::min<uint64_t>(length, kReadChunk));
           if (!n.ok() || *n == 0) return false;
-          return sink.write(buf->data(), *n);
+          return write(buf->data(), *n);
         });
   }
 
@@ -803,7 +765,11 @@ class Registry::Impl {
       return BlobCreated(r, res, *d);
     }
     auto id = store_->BeginUpload(r.name);
-    if (!id.ok()) return SendError(res, ErrorCode::kUnknown, id.status().message());
+    if (!id.ok()) {
+      // Too many open sessions: 429 with a hint when to retry.
+      if (id.status().code() == Code::kUnavailable) res.set_header("Retry-After", "60");
+      return SendError(res, StatusToError(id.status(), ErrorCode::kUnknown), id.status().message());
+    }
     UploadAccepted(r, res, *id, 0, 202);
   }
 
@@ -825,7 +791,7 @@ class Registry::Impl {
   }
 
   // Checks Content-Range (if any) against the session's offset.
-  bool CheckRange(const Request& req, Response& res, BlobWriter& w, const Route& r) {
+  bool CheckRange(const Request& req, Body& body, Response& res, BlobWriter& w, const Route& r) {
     if (!req.has_header("Content-Range")) return true;
     uint64_t start, end;
     if (!ParseContentRange(req.get_header_value("Content-Range"), &start, &end) ||
@@ -837,9 +803,10 @@ class Registry::Impl {
       return false;
     }
     uint64_t declared;
-    if (req.has_header("Content-Length") && (declared = req.get_header_value<uint64_t>("Content-Length"),
-                                             declared != end - start + 1)) {
+    if (body.declared_length(&declared) && declared != end - start + 1) {
       SendError(res, ErrorCode::kRangeInvalid, "Content-Range and Content-Length disagree");
+      res.set_header("Location", UploadLocation(r.name, r.reference));
+      res.set_header("Range", RangeHeader(w.offset()));
       return false;
     }
     return true;
@@ -848,7 +815,7 @@ class Registry::Impl {
   void PatchUpload(const Route& r, const Request& req, Response& res, Body& body) {
     auto w = OpenSession(r, res);
     if (!w) return;
-    if (!CheckRange(req, res, *w, r)) return;
+    if (!CheckRange(req, body, res, *w, r)) return;
     if (!ReceiveInto(*w, body, res)) return;
     UploadAccepted(r, res, r.reference, w->offset(), 202);
   }
@@ -858,7 +825,7 @@ class Registry::Impl {
     if (!d.ok()) return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
     auto w = OpenSession(r, res);
     if (!w) return;
-    if (!CheckRange(req, res, *w, r)) return;
+    if (!CheckRange(req, body, res, *w, r)) return;
     if (!ReceiveInto(*w, body, res)) return;
     auto info = w->Commit(*d, std::nullopt, r.name);
     if (!info.ok())
@@ -887,7 +854,7 @@ class Registry::Impl {
   const Config cfg_;
   Store* const store_;
   std::unique_ptr<Mirror> mirror_;  // when upstreams are configured
-  HttpServer svr_;
+  std::unique_ptr<net::HttpServer> svr_;
   std::thread janitor_;
   std::atomic<bool> shutdown_requested_{false};
   std::mutex stop_mu_;

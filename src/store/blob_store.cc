@@ -2,7 +2,10 @@
 // the key layout.
 #include "store/blob_store.h"
 
+#include <fcntl.h>
 #include <openssl/rand.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
@@ -24,10 +27,16 @@
 namespace ocib {
 namespace {
 
+// RocksDB's messages name files; callers (and so clients) get a short
+// reason instead, and the full text goes to the server's stderr.
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
   if (s.IsNotFound()) return NotFound(what);
-  return Internal(what + ": " + s.ToString());
+  std::fprintf(stderr, "ocib store: %s: %s\n", what.c_str(), s.ToString().c_str());
+  const char* reason = s.IsNoSpace()   ? "no space left on the store's disk"
+                       : s.IsIOError() ? "database I/O error"
+                                       : "database error";
+  return Internal(what + ": " + reason);
 }
 
 int64_t NowUnix() {
@@ -177,7 +186,8 @@ class Writer : public BlobWriter {
   }
   // Moves the bytes held in memory into a new spool file.
   Status Materialize();
-  Status Write(const char* data, size_t n) override {
+  Status Write(const char* data, size_t n) override;
+  Status WriteLocal(const char* data, size_t n) {
     if (done_) return FailedPrecondition("writer already committed");
     WaitHash();
     if (!spool_ && inline_size_ + n <= kInlineMax) {
@@ -201,7 +211,7 @@ class Writer : public BlobWriter {
     return AppendHashed(data, n, async);
   }
   Status WriteTake(std::string& buf) override {
-    if (done_ || !spool_ || !hash_valid_ || buf.size() < kAsyncHashMin) {
+    if (done_ || !spool_ || !hash_valid_ || buf.size() < kAsyncHashMin || !SpaceOk()) {
       Status s = Write(buf.data(), buf.size());
       buf.clear();
       return s;
@@ -213,6 +223,7 @@ class Writer : public BlobWriter {
     StartHash();
     return AppendHashed(hash_buf_.data(), hash_buf_.size(), true);
   }
+  bool SpaceOk();
   void StartHash() {
     pending_hash_ = std::async(std::launch::async, [this] {
       hasher_.Update(hash_buf_.data(), hash_buf_.size());
@@ -293,9 +304,68 @@ class RocksStore : public Store {
     }
   }
 
+  // Refuses writes while the store's disk has less than reserved_bytes
+  // free, so RocksDB itself never runs out of space (its writes then fail
+  // hard, and the packaged build aborts on a later one). Once space is
+  // back, a database stopped by an earlier write error is resumed.
+  Status CheckSpace() {
+    if (opts_.read_only || opts_.reserved_bytes == 0) return Status::Ok();
+    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (now - space_checked_ms_.load(std::memory_order_relaxed) > 50) {
+      struct statvfs st;
+      if (::statvfs(opts_.root.c_str(), &st) == 0)
+        free_bytes_.store(static_cast<uint64_t>(st.f_bavail) * st.f_frsize, std::memory_order_relaxed);
+      space_checked_ms_.store(now, std::memory_order_relaxed);
+    }
+    if (free_bytes_.load(std::memory_order_relaxed) < opts_.reserved_bytes)
+      return Internal("storage full: less than " + std::to_string(opts_.reserved_bytes >> 20) +
+                      " MiB free on the store's disk");
+    if (db_error_.load()) {
+      std::lock_guard<std::mutex> l(resume_mu_);
+      if (db_error_.load()) {
+        auto r = db_->Resume();
+        if (!r.ok()) return FromRocks(r, "resume database");
+        db_error_.store(false);
+        std::fprintf(stderr, "ocib store: database resumed after a write error\n");
+      }
+    }
+    return Status::Ok();
+  }
+
+  // A write to the database failed: later writes try Resume() first.
+  Status Written(const rocksdb::Status& s, const std::string& what) {
+    if (!s.ok() && !s.IsNotFound() && (s.IsIOError() || s.IsNoSpace())) db_error_.store(true);
+    return FromRocks(s, what);
+  }
+
+  std::string ReservePath() const { return opts_.root + "/reserved-space"; }
+
+  // The reserve file holds space that is given back to RocksDB at open
+  // (recovery writes), then taken again when the disk has room.
+  void TakeReserve() {
+    if (opts_.reserved_bytes == 0) return;
+    uint64_t size = std::min<uint64_t>(opts_.reserved_bytes / 2, 64ull << 20);
+    int fd = ::open(ReservePath().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    struct statvfs st;
+    if (::fstatvfs(fd, &st) == 0 &&
+        static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= size + opts_.reserved_bytes) {
+      if (::posix_fallocate(fd, 0, static_cast<off_t>(size)) != 0) (void)!::ftruncate(fd, 0);
+    }
+    ::close(fd);
+  }
+
   Status Open() {
     rocksdb::Options o;
     o.create_if_missing = true;
+    // Recovery replays the log into memory without writing tables, so a
+    // store on a full disk still opens (and serves reads).
+    o.avoid_flush_during_recovery = true;
+    // No preallocated log space (about 70 MiB a log): the space guard
+    // counts what is really used, and a small disk is not taken at once.
+    o.allow_fallocate = false;
+    if (!opts_.read_only) ::unlink(ReservePath().c_str());
     o.max_open_files = 256;
     o.keep_log_file_num = 3;
     o.IncreaseParallelism(2);
@@ -328,7 +398,9 @@ class RocksStore : public Store {
                                 " is not supported (want " +
                                 std::string(keys::kSchemaVersion) + ")");
     }
-    return Recover();
+    RETURN_IF_ERROR(Recover());
+    TakeReserve();
+    return Status::Ok();
   }
 
   // --- BlobReader ---
@@ -355,13 +427,29 @@ class RocksStore : public Store {
   }
 
   Result<std::string> BeginUpload(const std::string& repo) override {
+    RETURN_IF_ERROR(CheckSpace());
     std::string id = RandomHex(16);
+    {
+      std::lock_guard<std::mutex> l(uploads_mu_);
+      size_t& in_repo = uploads_per_repo_[repo];
+      if ((opts_.max_uploads > 0 && upload_repo_.size() >= opts_.max_uploads) ||
+          (opts_.max_uploads_per_repo > 0 && in_repo >= opts_.max_uploads_per_repo)) {
+        if (in_repo == 0) uploads_per_repo_.erase(repo);
+        return Unavailable("too many open upload sessions; finish or cancel some, or retry later");
+      }
+      ++in_repo;
+      upload_repo_[id] = repo;
+    }
     // No spool yet: it is created when bytes first need one.
     UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
     // Not synced: a session lost to a power cut is just restarted by the
     // client; a later synced write covers it anyway.
-    RETURN_IF_ERROR(FromRocks(db_->Put(nosync_wo_, keys::Upload(id), rec.Encode()),
-                              "write upload record"));
+    if (Status s = Written(db_->Put(nosync_wo_, keys::Upload(id), rec.Encode()),
+                             "write upload record");
+        !s.ok()) {
+      ForgetUpload(id);
+      return s;
+    }
     std::lock_guard<std::mutex> l(sessions_mu_);
     auto& st = sessions_[id];
     st.hasher.emplace();
@@ -515,7 +603,7 @@ class RocksStore : public Store {
       b.Delete(keys::Blob(d));
       b.Delete(keys::Unreferenced(d));
       b.Delete(keys::Inline(d));
-      RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "delete blob record"));
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
     RETURN_IF_ERROR(Durable());
     // The record is gone, so the bytes are unreachable; remove them after
@@ -539,11 +627,12 @@ class RocksStore : public Store {
 
   // --- RepositoryIndex ---
   Status LinkBlob(const std::string& repo, const Digest& d) override {
+    RETURN_IF_ERROR(CheckSpace());
     {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
       RETURN_IF_ERROR(LinkLocked(repo, d, nullptr, &b));
-      RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "link blob"));
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "link blob"));
     }
     return Durable();
   }
@@ -565,7 +654,7 @@ class RocksStore : public Store {
       b.Put(keys::Blob(d), r.Encode());
       if (r.refs == 0) b.Put(keys::Unreferenced(d), "");
     }
-    return FromRocks(db_->Write(nosync_wo_, &b), "unlink blob");
+    return Written(db_->Write(nosync_wo_, &b), "unlink blob");
   }
 
   Result<BlobInfo> StatLinkedBlob(const std::string& repo,
@@ -579,6 +668,7 @@ class RocksStore : public Store {
                      const std::string& tag,
                      const std::vector<Digest>& required_blobs,
                      const std::vector<Digest>& required_manifests) override {
+    RETURN_IF_ERROR(CheckSpace());
     RETURN_IF_ERROR(PutManifestLocked(repo, m, tag, required_blobs, required_manifests));
     return Durable();
   }
@@ -597,7 +687,7 @@ class RocksStore : public Store {
     if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
     if (m.subject) b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
     b.Put(keys::Repo(repo), "");
-    return FromRocks(db_->Write(nosync_wo_, &b), "put manifest");
+    return Written(db_->Write(nosync_wo_, &b), "put manifest");
   }
 
   Result<ManifestRecord> GetManifest(const std::string& repo,
@@ -641,7 +731,7 @@ class RocksStore : public Store {
       if (it->value() == digest_text) b.Delete(it->key());
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
-    return FromRocks(db_->Write(nosync_wo_, &b), "delete manifest");
+    return Written(db_->Write(nosync_wo_, &b), "delete manifest");
   }
 
   Status DeleteTag(const std::string& repo, const std::string& tag) override {
@@ -649,7 +739,7 @@ class RocksStore : public Store {
       std::lock_guard<std::mutex> l(meta_mu_);
       if (!Exists(keys::Tag(repo, tag)))
         return NotFound("tag " + tag + " not in " + repo);
-      RETURN_IF_ERROR(FromRocks(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
+      RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
     }
     return Durable();
   }
@@ -693,6 +783,7 @@ class RocksStore : public Store {
                                 std::optional<uint64_t> expected_size,
                                 const std::string& link_repo) {
     w.WaitHash();
+    RETURN_IF_ERROR(CheckSpace());
     uint64_t size = w.offset();
     if (expected_size && *expected_size != size) {
       DiscardWriter(w);
@@ -732,7 +823,7 @@ class RocksStore : public Store {
       // The WAL is sequential: the synced commit batch below makes this
       // intent durable too; losing it in between only leaves unreachable
       // bytes, never a visible half blob.
-      RETURN_IF_ERROR(FromRocks(db_->Put(nosync_wo_, keys::Pending(expected), ""),
+      RETURN_IF_ERROR(Written(db_->Put(nosync_wo_, keys::Pending(expected), ""),
                                 "write promote intent"));
       Status s = bytes_->Promote(w.spool_key_, expected);
       // The bytes are made durable after the rename and before the record:
@@ -762,14 +853,17 @@ class RocksStore : public Store {
     if (!link_repo.empty())
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
     if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
-    RETURN_IF_ERROR(FromRocks(db_->Write(nosync_wo_, &b), "commit blob"));
+    RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "commit blob"));
     l.unlock();
     RETURN_IF_ERROR(Durable());
     if (exists) bytes_->RemoveSpool(w.spool_key_).IgnoreError();
     w.done_ = true;
     if (!w.session_id_.empty()) {
-      std::lock_guard<std::mutex> sl(sessions_mu_);
-      sessions_.erase(w.session_id_);
+      {
+        std::lock_guard<std::mutex> sl(sessions_mu_);
+        sessions_.erase(w.session_id_);
+      }
+      ForgetUpload(w.session_id_);
     }
     return BlobInfo{expected, r.size, r.refs};
   }
@@ -783,7 +877,7 @@ class RocksStore : public Store {
     std::lock_guard<std::mutex> l(sync_mu_);
     if (synced_seq_ >= target) return Status::Ok();
     uint64_t covering = db_->GetLatestSequenceNumber();
-    RETURN_IF_ERROR(FromRocks(db_->SyncWAL(), "sync write-ahead log"));
+    RETURN_IF_ERROR(Written(db_->SyncWAL(), "sync write-ahead log"));
     synced_seq_ = covering;
     return Status::Ok();
   }
@@ -836,8 +930,19 @@ class RocksStore : public Store {
 
   Status RemoveSession(const std::string& id) {
     RETURN_IF_ERROR(
-        FromRocks(db_->Delete(nosync_wo_, keys::Upload(id)), "delete upload record"));
+        Written(db_->Delete(nosync_wo_, keys::Upload(id)), "delete upload record"));
+    ForgetUpload(id);
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
+  }
+
+  // Drops an ended session from the open-session counts.
+  void ForgetUpload(const std::string& id) {
+    std::lock_guard<std::mutex> l(uploads_mu_);
+    auto it = upload_repo_.find(id);
+    if (it == upload_repo_.end()) return;
+    auto c = uploads_per_repo_.find(it->second);
+    if (c != uploads_per_repo_.end() && --c->second == 0) uploads_per_repo_.erase(c);
+    upload_repo_.erase(it);
   }
 
   Result<Hasher> HashSpool(SpoolFile& spool, DigestAlgorithm a) {
@@ -925,8 +1030,16 @@ class RocksStore : public Store {
       for (it->Seek(pp); it->Valid() && it->key().starts_with(pp); it->Next())
         pending.push_back(it->key().ToString().substr(1));
       std::string up(1, keys::kUploadKind);
-      for (it->Seek(up); it->Valid() && it->key().starts_with(up); it->Next())
-        live_spools.insert(SpoolKeyForSession(it->key().ToString().substr(1)));
+      std::lock_guard<std::mutex> l(uploads_mu_);
+      for (it->Seek(up); it->Valid() && it->key().starts_with(up); it->Next()) {
+        std::string id = it->key().ToString().substr(1);
+        live_spools.insert(SpoolKeyForSession(id));
+        UploadRecord rec;
+        if (UploadRecord::Decode(it->value().ToStringView(), &rec)) {
+          ++uploads_per_repo_[rec.repo];
+          upload_repo_[id] = rec.repo;
+        }
+      }
       RETURN_IF_ERROR(FromRocks(it->status(), "scan for recovery"));
     }
     for (const auto& text : pending) {
@@ -944,6 +1057,11 @@ class RocksStore : public Store {
       if (!live_spools.count(key)) RETURN_IF_ERROR(bytes_->RemoveSpool(key));
     return Status::Ok();
   }
+
+  std::atomic<int64_t> space_checked_ms_{0};
+  std::atomic<uint64_t> free_bytes_{UINT64_MAX};
+  std::atomic<bool> db_error_{false};
+  std::mutex resume_mu_;
 
   std::mutex& DigestLock(const Digest& d) {
     return digest_locks_[std::hash<std::string>()(d.hex()) %
@@ -972,9 +1090,20 @@ class RocksStore : public Store {
 
   std::mutex sessions_mu_;
   std::unordered_map<std::string, SessionState> sessions_;  // by sessions_mu_
+  // Open upload sessions, for the caps in StoreOptions.
+  std::mutex uploads_mu_;
+  std::unordered_map<std::string, std::string> upload_repo_;   // id -> repo; by uploads_mu_
+  std::unordered_map<std::string, size_t> uploads_per_repo_;   // by uploads_mu_
 };
 
 Writer::~Writer() { store_->CloseWriter(*this); }
+
+Status Writer::Write(const char* data, size_t n) {
+  RETURN_IF_ERROR(store_->CheckSpace());
+  return WriteLocal(data, n);
+}
+
+bool Writer::SpaceOk() { return store_->CheckSpace().ok(); }
 
 Status Writer::Materialize() {
   ASSIGN_OR_RETURN(auto spool, store_->NewSpool(spool_key_));

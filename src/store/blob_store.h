@@ -58,7 +58,11 @@ struct StoreOptions {
   std::string root;  // created if missing; holds db/, blobs/, uploads/
   // Upload sessions idle longer than this are reclaimed by
   // PurgeExpiredUploads().
-  std::chrono::seconds upload_expiry = std::chrono::hours(24);
+  std::chrono::seconds upload_expiry = std::chrono::hours(1);
+  // Open upload sessions allowed at once, in all and per repository
+  // (0: no limit). BeginUpload past either returns kUnavailable.
+  size_t max_uploads = 10000;
+  size_t max_uploads_per_repo = 1000;
   // fsync blob bytes and the RocksDB WAL at commit. Off only for benchmarks
   // of the upper layers; durability across power loss needs it on.
   bool sync = true;
@@ -66,6 +70,10 @@ struct StoreOptions {
   // written bytes are dropped from it once on disk, so big pushes recycle
   // pages instead of evicting everything else. 0 leaves it to the kernel.
   uint64_t written_cache_bytes = 1ull << 30;
+  // Writes are refused (kInternal, "storage full") while the store's disk
+  // has less free space than this, so the database never hits ENOSPC; a
+  // reserve file of up to half of it is given back at open. 0: no guard.
+  uint64_t reserved_bytes = 256ull << 20;
   // Opens a snapshot for reading only: no lock (other processes may write
   // meanwhile; their later writes are not seen), no recovery, no fsync.
   // Every write fails. kNotFound if there is no store at root yet.
@@ -173,7 +181,8 @@ class Ingester {
   // A session-less ingest (used by the builder and monolithic uploads).
   virtual Result<std::unique_ptr<BlobWriter>> NewWriter() = 0;
   // Creates a persistent upload session for `repo`; returns its id (32
-  // lowercase hex characters).
+  // lowercase hex characters). kUnavailable when max_uploads or
+  // max_uploads_per_repo sessions are open (retry once some end).
   virtual Result<std::string> BeginUpload(const std::string& repo) = 0;
   // kNotFound for an unknown or malformed id, kUnavailable if another
   // writer holds the session.

@@ -26,17 +26,6 @@ constexpr const char* kOciLayer = "application/vnd.oci.image.layer.v1.tar+gzip";
 constexpr const char* kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
 constexpr const char* kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-// A plain TCP connection to the server, for requests no client library sends.
-int RawConnect(int port) {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return s;
-}
-
 std::string ErrCode(const httplib::Result& r) {
   if (!r) return "<no response>";
   auto j = json::parse(r->body, nullptr, false);
@@ -404,6 +393,27 @@ TEST_CASE("push/manifests: MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, 413 and NAME
     r = f.c->Get(("/v2/" + bad + "/tags/list").c_str());
     CHECK_MESSAGE(r->status == 400, bad);
     CHECK(ErrCode(r) == "NAME_INVALID");
+  }
+}
+
+TEST_CASE("pull/end-3: a reference that is not a valid tag is an unknown manifest (404), as the OCI suite expects") {
+  Fixture f;
+  std::string m = f.Image("inv", "i");
+  REQUIRE(f.PutManifest("inv", "v1", m)->status == 201);
+  for (const std::string& ref : std::vector<std::string>{".INVALID_MANIFEST_NAME", "-dash", std::string(129, 'a')}) {
+    CAPTURE(ref);
+    std::string path = "/v2/inv/manifests/" + ref;
+    auto r = f.c->Get(path.c_str());
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(ErrCode(r) == "MANIFEST_UNKNOWN");
+    r = f.c->Head(path.c_str());
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    r = f.c->Delete(path.c_str());
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(ErrCode(r) == "MANIFEST_UNKNOWN");
   }
 }
 
