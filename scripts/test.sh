@@ -5,14 +5,15 @@
 #   2. an ASan+UBSan build (clang): the doctest suites (label "unit"), the
 #      real ocireg under the sanitizers, then each libFuzzer target for
 #      OCIB_FUZZ_SECONDS (default 30) from its seed corpus;
-#   3. a TSan build: the store concurrency test and the registry
-#      conformance suite (256 concurrent connections among them).
+#   3. a TSan build: the store concurrency test, the registry conformance
+#      suite (256 concurrent connections among them) and the hardening
+#      suite (400 slowloris connections, caps, limits).
 # OCIB_SANITIZERS=0 runs phase 1 only. Extra arguments go to phase 1's
 # ctest. Ends with "N passed, M failed" over all phases.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 ocib_install "${OCIB_PACKAGES[@]}"
-sanitizers="${OCIB_SANITIZERS:-0}"
+sanitizers="${OCIB_SANITIZERS:-1}"
 [ "$sanitizers" = 1 ] && ocib_install "${OCIB_SANITIZER_PACKAGES[@]}"
 
 passed=0
@@ -45,7 +46,7 @@ count_ctest "$log1" release
 if [ "$sanitizers" = 1 ]; then
   # Phase 2: ASan + UBSan, and the fuzzers built with the same flags.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-  export LSAN_OPTIONS="suppressions=$OCIB_ROOT/tests/fuzz/lsan.supp"
+  export LSAN_OPTIONS="suppressions=$OCIB_ROOT/tests/lsan.supp"
   echo "== ASan+UBSan build"
   if ocib_build "$OCIB_ROOT/build-asan" RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
       -DOCIB_SANITIZE=address,undefined -DOCIB_FUZZ=ON >/dev/null; then
@@ -76,12 +77,12 @@ if [ "$sanitizers" = 1 ]; then
 
   # Phase 3: TSan.
   echo "== TSan build"
-  if OCIB_TARGETS="ocireg store_concurrency_test registry_conformance_test" \
+  if OCIB_TARGETS="ocireg store_concurrency_test registry_conformance_test hardening_test" \
       ocib_build "$OCIB_ROOT/build-tsan" RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
       -DOCIB_SANITIZE=thread >/dev/null; then
     log3=$(mktemp)
-    (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test)$') 2>&1 | tee "$log3"
+    (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$OCIB_ROOT/tests/tsan.supp" \
+      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test)$') 2>&1 | tee "$log3"
     count_ctest "$log3" tsan
   else
     failed=$((failed + 1))

@@ -76,7 +76,9 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
                  const TransferOptions& opts, std::ostream& out) {
   ASSIGN_OR_RETURN(ManifestRecord top, images.Resolve(ref));
   ASSIGN_OR_RETURN(auto remote, Remote(ref));
-  auto [host, repo] = remote;
+  // Named copies, not a structured binding: lambdas below capture them
+  // (clang 14, used for the sanitizer builds, cannot capture bindings).
+  const std::string host = remote.first, repo = remote.second;
   ProgressBoard board(out, opts.tty);
   board.Note("The push refers to repository [" + host + "/" + repo + "]");
   client::RegistryClient c(host, opts.conn);
@@ -176,7 +178,9 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
 Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions& opts,
                  std::ostream& out) {
   ASSIGN_OR_RETURN(auto remote, Remote(ref));
-  auto [host, repo] = remote;
+  // Named copies, not a structured binding: lambdas below capture them
+  // (clang 14, used for the sanitizer builds, cannot capture bindings).
+  const std::string host = remote.first, repo = remote.second;
   Store& store = *images.store();
   ProgressBoard board(out, opts.tty);
   client::RegistryClient c(host, opts.conn);
