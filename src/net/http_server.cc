@@ -522,13 +522,13 @@ class HttpServer::Impl {
     }
     for (auto [c, linger] : back) {
       --away_;
-      if (linger) {
-        BeginLinger(c);
-        Adopt(c);
-      } else if (stopping) {
+      if (stopping) {  // no lingering either: the server is going away
         ::close(c->fd);
         delete c;
         --open_;
+      } else if (linger) {
+        BeginLinger(c);
+        Adopt(c);
       } else {
         Adopt(c);
       }
