@@ -49,7 +49,7 @@ for reg in "$OCI" "$DIST"; do
 done
 
 threads() { ls "/proc/$1/task" | wc -l; }
-rss_mib() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+rss_mib() { awk '/VmRSS/ {printf "%.0f\n", $2 / 1024}' "/proc/$1/status"; }
 idle_pull() {  # idle_pull HOST -> MB/s
   curl -s -o /dev/null -w '%{size_download} %{time_total}\n' "http://$1/v2/load/blobs/$BIG" |
     awk '{printf "%.0f\n", $1 / $2 / 1e6}'

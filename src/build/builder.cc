@@ -269,6 +269,24 @@ Status HashEntry(const std::string& path, const std::string& rel, const IgnoreMa
   return Status::Ok();
 }
 
+// True if `rel` (clean, relative) is a directory in a stack of layer
+// directories in overlay form, top first: the topmost layer that holds the
+// path, or a whiteout of it, decides. Symlinked parents are not followed.
+bool IsDirInLayers(const std::vector<std::string>& lowers, const std::string& rel) {
+  size_t slash = rel.rfind('/');
+  std::string parent = slash == std::string::npos ? "" : rel.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  for (const auto& dir : lowers) {
+    struct stat st;
+    if (::lstat((dir + "/" + parent + ".wh." + base).c_str(), &st) == 0) return false;
+    if (::lstat((dir + "/" + rel).c_str(), &st) == 0) {
+      if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return false;  // overlay whiteout
+      return S_ISDIR(st.st_mode);
+    }
+  }
+  return false;
+}
+
 bool LooksLikeTar(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   char m[512] = {};
@@ -434,7 +452,9 @@ class Run {
     }
     size_t total = df_.instructions.size();
     bool target_found = o_.target.empty();
+    ASSIGN_OR_RETURN(std::vector<bool> needed, NeededStages(i));
     Stage* cur = nullptr;
+    size_t stage_index = 0;
     for (size_t n = 0; n < total; ++n) {
       const Instruction& ins = df_.instructions[n];
       if (n < i) {
@@ -445,7 +465,19 @@ class Run {
         if (cur && !o_.target.empty() && cur->name == o_.target) break;
         stages_.push_back(Stage());
         cur = &stages_.back();
+        stage_index = stages_.size() - 1;
+        if (!needed[stage_index]) {
+          // Not built, as in BuildKit: nothing the result uses comes from
+          // it. It keeps its slot (and name) so stage numbers stay.
+          if (ins.args.size() == 3) {
+            auto name = ExpandWord(ins.args[2], globals_, df_.escape);
+            if (name.ok()) cur->name = Lower(*name);
+          }
+          Print("Step " + std::to_string(n + 1) + "/" + std::to_string(total) + " : " + ins.text +
+                " (stage skipped: the target does not use it)");
+        }
       }
+      if (!needed[stage_index]) continue;
       Print("Step " + std::to_string(n + 1) + "/" + std::to_string(total) + " : " + ins.text);
       ++result_.steps;
       Status s = Step(*cur, ins);
@@ -543,7 +575,78 @@ class Run {
       Print(" ---> " + img->manifest_digest.str().substr(7, 12));
     }
     st.image.created = Rfc3339(o_.source_date_epoch);
+    // As BuildKit does: a base without PATH (scratch among them) gets the
+    // default one in its config, so `ENV PATH=/x:$PATH` and RUN see it.
+    if (!st.image.config.GetEnv("PATH")) st.image.config.env.push_back(kDefaultPath);
     return Status::Ok();
+  }
+
+  static std::string Lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+
+  // Which stages the result needs, as BuildKit decides: the target (or the
+  // last stage) and, transitively, the stages it builds FROM or copies
+  // --from. `first` is the index of the first FROM. Names are expanded
+  // with the global ARGs only, as in FROM lines.
+  Result<std::vector<bool>> NeededStages(size_t first) {
+    std::vector<std::string> names;
+    std::vector<std::vector<size_t>> deps;
+    // An earlier stage by name or number, as FindStage resolves it.
+    auto resolve = [&](const std::string& ref) -> std::optional<size_t> {
+      size_t earlier = deps.size() - 1;
+      std::string lower = Lower(ref);
+      for (size_t k = 0; k < earlier; ++k)
+        if (!names[k].empty() && names[k] == lower) return k;
+      if (!ref.empty() && ref.size() < 6 && std::all_of(ref.begin(), ref.end(), ::isdigit)) {
+        size_t idx = std::stoul(ref);
+        if (idx < earlier) return idx;
+      }
+      return std::nullopt;
+    };
+    for (size_t n = first; n < df_.instructions.size(); ++n) {
+      const Instruction& ins = df_.instructions[n];
+      if (ins.keyword == "FROM") {
+        names.emplace_back();
+        deps.emplace_back();
+        if (ins.args.size() == 3) {
+          ASSIGN_OR_RETURN(std::string nm, ExpandWord(ins.args[2], globals_, df_.escape));
+          names.back() = Lower(nm);
+        }
+        if (!ins.args.empty()) {
+          ASSIGN_OR_RETURN(std::string base, ExpandWord(ins.args[0], globals_, df_.escape));
+          if (auto k = resolve(base)) deps.back().push_back(*k);
+        }
+        continue;
+      }
+      if (deps.empty()) continue;
+      if ((ins.keyword == "COPY" || ins.keyword == "ADD") && ins.HasFlag("from")) {
+        auto from = ExpandWord(ins.Flag("from"), globals_, df_.escape);
+        if (from.ok())
+          if (auto k = resolve(*from)) deps.back().push_back(*k);
+      }
+    }
+    std::vector<bool> needed(deps.size(), false);
+    if (deps.empty()) return needed;
+    size_t root = deps.size() - 1;
+    if (!o_.target.empty()) {
+      std::string t = Lower(o_.target);
+      for (size_t k = 0; k < names.size(); ++k)
+        if (names[k] == t) {
+          root = k;
+          break;
+        }
+    }
+    std::vector<size_t> todo = {root};
+    while (!todo.empty()) {
+      size_t k = todo.back();
+      todo.pop_back();
+      if (needed[k]) continue;
+      needed[k] = true;
+      for (size_t d : deps[k]) todo.push_back(d);
+    }
+    return needed;
   }
 
   Stage* FindStage(const std::string& name) {
@@ -618,11 +721,26 @@ class Run {
     if (kw == "EXPOSE") {
       ASSIGN_OR_RETURN(auto ports, ExpandWords(ins.rest, env, df_.escape));
       for (auto p : ports) {
-        if (p.find('/') == std::string::npos) p += "/tcp";
-        std::string num = p.substr(0, p.find('/'));
-        if (num.empty() || !std::all_of(num.begin(), num.end(), [](char c) { return std::isdigit(c) || c == '-'; }))
-          return InvalidArgument("invalid port " + p);
-        cc.exposed_ports.insert(p);
+        // PORT, PORT/PROTO, or a range FIRST-LAST[/PROTO]: one entry per
+        // port, as docker records them.
+        std::string proto = "tcp";
+        if (size_t slash = p.find('/'); slash != std::string::npos) {
+          proto = p.substr(slash + 1);
+          p = p.substr(0, slash);
+        }
+        for (char& c : proto) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (proto != "tcp" && proto != "udp" && proto != "sctp")
+          return InvalidArgument("invalid protocol in EXPOSE " + p + "/" + proto);
+        size_t dash = p.find('-');
+        std::string a = p.substr(0, dash), b = dash == std::string::npos ? a : p.substr(dash + 1);
+        auto port_num = [](const std::string& v) -> int {
+          if (v.empty() || v.size() > 5 || !std::all_of(v.begin(), v.end(), ::isdigit)) return -1;
+          int n = std::stoi(v);
+          return n <= 65535 ? n : -1;
+        };
+        int first = port_num(a), last = port_num(b);
+        if (first < 0 || last < first) return InvalidArgument("invalid port " + p);
+        for (int n = first; n <= last; ++n) cc.exposed_ports.insert(std::to_string(n) + "/" + proto);
       }
       History(st, "EXPOSE " + ins.rest, true);
       return Status::Ok();
@@ -869,11 +987,17 @@ class Run {
         return InvalidArgument("source " + w + " resolves outside the build context");
       srcs.push_back({real, clean, ""});
     }
-    // Destination.
-    bool dest_is_dir = dest.back() == '/' || srcs.size() > 1 ||
-                       std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return s.rel.find_first_of("*?[") != std::string::npos; });
+    // Destination: a directory when it says so (a trailing "/", ".",
+    // "/."), for several sources or a wildcard, or when it already is one
+    // in the image (as BuildKit decides; `WORKDIR /src` + `COPY f .`).
     std::string dest_abs = JoinAbs(st.image.config.working_dir, dest), dest_clean;
     CleanRelative(dest_abs, &dest_clean);
+    bool dest_is_dir = dest.back() == '/' || dest == "." || dest.ends_with("/.") || srcs.size() > 1 ||
+                       std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return s.rel.find_first_of("*?[") != std::string::npos; });
+    if (!dest_is_dir) {
+      ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+      dest_is_dir = dest_clean.empty() || IsDirInLayers(lowers, dest_clean);
+    }
     // Cache key.
     Hasher h;
     std::string head = ins.keyword + " " + json(ins.flags).dump() + " -> " + dest_clean + (dest_is_dir ? "/" : "") + "\n";

@@ -39,7 +39,7 @@ constexpr size_t kInlineBody = 64 << 10;     // bodies sent with their head
 constexpr auto kLingerTime = std::chrono::seconds(30);
 constexpr auto kLingerWait = std::chrono::seconds(5);
 constexpr int kMinWorkers = 2;
-constexpr auto kWorkerIdle = std::chrono::seconds(60);
+constexpr auto kWorkerIdle = std::chrono::seconds(10);
 
 // A connection. Owned by the event thread while it waits for a head (or
 // lingers before close), by one worker while a request is served; handed

@@ -6,7 +6,7 @@
 // So idle keep-alive connections and clients that trickle their headers
 // (slowloris) hold no thread, and a fresh client is answered while
 // thousands of slow ones are connected. Workers are started on demand up
-// to max_workers and stop after a minute idle.
+// to max_workers and stop after 10 s idle.
 //
 // Invariants, each a limit in ServerOptions:
 //  - a head must arrive within header_timeout_ms of its first byte (or of

@@ -191,6 +191,59 @@ kill $REGPID; wait $REGPID 2>/dev/null
 printf 'FROM base:1\nADD http://127.0.0.1:%s/nothing /x\n' "$RP" > "$W/add/Dockerfile.down"
 expect_fail "ADD from an unreachable URL fails clearly" "cannot fetch" $B build -f "$W/add/Dockerfile.down" -t add:2 "$W/add"
 
+# --- as BuildKit builds them (issue 11: default PATH, COPY into an
+# existing directory, EXPOSE ranges) ---
+mkdir -p "$W/parity"
+echo 'int main(void) { return 0; }' > "$W/parity/hello.c"
+cat > "$W/parity/Dockerfile" <<'DF'
+FROM scratch AS empty
+COPY hello.c /hello.c
+
+FROM base:1
+ENV PATH=/opt/bin:$PATH
+RUN echo "path=$PATH"
+WORKDIR /src
+COPY hello.c .
+RUN mkdir -p /data
+COPY hello.c /data
+RUN ls -l /src/hello.c /data/hello.c
+EXPOSE 8000-8002 53/udp 9000/TCP
+DF
+expect_ok "build with ENV PATH=...:\$PATH, COPY into WORKDIR and an existing dir, EXPOSE ranges" \
+  $B build -t parity:1 "$W/parity"
+has "path=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" &&
+  pass "a base without PATH gets the default one: ENV PATH=/opt/bin:\$PATH extends it" || fail "PATH: $(grep path= "$W/out")"
+has "/src/hello.c" && has "/data/hello.c" &&
+  pass "COPY f . after WORKDIR, and COPY f /existing-dir, copy into the directory" || fail "COPY into a directory"
+$B inspect parity:1 > "$W/insp"
+jq -e '.Config.config.ExposedPorts | keys == ["53/udp", "8000/tcp", "8001/tcp", "8002/tcp", "9000/tcp"]' "$W/insp" >/dev/null &&
+  pass "EXPOSE 8000-8002 gives three ports; protocols kept and lower-cased" ||
+  fail "EXPOSE: $(jq -c '.Config.config.ExposedPorts' "$W/insp")"
+# Only the stages the result uses are built (BuildKit), with or without --target.
+mkdir -p "$W/prune"
+cat > "$W/prune/Dockerfile" <<'DF'
+FROM base:1 AS broken
+RUN echo building-broken && exit 7
+FROM base:1 AS dep
+RUN echo dep > /dep
+FROM broken AS also-broken
+RUN echo building-also-broken
+FROM base:1 AS final
+COPY --from=dep /dep /dep
+RUN cat /dep
+DF
+expect_ok "a failing stage the result does not use is skipped" $B build -t prune:1 "$W/prune"
+! has building-broken && ! has building-also-broken && has "stage skipped" &&
+  pass "unused stages are not run" || fail "unused stages ran"
+expect_ok "--target builds the target's stages only" $B build --target dep -t prune:dep "$W/prune"
+! has building-broken && pass "--target dep skips the failing stage" || fail "--target ran an unused stage"
+expect_fail "--target on a stage built FROM the failing one runs it" "Dockerfile:2: RUN" \
+  $B build --target also-broken -t prune:bad "$W/prune"
+expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
+$B inspect parity:empty > "$W/insp"
+jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&
+  pass "FROM scratch records the default PATH, as BuildKit" || fail "scratch Env: $(jq -c '.Config.config.Env' "$W/insp")"
+
 # --- bad Dockerfiles: clean errors, nothing tagged ---
 bad() {  # bad NAME PATTERN DOCKERFILE-TEXT
   mkdir -p "$W/bad/$1"; printf '%b' "$3" > "$W/bad/$1/Dockerfile"; echo x > "$W/bad/$1/file"
@@ -207,6 +260,7 @@ bad missing "not found in the build context" 'FROM base:1\nCOPY nothere /x\n'
 bad failing "Dockerfile:2: RUN: command" 'FROM base:1\nRUN exit 3\n'
 bad nobase "names no registry" 'FROM nosuch/image:1\n'
 bad user "unknown user" 'FROM base:1\nUSER nobody-here\nRUN true\n'
+bad exposebad "invalid port" 'FROM base:1\nEXPOSE 90-80\n'
 expect_fail "unknown --target" "target stage" $B build --target nope -t x:1 "$W/app"
 expect_fail "no context" "CONTEXT" $B build -t x:1
 expect_fail "unknown command" "unknown command" $B frobnicate
