@@ -485,6 +485,7 @@ class Run {
         if (s.message().rfind(df_.filename + ":", 0) == 0) return s;
         return StepError(ins, s.message());
       }
+      if (ins.keyword == "FROM") RETURN_IF_ERROR(RunOnBuildTriggers(*cur, ins));
       if (!o_.target.empty() && cur->name == o_.target) target_found = true;
     }
     if (!target_found) return InvalidArgument("target stage \"" + o_.target + "\" not found");
@@ -578,6 +579,24 @@ class Run {
     // As BuildKit does: a base without PATH (scratch among them) gets the
     // default one in its config, so `ENV PATH=/x:$PATH` and RUN see it.
     if (!st.image.config.GetEnv("PATH")) st.image.config.env.push_back(kDefaultPath);
+    return Status::Ok();
+  }
+
+  // ONBUILD: the base's triggers run right after FROM, in this build's
+  // context, in the order recorded; the new image records none of them.
+  Status RunOnBuildTriggers(Stage& st, const Instruction& from) {
+    std::vector<std::string> triggers = std::move(st.image.config.onbuild);
+    st.image.config.onbuild.clear();
+    for (const auto& t : triggers) {
+      auto one = ParseDockerfile("FROM scratch\n" + t + "\n", df_.filename);
+      if (!one.ok() || one->instructions.size() != 2)
+        return StepError(from, "the base image's ONBUILD trigger \"" + t + "\" is not a valid instruction");
+      Instruction trigger = one->instructions[1];
+      trigger.line = from.line;
+      Print(" ---> running ONBUILD trigger: " + trigger.text);
+      Status s = Step(st, trigger);
+      if (!s.ok()) return StepError(from, "ONBUILD trigger \"" + t + "\": " + s.message());
+    }
     return Status::Ok();
   }
 

@@ -143,6 +143,13 @@ bool ParseRangeHeader(std::string_view v, std::vector<ByteRange>* out) {
   return true;
 }
 
+bool ParseContentRange(std::string_view v, uint64_t* start, uint64_t* end) {
+  if (v.starts_with("bytes ") || v.starts_with("bytes=")) v.remove_prefix(6);
+  size_t dash = v.find('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 >= v.size()) return false;
+  return ParseDecimal(v.substr(0, dash), start) && ParseDecimal(v.substr(dash + 1), end) && *end >= *start;
+}
+
 HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Request* req,
                             uint64_t* body_length, bool* chunked, bool* keep_alive) {
   // Skip empty lines before the request line (RFC 9112 §2.2), a few only.

@@ -52,6 +52,10 @@ void ParseQuery(std::string_view query, std::multimap<std::string, std::string>*
 // first is returned as it is (unsatisfiable: the caller answers 416).
 bool ParseRangeHeader(std::string_view v, std::vector<ByteRange>* out);
 
+// Parses an upload's Content-Range: "START-END", optionally after "bytes "
+// or "bytes=" (docker sends the bare form), inclusive, END >= START.
+bool ParseContentRange(std::string_view v, uint64_t* start, uint64_t* end);
+
 // Incremental decoder for a chunked body (RFC 9112 §7.1). Feed() takes
 // bytes as they arrive and hands the data to `out`; extensions and
 // trailers are read and dropped, within the limits.

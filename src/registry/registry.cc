@@ -15,6 +15,7 @@
 #include "oci/media_types.h"
 #include "oci/reference.h"
 #include "registry/errcode.h"
+#include "net/http_parser.h"
 #include "net/http_server.h"
 #include "registry/mirror.h"
 #include "registry/routes.h"
@@ -55,25 +56,6 @@ std::string BlobLocation(const std::string& name, const Digest& d) {
 
 std::string RangeHeader(uint64_t offset) {
   return "0-" + std::to_string(offset == 0 ? 0 : offset - 1);
-}
-
-// Parses "start-end" (optionally "bytes " or "bytes=" first), inclusive.
-bool ParseContentRange(std::string v, uint64_t* start, uint64_t* end) {
-  if (v.starts_with("bytes ") || v.starts_with("bytes=")) v = v.substr(6);
-  size_t dash = v.find('-');
-  if (dash == std::string::npos || dash == 0 || dash + 1 >= v.size()) return false;
-  auto num = [](std::string_view s, uint64_t* out) {
-    if (s.empty() || s.size() > 19) return false;
-    uint64_t r = 0;
-    for (char c : s) {
-      if (c < '0' || c > '9') return false;
-      r = r * 10 + (c - '0');
-    }
-    *out = r;
-    return true;
-  };
-  return num(std::string_view(v).substr(0, dash), start) &&
-         num(std::string_view(v).substr(dash + 1), end) && *end >= *start;
 }
 
 // A request body, read at most once.
@@ -794,7 +776,7 @@ class Registry::Impl {
   bool CheckRange(const Request& req, Body& body, Response& res, BlobWriter& w, const Route& r) {
     if (!req.has_header("Content-Range")) return true;
     uint64_t start, end;
-    if (!ParseContentRange(req.get_header_value("Content-Range"), &start, &end) ||
+    if (!net::ParseContentRange(req.get_header_value("Content-Range"), &start, &end) ||
         !w.ExpectOffset(start).ok()) {
       SendError(res, ErrorCode::kRangeInvalid,
                 "upload is at offset " + std::to_string(w.offset()));

@@ -239,6 +239,22 @@ expect_ok "--target builds the target's stages only" $B build --target dep -t pr
 ! has building-broken && pass "--target dep skips the failing stage" || fail "--target ran an unused stage"
 expect_fail "--target on a stage built FROM the failing one runs it" "Dockerfile:2: RUN" \
   $B build --target also-broken -t prune:bad "$W/prune"
+# ONBUILD: a child runs its base's triggers right after FROM, in its own
+# context, and records none.
+mkdir -p "$W/onbuild-parent" "$W/onbuild-child"
+printf 'FROM base:1\nONBUILD RUN echo triggered > /onbuild\nONBUILD COPY data.txt /from-child.txt\n' \
+  > "$W/onbuild-parent/Dockerfile"
+expect_ok "a parent image with ONBUILD triggers" $B build -t onbuild:parent "$W/onbuild-parent"
+$B inspect onbuild:parent > "$W/insp"
+jq -e '.Config.config.OnBuild | length == 2' "$W/insp" >/dev/null && pass "the parent records its triggers" || fail "parent OnBuild"
+echo child-data > "$W/onbuild-child/data.txt"
+printf 'FROM onbuild:parent\nRUN cat /onbuild /from-child.txt\n' > "$W/onbuild-child/Dockerfile"
+expect_ok "a child of it" $B build -t onbuild:child "$W/onbuild-child"
+has triggered && has child-data && pass "the triggers ran right after FROM, COPY from the child's context" ||
+  fail "ONBUILD triggers did not run"
+$B inspect onbuild:child > "$W/insp"
+jq -e '(.Config.config.OnBuild // []) | length == 0' "$W/insp" >/dev/null && pass "the child records no triggers" ||
+  fail "child OnBuild: $(jq -c '.Config.config.OnBuild' "$W/insp")"
 expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
 $B inspect parity:empty > "$W/insp"
 jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&

@@ -1,5 +1,5 @@
-// libFuzzer target: the HTTP/1.1 request head, chunked body, Range and
-// query parsers (net/http_parser.h). The first byte picks the parser.
+// libFuzzer target: the HTTP/1.1 request head, chunked body, Range,
+// Content-Range and query parsers (net/http_parser.h). The first byte picks the parser.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,6 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 2: {
       std::vector<ByteRange> ranges;
       if (ParseRangeHeader(in, &ranges) && (ranges.empty() || ranges.size() > 16)) __builtin_trap();
+      uint64_t start, end;
+      if (ParseContentRange(in, &start, &end) && end < start) __builtin_trap();
       break;
     }
     case 3: {

@@ -47,8 +47,12 @@ pushed=$(curl -sI -H 'Accept: application/vnd.docker.distribution.manifest.v2+js
   "http://$R/v2/team/pushed/manifests/v1" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}')
 status=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "http://$R/v2/team/pushed/manifests/$pushed")
 [ "$status" = 202 ] && pass "manifest DELETE" || fail "manifest DELETE answered $status"
-# Drop every local image so the pulls below must ask the registry.
+# Drop every local image so the pulls below must ask the registry. The
+# `run --rm` container is removed asynchronously; while it exists, rmi -f
+# only untags its image (seen on a loaded machine), so wait for it.
+for i in $(seq 50); do [ -z "$($DK ps -aq)" ] && break; sleep 0.2; done
 $DK rmi -f $($DK images -q) >/dev/null 2>&1 || true
+[ -z "$($DK images -qa)" ] && pass "no local images left" || fail "local images left: $($DK images -qa | tr '\n' ' ')"
 check_fails "docker pull after manifest DELETE fails" $DK pull "$R/team/pushed:v1"
 check_fails "docker pull by digest after DELETE fails" $DK pull "$R/team/pushed@$pushed"
 

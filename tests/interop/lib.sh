@@ -21,7 +21,7 @@ check() {  # check DESCRIPTION COMMAND...
 }
 check_fails() {  # the command must fail
   local what="$1"; shift
-  if "$@" >"$WORK/last.out" 2>&1; then fail "$what (succeeded)"; else pass "$what"; fi
+  if "$@" >"$WORK/last.out" 2>&1; then fail "$what (succeeded)"; sed 's/^/    /' "$WORK/last.out" | tail -5; else pass "$what"; fi
 }
 
 # start_registry NAME [ocireg args...]: sets REG_<NAME> (host:port) and
