@@ -231,6 +231,8 @@ Status CopyEntry(const std::string& from, const std::string& rel_in_root, const 
   uid_t uid = o.owner ? o.owner->first : st.st_uid;
   gid_t gid = o.owner ? o.owner->second : st.st_gid;
   if (::lchown(to.c_str(), uid, gid) != 0 && errno != EPERM) return Internal("chown " + to);
+  // chown clears setuid and setgid: set the mode again after it.
+  if (!S_ISLNK(st.st_mode)) ::chmod(to.c_str(), o.chmod ? *o.chmod : (st.st_mode & 07777));
   return Status::Ok();
 }
 
@@ -966,6 +968,9 @@ class Run {
       from_desc = "from " + ident;
     } else {
       co.ignore = &ignore_;
+      // Files from the context belong to root in the image, whoever owns
+      // them on the host (Dockerfile reference, COPY); --from keeps owners.
+      co.owner = std::make_pair(0u, 0u);
     }
     if (ins.HasFlag("chown")) {
       ProcessSpec who;

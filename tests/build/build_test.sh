@@ -98,7 +98,9 @@ found_wh=no
 $B save -o "$W/builder.tar" app:builder >/dev/null 2>&1  # the layers, through the store's API
 for l in $layers; do
   h=${l#sha256:}
-  if tar -xOf "$W/builder.tar" "blobs/sha256/$h" 2>/dev/null | tar -tz 2>/dev/null | grep -q 'srv/app/old/.wh.gone'; then found_wh=yes; fi
+  # grep without -q reads to the end: with pipefail, an early exit would
+  # fail the pipeline through tar's SIGPIPE.
+  if tar -xOf "$W/builder.tar" "blobs/sha256/$h" 2>/dev/null | tar -tz 2>/dev/null | grep 'srv/app/old/.wh.gone' >/dev/null; then found_wh=yes; fi
 done
 [ $found_wh = yes ] && pass "deleted file becomes a .wh. whiteout in its layer" || fail "no whiteout for old/gone"
 expect_ok "whiteout hides the file at run time" $B run app:builder sh -c 'ls /srv/app/old; cat /srv/app/old/keep'
@@ -255,6 +257,17 @@ has triggered && has child-data && pass "the triggers ran right after FROM, COPY
 $B inspect onbuild:child > "$W/insp"
 jq -e '(.Config.config.OnBuild // []) | length == 0' "$W/insp" >/dev/null && pass "the child records no triggers" ||
   fail "child OnBuild: $(jq -c '.Config.config.OnBuild' "$W/insp")"
+# COPY from the context: owned by root whoever owns it on the host, and
+# setuid/setgid bits kept (chown would clear them).
+mkdir -p "$W/modes"
+echo x > "$W/modes/suid"; chmod 4755 "$W/modes/suid"
+echo y > "$W/modes/sgid"; chmod 2750 "$W/modes/sgid"
+echo z > "$W/modes/theirs"; chown 1234:5678 "$W/modes/theirs"
+printf 'FROM base:1\nCOPY suid sgid theirs /m/\nRUN stat -c "%%n %%a %%u:%%g" /m/suid /m/sgid /m/theirs\n' > "$W/modes/Dockerfile"
+expect_ok "COPY keeps special mode bits and gives files to root" $B build -t modes:1 "$W/modes"
+has "/m/suid 4755 0:0" && has "/m/sgid 2750 0:0" && pass "setuid and setgid bits survive COPY" ||
+  fail "mode bits: $(grep /m/ "$W/out")"
+has "/m/theirs 644 0:0" && pass "context files are owned by root in the image" || fail "owner: $(grep /m/theirs "$W/out")"
 expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
 $B inspect parity:empty > "$W/insp"
 jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&
