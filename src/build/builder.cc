@@ -289,15 +289,34 @@ bool IsDirInLayers(const std::vector<std::string>& lowers, const std::string& re
   return false;
 }
 
+ByteSource FileSource(const std::string& path);
+
+// True if the file is a tar archive, plain or compressed (gzip, zstd): its
+// first 512 bytes, decompressed, are a tar header (the ustar magic, or a
+// valid header checksum for old v7 archives). A compressed file that is
+// not a tar is copied as it is, as docker does.
 bool LooksLikeTar(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char m[512] = {};
-  in.read(m, sizeof m);
-  size_t n = in.gcount();
-  const unsigned char* u = reinterpret_cast<const unsigned char*>(m);
-  if (n >= 2 && u[0] == 0x1f && u[1] == 0x8b) return true;
-  if (n >= 4 && u[0] == 0x28 && u[1] == 0xb5 && u[2] == 0x2f && u[3] == 0xfd) return true;
-  return n >= 262 && std::memcmp(m + 257, "ustar", 5) == 0;
+  ByteSource src = Decompressing(FileSource(path));
+  unsigned char h[512] = {};
+  size_t n = 0;
+  while (n < sizeof h) {
+    auto r = src(reinterpret_cast<char*>(h) + n, sizeof h - n);
+    if (!r.ok() || *r == 0) break;
+    n += *r;
+  }
+  if (n < sizeof h) return false;
+  if (std::memcmp(h + 257, "ustar", 5) == 0) return true;
+  // v7: octal checksum of the header with its checksum field as spaces.
+  unsigned sum = 0;
+  for (size_t i = 0; i < sizeof h; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+  unsigned stored = 0;
+  bool digits = false;
+  for (size_t i = 148; i < 156 && h[i] != 0 && h[i] != ' '; ++i) {
+    if (h[i] < '0' || h[i] > '7') return false;
+    stored = stored * 8 + (h[i] - '0');
+    digits = true;
+  }
+  return digits && h[0] != 0 && stored == sum;
 }
 
 ByteSource FileSource(const std::string& path) {
@@ -553,6 +572,8 @@ class Run {
     } else if (Stage* prev = FindStage(base)) {
       st.image = prev->image;
       st.layers = prev->layers;
+      // As BuildKit: the parent stage's ARG values carry into the child.
+      st.args = prev->args;
       st.pending = prev->pending;
       st.key = prev->key;
       st.shell = prev->shell;

@@ -268,6 +268,23 @@ expect_ok "COPY keeps special mode bits and gives files to root" $B build -t mod
 has "/m/suid 4755 0:0" && has "/m/sgid 2750 0:0" && pass "setuid and setgid bits survive COPY" ||
   fail "mode bits: $(grep /m/ "$W/out")"
 has "/m/theirs 644 0:0" && pass "context files are owned by root in the image" || fail "owner: $(grep /m/theirs "$W/out")"
+# ADD: a compressed file that is not a tar is copied as it is; a tar.gz is
+# extracted. ARG values of a parent stage carry into FROM <stage> (BuildKit).
+mkdir -p "$W/addgz/t"
+echo plain-gzip | gzip > "$W/addgz/note.gz"
+echo in-tar > "$W/addgz/t/inner"; tar -C "$W/addgz/t" -czf "$W/addgz/arch.tar.gz" inner
+cat > "$W/addgz/Dockerfile" <<'DF'
+FROM base:1 AS parent
+ARG VERSION=1.2
+ADD note.gz /n/
+ADD arch.tar.gz /x/
+FROM parent
+RUN zcat /n/note.gz && cat /x/inner && echo "version=$VERSION"
+DF
+expect_ok "ADD of a .gz that is not a tar, and of a tar.gz" $B build -t addgz:1 "$W/addgz"
+has plain-gzip && pass "a gzip file that is not a tar is copied as it is" || fail "ADD note.gz"
+has in-tar && pass "a tar.gz is extracted" || fail "ADD arch.tar.gz"
+has "version=1.2" && pass "ARG values carry into FROM <stage>, as BuildKit" || fail "ARG across FROM stage: $(grep version= "$W/out")"
 expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
 $B inspect parity:empty > "$W/insp"
 jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&
