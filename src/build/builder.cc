@@ -1004,6 +1004,7 @@ class Run {
       std::string abs, rel, url;
     };
     std::vector<Src> srcs;
+    std::string unmatched;  // a pattern that matched nothing
     for (const auto& w : words) {
       if (add && (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0)) {
         srcs.push_back({"", "", w});
@@ -1016,7 +1017,8 @@ class Run {
       if (clean.find_first_of("*?[") != std::string::npos) {
         std::vector<std::string> matches;
         RETURN_IF_ERROR(Glob(root, clean, co.ignore, &matches));
-        if (matches.empty()) return InvalidArgument("no source files match " + w);
+        // Fine beside sources that exist, as in docker; alone, an error.
+        if (matches.empty() && unmatched.empty()) unmatched = w;
         for (auto& m : matches) srcs.push_back({root + "/" + m, m, ""});
         continue;
       }
@@ -1032,6 +1034,7 @@ class Run {
         return InvalidArgument("source " + w + " resolves outside the build context");
       srcs.push_back({real, clean, ""});
     }
+    if (srcs.empty()) return InvalidArgument("no source files match " + unmatched);
     // Destination: a directory when it says so (a trailing "/", ".",
     // "/."), for several sources or a wildcard, or when it already is one
     // in the image (as BuildKit decides; `WORKDIR /src` + `COPY f .`).

@@ -285,6 +285,12 @@ expect_ok "ADD of a .gz that is not a tar, and of a tar.gz" $B build -t addgz:1 
 has plain-gzip && pass "a gzip file that is not a tar is copied as it is" || fail "ADD note.gz"
 has in-tar && pass "a tar.gz is extracted" || fail "ADD arch.tar.gz"
 has "version=1.2" && pass "ARG values carry into FROM <stage>, as BuildKit" || fail "ARG across FROM stage: $(grep version= "$W/out")"
+# A pattern that matches nothing is fine beside sources that do match.
+mkdir -p "$W/globs"; echo g > "$W/globs/a.txt"
+printf 'FROM base:1\nCOPY a.txt *.none /g/\nRUN cat /g/a.txt\n' > "$W/globs/Dockerfile"
+expect_ok "COPY with a pattern matching nothing beside a file that exists" $B build -t globs:1 "$W/globs"
+printf 'FROM base:1\nCOPY *.none /g/\n' > "$W/globs/Dockerfile"
+expect_fail "COPY whose only pattern matches nothing fails" "no source files match" $B build -t globs:2 "$W/globs"
 expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
 $B inspect parity:empty > "$W/insp"
 jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&
