@@ -1199,9 +1199,19 @@ class Run {
       spec.args = args;
       spec.env = env;
       spec.cwd = st.image.config.working_dir.empty() ? "/" : st.image.config.working_dir;
-      std::error_code ec;
-      fs::create_directories(ws->rootfs() + spec.cwd, ec);
       RETURN_IF_ERROR(ResolveUser(st.image.config.user, ws->rootfs(), &spec));
+      // A WORKDIR that does not exist yet is made for the step, owned by
+      // the step's user, as BuildKit makes it (WORKDIR after USER app).
+      std::string made = ws->rootfs();
+      std::stringstream parts(spec.cwd);
+      for (std::string part; std::getline(parts, part, '/');) {
+        if (part.empty()) continue;
+        made += "/" + part;
+        struct stat sb;
+        if (::lstat(made.c_str(), &sb) == 0) continue;
+        if (::mkdir(made.c_str(), 0755) != 0) break;
+        (void)!::lchown(made.c_str(), spec.uid, spec.gid);
+      }
       ASSIGN_OR_RETURN(code, RunContainer(o_.runtime, builder_->state_dir(), ws->rootfs(), spec, &created));
     }
     RETURN_IF_ERROR(ws->Finish(created));

@@ -291,6 +291,12 @@ printf 'FROM base:1\nCOPY a.txt *.none /g/\nRUN cat /g/a.txt\n' > "$W/globs/Dock
 expect_ok "COPY with a pattern matching nothing beside a file that exists" $B build -t globs:1 "$W/globs"
 printf 'FROM base:1\nCOPY *.none /g/\n' > "$W/globs/Dockerfile"
 expect_fail "COPY whose only pattern matches nothing fails" "no source files match" $B build -t globs:2 "$W/globs"
+# A WORKDIR made for a step after USER belongs to that user (BuildKit).
+mkdir -p "$W/wd"
+printf 'FROM base:1\nUSER app\nWORKDIR /home/app/work\nRUN stat -c "wd %%u:%%g" . /home/app\n' > "$W/wd/Dockerfile"
+expect_ok "WORKDIR after USER" $B build -t wd:1 "$W/wd"
+[ "$(grep -c '^wd 1000:1000$' "$W/out")" = 2 ] && pass "the WORKDIR it creates belongs to the USER" ||
+  fail "WORKDIR owner: $(grep '^wd ' "$W/out" | tr '\n' ' ')"
 expect_ok "build the scratch stage" $B build --target empty -t parity:empty "$W/parity"
 $B inspect parity:empty > "$W/insp"
 jq -e '.Config.config.Env == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]' "$W/insp" >/dev/null &&

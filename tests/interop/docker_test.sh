@@ -38,9 +38,13 @@ mt=$(curl -s -H 'Accept: application/vnd.docker.distribution.manifest.list.v2+js
 
 $DK tag "$R/library/busybox:latest" "$R/team/pushed:v1"
 check "docker push" $DK push "$R/team/pushed:v1"
-sleep 0.3  # access log flush interval
-grep -q '"POST /v2/team/pushed/blobs/uploads/" 201' "$REGLOG_r" && pass "push mounted the layer across repositories" \
-  || fail "push did not mount"
+# The access log is flushed every 100 ms; wait up to 3 s for the line.
+mounted=no
+for i in $(seq 30); do
+  grep -q '"POST /v2/team/pushed/blobs/uploads/" 201' "$REGLOG_r" && { mounted=yes; break; }
+  sleep 0.1
+done
+[ $mounted = yes ] && pass "push mounted the layer across repositories" || fail "push did not mount"
 $DK rmi "$R/team/pushed:v1" >/dev/null
 check "pull of the pushed image" $DK pull "$R/team/pushed:v1"
 pushed=$(curl -sI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
