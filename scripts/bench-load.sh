@@ -16,21 +16,7 @@ DURATION=${LOAD_SECONDS:-20}
 
 start_ocireg ocireg; OCI=$REG
 OCI_PID=${PIDS[-1]}
-DP=$(free_port)
-cat > "$W/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $W/dist
-http:
-  addr: 127.0.0.1:$DP
-YML
-docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
-DIST_PID=$!; PIDS+=("$DIST_PID")
-DIST="127.0.0.1:$DP"
-for i in $(seq 200); do curl -sf "http://$DIST/v2/" >/dev/null && break; sleep 0.05; done
+start_distribution
 
 head -c $((1 << 20)) /dev/urandom >"$W/small"
 head -c $((100 << 20)) /dev/urandom >"$W/big"

@@ -18,23 +18,8 @@ NAME=mirror
 source "$(dirname "$0")/bench_lib.sh"
 start_ocireg up; UP=$REG
 echo "{\"written_cache_mib\": ${MIRROR_CACHE_MIB:-128}}" > "$W/m.json"; start_ocireg mirror --config "$W/m.json" --mirror "http://$UP"; MIR=$REG
-DP=$(free_port)
-cat > "$W/dist.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $W/dist
-http:
-  addr: 127.0.0.1:$DP
-proxy:
-  remoteurl: http://$UP
-YML
-docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
-PIDS+=($!)
-DIST="127.0.0.1:$DP"
-for i in $(seq 200); do curl -sf "http://$DIST/v2/" >/dev/null && break; sleep 0.05; done
+start_distribution "proxy:
+  remoteurl: http://$UP"
 
 pull() {  # pull NAME HOST/REPO:TAG -> seconds appended to $W/NAME.t
   rm -rf "$W/out"; sync

@@ -33,3 +33,16 @@ start_ocireg() {
   REG="127.0.0.1:$(cat "$d.port")"
   for i in $(seq 200); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
 }
+
+# start_distribution [EXTRA_YAML]: Debian's docker-registry (Distribution
+# 2.8) with its store at $W/dist, EXTRA_YAML appended to its config; sets
+# DIST to host:port and DIST_PID. Not in a subshell, so PIDS keeps the PID.
+start_distribution() {
+  local port; port=$(free_port)
+  printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n%s\n' \
+    "$W/dist" "$port" "${1:-}" >"$W/dist.yml"
+  docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
+  DIST_PID=$!; PIDS+=("$DIST_PID")
+  DIST="127.0.0.1:$port"
+  local i; for i in $(seq 200); do curl -sf "http://$DIST/v2/" >/dev/null && break; sleep 0.05; done
+}
