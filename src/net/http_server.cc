@@ -464,7 +464,7 @@ class HttpServer::Impl {
     // bytes (so what cannot be HTTP is refused at once).
     bool first = c->scanned == 0;
     if (!c->in.empty() && (MayHoldHead(c) || first || c->in.size() > o_.head.max_header_bytes)) {
-      switch (ParseHead(c)) {
+      switch (ParseHead(c, 0)) {
         case kDispatch:
           loop_.erase(c);
           ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd, nullptr);
@@ -493,9 +493,11 @@ class HttpServer::Impl {
 
   enum HeadOutcome { kWait, kDispatch, kRejected };
 
-  // Parses a head from c->in. On an error, answers it (blocking briefly
-  // at most on a full socket) and returns kRejected.
-  HeadOutcome ParseHead(Conn* c) {
+  // Parses a head from c->in. On an error, answers it and returns
+  // kRejected; the answer waits up to send_timeout_ms for room in the
+  // socket (0 on the event thread: a client that never reads must not
+  // stall everyone else, so there it is best effort).
+  HeadOutcome ParseHead(Conn* c, int send_timeout_ms) {
     c->req = Request();
     auto r = ParseRequestHead(c->in, o_.head, &c->req, &c->body_length, &c->chunked, &c->keep_alive);
     if (r.kind == HeadResult::kIncomplete) return kWait;
@@ -506,7 +508,7 @@ class HttpServer::Impl {
       error_page_(r.status, r.message, res);
       res.status = r.status;
       std::string out = Serialize(res, false, true, nullptr);
-      (void)SendAll(c->fd, out.data(), out.size(), 1000);
+      (void)SendAll(c->fd, out.data(), out.size(), send_timeout_ms);
       if (logger_) logger_(c->req, res, 0);
       return kRejected;
     }
@@ -639,7 +641,7 @@ class HttpServer::Impl {
         c->state = Conn::kHead;
         c->deadline = Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
         if (MayHoldHead(c) || c->in.size() > o_.head.max_header_bytes) {
-          switch (ParseHead(c)) {
+          switch (ParseHead(c, o_.write_timeout_ms)) {
             case kDispatch:
               continue;
             case kRejected:

@@ -22,23 +22,28 @@ async def open_conn(host, port):
     return await asyncio.wait_for(asyncio.open_connection(host, port), 10)
 
 
-async def slowloris(host, port, stop, stats):
+async def reopening(session, stop, stats, key):
+    """Runs session() again each time it ends (the server closed the
+    connection) or fails, counting the reopenings in stats[key]."""
     while not stop.is_set():
         try:
-            r, w = await open_conn(host, port)
-            w.write(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
-            await w.drain()
-            while not stop.is_set():
-                await asyncio.sleep(5)
-                w.write(b"X-Slow: 1\r\n")
-                await w.drain()
-                if r.at_eof():
-                    break
-            w.close()
-            stats["slow_reopened"] += 1
+            await session()
         except Exception:
-            stats["slow_reopened"] += 1
             await asyncio.sleep(0.5)
+        stats[key] += 1
+
+
+async def slowloris(host, port, stop, stats):
+    async def session():
+        r, w = await open_conn(host, port)
+        w.write(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        await w.drain()
+        while not stop.is_set() and not r.at_eof():
+            await asyncio.sleep(5)
+            w.write(b"X-Slow: 1\r\n")
+            await w.drain()
+        w.close()
+    await reopening(session, stop, stats, "slow_reopened")
 
 
 async def read_response(r):
@@ -53,23 +58,19 @@ async def read_response(r):
 
 
 async def idle(host, port, stop, stats):
-    while not stop.is_set():
-        try:
-            r, w = await open_conn(host, port)
-            w.write(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
-            await read_response(r)
-            while not stop.is_set() and not r.at_eof():
-                await asyncio.sleep(1)
-                # A keep-alive client that notices the close reconnects.
-                try:
-                    await asyncio.wait_for(r.read(1), 0.01)
-                except asyncio.TimeoutError:
-                    pass
-            w.close()
-            stats["idle_reopened"] += 1
-        except Exception:
-            stats["idle_reopened"] += 1
-            await asyncio.sleep(0.5)
+    async def session():
+        r, w = await open_conn(host, port)
+        w.write(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_response(r)
+        while not stop.is_set() and not r.at_eof():
+            await asyncio.sleep(1)
+            # A keep-alive client that notices the close reconnects.
+            try:
+                await asyncio.wait_for(r.read(1), 0.01)
+            except asyncio.TimeoutError:
+                pass
+        w.close()
+    await reopening(session, stop, stats, "idle_reopened")
 
 
 async def puller(host, port, path, stop, stats):

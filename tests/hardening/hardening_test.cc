@@ -204,6 +204,31 @@ TEST_CASE("framing: malformed Content-Length or Transfer-Encoding gets 400 or 50
   CHECK(closed);
 }
 
+TEST_CASE("framing: broken chunked bodies get 400 and a closed connection, and store nothing") {
+  TempDir dir;
+  RegistryProcess reg(dir.path() + "/store");
+  std::string data = "a";
+  Digest d = Digest::Of(data);
+  std::string head = "POST /v2/ch/blobs/uploads/?digest=" + d.str() +
+                     " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string trailers;
+  for (int i = 0; i < 5000; ++i) trailers += "X: y\r\n";
+  const std::string bodies[] = {
+      "fffffffffffffff\r\nabc",                                   // huge size, cut short
+      "1;" + std::string(5000, 'e') + "\r\na\r\n0\r\n\r\n",       // extension too long
+      "1\r\na\r\n0\r\n" + trailers + "\r\n",                      // trailer flood
+      "zz\r\n",                                                   // not hex
+      "1\r\naXY0\r\n\r\n",                                        // no CRLF after the data
+  };
+  for (const auto& b : bodies) {
+    CAPTURE(b.substr(0, 40));
+    std::string out = Exchange(reg.port(), head + b + "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(Statuses(out) == std::vector<int>{400});
+    CHECK(out.find("Connection: close") != std::string::npos);
+  }
+  CHECK(reg.Client()->Head(("/v2/ch/blobs/" + d.str()).c_str())->status == 404);
+}
+
 TEST_CASE("header limits: 431 or 414 past max_header_bytes, and memory stays bounded") {
   TempDir dir;
   RegistryProcess reg(dir.path() + "/store");
