@@ -33,6 +33,9 @@ struct BuildOptions {
   std::string dockerfile;  // path; default <context>/Dockerfile
   std::vector<ImageRef> tags;
   std::map<std::string, std::string> build_args;
+  // --secret id=ID,src=FILE: the contents RUN --mount=type=secret mounts;
+  // never written to a layer, the history or a cache key.
+  std::map<std::string, std::string> secrets;
   std::string target;  // stage name; empty: the last stage
   bool no_cache = false;
   Compression compression = Compression::kGzip;

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ using json = nlohmann::json;
 const char* kUsage =
     "usage: ocibuild [--root DIR] COMMAND\n"
     "  build -t REF [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache]\n"
+    "        [--secret id=ID,src=FILE|env=VAR]...\n"
     "        [--compression gzip|zstd] [--format oci|docker] [--platform os/arch]\n"
     "        [--source-date-epoch N] [--runtime runc] CONTEXT\n"
     "  images                      list local images\n"
@@ -137,6 +139,32 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
         if (env) o.build_args[v] = env;
       } else {
         o.build_args[v.substr(0, eq)] = v.substr(eq + 1);
+      }
+    } else if (f == "--secret" && val(&v)) {
+      // id=ID,src=FILE (also source=), or id=ID,env=VAR; as docker build.
+      std::string id, src, env;
+      std::stringstream ss(v);
+      for (std::string kv; std::getline(ss, kv, ',');) {
+        size_t eq = kv.find('=');
+        std::string k = kv.substr(0, eq), val2 = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        if (k == "id") id = val2;
+        else if (k == "src" || k == "source") src = val2;
+        else if (k == "env") env = val2;
+        else if (k == "type" && (val2 == "file" || val2 == "env")) continue;
+        else return Fail("--secret: unknown field \"" + k + "\" (id=ID,src=FILE or id=ID,env=VAR)");
+      }
+      if (id.empty()) id = !src.empty() ? fs::path(src).filename().string() : env;
+      if (id.empty()) return Fail("--secret needs id=ID and src=FILE or env=VAR");
+      if (!src.empty()) {
+        std::ifstream in(src, std::ios::binary);
+        if (!in) return Fail("--secret " + id + ": cannot read " + src);
+        std::stringstream content;
+        content << in.rdbuf();
+        o.secrets[id] = content.str();
+      } else {
+        const char* e = std::getenv((env.empty() ? id : env).c_str());
+        if (!e) return Fail("--secret " + id + ": environment variable " + (env.empty() ? id : env) + " is not set");
+        o.secrets[id] = e;
       }
     } else if (f == "--target" && val(&v)) {
       o.target = v;

@@ -8,11 +8,17 @@
 namespace ocib::build {
 namespace {
 
-const std::set<std::string>& Keywords() {
-  static const std::set<std::string> k = {
-      "FROM",    "RUN",    "CMD",   "LABEL",   "MAINTAINER", "EXPOSE",
-      "ENV",     "ADD",    "COPY",  "ENTRYPOINT", "VOLUME",  "USER",
-      "WORKDIR", "ARG",    "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"};
+const std::map<std::string, Keyword>& Keywords() {
+  static const std::map<std::string, Keyword> k = {
+      {"FROM", Keyword::kFrom},       {"RUN", Keyword::kRun},
+      {"CMD", Keyword::kCmd},         {"LABEL", Keyword::kLabel},
+      {"MAINTAINER", Keyword::kMaintainer}, {"EXPOSE", Keyword::kExpose},
+      {"ENV", Keyword::kEnv},         {"ADD", Keyword::kAdd},
+      {"COPY", Keyword::kCopy},       {"ENTRYPOINT", Keyword::kEntrypoint},
+      {"VOLUME", Keyword::kVolume},   {"USER", Keyword::kUser},
+      {"WORKDIR", Keyword::kWorkdir}, {"ARG", Keyword::kArg},
+      {"ONBUILD", Keyword::kOnbuild}, {"STOPSIGNAL", Keyword::kStopsignal},
+      {"HEALTHCHECK", Keyword::kHealthcheck}, {"SHELL", Keyword::kShell}};
   return k;
 }
 
@@ -72,8 +78,10 @@ class Parser {
     ins->text = t;
     std::string rest = Trim(std::string_view(t).substr(sp));
     const std::string& kw = ins->keyword;
-    if (!Keywords().count(kw))
+    auto known = Keywords().find(kw);
+    if (known == Keywords().end())
       return Error(line, "", "unknown instruction: " + t.substr(0, sp));
+    ins->kind = known->second;
     if (nested && (kw == "ONBUILD" || kw == "FROM" || kw == "MAINTAINER"))
       return Error(line, "ONBUILD", kw + " is not allowed as an ONBUILD trigger");
 
@@ -195,7 +203,8 @@ bool IsNameChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || 
 
 class Expander {
  public:
-  Expander(std::string_view in, const Env& env, char escape) : in_(in), env_(env), esc_(escape) {}
+  Expander(std::string_view in, const Env& env, char escape, bool text = false)
+      : in_(in), env_(env), esc_(escape), text_(text) {}
 
   // Expands until end of input, or (when stop is set) an unquoted `stop`.
   Result<std::string> Run(char stop = 0) {
@@ -204,6 +213,21 @@ class Expander {
     while (pos_ < in_.size()) {
       char c = in_[pos_];
       if (!single && !dbl && stop && c == stop) return out;
+      if (text_) {
+        // Here-document text: quotes are plain characters, and the escape
+        // character only makes a following '$' literal.
+        if (c == esc_ && pos_ + 1 < in_.size() && in_[pos_ + 1] == '$') {
+          out += '$';
+          pos_ += 2;
+        } else if (c == '$') {
+          ASSIGN_OR_RETURN(std::string v, Variable());
+          out += v;
+        } else {
+          out += c;
+          ++pos_;
+        }
+        continue;
+      }
       if (single) {
         if (c == '\'') single = false;
         else out += c;
@@ -291,10 +315,15 @@ class Expander {
   std::string_view in_;
   const Env& env_;
   char esc_;
+  bool text_;
   size_t pos_ = 0;
 };
 
 }  // namespace
+
+Result<std::string> ExpandHeredoc(std::string_view text, const Env& env, char escape) {
+  return Expander(text, env, escape, /*text=*/true).Run();
+}
 
 std::string Instruction::Flag(std::string_view name) const {
   for (const auto& [k, v] : flags)
@@ -377,6 +406,70 @@ Result<std::vector<KeyValue>> ExpandKeyValues(const Instruction& ins, const Env&
   return out;
 }
 
+bool IsHeredocMarker(std::string_view w, std::string* name) {
+  if (w.size() < 3 || w.substr(0, 2) != "<<") return false;
+  w.remove_prefix(2);
+  if (!w.empty() && w[0] == '-') w.remove_prefix(1);
+  if (w.size() >= 2 && (w[0] == '"' || w[0] == '\'') && w.back() == w[0]) w = w.substr(1, w.size() - 2);
+  if (w.empty()) return false;
+  for (char c : w)
+    if (!IsNameChar(c)) return false;
+  if (name) *name = std::string(w);
+  return true;
+}
+
+namespace {
+
+// RUN, COPY and ADD: reads the bodies of the here-documents the arguments
+// name from the lines after *i (the instruction's last line), advancing *i
+// past each terminator.
+Status ReadHeredocs(const std::vector<std::string>& lines, size_t* i, Instruction* ins,
+                    const std::string& filename, char escape) {
+  if (ins->exec_form ||
+      (ins->kind != Keyword::kRun && ins->kind != Keyword::kCopy && ins->kind != Keyword::kAdd))
+    return Status::Ok();
+  // Markers may sit anywhere in a RUN's shell text (`cat <<EOF > f`).
+  std::vector<std::string> words = SplitWords(ins->rest, escape);
+  for (const auto& raw : words) {
+    // A marker glued to a redirection (`cat <<EOF>f`) is split the way the
+    // shell splits it: the name ends at the first character not a name's.
+    size_t at = raw.find("<<");
+    if (at == std::string::npos) continue;
+    std::string w = raw.substr(at);
+    size_t end = 2;
+    if (end < w.size() && w[end] == '-') ++end;
+    if (end < w.size() && (w[end] == '"' || w[end] == '\'')) {
+      size_t close = w.find(w[end], end + 1);
+      if (close == std::string::npos) continue;
+      end = close + 1;
+    } else {
+      while (end < w.size() && IsNameChar(w[end])) ++end;
+    }
+    w = w.substr(0, end);
+    Heredoc h;
+    if (!IsHeredocMarker(w, &h.name)) continue;
+    bool chomp = w.size() > 2 && w[2] == '-';
+    h.expand = w.find_first_of("\"'") == std::string::npos;
+    bool closed = false;
+    while (++*i < lines.size()) {
+      std::string l = lines[*i];
+      if (chomp) l.erase(0, l.find_first_not_of('\t') == std::string::npos ? l.size() : l.find_first_not_of('\t'));
+      if (l == h.name) {
+        closed = true;
+        break;
+      }
+      h.data += l + "\n";
+    }
+    if (!closed)
+      return InvalidArgument(filename + ":" + std::to_string(ins->line) + ": " + ins->keyword +
+                             ": here-document \"" + h.name + "\" has no terminating line");
+    ins->heredocs.push_back(std::move(h));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<Dockerfile> ParseDockerfile(std::string_view text, const std::string& filename) {
   Dockerfile df;
   df.filename = filename;
@@ -439,6 +532,7 @@ Result<Dockerfile> ParseDockerfile(std::string_view text, const std::string& fil
     in_continuation = false;
     Instruction ins;
     RETURN_IF_ERROR(parser.ParseInstruction(logical, logical_line, &ins, false));
+    RETURN_IF_ERROR(ReadHeredocs(lines, &i, &ins, filename, df.escape));
     df.instructions.push_back(std::move(ins));
     logical.clear();
   }

@@ -1,7 +1,8 @@
 // Dockerfile parsing, as ../shared/specs/dockerfile/reference.md describes:
 // parser directives (`# escape=`, `# syntax=`), comments, line
 // continuation, instruction keywords (case-insensitive), flags
-// (`--from=...`), exec (JSON) and shell forms; and the word expansion the
+// (`--from=...`), exec (JSON) and shell forms, here-documents (`RUN <<EOF`,
+// `COPY <<EOF /path`, as BuildKit's Dockerfile 1.4 syntax); and the word expansion the
 // builder applies at build time ($VAR, ${VAR}, ${VAR:-x}, ${VAR:+x}, quotes,
 // escapes).
 //
@@ -19,7 +20,23 @@
 
 namespace ocib::build {
 
+enum class Keyword {
+  kFrom, kRun, kCmd, kLabel, kMaintainer, kExpose, kEnv, kAdd, kCopy, kEntrypoint,
+  kVolume, kUser, kWorkdir, kArg, kOnbuild, kStopsignal, kHealthcheck, kShell,
+};
+inline constexpr size_t kKeywordCount = static_cast<size_t>(Keyword::kShell) + 1;
+
+// A here-document: the lines after the instruction up to the line `name`.
+struct Heredoc {
+  std::string name;   // the delimiter word, unquoted
+  std::string data;   // the body, each line ending in "\n"; tabs already
+                      // stripped for `<<-`
+  bool expand = true; // false when the delimiter was quoted: no $VAR
+                      // expansion (COPY/ADD; RUN leaves it to the shell)
+};
+
 struct Instruction {
+  Keyword kind = Keyword::kFrom;
   std::string keyword;   // upper case: FROM, RUN, COPY, ...
   int line = 0;          // 1-based line of the keyword
   std::string text;      // the whole instruction, continuation joined
@@ -31,6 +48,9 @@ struct Instruction {
   // HEALTHCHECK: "NONE" or "CMD" (args/exec_form then hold the command);
   // ONBUILD: the keyword of the recorded instruction.
   std::string subcommand;
+  // RUN, COPY and ADD: the here-documents the arguments name ("<<EOF"), in
+  // order. For COPY/ADD a source "<<EOF" stands for heredocs[i].
+  std::vector<Heredoc> heredocs;
 
   // The value of flag `name` (without "--"), or "" if absent.
   std::string Flag(std::string_view name) const;
@@ -43,6 +63,10 @@ struct Dockerfile {
   std::vector<Instruction> instructions;
 };
 
+// True when `word` is a here-document marker (<<EOF, <<-EOF, <<"EOF",
+// <<'EOF'); sets *name to the delimiter when given.
+bool IsHeredocMarker(std::string_view word, std::string* name = nullptr);
+
 // Parses and checks the structure (known instructions and flags, JSON
 // forms, FROM first apart from ARG, argument counts). Does not expand
 // variables: that needs the build's environment.
@@ -54,6 +78,10 @@ using Env = std::map<std::string, std::string>;
 // ADD, COPY, ENV, EXPOSE, FROM, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR and
 // ARG. kInvalidArgument for an unterminated quote or ${...}.
 Result<std::string> ExpandWord(std::string_view word, const Env& env, char escape);
+
+// Expands $VAR and ${VAR...} in here-document text (COPY <<EOF with an
+// unquoted delimiter); quotes stay as they are.
+Result<std::string> ExpandHeredoc(std::string_view text, const Env& env, char escape);
 
 // Splits text into words at unquoted white space, then expands each.
 Result<std::vector<std::string>> ExpandWords(std::string_view text, const Env& env,

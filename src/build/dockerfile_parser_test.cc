@@ -231,3 +231,71 @@ TEST_CASE("words keep quotes until expansion") {
   REQUIRE(w.ok());
   CHECK(*w == std::vector<std::string>{"a", "b c", "f g"});
 }
+
+TEST_CASE("here-documents: bodies, <<- tab stripping, quoted delimiters, several per line") {
+  auto d = ParseDockerfile(
+      "FROM scratch\n"
+      "RUN <<EOF\n"
+      "echo one\n"
+      "# not a comment here\n"
+      "EOF\n"
+      "RUN <<-EOT\n"
+      "\techo tabs\n"
+      "\tEOT\n"
+      "COPY <<\"A\" <<'B' /dir/\n"
+      "$X\n"
+      "A\n"
+      "b\n"
+      "B\n"
+      "RUN cat <<EOF>/out\n"
+      "x\n"
+      "EOF\n"
+      "CMD [\"x\"]\n",
+      "Dockerfile");
+  REQUIRE(d.ok());
+  REQUIRE(d->instructions.size() == 6);
+  const auto& r = d->instructions[1];
+  CHECK(r.kind == Keyword::kRun);
+  REQUIRE(r.heredocs.size() == 1);
+  CHECK(r.heredocs[0].name == "EOF");
+  CHECK(r.heredocs[0].data == "echo one\n# not a comment here\n");
+  CHECK(r.heredocs[0].expand);
+  REQUIRE(d->instructions[2].heredocs.size() == 1);
+  CHECK(d->instructions[2].heredocs[0].data == "echo tabs\n");
+  const auto& c = d->instructions[3];
+  CHECK(c.kind == Keyword::kCopy);
+  REQUIRE(c.heredocs.size() == 2);
+  CHECK(c.heredocs[0].name == "A");
+  CHECK(c.heredocs[0].data == "$X\n");
+  CHECK(!c.heredocs[0].expand);
+  CHECK(c.heredocs[1].name == "B");
+  CHECK(!c.heredocs[1].expand);
+  REQUIRE(d->instructions[4].heredocs.size() == 1);
+  CHECK(d->instructions[4].heredocs[0].data == "x\n");
+  CHECK(d->instructions[5].kind == Keyword::kCmd);
+  std::string name;
+  CHECK(IsHeredocMarker("<<EOF", &name));
+  CHECK(name == "EOF");
+  CHECK(IsHeredocMarker("<<-'END'", &name));
+  CHECK(name == "END");
+  CHECK(!IsHeredocMarker("<<"));
+  CHECK(!IsHeredocMarker("<<a-b"));
+  CHECK(!IsHeredocMarker("a<<EOF"));
+}
+
+TEST_CASE("here-documents: an unterminated body is an error naming the line") {
+  auto d = ParseDockerfile("FROM scratch\nRUN true\nCOPY <<EOF /x\nnever closed\n", "Dockerfile");
+  REQUIRE(!d.ok());
+  CHECK(d.status().message() == "Dockerfile:3: COPY: here-document \"EOF\" has no terminating line");
+  // Exec form and other instructions take no heredocs.
+  auto e = ParseDockerfile("FROM scratch\nRUN [\"echo\", \"<<EOF\"]\nLABEL a=\"<<EOF\"\n", "Dockerfile");
+  REQUIRE(e.ok());
+  CHECK(e->instructions[1].heredocs.empty());
+}
+
+TEST_CASE("here-document text expands variables and keeps quotes") {
+  Env env{{"A", "1"}, {"B", ""}};
+  auto t = ExpandHeredoc("a=$A \"q\" 'r' ${B:-dflt} \\$A ${A:+set}\n", env, '\\');
+  REQUIRE(t.ok());
+  CHECK(*t == "a=1 \"q\" 'r' dflt $A set\n");
+}

@@ -137,7 +137,9 @@ Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSp
   bool found = LookupColon(rootfs + "/etc/passwd", u, !IsNumber(u), &pw);
   if (IsNumber(u)) {
     spec->uid = static_cast<uint32_t>(std::stoul(u));
-    spec->gid = found && pw.size() > 3 ? static_cast<uint32_t>(std::stoul(pw[3])) : spec->uid;
+    // A uid /etc/passwd does not list runs with gid 0, as runc (and so
+    // docker and BuildKit) resolve it.
+    spec->gid = found && pw.size() > 3 ? static_cast<uint32_t>(std::stoul(pw[3])) : 0;
   } else {
     if (!found || pw.size() < 4) return InvalidArgument("unknown user \"" + u + "\" (not in /etc/passwd)");
     spec->uid = static_cast<uint32_t>(std::stoul(pw[2]));
@@ -178,13 +180,18 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
       {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
        {"options", {"nosuid", "noexec", "nodev", "ro"}}},
   });
+  size_t stubs_from = mounts.size();  // the defaults above stay, as BuildKit's
   for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
     if (fs::exists(f))
       mounts.push_back({{"destination", f}, {"type", "bind"}, {"source", f},
                         {"options", {"rbind", "ro"}}});
+  for (const auto& m : spec.mounts)
+    mounts.push_back({{"destination", m.destination}, {"type", m.type}, {"source", m.source},
+                      {"options", m.options}});
   // Mount points the runtime will have to create: parents first.
   if (created) {
-    for (const auto& m : mounts) {
+    for (size_t k = stubs_from; k < mounts.size(); ++k) {
+      const json& m = mounts[k];
       std::string dest = m["destination"].get<std::string>();
       std::string cur;
       size_t i = 1;
@@ -205,6 +212,8 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
   struct rlimit nofile;
   getrlimit(RLIMIT_NOFILE, &nofile);
   json gids = spec.additional_gids;
+  json namespaces = json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
+  if (spec.network_none) namespaces.push_back({{"type", "network"}});
   json config = {
       {"ociVersion", "1.0.2"},
       {"process",
@@ -220,7 +229,7 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
       {"hostname", "ocibuild"},
       {"mounts", mounts},
       {"linux",
-       {{"namespaces", json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}})},
+       {{"namespaces", namespaces},
         {"maskedPaths", {"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
                          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
                          "/proc/scsi"}},

@@ -30,8 +30,18 @@ class OverlayMount {
   std::string target_;
 };
 
+// A mount beside the defaults (RUN --mount): an OCI runtime mount entry.
+struct ExtraMount {
+  std::string destination;  // absolute, inside the container
+  std::string type;         // "bind" or "tmpfs"
+  std::string source;       // host path (bind), "tmpfs"
+  std::vector<std::string> options;
+};
+
 struct ProcessSpec {
   std::vector<std::string> args;
+  std::vector<ExtraMount> mounts;
+  bool network_none = false;  // its own empty network namespace
   std::vector<std::string> env;
   std::string cwd = "/";
   uint32_t uid = 0, gid = 0;
@@ -44,8 +54,10 @@ Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSp
 
 // Runs spec inside rootfs (the stdout/stderr of this process are the
 // container's). Returns the exit status. `created` receives the paths
-// (relative to rootfs) of mount points the runtime had to create, so the
-// caller can keep them out of the layer.
+// (relative to rootfs, parents first) of mount points the runtime had to
+// create for spec.mounts and the /etc files it binds, so the caller can
+// keep them out of the layer. /proc, /dev and /sys are not among them:
+// BuildKit leaves those directories in a RUN's layer when it made them.
 Result<int> RunContainer(const std::string& runtime, const std::string& state_dir,
                          const std::string& rootfs, const ProcessSpec& spec,
                          std::vector<std::string>* created);

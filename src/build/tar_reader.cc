@@ -7,6 +7,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <bzlib.h>
+#include <lzma.h>
 #include <zstd.h>
 
 #include <cerrno>
@@ -93,13 +95,17 @@ ByteSource Decompressing(ByteSource src) {
     ByteSource src;
     std::vector<char> in = std::vector<char>(1 << 16);
     size_t in_pos = 0, in_len = 0;
-    int kind = -1;  // 0 none, 1 gzip, 2 zstd
+    int kind = -1;  // 0 none, 1 gzip, 2 zstd, 3 xz, 4 bzip2
     z_stream z{};
     ZSTD_DCtx* zstd = nullptr;
+    lzma_stream xz = LZMA_STREAM_INIT;
+    bz_stream bz{};
     bool done = false;
     ~State() {
       if (kind == 1) inflateEnd(&z);
       if (zstd) ZSTD_freeDCtx(zstd);
+      if (kind == 3) lzma_end(&xz);
+      if (kind == 4) BZ2_bzDecompressEnd(&bz);
     }
     Status Fill() {
       if (in_pos < in_len) return Status::Ok();
@@ -121,6 +127,13 @@ ByteSource Decompressing(ByteSource src) {
       } else if (s.in_len >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
         s.kind = 2;
         s.zstd = ZSTD_createDCtx();
+      } else if (s.in_len >= 6 && std::memcmp(m, "\xfd" "7zXZ\0", 6) == 0) {
+        s.kind = 3;
+        if (lzma_stream_decoder(&s.xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+          return Internal("lzma_stream_decoder failed");
+      } else if (s.in_len >= 4 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' && m[3] >= '1' && m[3] <= '9') {
+        s.kind = 4;
+        if (BZ2_bzDecompressInit(&s.bz, 0, 0) != BZ_OK) return Internal("BZ2_bzDecompressInit failed");
       } else {
         s.kind = 0;
       }
@@ -134,7 +147,36 @@ ByteSource Decompressing(ByteSource src) {
     }
     while (!s.done) {
       RETURN_IF_ERROR(s.Fill());
+      if (s.kind == 3) {
+        // LZMA_CONCATENATED: the end of input is signalled with LZMA_FINISH.
+        s.xz.next_in = reinterpret_cast<const uint8_t*>(s.in.data() + s.in_pos);
+        s.xz.avail_in = s.in_len - s.in_pos;
+        s.xz.next_out = reinterpret_cast<uint8_t*>(buf);
+        s.xz.avail_out = n;
+        lzma_ret r = lzma_code(&s.xz, s.in_len == 0 ? LZMA_FINISH : LZMA_RUN);
+        s.in_pos = s.in_len - s.xz.avail_in;
+        if (r == LZMA_STREAM_END) s.done = true;
+        else if (r != LZMA_OK) return InvalidArgument("corrupt xz stream");
+        size_t got = n - s.xz.avail_out;
+        if (got) return got;
+        if (s.in_len == 0 && !s.done) return InvalidArgument("compressed stream ends early");
+        continue;
+      }
       if (s.in_len == 0) return InvalidArgument("compressed stream ends early");
+      if (s.kind == 4) {
+        s.bz.next_in = s.in.data() + s.in_pos;
+        s.bz.avail_in = static_cast<unsigned>(s.in_len - s.in_pos);
+        s.bz.next_out = buf;
+        s.bz.avail_out = static_cast<unsigned>(std::min<size_t>(n, 1u << 30));
+        size_t want = s.bz.avail_out;
+        int r = BZ2_bzDecompress(&s.bz);
+        s.in_pos = s.in_len - s.bz.avail_in;
+        if (r == BZ_STREAM_END) s.done = true;
+        else if (r != BZ_OK) return InvalidArgument("corrupt bzip2 stream");
+        size_t got = want - s.bz.avail_out;
+        if (got) return got;
+        continue;
+      }
       if (s.kind == 1) {
         s.z.next_in = reinterpret_cast<Bytef*>(s.in.data() + s.in_pos);
         s.z.avail_in = static_cast<uInt>(s.in_len - s.in_pos);

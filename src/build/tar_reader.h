@@ -1,5 +1,5 @@
-// Reading layer tars: decompression (gzip, zstd or none, detected from the
-// bytes) and extraction into a directory.
+// Reading layer tars: decompression (gzip, zstd or none for layers; also
+// xz and bzip2, which ADD extracts; detected from the bytes) and extraction into a directory.
 //
 // Extraction is safe against hostile archives: no entry is written outside
 // the target (paths with "..", absolute paths and writes through symlinks

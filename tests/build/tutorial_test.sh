@@ -17,21 +17,12 @@ trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
 B="$BIN/ocibuild --root $W/root"
 
-CACHE=/var/cache/ocibuild-test
-TARBALL=$CACHE/debian-minbase-bookworm.tgz
-if [ ! -s "$TARBALL" ]; then
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  mkdir -p "$CACHE"
-  rm -rf "$CACHE/rootfs.tmp"
-  if debootstrap --variant=minbase bookworm "$CACHE/rootfs.tmp" "$mirror" >"$W/debootstrap.log" 2>&1 &&
-     tar --numeric-owner -C "$CACHE/rootfs.tmp" -czf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"; then
-    pass "debootstrap minbase tarball made and cached"
-  else
-    fail "debootstrap"; tail -5 "$W/debootstrap.log"
-  fi
-  rm -rf "$CACHE/rootfs.tmp"
+source "$(dirname "$0")/debian_base.sh"
+if [ ! -s "$DEBIAN_BASE" ]; then
+  if ensure_debian_base "$W"; then pass "debootstrap minbase tarball made and cached"
+  else fail "debootstrap"; tail -5 "$W/debootstrap.log"; fi
 fi
+TARBALL=$DEBIAN_BASE
 
 if $B import "$TARBALL" debian:bookworm-minbase >"$W/out" 2>&1; then pass "import the Debian base"; else fail "import"; cat "$W/out"; fi
 

@@ -1,0 +1,152 @@
+// Internal to the builder library (not for the CLI): one build in progress.
+// builder.cc holds the stage loop, FROM and the instruction table;
+// instructions.cc the instructions that only change the config (ENV,
+// LABEL, USER, ...) and WORKDIR; copy_step.cc COPY and ADD; run_step.cc
+// RUN with its mounts. Each instruction has one handler, picked from a
+// table by Keyword.
+//
+// Not thread-safe: one BuildRun per build, on one thread (RUN layers are
+// compressed on background threads that touch only the store).
+#pragma once
+
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "build/builder.h"
+#include "build/dockerfile_parser.h"
+#include "build/dockerignore.h"
+#include "build/runtime.h"
+#include "build/state_paths.h"
+
+namespace ocib::build {
+
+inline constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// A RUN layer whose diff ID is known (its extracted directory is in place)
+// while its compression into the store still runs in the background.
+struct PendingLayer {
+  std::future<Result<LayerInfo>> job;
+  std::optional<Result<LayerInfo>> result;
+  const Result<LayerInfo>& Get() {
+    if (!result) result.emplace(job.get());
+    return *result;
+  }
+};
+
+// Content hash of a source tree for cache keys: paths, modes, owners,
+// sizes, contents and link targets; not mtimes. Paths .dockerignore
+// excludes (rel is relative to the context) are left out.
+Status HashTree(const std::string& path, const std::string& rel, const DockerIgnore* ignore, Hasher* h);
+
+// Records a step's layer under its cache tag (thread-safe: the store is).
+Status PutCacheRecord(ImageStore* images, const std::string& tag, const LayerInfo& l);
+
+struct Stage {
+  std::string name;
+  Image image;
+  std::vector<LayerDescriptor> layers;
+  // Parallel to layers: set while that layer is still being compressed.
+  std::vector<std::shared_ptr<PendingLayer>> pending;
+  std::string key;  // cache chain
+  Env args;         // ARG values in scope (a parent stage's carry over)
+  std::vector<std::string> declared_args;  // ARG names this stage declared, in order
+  std::vector<std::string> shell = {"/bin/sh", "-c"};
+  bool cmd_set = false;  // CMD given in this stage
+};
+
+class BuildRun {
+ public:
+  BuildRun(Builder* b, ImageStore* images, const BuildOptions& o, std::ostream& out)
+      : builder_(b), images_(images), o_(o), out_(out), paths_{b->state_dir()} {}
+
+  Result<BuildResult> Go();
+
+ private:
+  using Handler = Status (BuildRun::*)(Stage&, const Instruction&);
+  static const Handler kHandlers[kKeywordCount];
+
+  Status StepError(const Instruction& ins, const std::string& why);
+  Result<BuildResult> Stages();
+  void Print(const std::string& s);
+  Env ExpansionEnv(const Stage& st);
+  void History(Stage& st, const std::string& created_by, bool empty);
+  std::string ChainKey(const std::string& parent, const std::string& what);
+  Status RunOnBuildTriggers(Stage& st, const Instruction& from);
+  static std::string Lower(std::string s);
+  Result<std::vector<bool>> NeededStages(size_t first);
+  // An earlier stage by name, or (by_index: COPY --from, RUN --mount
+  // from=) by number; FROM takes names only, as BuildKit.
+  Stage* FindStage(const std::string& name, bool by_index = true);
+  Status Step(Stage& st, const Instruction& ins);
+
+  // One handler per instruction.
+  Status From(Stage& st, const Instruction& ins);
+  Status Arg(Stage& st, const Instruction& ins);
+  Status EnvStep(Stage& st, const Instruction& ins);
+  Status Label(Stage& st, const Instruction& ins);
+  Status Maintainer(Stage& st, const Instruction& ins);
+  Status Workdir(Stage& st, const Instruction& ins);
+  Status User(Stage& st, const Instruction& ins);
+  Status Expose(Stage& st, const Instruction& ins);
+  Status Volume(Stage& st, const Instruction& ins);
+  Status StopSignal(Stage& st, const Instruction& ins);
+  Status Shell(Stage& st, const Instruction& ins);
+  Status CmdOrEntrypoint(Stage& st, const Instruction& ins);
+  Status Healthcheck(Stage& st, const Instruction& ins);
+  Status Onbuild(Stage& st, const Instruction& ins);
+  Status CopyStep(Stage& st, const Instruction& ins);
+  Status RunStep(Stage& st, const Instruction& ins);
+
+  static Result<int64_t> ParseDuration(const std::string& v);
+
+  // Cache.
+  std::string CacheTag(const std::string& key);
+  std::optional<std::pair<LayerDescriptor, Digest>> CacheGet(const std::string& key);
+  Status CachePut(const std::string& key, const LayerInfo& l);
+  Status Settle(Stage& st);
+  void AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff, const std::string& created_by,
+                bool cached, bool compressing = false);
+  Result<LayerInfo> LayerFromTree(const std::string& dir, bool overlay_upper);
+  // Keeps a staged tree as the extracted copy of layer `l` (later RUN
+  // steps mount it).
+  void KeepAsLayerDir(const std::string& staged, const Digest& diff_id);
+  // Makes `rel_dir` (clean, relative) in the staging tree `stage`: parents
+  // the image has keep its mode and owner, missing ones are made 0755 and
+  // owned by `owner`, as BuildKit's mkdir -p.
+  Status StageParents(const std::string& stage, const std::vector<std::string>& lowers,
+                      const std::string& rel_dir, uint32_t uid, uint32_t gid);
+
+  // COPY / ADD helpers.
+  Status ResolveOwner(const std::string& spec, const std::vector<std::string>& lowers, ProcessSpec* who);
+  Status Glob(const std::string& root, const std::string& pattern, const DockerIgnore* ignore,
+              std::vector<std::string>* out);
+  Status Fetch(const std::string& url, const std::string& to);
+  std::string EmptyDir();
+
+  // RUN helpers.
+  struct RunMounts;
+  Status PrepareMounts(Stage& st, const Instruction& ins, const std::string& rootfs, RunMounts* m);
+  static std::string Join(const std::vector<std::string>& v);
+
+  Builder* builder_;
+  ImageStore* images_;
+  const BuildOptions& o_;
+  std::ostream& out_;
+  StatePaths paths_;
+  Dockerfile df_;
+  std::string context_, scratch_, os_, arch_, variant_;
+  DockerIgnore ignore_;
+  Env globals_;
+  std::set<std::string> used_args_;
+  std::deque<Stage> stages_;
+  BuildResult result_;
+};
+
+}  // namespace ocib::build
