@@ -123,11 +123,28 @@ class BuildRun {
   Status StageParents(const std::string& stage, const std::vector<std::string>& lowers,
                       const std::string& rel_dir, uint32_t uid, uint32_t gid);
 
+  // --build-context: the directory NAME stands for ("" when NAME is not a
+  // directory context), and the image reference NAME stands for (NAME
+  // itself unless docker-image://REF).
+  std::string ContextDir(const std::string& name) const;
+  std::string ContextImage(const std::string& name) const;
+
+  // The filesystem COPY --from= and RUN --mount from= read: a stage, a
+  // --build-context directory, or an image (mounted read-only).
+  struct FromTree {
+    std::string root;
+    std::string ident;  // for cache keys: the stage's chain, the image's digest
+    bool directory = false;  // a --build-context directory (owners become root)
+    std::unique_ptr<OverlayMount> mount;
+  };
+  Result<FromTree> OpenFrom(const std::string& from, const std::string& what);
+
   // COPY / ADD helpers.
   Status ResolveOwner(const std::string& spec, const std::vector<std::string>& lowers, ProcessSpec* who);
   Status Glob(const std::string& root, const std::string& pattern, const DockerIgnore* ignore,
               std::vector<std::string>* out);
-  Status Fetch(const std::string& url, const std::string& to);
+  // ADD URL: downloads to `to`; `checksum` (ADD --checksum) when not empty.
+  Status Fetch(const std::string& url, const std::string& to, const std::string& checksum);
   std::string EmptyDir();
 
   // RUN helpers.
@@ -147,6 +164,7 @@ class BuildRun {
   std::set<std::string> used_args_;
   std::deque<Stage> stages_;
   BuildResult result_;
+  bool stage_no_cache_ = false;  // the current stage is in --no-cache-filter
 };
 
 }  // namespace ocib::build

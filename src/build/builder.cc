@@ -1,6 +1,8 @@
 #include "build/builder.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,7 +128,10 @@ Result<BuildResult> BuildRun::Stages() {
       if (s.message().rfind(df_.filename + ":", 0) == 0) return s;
       return StepError(ins, s.message());
     }
-    if (ins.kind == Keyword::kFrom) RETURN_IF_ERROR(RunOnBuildTriggers(*cur, ins));
+    if (ins.kind == Keyword::kFrom) {
+      stage_no_cache_ = !cur->name.empty() && o_.no_cache_stages.count(cur->name);
+      RETURN_IF_ERROR(RunOnBuildTriggers(*cur, ins));
+    }
     if (!o_.target.empty() && cur->name == o_.target) target_found = true;
   }
   if (!target_found) return InvalidArgument("target stage \"" + o_.target + "\" not found");
@@ -136,12 +141,15 @@ Result<BuildResult> BuildRun::Stages() {
   // Commit: config, manifest, tags.
   ImageRef untagged{"_ocibuild/untagged", "latest", std::nullopt};
   const ImageRef& first = o_.tags.empty() ? untagged : o_.tags[0];
+  for (const auto& [k, v] : o_.labels) last.image.config.labels[k] = v;
   for (auto& stage : stages_) RETURN_IF_ERROR(Settle(stage));
   ASSIGN_OR_RETURN(Digest md, images_->Commit(first, last.image, last.layers, o_.format));
   for (size_t t = 1; t < o_.tags.size(); ++t) RETURN_IF_ERROR(images_->Tag(first, o_.tags[t]));
   result_.manifest_digest = md;
   result_.config_digest = Digest::Of(SerializeConfig(last.image));
-  Print("Successfully built " + md.str());
+  // The image ID, as docker prints it and `images` shows it: the config's
+  // digest.
+  Print("Successfully built " + result_.config_digest.hex().substr(0, 12));
   for (const auto& t : o_.tags) Print("Successfully tagged " + t.str());
   return result_;
 }
@@ -200,6 +208,12 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     st.shell = prev->shell;
     Print(" ---> stage " + base);
   } else {
+    if (auto it = o_.contexts.find(base); it != o_.contexts.end()) {
+      if (it->second.rfind("docker-image://", 0) != 0)
+        return InvalidArgument("FROM " + base + ": a directory build context can be used with COPY --from and "
+                               "RUN --mount from= only; for FROM give docker-image://REF");
+      base = it->second.substr(15);
+    }
     ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(base));
     auto img = images_->Get(ref);
     if (!img.ok()) {
@@ -368,7 +382,7 @@ std::string BuildRun::CacheTag(const std::string& key) {
 }
 
 std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(const std::string& key) {
-  if (o_.no_cache) return std::nullopt;
+  if (o_.no_cache || stage_no_cache_) return std::nullopt;
   auto d = images_->store()->ResolveTag(kCacheRepo, CacheTag(key));
   if (!d.ok()) return std::nullopt;
   auto m = images_->store()->GetManifest(kCacheRepo, *d);
@@ -467,6 +481,51 @@ Status BuildRun::StageParents(const std::string& stage, const std::vector<std::s
   return Status::Ok();
 }
 
+std::string BuildRun::ContextDir(const std::string& name) const {
+  auto it = o_.contexts.find(name);
+  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) == 0) return "";
+  return it->second;
+}
+
+std::string BuildRun::ContextImage(const std::string& name) const {
+  auto it = o_.contexts.find(name);
+  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) != 0) return name;
+  return it->second.substr(15);
+}
+
+Result<BuildRun::FromTree> BuildRun::OpenFrom(const std::string& from, const std::string& what) {
+  FromTree t;
+  std::vector<LayerDescriptor> layers;
+  std::vector<Digest> diffs;
+  if (Stage* s = FindStage(from)) {
+    layers = s->layers;
+    diffs = s->image.diff_ids;
+    t.ident = "stage " + s->key;
+  } else if (std::string dir = ContextDir(from); !dir.empty()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return InvalidArgument(what + from + ": build context " + dir + " is not a directory");
+    t.root = fs::canonical(dir, ec).string();
+    t.directory = true;
+    Hasher h;
+    RETURN_IF_ERROR(HashTree(t.root, "", nullptr, &h));
+    t.ident = "context " + h.Finish().str();
+    return t;
+  } else {
+    ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(ContextImage(from)));
+    auto img = images_->Get(ref);
+    if (!img.ok()) return NotFound(what + from + ": no such stage, build context or local image");
+    layers = img->layers;
+    diffs = img->image.diff_ids;
+    t.ident = "image " + img->manifest_digest.str();
+  }
+  ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(layers, diffs));
+  if (lowers.empty()) lowers.push_back(EmptyDir());
+  t.root = scratch_ + "/from-" + RandomHex();
+  fs::create_directories(t.root);
+  ASSIGN_OR_RETURN(t.mount, OverlayMount::Mount(lowers, "", "", t.root));
+  return t;
+}
+
 std::string BuildRun::EmptyDir() {
   std::string e = paths_.Empty();
   std::error_code ec;
@@ -514,6 +573,41 @@ Result<std::vector<std::string>> Builder::LayerDirs(const std::vector<LayerDescr
 Result<BuildResult> Builder::Build(const BuildOptions& options) {
   BuildRun r(this, images_, options, *out_);
   return r.Go();
+}
+
+std::optional<int64_t> GitCommitTime(const std::string& dir) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return std::nullopt;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    ::dup2(pipefd[1], 1);
+    int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 2);
+    }
+    // safe.directory: the checkout may belong to another user than root.
+    ::execlp("git", "git", "-c", "safe.directory=*", "-C", dir.c_str(), "log", "-1", "--format=%ct",
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  std::string out;
+  char buf[64];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 && out.size() < 64) out.append(buf, n);
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.empty() || out.size() > 15 || !std::all_of(out.begin(), out.end(), ::isdigit)) return std::nullopt;
+  return std::stoll(out);
 }
 
 Result<int> RunImage(Builder& builder, const StoredImage& image, const std::vector<std::string>& command,

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -38,10 +39,25 @@ struct BuildOptions {
   std::map<std::string, std::string> secrets;
   std::string target;  // stage name; empty: the last stage
   bool no_cache = false;
+  // --no-cache-filter: stages (by name) whose steps ignore the cache.
+  std::set<std::string> no_cache_stages;
+  // --label K=V: added to the result's config labels.
+  std::map<std::string, std::string> labels;
+  // --network: RUN steps without their own --network get this
+  // ("default" and "host": the host's network; "none": none).
+  std::string network = "default";
+  // --build-context NAME=VALUE: FROM, COPY --from and RUN --mount from=
+  // NAME use VALUE instead: a local directory, or docker-image://REF.
+  // A stage of the same name takes precedence.
+  std::map<std::string, std::string> contexts;
+  // RUN output goes to this fd instead of this process's stdout/stderr
+  // (-1: inherit). `build -q` passes /dev/null.
+  int run_output_fd = -1;
   Compression compression = Compression::kGzip;
   ManifestFormat format = ManifestFormat::kOci;
   std::string platform = kHostPlatform;
   int64_t source_date_epoch = 0;
+  bool source_date_epoch_unset = false;  // the CLI may pick a git commit time
   std::string runtime = "runc";
 };
 
@@ -74,6 +90,12 @@ class Builder {
   std::string state_;
   std::ostream* out_;
 };
+
+// The commit time (seconds since the epoch) of HEAD when `dir` is inside a
+// git work tree (asks the `git` program); nullopt otherwise. The default
+// SOURCE_DATE_EPOCH for a build of that context, as BuildKit takes it from
+// a git source.
+std::optional<int64_t> GitCommitTime(const std::string& dir);
 
 // Runs the image's entrypoint/cmd (or `command` when given) in a throwaway
 // container and returns its exit status.

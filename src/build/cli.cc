@@ -1,5 +1,6 @@
 #include "build/cli.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "build/builder.h"
+#include "build/export.h"
 #include "build/image_store.h"
 #include "build/tar_reader.h"
 #include "build/archive.h"
@@ -31,7 +33,10 @@ using json = nlohmann::json;
 const char* kUsage =
     "usage: ocibuild [--root DIR] COMMAND\n"
     "  build -t REF [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache]\n"
-    "        [--secret id=ID,src=FILE|env=VAR]...\n"
+    "        [--secret id=ID,src=FILE|env=VAR]... [--build-context NAME=DIR|docker-image://REF]...\n"
+    "        [--label K=V]... [--network default|none|host] [--no-cache-filter STAGE,...]\n"
+    "        [--output type=local,dest=DIR|type=tar|oci|docker,dest=FILE] [--push]\n"
+    "        [--iidfile FILE] [--progress auto|plain|quiet] [-q]\n"
     "        [--compression gzip|zstd] [--format oci|docker] [--platform os/arch]\n"
     "        [--source-date-epoch N] [--runtime runc] CONTEXT\n"
     "  images                      list local images\n"
@@ -82,6 +87,9 @@ std::string Ago(const std::string& rfc3339) {
   std::tm tm{};
   if (!strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm)) return rfc3339.empty() ? "N/A" : rfc3339;
   time_t t = timegm(&tm);
+  // 0 is the reproducible default (no SOURCE_DATE_EPOCH, no git commit):
+  // no date, not "56 years ago".
+  if (t <= 0) return "N/A";
   long d = static_cast<long>(std::time(nullptr) - t);
   if (d < 60) return "Less than a minute ago";
   if (d < 3600) return std::to_string(d / 60) + " minutes ago";
@@ -116,8 +124,14 @@ struct Ctx {
 
 int Build(Ctx& ctx, std::vector<std::string> a) {
   BuildOptions o;
-  std::string context;
-  if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) o.source_date_epoch = std::atoll(e);
+  std::string context, iidfile;
+  std::vector<OutputSpec> outputs;
+  bool push = false, quiet = false;
+  o.source_date_epoch_unset = true;
+  if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) {
+    o.source_date_epoch = std::atoll(e);
+    o.source_date_epoch_unset = false;
+  }
   for (size_t i = 0; i < a.size(); ++i) {
     auto val = [&](std::string* out) {
       if (i + 1 >= a.size()) return false;
@@ -166,6 +180,42 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
         if (!e) return Fail("--secret " + id + ": environment variable " + (env.empty() ? id : env) + " is not set");
         o.secrets[id] = e;
       }
+    } else if (f == "--label" && val(&v)) {
+      size_t eq = v.find('=');
+      o.labels[v.substr(0, eq)] = eq == std::string::npos ? "" : v.substr(eq + 1);
+    } else if (f == "--iidfile" && val(&v)) {
+      iidfile = v;
+    } else if ((f == "--output" || f == "-o") && val(&v)) {
+      auto spec = ParseOutputSpec(v);
+      if (!spec.ok()) return Fail(spec.status().message());
+      outputs.push_back(*spec);
+    } else if (f == "--push") {
+      push = true;
+    } else if ((f == "-q" || f == "--quiet")) {
+      quiet = true;
+    } else if (f.rfind("--progress", 0) == 0 && (f.size() > 10 ? (v = f.substr(11), f[10] == '=') : val(&v))) {
+      if (v == "quiet") quiet = true;
+      else if (v != "auto" && v != "plain" && v != "tty") return Fail("--progress must be auto, plain, tty or quiet");
+    } else if (f.rfind("--network", 0) == 0 && (f.size() > 9 ? (v = f.substr(10), f[9] == '=') : val(&v))) {
+      if (v != "default" && v != "none" && v != "host") return Fail("--network must be default, none or host");
+      o.network = v;
+    } else if (f == "--no-cache-filter" && val(&v)) {
+      std::stringstream ss(v);
+      for (std::string st; std::getline(ss, st, ',');) {
+        for (char& c : st) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (!st.empty()) o.no_cache_stages.insert(st);
+      }
+    } else if (f == "--build-context" && val(&v)) {
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+        return Fail("--build-context needs NAME=DIR or NAME=docker-image://REF");
+      std::string name = v.substr(0, eq), value = v.substr(eq + 1);
+      if (value.rfind("docker-image://", 0) != 0) {
+        if (value.find("://") != std::string::npos)
+          return Fail("--build-context " + name + ": only directories and docker-image:// are supported");
+        if (!fs::is_directory(value)) return Fail("--build-context " + name + ": " + value + " is not a directory");
+      }
+      o.contexts[name] = value;
     } else if (f == "--target" && val(&v)) {
       o.target = v;
     } else if (f == "--no-cache") {
@@ -182,6 +232,7 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
       o.platform = v;
     } else if (f == "--source-date-epoch" && val(&v)) {
       o.source_date_epoch = std::atoll(v.c_str());
+      o.source_date_epoch_unset = false;
     } else if (f == "--runtime" && val(&v)) {
       o.runtime = v;
     } else if (!f.empty() && f[0] == '-') {
@@ -196,8 +247,46 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
   o.context_dir = context;
   if (!o.dockerfile.empty() && fs::path(o.dockerfile).is_relative() && !fs::exists(o.dockerfile))
     o.dockerfile = context + "/" + o.dockerfile;
-  auto r = ctx.builder->Build(o);
+  if (o.source_date_epoch_unset) {
+    // Reproducible by default: the context's last commit time when it is a
+    // git checkout, else 0.
+    if (auto t = GitCommitTime(context)) o.source_date_epoch = *t;
+  }
+  if (push && o.tags.empty()) return Fail("--push needs -t NAME naming a registry");
+  std::unique_ptr<std::ostream> null_out;
+  std::unique_ptr<Builder> quiet_builder;
+  Builder* builder = ctx.builder.get();
+  int devnull = -1;
+  if (quiet) {
+    null_out = std::make_unique<std::ostream>(nullptr);
+    quiet_builder = std::make_unique<Builder>(ctx.images.get(), ctx.builder->state_dir(), null_out.get());
+    builder = quiet_builder.get();
+    devnull = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    o.run_output_fd = devnull;
+  }
+  auto r = builder->Build(o);
+  if (devnull >= 0) ::close(devnull);
   if (!r.ok()) return Fail(r.status().message());
+  ImageRef built = o.tags.empty() ? ImageRef{"_ocibuild/untagged", "latest", std::nullopt} : o.tags[0];
+  for (const auto& out : outputs) {
+    Status s = ExportImage(*builder, *ctx.images, built, out);
+    if (!s.ok()) return Fail("--output " + out.dest + ": " + s.message());
+  }
+  if (push) {
+    TransferOptions to;
+    to.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
+    for (const auto& t : o.tags) {
+      std::ostringstream sink;
+      Status s = PushImage(*ctx.images, t, ctx.root + "/state/pushed", to, quiet ? sink : std::cout);
+      if (!s.ok()) return Fail("--push " + t.str() + ": " + s.message());
+    }
+  }
+  if (!iidfile.empty()) {
+    std::ofstream f(iidfile, std::ios::trunc);
+    f << r->config_digest.str();
+    if (!f) return Fail("--iidfile " + iidfile + ": cannot write");
+  }
+  if (quiet) std::printf("%s\n", r->config_digest.str().c_str());
   return 0;
 }
 

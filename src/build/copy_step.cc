@@ -7,7 +7,6 @@
 // files belong to root unless --chown says otherwise.
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <httplib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "build/build_run.h"
 #include "build/paths.h"
 #include "build/tar_reader.h"
+#include "client/url_fetch.h"
 
 namespace ocib::build {
 
@@ -232,34 +232,17 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     co.chmod = static_cast<mode_t>(v);
   }
   // Source root: the context, or another stage's or image's filesystem.
-  std::unique_ptr<OverlayMount> from_mount;
   std::string root = context_;
   std::string from_desc;
+  FromTree from_tree;
   if (ins.HasFlag("from")) {
-    std::string from = ins.Flag("from");
-    ASSIGN_OR_RETURN(from, ExpandWord(from, env, df_.escape));
-    std::vector<LayerDescriptor> layers;
-    std::vector<Digest> diffs;
-    std::string ident;
-    if (Stage* s = FindStage(from)) {
-      layers = s->layers;
-      diffs = s->image.diff_ids;
-      ident = s->key;
-    } else {
-      ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(from));
-      auto img = images_->Get(ref);
-      if (!img.ok()) return NotFound("COPY --from=" + from + ": no such stage or local image");
-      layers = img->layers;
-      diffs = img->image.diff_ids;
-      ident = img->manifest_digest.str();
-    }
-    std::string mnt = scratch_ + "/from-" + RandomHex();
-    fs::create_directories(mnt);
-    ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(layers, diffs));
-    if (lowers.empty()) lowers.push_back(EmptyDir());
-    ASSIGN_OR_RETURN(from_mount, OverlayMount::Mount(lowers, "", "", mnt));
-    root = mnt;
-    from_desc = "from " + ident;
+    ASSIGN_OR_RETURN(std::string from, ExpandWord(ins.Flag("from"), env, df_.escape));
+    ASSIGN_OR_RETURN(from_tree, OpenFrom(from, "COPY --from="));
+    root = from_tree.root;
+    from_desc = "from " + from_tree.ident;
+    // A directory given with --build-context is a context: owners become
+    // root, as for the main context.
+    if (from_tree.directory) co.owner = std::make_pair(0u, 0u);
   } else {
     co.ignore = &ignore_;
     // Files from the context belong to root in the image, whoever owns
@@ -362,7 +345,10 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   created_by += " " + dest;
   std::string key = ChainKey(st.key + from_desc, "layer " + h.Finish().str());
   st.key = key;
-  bool has_url = std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return !s.url.empty(); });
+  // A URL's content is known only by downloading it, unless --checksum
+  // names it: then the step can come from the cache.
+  bool has_url = !ins.HasFlag("checksum") &&
+                 std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return !s.url.empty(); });
   if (!has_url) {
     if (auto hit = CacheGet(key)) {
       AddLayer(st, hit->first, hit->second, created_by, true);
@@ -388,7 +374,7 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
       std::string name = s.url.substr(s.url.rfind('/') + 1);
       std::string to = (dest_is_dir || name.empty()) ? target + "/" + (name.empty() ? "download" : name) : target;
       fs::create_directories(fs::path(to).parent_path(), ec);
-      RETURN_IF_ERROR(Fetch(s.url, to));
+      RETURN_IF_ERROR(Fetch(s.url, to, ins.Flag("checksum")));
       ::chmod(to.c_str(), co.chmod ? *co.chmod : 0600);
       continue;
     }
@@ -417,7 +403,7 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     std::string to = dest_is_dir ? target + "/" + base : target;
     RETURN_IF_ERROR(CopyEntry(s.abs, "", to, co));
   }
-  from_mount.reset();
+  from_tree.mount.reset();
   if (!heredoc_dir.empty()) fs::remove_all(heredoc_dir, ec);
   ASSIGN_OR_RETURN(LayerInfo l, LayerFromTree(stage, false));
   // The staging tree is this layer's content: keep it as the extracted
@@ -461,21 +447,23 @@ Status BuildRun::Glob(const std::string& root, const std::string& pattern, const
   return Status::Ok();
 }
 
-Status BuildRun::Fetch(const std::string& url, const std::string& to) {
-  std::regex re("^(https?://[^/]+)(/.*)?$");
-  std::smatch m;
-  if (!std::regex_match(url, m, re)) return InvalidArgument("invalid URL " + url);
-  httplib::Client c(m[1].str());
-  c.set_connection_timeout(10, 0);
-  c.set_read_timeout(60, 0);
-  c.set_follow_location(true);
-  std::ofstream out(to, std::ios::binary);
-  auto r = c.Get(m[2].matched ? m[2].str().c_str() : "/", [&](const char* d, size_t n) {
-    out.write(d, n);
-    return static_cast<bool>(out);
-  });
-  if (!r) return Unavailable("ADD " + url + ": cannot fetch (" + httplib::to_string(r.error()) + ")");
-  if (r->status != 200) return Unavailable("ADD " + url + ": HTTP " + std::to_string(r->status));
+Status BuildRun::Fetch(const std::string& url, const std::string& to, const std::string& checksum) {
+  client::UrlFetchOptions opts;
+  if (!checksum.empty()) {
+    auto d = Digest::Parse(checksum);
+    if (!d.ok()) return InvalidArgument("ADD --checksum=" + checksum + ": " + d.status().message());
+    opts.checksum = *d;
+  }
+  std::ofstream out(to, std::ios::binary | std::ios::trunc);
+  if (!out) return Internal("create " + to);
+  Status s = client::FetchUrl(
+      url,
+      [&out](const char* d, size_t n) -> Status {
+        out.write(d, static_cast<std::streamsize>(n));
+        return out ? Status::Ok() : Internal("write failed");
+      },
+      opts);
+  if (!s.ok()) return s.WithContext("ADD");
   return Status::Ok();
 }
 

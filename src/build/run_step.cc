@@ -167,28 +167,13 @@ Status BuildRun::PrepareMounts(Stage& st, const Instruction& ins, const std::str
         RETURN_IF_ERROR(HashTree(abs, clean_src, &ignore_, &h));
         m->key += "context " + h.Finish().str() + "\n";
       } else {
-        std::vector<LayerDescriptor> layers;
-        std::vector<Digest> diffs;
-        if (Stage* s = FindStage(from)) {
-          layers = s->layers;
-          diffs = s->image.diff_ids;
-          m->key += "stage " + s->key + "\n";
-        } else {
-          ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(from));
-          auto img = images_->Get(ref);
-          if (!img.ok()) return NotFound("--mount from=" + from + ": no such stage or local image");
-          layers = img->layers;
-          diffs = img->image.diff_ids;
-          m->key += "image " + img->manifest_digest.str() + "\n";
+        ASSIGN_OR_RETURN(FromTree t, OpenFrom(from, "--mount from="));
+        m->key += t.ident + "\n";
+        root = t.root;
+        if (t.mount) {
+          m->overlays.push_back(std::move(t.mount));
+          m->scratch.push_back(root);
         }
-        ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(layers, diffs));
-        if (lowers.empty()) lowers.push_back(EmptyDir());
-        std::string mnt = scratch_ + "/mount-" + RandomHex();
-        fs::create_directories(mnt);
-        ASSIGN_OR_RETURN(auto ov, OverlayMount::Mount(lowers, "", "", mnt));
-        m->overlays.push_back(std::move(ov));
-        m->scratch.push_back(mnt);
-        root = mnt;
       }
       std::string abs = clean_src.empty() ? root : root + "/" + clean_src;
       std::error_code ec;
@@ -270,7 +255,7 @@ Status BuildRun::RunStep(Stage& st, const Instruction& ins) {
       args.push_back(cmd);
     }
   }
-  std::string network = ins.Flag("network");
+  std::string network = ins.HasFlag("network") ? ins.Flag("network") : o_.network;
   if (!network.empty() && network != "default" && network != "none" && network != "host")
     return InvalidArgument("--network must be default, none or host, got " + network);
   if (ins.HasFlag("security") && ins.Flag("security") != "sandbox")
@@ -322,6 +307,7 @@ Status BuildRun::RunStep(Stage& st, const Instruction& ins) {
     spec.cwd = st.image.config.working_dir.empty() ? "/" : st.image.config.working_dir;
     spec.mounts = mounts.mounts;
     spec.network_none = network == "none";
+    spec.output_fd = o_.run_output_fd;
     if (!shebang_file.empty()) {
       std::string d = scratch_ + "/pipes-" + RandomHex();
       fs::create_directories(d);

@@ -250,6 +250,10 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
   if (pid == 0) {
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) dup2(devnull, 0);
+    if (spec.output_fd >= 0) {
+      dup2(spec.output_fd, 1);
+      dup2(spec.output_fd, 2);
+    }
     execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "run", "--bundle",
            bundle.c_str(), id.c_str(), static_cast<char*>(nullptr));
     std::fprintf(stderr, "cannot run %s: %s\n", runtime.c_str(), std::strerror(errno));

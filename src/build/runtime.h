@@ -42,6 +42,7 @@ struct ProcessSpec {
   std::vector<std::string> args;
   std::vector<ExtraMount> mounts;
   bool network_none = false;  // its own empty network namespace
+  int output_fd = -1;         // stdout and stderr go here (-1: inherit)
   std::vector<std::string> env;
   std::string cwd = "/";
   uint32_t uid = 0, gid = 0;

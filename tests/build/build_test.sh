@@ -189,6 +189,58 @@ RUN cat /unpacked/sub/file /fetched/plain.txt
 DF
 expect_ok "ADD extracts a local tar and fetches a URL" $B build -t add:1 "$W/add"
 has inside && has plain && pass "ADD results visible to RUN" || fail "ADD results"
+# --- build flags as docker build has them ---
+mkdir -p "$W/flags/other"
+echo from-named-context > "$W/flags/other/named.txt"
+cat > "$W/flags/Dockerfile" <<'DF'
+FROM base:1 AS deps
+RUN echo dep > /dep.txt
+FROM base:1
+COPY --from=deps /dep.txt /dep.txt
+COPY --from=extra /named.txt /named.txt
+RUN --mount=from=extra,target=/ctx cat /ctx/named.txt > /mounted.txt
+RUN ls /sys/class/net > /ifaces.txt
+DF
+expect_ok "build with --label, --iidfile, --build-context, --network none, --output, --push" \
+  $B build -t "127.0.0.1:$RP/team/flags:1" --label org.example.v=7 --iidfile "$W/iid" \
+    --build-context extra="$W/flags/other" --network none \
+    --output type=local,dest="$W/out-local" -o type=tar,dest="$W/out.tar" --output type=oci,dest="$W/out-oci.tar" \
+    --push "$W/flags"
+id=$($B inspect "127.0.0.1:$RP/team/flags:1" | jq -r .Id)
+[ "$(cat "$W/iid")" = "$id" ] && pass "--iidfile holds the image ID (the config digest)" || fail "iidfile $(cat "$W/iid") vs $id"
+has "Successfully built ${id:7:12}" && $B images | grep -q "${id:7:12}" && pass "build ends with the ID that images shows" || fail "build end: $(grep Successfully "$W/out")"
+$B inspect "127.0.0.1:$RP/team/flags:1" | jq -e '.Config.config.Labels["org.example.v"] == "7"' >/dev/null && pass "--label lands in the config" || fail "--label"
+[ "$(cat "$W/out-local/named.txt" "$W/out-local/mounted.txt" "$W/out-local/ifaces.txt" 2>&1 | tr '\n' ' ')" = "from-named-context from-named-context lo " ] &&
+  pass "--build-context (COPY --from, RUN --mount from=), --network none, --output type=local" || fail "local output: $(ls "$W/out-local" 2>&1 | tr '\n' ' ')"
+tar -tf "$W/out.tar" 2>/dev/null | grep -qx "./dep.txt\|dep.txt" && pass "--output type=tar: the root filesystem as one tar" || fail "tar output"
+tar -tf "$W/out-oci.tar" 2>/dev/null | grep -qx "index.json" && pass "--output type=oci: an OCI layout tar" || fail "oci output"
+curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$RP/v2/team/flags/manifests/1" >/dev/null &&
+  pass "--push uploads the tag" || fail "--push: manifest not in the registry"
+expect_ok "-q prints only the image ID" $B build -q -t flags:q --build-context extra="$W/flags/other" "$W/flags"
+[ "$(cat "$W/out")" = "$($B inspect flags:q | jq -r .Id)" ] && pass "-q output is the ID" || fail "-q printed: $(head -3 "$W/out")"
+expect_ok "--no-cache-filter deps" $B build --no-cache-filter deps -t flags:nc --build-context extra="$W/flags/other" "$W/flags"
+[ "$(grep -c 'Using cache' "$W/out")" = 4 ] && ! grep -A1 'RUN echo dep' "$W/out" | grep -q 'Using cache' && pass "--no-cache-filter reruns that stage's steps, the rest hits the cache" || fail "cache hits: $(grep -c 'Using cache' "$W/out")"
+expect_fail "--output with an unknown type" "type must be local, tar, oci or docker" $B build --output type=registry,dest=x "$W/flags"
+expect_fail "--build-context that is not a directory" "is not a directory" $B build --build-context extra="$W/nope" "$W/flags"
+expect_fail "a named context that was not given" "no such stage, build context or local image" $B build -t x:1 "$W/flags"
+# Dates: the commit time of a git checkout, else no date (not "56 years ago").
+mkdir -p "$W/dated"; printf 'FROM base:1\nRUN true\n' > "$W/dated/Dockerfile"
+git -C "$W/dated" init -q && git -C "$W/dated" add . &&
+  GIT_COMMITTER_DATE="2024-05-06T07:08:09Z" GIT_AUTHOR_DATE="2024-05-06T07:08:09Z" \
+  git -C "$W/dated" -c user.name=t -c user.email=t@t commit -qm one
+(unset SOURCE_DATE_EPOCH; $B build -t dated:1 "$W/dated" >/dev/null 2>&1)
+[ "$($B inspect dated:1 | jq -r .Config.created)" = "2024-05-06T07:08:09Z" ] && pass "a git checkout's commit time is the default SOURCE_DATE_EPOCH" ||
+  fail "created: $($B inspect dated:1 | jq -r .Config.created)"
+$B images | grep -E "^dated " | grep -q "years ago" && ! $B images | grep -E "^add " | grep -q "years ago" &&
+  pass "images shows an age only for a real date" || fail "images dates: $($B images | grep -E '^(dated|add) ')"
+printf 'FROM base:1\nADD --checksum=%s http://127.0.0.1:%s/v2/files/blobs/%s /sum.txt\n' "$DG" "$RP" "$DG" > "$W/add/Dockerfile.sum"
+expect_ok "ADD --checksum with the right digest" $B build -f "$W/add/Dockerfile.sum" -t add:sum "$W/add"
+expect_ok "ADD --checksum: the rebuild comes from the cache" $B build -f "$W/add/Dockerfile.sum" -t add:sum "$W/add"
+has "Using cache" && pass "a checksummed URL is cached" || fail "no cache hit for ADD --checksum"
+printf 'FROM base:1\nADD --checksum=sha256:%064d http://127.0.0.1:%s/v2/files/blobs/%s /sum.txt\n' 0 "$RP" "$DG" > "$W/add/Dockerfile.badsum"
+expect_fail "ADD --checksum mismatch" "checksum mismatch" $B build -f "$W/add/Dockerfile.badsum" -t add:bad "$W/add"
+printf 'FROM base:1\nADD http://127.0.0.1:%s/v2/files/blobs/sha256:%064d /x\n' "$RP" 0 > "$W/add/Dockerfile.404"
+expect_fail "ADD of a URL that answers 404" "HTTP 404" $B build -f "$W/add/Dockerfile.404" -t add:404 "$W/add"
 kill $REGPID; wait $REGPID 2>/dev/null
 printf 'FROM base:1\nADD http://127.0.0.1:%s/nothing /x\n' "$RP" > "$W/add/Dockerfile.down"
 expect_fail "ADD from an unreachable URL fails clearly" "cannot fetch" $B build -f "$W/add/Dockerfile.down" -t add:2 "$W/add"
