@@ -57,6 +57,9 @@ struct Stage {
   std::string key;  // cache chain
   Env args;         // ARG values in scope (a parent stage's carry over)
   std::vector<std::string> declared_args;  // ARG names this stage declared, in order
+  // Parallel to layers: the cache key of the step that made each layer
+  // ("" for a base image's layers).
+  std::vector<std::string> layer_keys;
   std::vector<std::string> shell = {"/bin/sh", "-c"};
   bool cmd_set = false;  // CMD given in this stage
 };
@@ -146,6 +149,10 @@ class BuildRun {
   // ADD URL: downloads to `to`; `checksum` (ADD --checksum) when not empty.
   Status Fetch(const std::string& url, const std::string& to, const std::string& checksum);
   std::string EmptyDir();
+
+  // The registry cache (registry_cache.cc).
+  Status ImportCache(const CacheSpec& spec);
+  Status ExportCache(const CacheSpec& spec, const Stage& last);
 
   // RUN helpers.
   struct RunMounts;

@@ -72,6 +72,13 @@ Result<BuildResult> BuildRun::Go() {
   scratch_ = paths_.Tmp() + "/build-" + RandomHex();
   std::error_code ec;
   fs::create_directories(scratch_, ec);
+  for (const auto& c : o_.cache_from) {
+    Status imported = ImportCache(c);
+    if (!imported.ok()) {
+      fs::remove_all(scratch_, ec);
+      return imported;
+    }
+  }
   auto r = Stages();
   fs::remove_all(scratch_, ec);
   return r;
@@ -145,6 +152,7 @@ Result<BuildResult> BuildRun::Stages() {
   for (auto& stage : stages_) RETURN_IF_ERROR(Settle(stage));
   ASSIGN_OR_RETURN(Digest md, images_->Commit(first, last.image, last.layers, o_.format));
   for (size_t t = 1; t < o_.tags.size(); ++t) RETURN_IF_ERROR(images_->Tag(first, o_.tags[t]));
+  for (const auto& c : o_.cache_to) RETURN_IF_ERROR(ExportCache(c, last));
   result_.manifest_digest = md;
   result_.config_digest = Digest::Of(SerializeConfig(last.image));
   // The image ID, as docker prints it and `images` shows it: the config's
@@ -201,6 +209,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
   } else if (Stage* prev = FindStage(base, /*by_index=*/false)) {
     st.image = prev->image;
     st.layers = prev->layers;
+    st.layer_keys = prev->layer_keys;
     // As BuildKit: the parent stage's ARG values carry into the child.
     st.args = prev->args;
     st.pending = prev->pending;
@@ -229,6 +238,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     }
     st.image = img->image;
     st.layers = img->layers;
+    st.layer_keys.assign(st.layers.size(), "");
     st.key = ChainKey("", "image " + img->manifest_digest.str());
     if (!st.image.config.shell.empty()) st.shell = st.image.config.shell;
     Print(" ---> " + img->manifest_digest.str().substr(7, 12));
@@ -416,6 +426,8 @@ void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
               bool cached, bool compressing) {
   st.pending.resize(st.layers.size());
   st.pending.push_back(nullptr);
+  st.layer_keys.resize(st.layers.size());
+  st.layer_keys.push_back(st.key);
   st.layers.push_back(l);
   st.image.diff_ids.push_back(diff);
   History(st, created_by, false);

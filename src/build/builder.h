@@ -29,6 +29,17 @@
 
 namespace ocib::build {
 
+// --cache-from / --cache-to type=registry,ref=HOST/REPO:TAG[,mode=min|max]:
+// the build cache as an image in a registry. mode=min (the default, as
+// BuildKit) exports the result's layers, max every built stage's.
+struct CacheSpec {
+  std::string ref;
+  bool max = false;
+};
+// Parses a --cache-from (export_side false) or --cache-to value; a bare
+// REF means type=registry,ref=REF. kInvalidArgument naming the problem.
+Result<CacheSpec> ParseCacheSpec(const std::string& text, bool export_side);
+
 struct BuildOptions {
   std::string context_dir;
   std::string dockerfile;  // path; default <context>/Dockerfile
@@ -53,6 +64,7 @@ struct BuildOptions {
   // RUN output goes to this fd instead of this process's stdout/stderr
   // (-1: inherit). `build -q` passes /dev/null.
   int run_output_fd = -1;
+  std::vector<CacheSpec> cache_from, cache_to;
   Compression compression = Compression::kGzip;
   ManifestFormat format = ManifestFormat::kOci;
   std::string platform = kHostPlatform;

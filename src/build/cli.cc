@@ -19,6 +19,7 @@
 #include "build/builder.h"
 #include "build/export.h"
 #include "build/image_store.h"
+#include "build/state_paths.h"
 #include "build/tar_reader.h"
 #include "build/archive.h"
 #include "build/transfer.h"
@@ -37,6 +38,7 @@ const char* kUsage =
     "        [--label K=V]... [--network default|none|host] [--no-cache-filter STAGE,...]\n"
     "        [--output type=local,dest=DIR|type=tar|oci|docker,dest=FILE] [--push]\n"
     "        [--iidfile FILE] [--progress auto|plain|quiet] [-q]\n"
+    "        [--cache-from type=registry,ref=REF] [--cache-to type=registry,ref=REF[,mode=min|max]]\n"
     "        [--compression gzip|zstd] [--format oci|docker] [--platform os/arch]\n"
     "        [--source-date-epoch N] [--runtime runc] CONTEXT\n"
     "  images                      list local images\n"
@@ -216,6 +218,10 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
         if (!fs::is_directory(value)) return Fail("--build-context " + name + ": " + value + " is not a directory");
       }
       o.contexts[name] = value;
+    } else if ((f == "--cache-from" || f == "--cache-to") && val(&v)) {
+      auto spec = ParseCacheSpec(v, f == "--cache-to");
+      if (!spec.ok()) return Fail(f + ": " + spec.status().message());
+      (f == "--cache-to" ? o.cache_to : o.cache_from).push_back(*spec);
     } else if (f == "--target" && val(&v)) {
       o.target = v;
     } else if (f == "--no-cache") {
@@ -277,7 +283,7 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
     to.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
     for (const auto& t : o.tags) {
       std::ostringstream sink;
-      Status s = PushImage(*ctx.images, t, ctx.root + "/state/pushed", to, quiet ? sink : std::cout);
+      Status s = PushImage(*ctx.images, t, StatePaths{builder->state_dir()}.Pushed(), to, quiet ? sink : std::cout);
       if (!s.ok()) return Fail("--push " + t.str() + ": " + s.message());
     }
   }
@@ -419,7 +425,7 @@ int Push(Ctx& ctx, std::vector<std::string> a) {
   if (a.size() != 1 || a[0][0] == '-') return Usage("push needs one image");
   auto ref = ParseImageRef(a[0]);
   if (!ref.ok()) return Fail(ref.status().message());
-  Status s = PushImage(*ctx.images, *ref, ctx.root + "/state/pushed", o, std::cout);
+  Status s = PushImage(*ctx.images, *ref, StatePaths{ctx.builder->state_dir()}.Pushed(), o, std::cout);
   return s.ok() ? 0 : Fail(s.message());
 }
 

@@ -7,6 +7,7 @@
 //   empty/                     an empty directory (a lower for scratch)
 //   cache-mounts/<hash of id>  RUN --mount=type=cache contents, kept
 //                              between builds
+//   pushed/<registry host>     blob -> repository it was pushed to (mounts)
 //   bundles/, runtime/         the OCI runtime's bundles and state
 #pragma once
 
@@ -24,6 +25,8 @@ struct StatePaths {
   std::string Tmp() const { return root + "/tmp"; }
   std::string Empty() const { return root + "/empty"; }
   std::string CacheMounts() const { return root + "/cache-mounts"; }
+  // Where `push` remembers which repository of a registry holds a blob.
+  std::string Pushed() const { return root + "/pushed"; }
 };
 
 }  // namespace ocib::build
