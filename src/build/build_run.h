@@ -9,7 +9,9 @@
 // compressed on background threads that touch only the store).
 #pragma once
 
+#include <atomic>
 #include <deque>
+#include <mutex>
 #include <future>
 #include <map>
 #include <memory>
@@ -62,6 +64,9 @@ struct Stage {
   std::vector<std::string> layer_keys;
   std::vector<std::string> shell = {"/bin/sh", "-c"};
   bool cmd_set = false;  // CMD given in this stage
+  size_t index = 0;      // position in the Dockerfile
+  std::string prefix;    // "[name] " on output lines when stages run at once
+  bool no_cache = false; // named in --no-cache-filter
 };
 
 class BuildRun {
@@ -77,16 +82,22 @@ class BuildRun {
 
   Status StepError(const Instruction& ins, const std::string& why);
   Result<BuildResult> Stages();
-  void Print(const std::string& s);
+  // Runs the instructions [start, end) of one stage.
+  Status BuildStage(Stage& st, size_t start, size_t end);
+  std::string StepLine(size_t n, const std::string& suffix);
+  void Print(const std::string& s);       // one line, whole (thread-safe)
+  void Say(const Stage& st, const std::string& s);  // with the stage's prefix
   Env ExpansionEnv(const Stage& st);
   void History(Stage& st, const std::string& created_by, bool empty);
   std::string ChainKey(const std::string& parent, const std::string& what);
   Status RunOnBuildTriggers(Stage& st, const Instruction& from);
   static std::string Lower(std::string s);
-  Result<std::vector<bool>> NeededStages(size_t first);
-  // An earlier stage by name, or (by_index: COPY --from, RUN --mount
-  // from=) by number; FROM takes names only, as BuildKit.
-  Stage* FindStage(const std::string& name, bool by_index = true);
+  // deps_out[k]: the stages stage k builds FROM, copies from or mounts.
+  Result<std::vector<bool>> NeededStages(size_t first, std::vector<std::vector<size_t>>* deps_out);
+  // A stage before `cur` by name, or (by_index: COPY --from, RUN --mount
+  // from=) by number; FROM takes names only, as BuildKit. Only finished
+  // stages are found.
+  Stage* FindStage(const Stage& cur, const std::string& name, bool by_index = true);
   Status Step(Stage& st, const Instruction& ins);
 
   // One handler per instruction.
@@ -111,7 +122,7 @@ class BuildRun {
 
   // Cache.
   std::string CacheTag(const std::string& key);
-  std::optional<std::pair<LayerDescriptor, Digest>> CacheGet(const std::string& key);
+  std::optional<std::pair<LayerDescriptor, Digest>> CacheGet(const Stage& st, const std::string& key);
   Status CachePut(const std::string& key, const LayerInfo& l);
   Status Settle(Stage& st);
   void AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff, const std::string& created_by,
@@ -140,7 +151,7 @@ class BuildRun {
     bool directory = false;  // a --build-context directory (owners become root)
     std::unique_ptr<OverlayMount> mount;
   };
-  Result<FromTree> OpenFrom(const std::string& from, const std::string& what);
+  Result<FromTree> OpenFrom(const Stage& cur, const std::string& from, const std::string& what);
 
   // COPY / ADD helpers.
   Status ResolveOwner(const std::string& spec, const std::vector<std::string>& lowers, ProcessSpec* who);
@@ -167,11 +178,16 @@ class BuildRun {
   Dockerfile df_;
   std::string context_, scratch_, os_, arch_, variant_;
   DockerIgnore ignore_;
-  Env globals_;
-  std::set<std::string> used_args_;
+  Env globals_;  // read-only once stages start
+  std::mutex args_mu_;
+  std::set<std::string> used_args_;  // guarded by args_mu_ while stages run
+  // Sized once before stages start; stage k is written by its own thread
+  // only, and read by others after built_[k] (they wait for it).
   std::deque<Stage> stages_;
+  std::unique_ptr<std::atomic<bool>[]> built_;
+  std::mutex print_mu_;
+  std::atomic<size_t> steps_{0}, cache_hits_{0};
   BuildResult result_;
-  bool stage_no_cache_ = false;  // the current stage is in --no-cache-filter
 };
 
 }  // namespace ocib::build

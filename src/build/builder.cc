@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <future>
+#include <mutex>
 #include <sstream>
 
 #include "build/build_run.h"
@@ -101,50 +103,70 @@ Result<BuildResult> BuildRun::Stages() {
     }
   }
   size_t total = df_.instructions.size();
-  bool target_found = o_.target.empty();
-  ASSIGN_OR_RETURN(std::vector<bool> needed, NeededStages(i));
-  Stage* cur = nullptr;
-  size_t stage_index = 0;
-  for (size_t n = 0; n < total; ++n) {
-    const Instruction& ins = df_.instructions[n];
-    if (n < i) {
-      Print("Step " + std::to_string(n + 1) + "/" + std::to_string(total) + " : " + ins.text);
+  for (size_t n = 0; n < i; ++n) Print(StepLine(n, ""));
+  // Stages: where each starts, its name, what it uses, whether the result
+  // needs it (as BuildKit, a stage nothing needs is not built).
+  std::vector<size_t> starts;
+  for (size_t n = i; n < total; ++n)
+    if (df_.instructions[n].kind == Keyword::kFrom) starts.push_back(n);
+  std::vector<std::vector<size_t>> deps;
+  ASSIGN_OR_RETURN(std::vector<bool> needed, NeededStages(i, &deps));
+  stages_.resize(starts.size());
+  for (size_t k = 0; k < starts.size(); ++k) {
+    stages_[k].index = k;
+    const Instruction& from = df_.instructions[starts[k]];
+    if (from.args.size() == 3) {
+      ASSIGN_OR_RETURN(std::string nm, ExpandWord(from.args[2], globals_, df_.escape));
+      stages_[k].name = Lower(nm);
+    }
+  }
+  size_t target = starts.size() - 1;
+  if (!o_.target.empty()) {
+    auto it = std::find_if(stages_.begin(), stages_.end(), [&](const Stage& st) { return st.name == Lower(o_.target); });
+    if (it == stages_.end()) return InvalidArgument("target stage \"" + o_.target + "\" not found");
+    target = it->index;
+  }
+  size_t building = std::count(needed.begin(), needed.begin() + target + 1, true);
+  for (size_t k = 0; k <= target; ++k) {
+    if (!needed[k]) {
+      Print(StepLine(starts[k], " (stage skipped: the target does not use it)"));
       continue;
     }
-    if (ins.kind == Keyword::kFrom) {
-      if (cur && !o_.target.empty() && cur->name == o_.target) break;
-      stages_.push_back(Stage());
-      cur = &stages_.back();
-      stage_index = stages_.size() - 1;
-      if (!needed[stage_index]) {
-        // Not built, as in BuildKit: nothing the result uses comes from
-        // it. It keeps its slot (and name) so stage numbers stay.
-        if (ins.args.size() == 3) {
-          auto name = ExpandWord(ins.args[2], globals_, df_.escape);
-          if (name.ok()) cur->name = Lower(*name);
-        }
-        Print("Step " + std::to_string(n + 1) + "/" + std::to_string(total) + " : " + ins.text +
-              " (stage skipped: the target does not use it)");
-      }
-    }
-    if (!needed[stage_index]) continue;
-    Print("Step " + std::to_string(n + 1) + "/" + std::to_string(total) + " : " + ins.text);
-    ++result_.steps;
-    Status s = Step(*cur, ins);
-    if (!s.ok()) {
-      if (s.message().rfind(df_.filename + ":", 0) == 0) return s;
-      return StepError(ins, s.message());
-    }
-    if (ins.kind == Keyword::kFrom) {
-      stage_no_cache_ = !cur->name.empty() && o_.no_cache_stages.count(cur->name);
-      RETURN_IF_ERROR(RunOnBuildTriggers(*cur, ins));
-    }
-    if (!o_.target.empty() && cur->name == o_.target) target_found = true;
+    // With several stages at once, lines say which stage they are from.
+    if (building > 1 && k != target)
+      stages_[k].prefix = "[" + (stages_[k].name.empty() ? "stage " + std::to_string(k) : stages_[k].name) + "] ";
   }
-  if (!target_found) return InvalidArgument("target stage \"" + o_.target + "\" not found");
+  // Each needed stage runs on its own thread as soon as the stages it uses
+  // are built, so independent stages build in parallel (as BuildKit).
+  built_ = std::make_unique<std::atomic<bool>[]>(starts.size());
+  for (size_t k = 0; k < starts.size(); ++k) built_[k] = false;
+  std::vector<std::shared_future<Status>> done(starts.size());
+  std::vector<char> skipped(starts.size(), 0);  // k waited on a stage that failed
+  for (size_t k = 0; k <= target; ++k) {
+    if (!needed[k]) continue;
+    std::vector<std::shared_future<Status>> waits;
+    for (size_t d : deps[k]) waits.push_back(done[d]);
+    size_t end = k + 1 < starts.size() ? starts[k + 1] : total;
+    done[k] = std::async(std::launch::async, [this, k, waits, &skipped, start = starts[k], end]() -> Status {
+                for (const auto& w : waits)
+                  if (!w.get().ok()) {
+                    skipped[k] = 1;
+                    return w.get();
+                  }
+                Status s = BuildStage(stages_[k], start, end);
+                if (s.ok()) built_[k] = true;
+                return s;
+              }).share();
+  }
+  // The first failure in Dockerfile order (a stage that only waited on a
+  // failed one reports that one's error).
+  for (size_t k = 0; k <= target; ++k)
+    if (needed[k]) done[k].wait();
+  for (size_t k = 0; k <= target; ++k)
+    if (needed[k] && !skipped[k] && !done[k].get().ok()) return done[k].get();
   for (const auto& [k, v] : o_.build_args)
     if (!used_args_.count(k)) Print("[Warning] build-arg " + k + " was not consumed");
-  Stage& last = *cur;
+  Stage& last = stages_[target];
   // Commit: config, manifest, tags.
   ImageRef untagged{"_ocibuild/untagged", "latest", std::nullopt};
   const ImageRef& first = o_.tags.empty() ? untagged : o_.tags[0];
@@ -155,6 +177,8 @@ Result<BuildResult> BuildRun::Stages() {
   for (const auto& c : o_.cache_to) RETURN_IF_ERROR(ExportCache(c, last));
   result_.manifest_digest = md;
   result_.config_digest = Digest::Of(SerializeConfig(last.image));
+  result_.steps = steps_;
+  result_.cache_hits = cache_hits_;
   // The image ID, as docker prints it and `images` shows it: the config's
   // digest.
   Print("Successfully built " + result_.config_digest.hex().substr(0, 12));
@@ -162,7 +186,35 @@ Result<BuildResult> BuildRun::Stages() {
   return result_;
 }
 
-void BuildRun::Print(const std::string& s) { out_ << s << "\n" << std::flush; }
+std::string BuildRun::StepLine(size_t n, const std::string& suffix) {
+  return "Step " + std::to_string(n + 1) + "/" + std::to_string(df_.instructions.size()) + " : " +
+         df_.instructions[n].text + suffix;
+}
+
+Status BuildRun::BuildStage(Stage& st, size_t start, size_t end) {
+  for (size_t n = start; n < end; ++n) {
+    const Instruction& ins = df_.instructions[n];
+    Say(st, StepLine(n, ""));
+    ++steps_;
+    Status s = Step(st, ins);
+    if (!s.ok()) {
+      if (s.message().rfind(df_.filename + ":", 0) == 0) return s;
+      return StepError(ins, s.message());
+    }
+    if (ins.kind == Keyword::kFrom) {
+      st.no_cache = !st.name.empty() && o_.no_cache_stages.count(st.name);
+      RETURN_IF_ERROR(RunOnBuildTriggers(st, ins));
+    }
+  }
+  return Status::Ok();
+}
+
+void BuildRun::Print(const std::string& s) {
+  std::lock_guard<std::mutex> l(print_mu_);
+  out_ << s << "\n" << std::flush;
+}
+
+void BuildRun::Say(const Stage& st, const std::string& s) { Print(st.prefix + s); }
 
 Env BuildRun::ExpansionEnv(const Stage& st) {
   Env env = st.args;
@@ -205,8 +257,8 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     st.image.variant = variant_;
     st.image.config.working_dir = "/";  // as BuildKit's empty image
     st.key = ChainKey("", "scratch " + o_.platform);
-    Print(" ---> scratch");
-  } else if (Stage* prev = FindStage(base, /*by_index=*/false)) {
+    Say(st, " ---> scratch");
+  } else if (Stage* prev = FindStage(st, base, /*by_index=*/false)) {
     st.image = prev->image;
     st.layers = prev->layers;
     st.layer_keys = prev->layer_keys;
@@ -215,7 +267,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     st.pending = prev->pending;
     st.key = prev->key;
     st.shell = prev->shell;
-    Print(" ---> stage " + base);
+    Say(st, " ---> stage " + base);
   } else {
     if (auto it = o_.contexts.find(base); it != o_.contexts.end()) {
       if (it->second.rfind("docker-image://", 0) != 0)
@@ -241,7 +293,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     st.layer_keys.assign(st.layers.size(), "");
     st.key = ChainKey("", "image " + img->manifest_digest.str());
     if (!st.image.config.shell.empty()) st.shell = st.image.config.shell;
-    Print(" ---> " + img->manifest_digest.str().substr(7, 12));
+    Say(st, " ---> " + img->manifest_digest.str().substr(7, 12));
   }
   st.image.created = Rfc3339(o_.source_date_epoch);
   // As BuildKit does: a base without PATH (scratch among them) gets the
@@ -261,7 +313,7 @@ Status BuildRun::RunOnBuildTriggers(Stage& st, const Instruction& from) {
       return StepError(from, "the base image's ONBUILD trigger \"" + t + "\" is not a valid instruction");
     Instruction trigger = one->instructions[1];
     trigger.line = from.line;
-    Print(" ---> running ONBUILD trigger: " + trigger.text);
+    Say(st, " ---> running ONBUILD trigger: " + trigger.text);
     Status s = Step(st, trigger);
     if (!s.ok()) return StepError(from, "ONBUILD trigger \"" + t + "\": " + s.message());
   }
@@ -277,7 +329,7 @@ std::string BuildRun::Lower(std::string s) {
 // last stage) and, transitively, the stages it builds FROM or copies
 // --from. `first` is the index of the first FROM. Names are expanded
 // with the global ARGs only, as in FROM lines.
-Result<std::vector<bool>> BuildRun::NeededStages(size_t first) {
+Result<std::vector<bool>> BuildRun::NeededStages(size_t first, std::vector<std::vector<size_t>>* deps_out) {
   std::vector<std::string> names;
   std::vector<std::vector<size_t>> deps;
   // An earlier stage by name or number, as FindStage resolves it.
@@ -346,20 +398,21 @@ Result<std::vector<bool>> BuildRun::NeededStages(size_t first) {
     needed[k] = true;
     for (size_t d : deps[k]) todo.push_back(d);
   }
+  *deps_out = deps;
   return needed;
 }
 
-Stage* BuildRun::FindStage(const std::string& name, bool by_index) {
-  std::string lower = name;
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (auto& s : stages_)
-    if (!s.name.empty() && s.name == lower && &s != &stages_.back()) return &s;
+Stage* BuildRun::FindStage(const Stage& cur, const std::string& name, bool by_index) {
+  std::string lower = Lower(name);
+  Stage* found = nullptr;
+  for (size_t k = 0; k < cur.index && !found; ++k)
+    if (!stages_[k].name.empty() && stages_[k].name == lower) found = &stages_[k];
   bool numeric = !name.empty() && name.size() < 6 && std::all_of(name.begin(), name.end(), ::isdigit);
-  if (numeric && by_index) {
-    size_t idx = std::stoul(name);
-    if (idx + 1 < stages_.size()) return &stages_[idx];
-  }
-  return nullptr;
+  if (!found && numeric && by_index && std::stoul(name) < cur.index) found = &stages_[std::stoul(name)];
+  // Only a stage that finished: it is one this stage waited for (a name
+  // hidden from NeededStages, e.g. in a stage ARG, finds none).
+  if (found && !built_[found->index]) return nullptr;
+  return found;
 }
 
 const BuildRun::Handler BuildRun::kHandlers[kKeywordCount] = {
@@ -391,8 +444,8 @@ std::string BuildRun::CacheTag(const std::string& key) {
   return key + (o_.compression == Compression::kGzip ? "-gzip" : o_.compression == Compression::kZstd ? "-zstd" : "-tar");
 }
 
-std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(const std::string& key) {
-  if (o_.no_cache || stage_no_cache_) return std::nullopt;
+std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(const Stage& st, const std::string& key) {
+  if (o_.no_cache || st.no_cache) return std::nullopt;
   auto d = images_->store()->ResolveTag(kCacheRepo, CacheTag(key));
   if (!d.ok()) return std::nullopt;
   auto m = images_->store()->GetManifest(kCacheRepo, *d);
@@ -432,13 +485,13 @@ void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
   st.image.diff_ids.push_back(diff);
   History(st, created_by, false);
   if (cached) {
-    ++result_.cache_hits;
-    Print(" ---> Using cache");
+    ++cache_hits_;
+    Say(st, " ---> Using cache");
   }
   if (compressing)  // the compressed digest is not known yet: the diff ID
-    Print(" ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) + " uncompressed)");
+    Say(st, " ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) + " uncompressed)");
   else
-    Print(" ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
+    Say(st, " ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
 }
 
 Result<LayerInfo> BuildRun::LayerFromTree(const std::string& dir, bool overlay_upper) {
@@ -505,11 +558,11 @@ std::string BuildRun::ContextImage(const std::string& name) const {
   return it->second.substr(15);
 }
 
-Result<BuildRun::FromTree> BuildRun::OpenFrom(const std::string& from, const std::string& what) {
+Result<BuildRun::FromTree> BuildRun::OpenFrom(const Stage& cur, const std::string& from, const std::string& what) {
   FromTree t;
   std::vector<LayerDescriptor> layers;
   std::vector<Digest> diffs;
-  if (Stage* s = FindStage(from)) {
+  if (Stage* s = FindStage(cur, from)) {
     layers = s->layers;
     diffs = s->image.diff_ids;
     t.ident = "stage " + s->key;

@@ -237,7 +237,7 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   FromTree from_tree;
   if (ins.HasFlag("from")) {
     ASSIGN_OR_RETURN(std::string from, ExpandWord(ins.Flag("from"), env, df_.escape));
-    ASSIGN_OR_RETURN(from_tree, OpenFrom(from, "COPY --from="));
+    ASSIGN_OR_RETURN(from_tree, OpenFrom(st, from, "COPY --from="));
     root = from_tree.root;
     from_desc = "from " + from_tree.ident;
     // A directory given with --build-context is a context: owners become
@@ -350,7 +350,7 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   bool has_url = !ins.HasFlag("checksum") &&
                  std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return !s.url.empty(); });
   if (!has_url) {
-    if (auto hit = CacheGet(key)) {
+    if (auto hit = CacheGet(st, key)) {
       AddLayer(st, hit->first, hit->second, created_by, true);
       return Status::Ok();
     }

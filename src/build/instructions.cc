@@ -99,12 +99,15 @@ Status BuildRun::Arg(Stage& st, const Instruction& ins) {
   ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
   std::string desc;
   for (auto& kv : kvs) {
-    used_args_.insert(kv.key);
+    {
+      std::lock_guard<std::mutex> l(args_mu_);
+      used_args_.insert(kv.key);
+    }
     st.declared_args.push_back(kv.key);
     auto it = o_.build_args.find(kv.key);
     if (it != o_.build_args.end()) st.args[kv.key] = it->second;
     else if (kv.has_value) st.args[kv.key] = kv.value;
-    else if (globals_.count(kv.key)) st.args[kv.key] = globals_[kv.key];
+    else if (globals_.count(kv.key)) st.args[kv.key] = globals_.at(kv.key);
     else st.args.erase(kv.key);
     desc += (desc.empty() ? "" : " ") + kv.key + (kv.has_value ? "=" + kv.value : "");
   }
@@ -156,7 +159,7 @@ Status BuildRun::Workdir(Stage& st, const Instruction& ins) {
   }
   std::string key = ChainKey(st.key, "workdir " + cc.working_dir + "\nuser " + cc.user);
   st.key = key;
-  if (auto hit = CacheGet(key)) {
+  if (auto hit = CacheGet(st, key)) {
     AddLayer(st, hit->first, hit->second, created_by, true);
     return Status::Ok();
   }

@@ -167,7 +167,7 @@ Status BuildRun::PrepareMounts(Stage& st, const Instruction& ins, const std::str
         RETURN_IF_ERROR(HashTree(abs, clean_src, &ignore_, &h));
         m->key += "context " + h.Finish().str() + "\n";
       } else {
-        ASSIGN_OR_RETURN(FromTree t, OpenFrom(from, "--mount from="));
+        ASSIGN_OR_RETURN(FromTree t, OpenFrom(st, from, "--mount from="));
         m->key += t.ident + "\n";
         root = t.root;
         if (t.mount) {
@@ -288,7 +288,7 @@ Status BuildRun::RunStep(Stage& st, const Instruction& ins) {
                                          st.image.config.working_dir + "\nmounts " + mounts.key +
                                          "network " + network + "\nscript " + shebang_file);
   st.key = key;
-  if (auto hit = CacheGet(key)) {
+  if (auto hit = CacheGet(st, key)) {
     AddLayer(st, hit->first, hit->second, created_by, true);
     return Status::Ok();
   }

@@ -189,6 +189,36 @@ RUN cat /unpacked/sub/file /fetched/plain.txt
 DF
 expect_ok "ADD extracts a local tar and fetches a URL" $B build -t add:1 "$W/add"
 has inside && has plain && pass "ADD results visible to RUN" || fail "ADD results"
+# --- independent stages build at once (as BuildKit): stage "listener"
+# waits for a TCP message that only stage "sender" sends, so a build that
+# ran them one after the other would time out ---
+PP=$(free_port)
+mkdir -p "$W/par"
+cat > "$W/par/Dockerfile" <<DF
+FROM base:1 AS listener
+RUN for i in \$(seq 10); do nc -l -p $PP -w 5 > /got.txt; [ -s /got.txt ] && break; done
+
+FROM base:1 AS sender
+RUN for i in \$(seq 40); do echo hello-from-sender | nc -w 1 127.0.0.1 $PP; sleep 0.1; done
+
+FROM base:1
+COPY --from=listener /got.txt /got.txt
+COPY --from=sender /etc/passwd /sender-passwd
+DF
+expect_ok "two independent stages" timeout 60 $B build --no-cache -t par:1 "$W/par"
+cp "$W/out" "$W/par.out"; got=$($B run --rm par:1 cat /got.txt 2>&1); cp "$W/par.out" "$W/out"
+[ "$(echo "$got" | head -1)" = hello-from-sender ] && pass "independent stages ran at the same time" || fail "stages not parallel: got \"$got\""
+has "\[listener\] Step 2/7" && has "\[sender\] Step 4/7" && pass "their output lines name the stage" || fail "no stage prefixes"
+cat > "$W/par/Dockerfile.fail" <<'DF'
+FROM base:1 AS broken
+RUN exit 7
+FROM base:1 AS fine
+RUN true
+FROM base:1
+COPY --from=fine /etc/passwd /p
+COPY --from=broken /etc/passwd /q
+DF
+expect_fail "a failing stage fails the build with its own error" "Dockerfile.fail:2: RUN" $B build -f "$W/par/Dockerfile.fail" -t par:2 "$W/par"
 # --- build flags as docker build has them ---
 mkdir -p "$W/flags/other"
 echo from-named-context > "$W/flags/other/named.txt"
@@ -212,8 +242,8 @@ has "Successfully built ${id:7:12}" && $B images | grep -q "${id:7:12}" && pass 
 $B inspect "127.0.0.1:$RP/team/flags:1" | jq -e '.Config.config.Labels["org.example.v"] == "7"' >/dev/null && pass "--label lands in the config" || fail "--label"
 [ "$(cat "$W/out-local/named.txt" "$W/out-local/mounted.txt" "$W/out-local/ifaces.txt" 2>&1 | tr '\n' ' ')" = "from-named-context from-named-context lo " ] &&
   pass "--build-context (COPY --from, RUN --mount from=), --network none, --output type=local" || fail "local output: $(ls "$W/out-local" 2>&1 | tr '\n' ' ')"
-tar -tf "$W/out.tar" 2>/dev/null | grep -qx "./dep.txt\|dep.txt" && pass "--output type=tar: the root filesystem as one tar" || fail "tar output"
-tar -tf "$W/out-oci.tar" 2>/dev/null | grep -qx "index.json" && pass "--output type=oci: an OCI layout tar" || fail "oci output"
+tar -tf "$W/out.tar" > "$W/out.list" 2>/dev/null; grep -qx "./dep.txt\|dep.txt" "$W/out.list" && pass "--output type=tar: the root filesystem as one tar" || fail "tar output"
+tar -tf "$W/out-oci.tar" > "$W/oci.list" 2>/dev/null; grep -qx "index.json" "$W/oci.list" && pass "--output type=oci: an OCI layout tar" || fail "oci output"
 curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://127.0.0.1:$RP/v2/team/flags/manifests/1" >/dev/null &&
   pass "--push uploads the tag" || fail "--push: manifest not in the registry"
 expect_ok "-q prints only the image ID" $B build -q -t flags:q --build-context extra="$W/flags/other" "$W/flags"
