@@ -6,8 +6,9 @@
 #      real ocireg under the sanitizers, then each libFuzzer target for
 #      OCIB_FUZZ_SECONDS (default 30) from its seed corpus;
 #   3. a TSan build: the store concurrency test, the registry conformance
-#      suite (256 concurrent connections among them) and the hardening
-#      suite (400 slowloris connections, caps, limits).
+#      suite (256 concurrent connections among them), the hardening suite
+#      (400 slowloris connections, caps, limits) and the builder's end to
+#      end suite (stages built in parallel, background layer compression).
 # OCIB_SANITIZERS=0 runs phase 1 only. Extra arguments go to phase 1's
 # ctest. Ends with "N passed, M failed" over all phases.
 set -uo pipefail
@@ -77,12 +78,12 @@ if [ "$sanitizers" = 1 ]; then
 
   # Phase 3: TSan.
   echo "== TSan build"
-  if OCIB_TARGETS="ocireg store_concurrency_test registry_conformance_test hardening_test" \
+  if OCIB_TARGETS="ocireg ocibuild store_concurrency_test registry_conformance_test hardening_test" \
       ocib_build "$OCIB_ROOT/build-tsan" RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
       -DOCIB_SANITIZE=thread >/dev/null; then
     log3=$(mktemp)
     (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$OCIB_ROOT/tests/tsan.supp" \
-      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test)$') 2>&1 | tee "$log3"
+      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e)$') 2>&1 | tee "$log3"
     count_ctest "$log3" tsan
   else
     failed=$((failed + 1))

@@ -245,10 +245,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     ASSIGN_OR_RETURN(std::string w, ExpandWord(a, globals_, df_.escape));
     words.push_back(w);
   }
-  if (words.size() == 3) {
-    st.name = words[2];
-    for (char& c : st.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
+  // st.name was set before the stages started (others read it).
   std::string base = words[0];
   if (base == "scratch") {
     st.image = Image();
