@@ -7,10 +7,28 @@
 #            cold, fully cached, and after one context file changed;
 #   flask:   the tutorial's Flask Dockerfile on a debootstrap base: cold
 #            and fully cached.
+# And ocibuild next to BuildKit only (features the others lack or name
+# differently):
+#   parallel: two independent CPU-bound stages (sha256 of 300 MB each)
+#             and a result that copies from both, cold;
+#   cache mount: RUN --mount=type=cache "installs" the dependencies a
+#             COPY'd list names (each a CPU-bound step); the list gains
+#             one entry and the build runs again: only the new one is work;
+#   registry cache: the parallel build with its cache pushed to a
+#             registry (ocibuild --cache-to mode=max to ocireg; BuildKit's
+#             inline cache pushed by docker), then built on an empty store
+#             (ocibuild: a new --root; docker: every image and the build
+#             cache removed) from that cache.
 # Medians of N runs.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 RUNS=${RUNS:-3}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) RUNS=$2; shift 2 ;;
+    *) echo "usage: scripts/bench.sh --builder [--runs N]" >&2; exit 2 ;;
+  esac
+done
 ocib_install "${OCIB_PACKAGES[@]}" buildah
 ocib_build "$OCIB_ROOT/build" Release >/dev/null
 BIN="$OCIB_ROOT/build/bin"
@@ -47,10 +65,32 @@ RUN DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends py
 COPY src/ /opt/myapp/src/
 ENTRYPOINT ["python3", "/opt/myapp/src/app.py"]
 DF
-TARBALL=/var/cache/ocibuild-test/debian-minbase-bookworm.tgz
-if [ ! -s "$TARBALL" ]; then
-  OCIB_BIN_DIR="$BIN" bash "$OCIB_ROOT/tests/build/tutorial_test.sh" >/dev/null 2>&1 || true
-fi
+source "$OCIB_ROOT/tests/build/debian_base.sh"
+ensure_debian_base "$W" >/dev/null 2>&1 || true
+TARBALL=$DEBIAN_BASE
+mkdir -p "$W/par" "$W/cm"
+cp /bin/busybox "$W/par/"; cp /bin/busybox "$W/cm/"
+cat > "$W/par/Dockerfile" <<'DF'
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+FROM base AS a
+RUN dd if=/dev/zero bs=1M count=300 2>/dev/null | sha256sum > /a.sum
+FROM base AS b
+RUN dd if=/dev/zero bs=1M count=300 2>/dev/null | sha1sum > /b.sum
+FROM base
+COPY --from=a /a.sum /a.sum
+COPY --from=b /b.sum /b.sum
+DF
+cat > "$W/cm/Dockerfile" <<'DF'
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+COPY deps.txt /deps.txt
+RUN --mount=type=cache,target=/cache for d in $(cat /deps.txt); do \
+      [ -f /cache/$d ] || dd if=/dev/zero bs=1M count=150 2>/dev/null | sha256sum > /cache/$d; \
+      cp /cache/$d /installed-$d; done
+DF
 
 # dockerd, private.
 D="$W/docker"; mkdir -p "$D"
@@ -89,6 +129,50 @@ reset() {
 }
 
 declare -A R
+# A registry for the registry-cache rows.
+"$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/reg" --port-file "$W/reg.port" >"$W/reg.log" 2>&1 &
+REGPID=$!
+for i in $(seq 100); do [ -s "$W/reg.port" ] && break; sleep 0.05; done
+REG="127.0.0.1:$(cat "$W/reg.port")"
+for i in $(seq 100); do curl -sf "http://$REG/v2/" >/dev/null && break; sleep 0.05; done
+for tool in ocibuild buildkit; do
+  : > "$W/par.$tool"; : > "$W/cm.$tool"; : > "$W/rc.$tool"
+  for r in $(seq "$RUNS"); do
+    reset "$tool"
+    build "$tool" "$W/par" bench-par:1 >> "$W/par.$tool"
+    printf 'alpha\nbeta\ngamma\n' > "$W/cm/deps.txt"
+    build "$tool" "$W/cm" bench-cm:1 > /dev/null
+    printf 'alpha\nbeta\ngamma\ndelta-%s\n' "$r$RANDOM" > "$W/cm/deps.txt"
+    build "$tool" "$W/cm" bench-cm:1 >> "$W/cm.$tool"
+    # Registry cache: export, then an empty store builds from it.
+    case "$tool" in
+      ocibuild)
+        "$BIN/ocibuild" --root "$W/ocibuild" build -t bench-par:1 --cache-to "type=registry,ref=$REG/bench/par:cache$r,mode=max" "$W/par" >"$W/log" 2>&1 ||
+          { echo "ocibuild --cache-to failed" >&2; tail "$W/log" >&2; exit 1; }
+        rm -rf "$W/ocibuild-fresh"
+        t0=$(now)
+        "$BIN/ocibuild" --root "$W/ocibuild-fresh" build -t bench-par:1 --cache-from "type=registry,ref=$REG/bench/par:cache$r" "$W/par" >"$W/log" 2>&1 ||
+          { echo "ocibuild --cache-from failed" >&2; tail "$W/log" >&2; exit 1; }
+        elapsed "$t0" "$(now)" >> "$W/rc.$tool"
+        grep -q "Using cache" "$W/log" || echo "warning: ocibuild registry cache had no hits" >&2 ;;
+      buildkit)
+        DOCKER_BUILDKIT=1 $DK build --network host --build-arg BUILDKIT_INLINE_CACHE=1 -t "$REG/bench/par:bk$r" "$W/par" >"$W/log" 2>&1 &&
+          $DK push "$REG/bench/par:bk$r" >>"$W/log" 2>&1 || { echo "buildkit cache push failed" >&2; tail "$W/log" >&2; exit 1; }
+        reset buildkit
+        t0=$(now)
+        DOCKER_BUILDKIT=1 $DK build --network host --cache-from "$REG/bench/par:bk$r" -t bench-par:1 "$W/par" >"$W/log" 2>&1 ||
+          { echo "buildkit --cache-from failed" >&2; tail "$W/log" >&2; exit 1; }
+        elapsed "$t0" "$(now)" >> "$W/rc.$tool"
+        grep -qi "cached\|importing cache" "$W/log" || echo "warning: BuildKit registry cache had no hits" >&2 ;;
+    esac
+  done
+  R[par,$tool]=$(median < "$W/par.$tool")
+  R[cm,$tool]=$(median < "$W/cm.$tool")
+  R[rc,$tool]=$(median < "$W/rc.$tool")
+  echo "  $tool parallel/cache-mount/registry-cache done" >&2
+done
+kill $REGPID; wait $REGPID 2>/dev/null
+
 TOOLS="ocibuild buildah classic buildkit"
 for tool in $TOOLS; do
   for r in $(seq "$RUNS"); do
@@ -147,7 +231,9 @@ echo
 row "workload" "ocibuild" "buildah" "classic" "BuildKit"
 row "---" "---:" "---:" "---:" "---:"
 for m in bbcold:"busybox, cold" bbcached:"busybox, fully cached" bbchanged:"busybox, one file changed" \
-         flaskcold:"flask (apt), cold" flaskcached:"flask, fully cached"; do
+         flaskcold:"flask (apt), cold" flaskcached:"flask, fully cached" \
+         par:"two independent stages, cold" cm:"cache mount, one dependency added" \
+         rc:"registry cache, empty store"; do
   k=${m%%:*}
   row "${m#*:}" "${R[$k,ocibuild]:--}" "${R[$k,buildah]:--}" "${R[$k,classic]:--}" "${R[$k,buildkit]:--}"
 done

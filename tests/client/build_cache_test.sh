@@ -17,22 +17,8 @@ cleanup() {
 trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
 
-"$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/ocireg" --port-file "$W/port" >"$W/ocireg.log" 2>&1 &
-PIDS+=($!)
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.05; done
-REGS=("127.0.0.1:$(cat "$W/port")")
-LOGS=("$W/ocireg.log")
-if command -v docker-registry >/dev/null; then
-  DP=$(free_port)
-  printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s/dist\nhttp:\n  addr: 127.0.0.1:%s\n' "$W" "$DP" > "$W/dist.yml"
-  docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
-  PIDS+=($!)
-  REGS+=("127.0.0.1:$DP")
-  LOGS+=("$W/dist.log")
-fi
-for r in "${REGS[@]}"; do
-  for i in $(seq 100); do curl -sf "http://$r/v2/" >/dev/null && break; sleep 0.05; done
-done
+source "$(dirname "$0")/registries.sh"
+start_registries
 
 mkdir -p "$W/ctx"
 cp /bin/busybox "$W/ctx/"

@@ -20,22 +20,8 @@ lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }
 B2="$BIN/ocibuild --root $W/b"
 
 # Registries: ocireg, and Distribution 2.8 when installed.
-"$BIN/ocireg" serve --listen 127.0.0.1:0 --root "$W/ocireg" --port-file "$W/port" >"$W/ocireg.log" 2>&1 &
-PIDS+=($!)
-for i in $(seq 100); do [ -s "$W/port" ] && break; sleep 0.05; done
-REGS=("127.0.0.1:$(cat "$W/port")")
-LOGS=("$W/ocireg.log")
-if command -v docker-registry >/dev/null; then
-  DP=$(free_port)
-  printf 'version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s/dist\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:%s\n' "$W" "$DP" > "$W/dist.yml"
-  docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
-  PIDS+=($!)
-  REGS+=("127.0.0.1:$DP")
-  LOGS+=("$W/dist.log")
-fi
-for r in "${REGS[@]}"; do
-  for i in $(seq 100); do curl -sf "http://$r/v2/" >/dev/null && break; sleep 0.05; done
-done
+source "$(dirname "$0")/registries.sh"
+DIST_EXTRA_YAML=$'  delete:\n    enabled: true\n' start_registries
 
 # Images: a busybox base and an app on top of it.
 mkdir -p "$W/base" "$W/app"
