@@ -1,7 +1,7 @@
 // COPY and ADD: sources from the build context (less .dockerignore), from
 // another stage or image (--from), from here-documents, or (ADD) from URLs
-// and local tar archives, which are extracted (plain, gzip, zstd, xz,
-// bzip2). What docker decides is followed: the destination is a directory
+// and local tar archives, which are extracted (plain, gzip, bzip2, xz;
+// a .tar.zst is copied as is, as BuildKit does). What docker decides is followed: the destination is a directory
 // when it says so or already is one; directories made on the way belong to
 // the --chown owner; hard links among the sources stay hard links; context
 // files belong to root unless --chown says otherwise.
@@ -162,11 +162,19 @@ bool IsDirInLayers(const std::vector<std::string>& lowers, const std::string& re
 
 ByteSource FileSource(const std::string& path);
 
-// True if the file is a tar archive, plain or compressed (gzip, zstd): its
+// True if the file is a tar archive, plain or compressed (gzip, bzip2, xz): its
 // first 512 bytes, decompressed, are a tar header (the ustar magic, or a
 // valid header checksum for old v7 archives). A compressed file that is
 // not a tar is copied as it is, as docker does.
 bool LooksLikeTar(const std::string& path) {
+  {
+    // zstd is a layer compression, not one ADD unpacks (the Dockerfile
+    // reference: gzip, bzip2, xz or none; BuildKit copies a .tar.zst as is).
+    std::ifstream f(path, std::ios::binary);
+    unsigned char m[4] = {};
+    f.read(reinterpret_cast<char*>(m), 4);
+    if (f.gcount() == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return false;
+  }
   ByteSource src = Decompressing(FileSource(path));
   unsigned char h[512] = {};
   size_t n = 0;

@@ -1,5 +1,7 @@
 #include "build/runtime.h"
 
+#include "build/state_paths.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <openssl/rand.h>
@@ -162,7 +164,7 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
                          const std::string& rootfs, const ProcessSpec& spec,
                          std::vector<std::string>* created) {
   std::string id = RandomId();
-  std::string bundle = state_dir + "/bundles/" + id;
+  std::string bundle = StatePaths{state_dir}.Bundles() + "/" + id;
   std::error_code ec;
   fs::create_directories(bundle, ec);
   if (ec) return Internal("create bundle: " + ec.message());
@@ -241,7 +243,7 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
     out << config.dump(2);
     if (!out) return Internal("write runtime config");
   }
-  std::string root = state_dir + "/runtime";
+  std::string root = StatePaths{state_dir}.RuntimeRoot();
   fs::create_directories(root, ec);
   std::fflush(stdout);
   std::fflush(stderr);

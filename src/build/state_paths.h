@@ -27,6 +27,8 @@ struct StatePaths {
   std::string CacheMounts() const { return root + "/cache-mounts"; }
   // Where `push` remembers which repository of a registry holds a blob.
   std::string Pushed() const { return root + "/pushed"; }
+  std::string Bundles() const { return root + "/bundles"; }       // OCI bundles of running steps
+  std::string RuntimeRoot() const { return root + "/runtime"; }   // runc --root
 };
 
 }  // namespace ocib::build
