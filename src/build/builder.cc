@@ -71,6 +71,16 @@ Result<BuildResult> BuildRun::Go() {
     variant_ = arch_.substr(v + 1);
     arch_ = arch_.substr(0, v);
   }
+  // BuildKit's automatic platform ARGs: usable in FROM lines, and in a
+  // stage once declared (`ARG TARGETARCH`).
+  globals_["TARGETPLATFORM"] = o_.platform;
+  globals_["TARGETOS"] = os_;
+  globals_["TARGETARCH"] = arch_;
+  globals_["TARGETVARIANT"] = variant_;
+  globals_["BUILDPLATFORM"] = kHostPlatform;
+  globals_["BUILDOS"] = "linux";
+  globals_["BUILDARCH"] = "amd64";
+  globals_["BUILDVARIANT"] = "";
   scratch_ = paths_.Tmp() + "/build-" + RandomHex();
   std::error_code ec;
   fs::create_directories(scratch_, ec);
@@ -100,6 +110,7 @@ Result<BuildResult> BuildRun::Stages() {
       auto it = o_.build_args.find(kv.key);
       if (it != o_.build_args.end()) globals_[kv.key] = it->second;
       else if (kv.has_value) globals_[kv.key] = kv.value;
+      else globals_.erase(kv.key);  // declared without a value: unset, even an automatic one (as BuildKit)
     }
   }
   size_t total = df_.instructions.size();
@@ -247,13 +258,27 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
   }
   // st.name was set before the stages started (others read it).
   std::string base = words[0];
+  // FROM --platform=OS/ARCH[/VARIANT] ($BUILDPLATFORM, ...): this stage's.
+  std::string platform = o_.platform;
+  if (ins.HasFlag("platform")) {
+    ASSIGN_OR_RETURN(platform, ExpandWord(ins.Flag("platform"), globals_, df_.escape));
+    size_t slash = platform.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == platform.size())
+      return InvalidArgument("--platform must be os/arch[/variant], got \"" + platform + "\"");
+  }
+  std::string p_os = platform.substr(0, platform.find('/'));
+  std::string p_arch = platform.substr(platform.find('/') + 1), p_variant;
+  if (size_t v = p_arch.find('/'); v != std::string::npos) {
+    p_variant = p_arch.substr(v + 1);
+    p_arch = p_arch.substr(0, v);
+  }
   if (base == "scratch") {
     st.image = Image();
-    st.image.architecture = arch_;
-    st.image.os = os_;
-    st.image.variant = variant_;
+    st.image.architecture = p_arch;
+    st.image.os = p_os;
+    st.image.variant = p_variant;
     st.image.config.working_dir = "/";  // as BuildKit's empty image
-    st.key = ChainKey("", "scratch " + o_.platform);
+    st.key = ChainKey("", "scratch " + platform);
     Say(st, " ---> scratch");
   } else if (Stage* prev = FindStage(st, base, /*by_index=*/false)) {
     st.image = prev->image;
@@ -277,8 +302,9 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     if (!img.ok()) {
       // Not local: pull it, as docker build does.
       TransferOptions to;
-      to.platform = o_.platform;
-      Status pulled = PullImage(*images_, ref, to, out_);
+      to.platform = platform;
+      std::ostringstream progress;  // stages may pull at once: one summary line each
+      Status pulled = PullImage(*images_, ref, to, progress);
       if (!pulled.ok())
         return NotFound("image " + ref.str() + " is not in the local store, and pulling it failed: " +
                         pulled.message());

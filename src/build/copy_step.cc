@@ -59,6 +59,10 @@ struct CopyOpts {
   std::optional<mode_t> chmod;
   const DockerIgnore* ignore = nullptr;  // relative to the context root
   std::string src_root;
+  // COPY --exclude: patterns relative to the source being copied, whose
+  // own path (relative to its root) is exclude_base.
+  const DockerIgnore* exclude = nullptr;
+  std::string exclude_base;
   // Hard links among the sources stay hard links: (dev, inode) of a file
   // with several links -> where its first copy went.
   std::map<std::pair<dev_t, ino_t>, std::string>* links = nullptr;
@@ -68,6 +72,11 @@ struct CopyOpts {
 Status CopyEntry(const std::string& from, const std::string& rel_in_root, const std::string& to,
                  const CopyOpts& o) {
   if (o.ignore && !rel_in_root.empty() && o.ignore->Excluded(rel_in_root)) return Status::Ok();
+  if (o.exclude && !rel_in_root.empty()) {
+    std::string r = rel_in_root;
+    if (!o.exclude_base.empty() && r.rfind(o.exclude_base + "/", 0) == 0) r = r.substr(o.exclude_base.size() + 1);
+    if (r != o.exclude_base && o.exclude->Excluded(r)) return Status::Ok();
+  }
   struct stat st;
   if (::lstat(from.c_str(), &st) != 0) return Internal("stat " + from + ": " + std::strerror(errno));
   std::error_code ec;
@@ -232,6 +241,23 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   std::map<std::pair<dev_t, ino_t>, std::string> links;
   CopyOpts co;
   co.links = &links;
+  if (ins.HasFlag("keep-git-dir"))
+    return InvalidArgument("ADD of git repositories (and so --keep-git-dir) is not supported");
+  // --exclude=PATTERN (repeatable): left out of what is copied.
+  DockerIgnore excludes;
+  for (const auto& [k, v] : ins.flags)
+    if (k == "exclude") {
+      ASSIGN_OR_RETURN(std::string pat, ExpandWord(v, env, df_.escape));
+      excludes.Add(pat);
+    }
+  if (!excludes.empty()) co.exclude = &excludes;
+  // --link: the layer is made without looking at the image below it, as
+  // BuildKit's: the destination is a directory only when the instruction
+  // says so, and directories on the way are new (0755, the --chown owner).
+  const bool link = ins.HasFlag("link");
+  // --parents: each source keeps its path below the context (or --from
+  // root) under the destination.
+  const bool parents = ins.HasFlag("parents");
   if (ins.HasFlag("chmod")) {
     std::string m = ins.Flag("chmod");
     char* end = nullptr;
@@ -327,9 +353,9 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   // in the image (as BuildKit decides; `WORKDIR /src` + `COPY f .`).
   std::string dest_abs = JoinAbs(st.image.config.working_dir, dest), dest_clean;
   CleanRelative(dest_abs, &dest_clean);
-  bool dest_is_dir = dest.back() == '/' || dest == "." || dest.ends_with("/.") || srcs.size() > 1 ||
+  bool dest_is_dir = parents || dest.back() == '/' || dest == "." || dest.ends_with("/.") || srcs.size() > 1 ||
                      std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return s.rel.find_first_of("*?[") != std::string::npos; });
-  if (!dest_is_dir) {
+  if (!dest_is_dir && !link) {
     ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
     dest_is_dir = dest_clean.empty() || IsDirInLayers(lowers, dest_clean);
   }
@@ -364,20 +390,41 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     }
   }
   std::string stage = scratch_ + "/copy-" + RandomHex();
-  std::string target = dest_clean.empty() ? stage : stage + "/" + dest_clean;
+  const std::string base_target = dest_clean.empty() ? stage : stage + "/" + dest_clean;
   std::error_code ec;
   fs::create_directories(stage, ec);
   {
     // Directories on the way to the destination: those the image has keep
     // their mode and owner; missing ones belong to the --chown owner (root
     // without it), as BuildKit creates them.
-    ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+    std::vector<std::string> lowers;
+    if (!link) {
+      ASSIGN_OR_RETURN(lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+    }
     std::string dir = dest_is_dir ? dest_clean : fs::path(dest_clean).parent_path().string();
     uint32_t uid = ins.HasFlag("chown") && co.owner ? co.owner->first : 0;
     uint32_t gid = ins.HasFlag("chown") && co.owner ? co.owner->second : 0;
     RETURN_IF_ERROR(StageParents(stage, lowers, dir, uid, gid));
+    if (dest_is_dir && !dest_clean.empty() && !fs::exists(base_target)) fs::create_directories(base_target, ec);
   }
   for (const auto& s : srcs) {
+    // --parents: this source's own parent path goes under the destination.
+    std::string target = base_target;
+    if (parents && !s.rel.empty() && s.url.empty()) {
+      std::string sub = fs::path(s.rel).parent_path().string();
+      if (!sub.empty()) {
+        RETURN_IF_ERROR(StageParents(stage, {}, (dest_clean.empty() ? "" : dest_clean + "/") + sub,
+                                     co.owner ? co.owner->first : 0, co.owner ? co.owner->second : 0));
+        target += "/" + sub;
+      }
+    }
+    co.exclude_base = s.rel;
+    if (co.exclude && !s.rel.empty()) {
+      struct stat est;
+      if (::lstat(s.abs.c_str(), &est) == 0 && !S_ISDIR(est.st_mode) &&
+          (co.exclude->Excluded(s.rel) || co.exclude->Excluded(fs::path(s.rel).filename().string())))
+        continue;  // a file source an --exclude pattern names
+    }
     if (!s.url.empty()) {
       std::string name = s.url.substr(s.url.rfind('/') + 1);
       std::string to = (dest_is_dir || name.empty()) ? target + "/" + (name.empty() ? "download" : name) : target;

@@ -57,17 +57,21 @@ Status DockerIgnore::Load(const std::string& file) {
     size_t a = line.find_first_not_of(" \t");
     if (a == std::string::npos || line[a] == '#') continue;
     line = line.substr(a);
-    bool exclude = true;
-    if (line[0] == '!') {
-      exclude = false;
-      line = line.substr(1);
-    }
-    std::string clean;
-    if (!CleanRelative(line, &clean)) continue;
-    if (clean.empty()) continue;
-    rules_.push_back({ToRegex(clean), exclude});
+    Add(line);
   }
   return Status::Ok();
+}
+
+void DockerIgnore::Add(const std::string& pattern) {
+  std::string line = pattern;
+  bool exclude = true;
+  if (!line.empty() && line[0] == '!') {
+    exclude = false;
+    line = line.substr(1);
+  }
+  std::string clean;
+  if (!CleanRelative(line, &clean) || clean.empty()) return;
+  rules_.push_back({ToRegex(clean), exclude});
 }
 bool DockerIgnore::Excluded(const std::string& rel) const {
   bool excluded = false;

@@ -18,6 +18,8 @@ class DockerIgnore {
  public:
   // Reads the rules from `file`; a missing file means no rules.
   Status Load(const std::string& file);
+  // Adds one rule, as a line of the file would (COPY --exclude patterns).
+  void Add(const std::string& pattern);
   // `rel`: a clean path relative to the context root.
   bool Excluded(const std::string& rel) const;
   bool empty() const { return rules_.empty(); }

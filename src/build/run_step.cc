@@ -292,8 +292,9 @@ Status BuildRun::RunStep(Stage& st, const Instruction& ins) {
     AddLayer(st, hit->first, hit->second, created_by, true);
     return Status::Ok();
   }
-  if (arch_ != "amd64" || os_ != "linux")
-    return FailedPrecondition("cannot RUN for " + o_.platform + " on this linux/amd64 host");
+  if (st.image.architecture != "amd64" || st.image.os != "linux")
+    return FailedPrecondition("cannot RUN for " + st.image.os + "/" + st.image.architecture +
+                              " on this linux/amd64 host (no emulation)");
   ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
   if (lowers.empty()) lowers.push_back(EmptyDir());
   std::string dir = scratch_ + "/run-" + RandomHex();

@@ -219,6 +219,40 @@ COPY --from=fine /etc/passwd /p
 COPY --from=broken /etc/passwd /q
 DF
 expect_fail "a failing stage fails the build with its own error" "Dockerfile.fail:2: RUN" $B build -f "$W/par/Dockerfile.fail" -t par:2 "$W/par"
+# --- COPY --exclude, --parents, --link (Dockerfile 1.7 syntax, newer than
+# the BuildKit 0.8 tests/parity compares with) and FROM --platform ---
+mkdir -p "$W/cx/src/a/b" "$W/cx/src/logs"
+echo keep > "$W/cx/src/a/b/keep.txt"; echo drop > "$W/cx/src/a/b/drop.log"; echo l > "$W/cx/src/logs/x.log"
+echo top > "$W/cx/src/top.txt"
+cat > "$W/cx/Dockerfile" <<'DF'
+FROM base:1
+COPY --exclude=*.log --exclude=logs src/ /ex/
+COPY --exclude=**/*.log src/a /ex2/
+COPY --parents src/a/b/keep.txt src/top.txt /par/
+RUN mkdir -m 0700 /private
+COPY --link src/top.txt /private/linked.txt
+COPY src/top.txt /private/plain.txt
+DF
+expect_ok "COPY --exclude, --parents, --link" $B build -t cx:1 "$W/cx"
+$B run --rm cx:1 sh -c 'find /ex /ex2 /par -type f | sort; stat -c "%a %n" /private' > "$W/cx.out" 2>&1
+# *.log matches at the top only (.dockerignore patterns); **/*.log anywhere.
+# /private ends 0755: the --link layer carries a new /private, as docker's
+# --link layers do.
+[ "$(tr '\n' ' ' < "$W/cx.out")" = "/ex/a/b/drop.log /ex/a/b/keep.txt /ex/top.txt /ex2/b/keep.txt /par/src/a/b/keep.txt /par/src/top.txt 755 /private " ] &&
+  pass "--exclude leaves the patterns out; --parents keeps source paths" || fail "exclude/parents: $(tr '\n' ' ' < "$W/cx.out")"
+$B save -o "$W/cx.tar" cx:1 >/dev/null 2>&1 && mkdir -p "$W/cx.x" && tar -C "$W/cx.x" -xf "$W/cx.tar"
+layers=$(jq -r '.[0].Layers[]' "$W/cx.x/manifest.json")
+link_layer=$(echo "$layers" | tail -2 | head -1); mkdir_layer=$(echo "$layers" | tail -3 | head -1)
+tar -tvzf "$W/cx.x/$link_layer" > "$W/link.list" 2>/dev/null; tar -tvzf "$W/cx.x/$mkdir_layer" > "$W/mkdir.list" 2>/dev/null
+grep -q "^drwxr-xr-x .* private/$" "$W/link.list" && grep -q "^drwx------ .* private/$" "$W/mkdir.list" &&
+  pass "--link makes its layer without the image below (a new 0755 parent over the 0700 one)" ||
+  fail "--link layer: $(tar -tvzf "$W/cx.x/$link_layer" 2>&1 | head -3)"
+printf 'FROM base:1\nADD --keep-git-dir=true https://example.invalid/r.git /src\n' > "$W/cx/Dockerfile.git"
+expect_fail "ADD --keep-git-dir: git sources are refused clearly" "git repositories" $B build -f "$W/cx/Dockerfile.git" "$W/cx"
+printf 'FROM --platform=linux/arm64 scratch\nRUN true\n' > "$W/cx/Dockerfile.arm"
+expect_fail "FROM --platform of another arch: RUN fails clearly" "cannot RUN for linux/arm64" $B build -f "$W/cx/Dockerfile.arm" "$W/cx"
+printf 'FROM --platform=arm64 scratch\n' > "$W/cx/Dockerfile.badplat"
+expect_fail "FROM --platform that is not os/arch" "must be os/arch" $B build -f "$W/cx/Dockerfile.badplat" "$W/cx"
 # --- build flags as docker build has them ---
 mkdir -p "$W/flags/other"
 echo from-named-context > "$W/flags/other/named.txt"
