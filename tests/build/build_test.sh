@@ -219,6 +219,22 @@ COPY --from=fine /etc/passwd /p
 COPY --from=broken /etc/passwd /q
 DF
 expect_fail "a failing stage fails the build with its own error" "Dockerfile.fail:2: RUN" $B build -f "$W/par/Dockerfile.fail" -t par:2 "$W/par"
+# Cache mount sharing between stages that run at once: `locked` lets one
+# at a time in (neither sees the other's marker), `private` gives the
+# second its own empty directory while the first holds the cache.
+cat > "$W/par/Dockerfile.locked" <<'DF'
+FROM base:1 AS one
+RUN --mount=type=cache,id=shared-lock,target=/c,sharing=locked sh -c '[ -e /c/busy ] && echo overlap > /seen; touch /c/busy; sleep 1; rm /c/busy; touch /seen'
+FROM base:1 AS two
+RUN --mount=type=cache,id=shared-lock,target=/c,sharing=locked sh -c '[ -e /c/busy ] && echo overlap > /seen; touch /c/busy; sleep 1; rm /c/busy; touch /seen'
+FROM base:1
+COPY --from=one /seen /one
+COPY --from=two /seen /two
+DF
+expect_ok "two stages share a sharing=locked cache mount" $B build --no-cache -f "$W/par/Dockerfile.locked" -t par:locked "$W/par"
+[ "$($B run --rm par:locked cat /one /two 2>&1)" = "" ] && pass "sharing=locked: one stage at a time in the cache" || fail "locked cache overlapped: $($B run --rm par:locked cat /one /two 2>&1)"
+sed 's/sharing=locked/sharing=private/; s/shared-lock/shared-private/' "$W/par/Dockerfile.locked" | sed 's#touch /c/busy; sleep 1#touch /c/busy; ls /c > /listing; sleep 1#' > "$W/par/Dockerfile.private"
+expect_ok "two stages with a sharing=private cache mount" $B build --no-cache -f "$W/par/Dockerfile.private" -t par:private "$W/par"
 # --- COPY --exclude, --parents, --link (Dockerfile 1.7 syntax, newer than
 # the BuildKit 0.8 tests/parity compares with) and FROM --platform ---
 mkdir -p "$W/cx/src/a/b" "$W/cx/src/logs"
