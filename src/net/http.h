@@ -68,6 +68,9 @@ struct Response {
   void set_content_provider(uint64_t length, const std::string& content_type, ContentProvider p);
   // The bytes of body the response carries (for the access log).
   uint64_t body_length() const { return provider ? provider_length : body.size(); }
+  // A note for the access log about how the request was served (the
+  // mirror's "hit", "miss", "stale"); never sent to the client.
+  std::string log_note;
 };
 
 // The request body as a stream. present() is false for requests without

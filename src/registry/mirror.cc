@@ -1,5 +1,7 @@
 #include "registry/mirror.h"
 
+#include "registry/manifest_service.h"
+
 #include <algorithm>
 #include <thread>
 
@@ -116,15 +118,14 @@ Mirror::Stats Mirror::stats() const { return {hits_.load(), misses_.load(), upst
 Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& reference, CacheOutcome* outcome) {
   const Upstream& u = *t.upstream;
   auto store_fetched = [&](const client::FetchedManifest& f, const std::string& tag) -> Result<ManifestRecord> {
-    auto parsed = oci::ParseManifest(f.content, f.media_type);
-    if (!parsed.ok()) return InvalidArgument("upstream " + u.url + " sent an invalid manifest: " + parsed.status().message());
-    ManifestRecord rec;
-    rec.digest = f.digest;
-    rec.media_type = parsed->media_type;
-    rec.content = f.content;
+    // The same record a push makes (manifest_service.h), so a mirrored
+    // manifest with a subject is in the referrers index.
+    auto prepared = PrepareManifest(f.content, f.media_type, f.digest);
+    if (!prepared.ok())
+      return InvalidArgument("upstream " + u.url + " sent an invalid manifest: " + prepared.status().message());
     // Blobs and children arrive when clients ask for them.
-    RETURN_IF_ERROR(store_->PutManifest(t.local_repo, rec, tag, {}, {}));
-    return rec;
+    RETURN_IF_ERROR(store_->PutManifest(t.local_repo, prepared->record, tag, {}, {}));
+    return prepared->record;
   };
   if (reference.find(':') != std::string::npos) {
     ASSIGN_OR_RETURN(Digest d, Digest::Parse(reference));

@@ -62,6 +62,25 @@ curl -s -D "$WORK/tags.h" -o "$WORK/tags.json" "http://$M/v2/library/multi/tags/
 jq -e '.tags == ["list"]' "$WORK/tags.json" >/dev/null && grep -qi '^link: </v2/library/multi/tags/list?last=list&n=1>' "$WORK/tags.h" &&
   pass "mirrored tag lists paginate with n and Link" || { fail "mirrored tag pagination"; cat "$WORK/tags.h" "$WORK/tags.json"; }
 
+# --- referrers of mirrored manifests: an artifact pushed upstream with a
+# subject and pulled through the mirror is in the mirror's referrers index
+printf '{}' > "$WORK/empty.json"
+E="sha256:$(sha256sum "$WORK/empty.json" | cut -d' ' -f1)"
+curl -s -o /dev/null -X POST --data-binary @"$WORK/empty.json" "http://$REG_up/v2/library/busybox/blobs/uploads/?digest=$E"
+ACCEPT='Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json'
+curl -s -D "$WORK/subj.h" -o "$WORK/subj.json" -H "$ACCEPT" "http://$REG_up/v2/library/busybox/manifests/$BUSYBOX"
+subj_type=$(tr -d '\r' < "$WORK/subj.h" | awk -F': ' 'tolower($1)=="content-type"{print $2}')
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sig","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"%s","size":2}],"subject":{"mediaType":"%s","digest":"%s","size":%s}}' \
+  "$E" "$E" "$subj_type" "$BUSYBOX" "$(wc -c < "$WORK/subj.json")" > "$WORK/art.json"
+ART="sha256:$(sha256sum "$WORK/art.json" | cut -d' ' -f1)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+  --data-binary @"$WORK/art.json" "http://$REG_up/v2/library/busybox/manifests/$ART")
+[ "$code" = 201 ] || fail "artifact push upstream answered $code"
+curl -s -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$M/v2/library/busybox/manifests/$ART"
+curl -s "http://$M/v2/library/busybox/referrers/$BUSYBOX" > "$WORK/refs.json"
+jq -e --arg d "$ART" '.manifests | map(select(.digest == $d and .artifactType == "application/vnd.example.sig")) | length == 1' "$WORK/refs.json" >/dev/null &&
+  pass "a mirrored manifest with a subject is listed by the mirror's referrers API" || { fail "mirrored referrers"; cat "$WORK/refs.json"; }
+
 # --- pushes
 code=$(curl -s -o "$WORK/push.json" -w '%{http_code}' -X POST "http://$M/v2/library/busybox/blobs/uploads/")
 [ "$code" = 405 ] && jq -e '.errors[0].code == "UNSUPPORTED"' "$WORK/push.json" >/dev/null &&

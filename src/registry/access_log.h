@@ -1,0 +1,30 @@
+// ocireg's access log on stdout: one line per request (or one JSON object
+// with log_format "json"), written under a lock and flushed by Flush()
+// (the registry's janitor calls it every 100 ms). Every field a client
+// chose is escaped, so no request can forge a line; the mirror's outcome
+// comes from the response's log_note.
+// Thread-safe.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "net/http.h"
+
+namespace ocib::registry {
+
+class AccessLog {
+ public:
+  explicit AccessLog(std::string format) : format_(std::move(format)) {}
+  void Log(const net::Request& req, const net::Response& res, double ms);
+  void Flush();
+
+ private:
+  const std::string format_;  // "text" or "json"
+  std::mutex mu_;
+};
+
+// Now as RFC 3339 UTC ("2026-11-29T21:15:28Z").
+std::string Iso8601Now();
+
+}  // namespace ocib::registry
