@@ -49,6 +49,7 @@
 #include <string>
 #include <vector>
 
+#include "store/blob_read_handle.h"
 #include "store/digest.h"
 #include "util/status.h"
 
@@ -84,17 +85,6 @@ struct BlobInfo {
   Digest digest;
   uint64_t size = 0;
   uint64_t refs = 0;  // repository links to the blob
-};
-
-// Random-access reader over one committed blob. Owned by the caller;
-// thread-compatible.
-class BlobReadHandle {
- public:
-  virtual ~BlobReadHandle() = default;
-  virtual uint64_t size() const = 0;
-  // Reads up to n bytes at offset into buf. Returns the count read (0 only
-  // when offset == size). kOutOfRange if offset > size.
-  virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
 };
 
 // Appends bytes to an ingest. Owned by the caller; one thread at a time.

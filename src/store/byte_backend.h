@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "store/blob_store.h"
+#include "store/blob_read_handle.h"
 #include "store/digest.h"
 #include "util/status.h"
 

@@ -2,8 +2,10 @@
 //
 // One column family; the first byte of a key names its kind:
 //
-//   "S"                                     schema version, "1"
+//   "S"                                     schema version, "2" (see below)
 //   "b" <digest>                            blob record: size, refs
+//   "i" <digest>                            a small blob's bytes, kept in
+//                                           the database instead of a file
 //   "p" <digest>                            promote intent (crash recovery:
 //                                           bytes may exist without record)
 //   "z" <digest>                            blob with refs == 0 (GC set)

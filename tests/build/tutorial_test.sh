@@ -7,14 +7,8 @@
 # loopback. Needs the Debian archive (as docker build would).
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-tutorial.XXXXXX)
-RUNPID=""
-cleanup() {
-  [ -n "$RUNPID" ] && kill "$RUNPID" 2>/dev/null && wait "$RUNPID" 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir tutorial
 B="$BIN/ocibuild --root $W/root"
 
 source "$(dirname "$0")/debian_base.sh"
@@ -66,6 +60,7 @@ fi
 PORT=$((20000 + RANDOM % 20000))
 $B run myapp:1 "$PORT" >"$W/run.log" 2>&1 &
 RUNPID=$!
+PIDS+=($RUNPID)
 page=""
 for i in $(seq 100); do
   page=$(curl -sf "http://127.0.0.1:$PORT/" 2>/dev/null) && break

@@ -5,11 +5,8 @@
 # config.json format (skopeo reads them), logout removes them.
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-auth.XXXXXX)
-REG=""
-cleanup() { [ -n "$REG" ] && kill "$REG" 2>/dev/null && wait "$REG" 2>/dev/null; rm -rf "$W"; }
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir auth
 command -v docker-registry >/dev/null && command -v htpasswd >/dev/null || { echo "needs docker-registry and htpasswd"; echo "0 passed, 1 failed"; exit 1; }
 export DOCKER_CONFIG="$W/docker-config"
 B="$BIN/ocibuild --root $W/a"
@@ -32,6 +29,7 @@ http:
 YML
 docker-registry serve "$W/dist.yml" >"$W/dist.log" 2>&1 &
 REG=$!
+PIDS+=($REG)
 R="127.0.0.1:$PORT"
 for i in $(seq 200); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/")" = 401 ] && break; sleep 0.05; done
 

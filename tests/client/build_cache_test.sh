@@ -7,15 +7,8 @@
 # cache ref that does not exist only warns, and bad cache specs fail.
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-bcache.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir bcache
 
 source "$(dirname "$0")/registries.sh"
 start_registries

@@ -5,15 +5,8 @@
 # pull into an empty store (same digest, runs), clear errors for bad input.
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-pushpull.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir pushpull
 B="$BIN/ocibuild --root $W/a"
 # Bytes over loopback, to count what a push sends (tests run one at a time).
 lo_bytes() { awk '$1 == "lo:" {print $2}' /proc/net/dev; }

@@ -5,20 +5,15 @@
 # over; the pushed image then pulls with the same digest.
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-resume.XXXXXX)
-REG=""
-cleanup() {
-  [ -n "$REG" ] && kill "$REG" 2>/dev/null && wait "$REG" 2>/dev/null
-  rm -rf "$W"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir resume
 B="$BIN/ocibuild --root $W/a"
 
 PORT=$(free_port)
 start_reg() {
   "$BIN/ocireg" serve --listen "127.0.0.1:$PORT" --root "$W/store" >>"$W/access.log" 2>>"$W/server.log" &
   REG=$!
+  PIDS+=($REG)
   for i in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && return; sleep 0.05; done
 }
 start_reg

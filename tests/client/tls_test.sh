@@ -6,15 +6,8 @@
 # registry falls back to HTTP. Also: progress bars on a terminal.
 set -uo pipefail
 BIN="${OCIB_BIN_DIR:?set OCIB_BIN_DIR to build/bin}"
-W=$(mktemp -d /tmp/ocib-tls.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
-  rm -rf "$W"
-}
-trap cleanup EXIT
 source "$(dirname "$0")/../script_lib.sh"
+test_workdir tls
 export XDG_CONFIG_HOME="$W/config" DOCKER_CONFIG="$W/docker"
 
 # A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA.
