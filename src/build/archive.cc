@@ -1,5 +1,7 @@
 #include "build/archive.h"
 
+#include "oci/image_ref.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -67,11 +69,7 @@ std::string SniffLayerType(Store& store, const Digest& d) {
 
 // Docker's short names: "docker.io/library/x:1" and "docker.io/team/x:1"
 // are stored as "x:1" and "team/x:1", as docker shows them.
-std::string Normalize(std::string name) {
-  if (name.rfind("docker.io/", 0) == 0) name = name.substr(10);
-  if (name.rfind("library/", 0) == 0 && name.find('/', 8) == std::string::npos) name = name.substr(8);
-  return name;
-}
+std::string Normalize(const std::string& name) { return oci::FamiliarName(name); }
 
 }  // namespace
 

@@ -8,50 +8,6 @@
 
 namespace ocib::build {
 
-std::string ImageRef::str() const {
-  std::string s = name;
-  if (!tag.empty()) s += ":" + tag;
-  if (digest) s += "@" + digest->str();
-  return s;
-}
-
-Result<ImageRef> ParseImageRef(std::string_view text) {
-  ImageRef r;
-  std::string t(text);
-  size_t at = t.find('@');
-  if (at != std::string::npos) {
-    auto d = Digest::Parse(t.substr(at + 1));
-    if (!d.ok()) return InvalidArgument("invalid reference \"" + t + "\": " + d.status().message());
-    r.digest = *d;
-    t = t.substr(0, at);
-  }
-  size_t slash = t.rfind('/');
-  size_t colon = t.rfind(':');
-  if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
-    r.tag = t.substr(colon + 1);
-    t = t.substr(0, colon);
-    if (!oci::ValidTag(r.tag)) return InvalidArgument("invalid tag \"" + r.tag + "\" in \"" + std::string(text) + "\"");
-  }
-  // An optional registry host (with a dot, a colon or "localhost") first.
-  std::string path = t;
-  size_t first = t.find('/');
-  if (first != std::string::npos) {
-    std::string host = t.substr(0, first);
-    if (host.find('.') != std::string::npos || host.find(':') != std::string::npos || host == "localhost") {
-      path = t.substr(first + 1);
-      for (char c : host)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':'))
-          return InvalidArgument("invalid registry host \"" + host + "\"");
-    }
-  }
-  if (!oci::ValidRepositoryName(path))
-    return InvalidArgument("invalid image name \"" + t +
-                           "\": lowercase letters, digits and separators (. _ __ -), components joined by /");
-  r.name = t;
-  if (r.tag.empty() && !r.digest) r.tag = "latest";
-  return r;
-}
-
 uint64_t StoredImage::size() const {
   uint64_t n = 0;
   for (const auto& l : layers) n += l.size;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "oci/image_ref.h"
 #include "build/image.h"
 #include "store/blob_store.h"
 
@@ -20,15 +21,9 @@ inline constexpr const char* kCacheRepo = "_ocibuild/cache";
 // default.
 inline constexpr const char* kHostPlatform = "linux/amd64";
 
-struct ImageRef {
-  std::string name;               // e.g. "team/app", "localhost:5000/app"
-  std::string tag;                // "latest" when neither tag nor digest given
-  std::optional<Digest> digest;   // name@digest
-  std::string str() const;
-};
-
-// Parses "name[:tag][@digest]"; kInvalidArgument with the reason.
-Result<ImageRef> ParseImageRef(std::string_view text);
+// References are the shared grammar of oci/image_ref.h.
+using oci::ImageRef;
+using oci::ParseImageRef;
 
 // A local image. When the reference names a multi-platform index, the
 // image is the index's entry for the host platform (linux/amd64) and

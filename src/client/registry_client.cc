@@ -1,5 +1,6 @@
 #include "client/registry_client.h"
 
+#include "oci/image_ref.h"
 #include "net/buffered_stream.h"
 
 #include <httplib.h>
@@ -61,19 +62,9 @@ Status Failure(const std::string& what, const httplib::Result& r) {
 
 }  // namespace
 
-std::string RegistryHost(const std::string& name) {
-  size_t slash = name.find('/');
-  if (slash == std::string::npos) return "";
-  std::string first = name.substr(0, slash);
-  if (first.find('.') != std::string::npos || first.find(':') != std::string::npos || first == "localhost")
-    return first;
-  return "";
-}
+std::string RegistryHost(const std::string& name) { return oci::Domain(name); }
 
-std::string RepositoryPath(const std::string& name) {
-  std::string host = RegistryHost(name);
-  return host.empty() ? name : name.substr(host.size() + 1);
-}
+std::string RepositoryPath(const std::string& name) { return oci::Path(name); }
 
 namespace {
 

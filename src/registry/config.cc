@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "oci/image_ref.h"
+
 namespace ocib::registry {
 namespace {
 
@@ -80,7 +82,7 @@ Status ParseUpstreams(const json& v, std::vector<Upstream>* out) {
         else s = InvalidArgument("unknown config key \"" + key + "\"");
         RETURN_IF_ERROR(s);
       }
-      if (!unqualified_set) u.unqualified = u.ns == "docker.io";
+      if (!unqualified_set) u.unqualified = u.ns == oci::kDockerHubDomain;
       RETURN_IF_ERROR(ValidUpstream(u, where + "\""));
       out->push_back(std::move(u));
     }
@@ -107,7 +109,7 @@ Result<Upstream> ParseMirrorFlag(const std::string& value) {
   } else {
     u.url = value;
   }
-  u.unqualified = u.ns == "docker.io";
+  u.unqualified = u.ns == oci::kDockerHubDomain;
   RETURN_IF_ERROR(ValidUpstream(u, "--mirror"));
   return u;
 }

@@ -1,5 +1,6 @@
 #include "registry/mirror.h"
 
+#include "oci/image_ref.h"
 #include "registry/manifest_service.h"
 
 #include <algorithm>
@@ -32,11 +33,6 @@ bool UpstreamDown(const Status& s) {
 Status Named(const Upstream& u, const Status& s) {
   if (s.code() == Code::kNotFound) return s;
   return Status(Code::kUnavailable, "upstream " + u.url + ": " + s.message());
-}
-
-bool HostLike(const std::string& component) {
-  return component.find('.') != std::string::npos || component.find(':') != std::string::npos ||
-         component == "localhost";
 }
 
 }  // namespace
@@ -101,7 +97,7 @@ std::optional<Mirror::Target> Mirror::Resolve(const std::string& name, const std
   if (slash != std::string::npos)
     for (const auto& u : upstreams_)
       if (u.ns == first) return Target{&u, name.substr(slash + 1), name};
-  if (slash == std::string::npos || !HostLike(first))
+  if (slash == std::string::npos || !oci::IsRegistryHost(first))
     for (const auto& u : upstreams_)
       if (u.unqualified) return Target{&u, name, u.ns + "/" + name};
   return std::nullopt;
