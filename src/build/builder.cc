@@ -301,7 +301,7 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
     auto img = images_->Get(ref);
     if (!img.ok()) {
       // Not local: pull it, as docker build does.
-      TransferOptions to;
+      TransferOptions to = o_.transfer;
       to.platform = platform;
       std::ostringstream progress;  // stages may pull at once: one summary line each
       Status pulled = PullImage(*images_, ref, to, progress);

@@ -26,6 +26,7 @@
 
 #include "build/image_store.h"
 #include "build/layer.h"
+#include "build/transfer.h"
 
 namespace ocib::build {
 
@@ -65,6 +66,9 @@ struct BuildOptions {
   // (-1: inherit). `build -q` passes /dev/null.
   int run_output_fd = -1;
   std::vector<CacheSpec> cache_from, cache_to;
+  // How to reach registries (FROM pulls, --cache-from/--cache-to): the
+  // CLI fills it from flags and the user's config; platform is set per use.
+  TransferOptions transfer;
   Compression compression = Compression::kGzip;
   ManifestFormat format = ManifestFormat::kOci;
   std::string platform = kHostPlatform;

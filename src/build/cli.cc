@@ -24,6 +24,7 @@
 #include "build/archive.h"
 #include "build/transfer.h"
 #include "client/registry_client.h"
+#include "client/user_config.h"
 
 namespace ocib::build {
 namespace {
@@ -124,8 +125,24 @@ struct Ctx {
   }
 };
 
+// Transfers as the user configured them: insecure registries, parallel
+// blobs and the default registry from ~/.config/ocibuild/config.json,
+// credentials from docker's config.json.
+TransferOptions UserTransferOptions() {
+  client::UserConfig cfg = client::LoadUserConfig();
+  TransferOptions o;
+  o.tty = ::isatty(STDOUT_FILENO);
+  o.parallel = static_cast<size_t>(cfg.max_concurrent_transfers);
+  o.conn.insecure_hosts = cfg.insecure_registries;
+  o.default_registry = cfg.default_registry;
+  o.credentials = std::make_shared<client::DockerConfigCredentials>();
+  return o;
+}
+
 int Build(Ctx& ctx, std::vector<std::string> a) {
   BuildOptions o;
+  o.transfer = UserTransferOptions();
+  o.transfer.tty = false;
   std::string context, iidfile;
   std::vector<OutputSpec> outputs;
   bool push = false, quiet = false;
@@ -279,8 +296,7 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
     if (!s.ok()) return Fail("--output " + out.dest + ": " + s.message());
   }
   if (push) {
-    TransferOptions to;
-    to.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
+    TransferOptions to = o.transfer;
     for (const auto& t : o.tags) {
       std::ostringstream sink;
       Status s = PushImage(*ctx.images, t, StatePaths{builder->state_dir()}.Pushed(), to, quiet ? sink : std::cout);
@@ -417,9 +433,7 @@ bool TakeConnectionFlags(std::vector<std::string>& a, client::Connection* conn, 
 }
 
 int Push(Ctx& ctx, std::vector<std::string> a) {
-  TransferOptions o;
-  o.tty = ::isatty(STDOUT_FILENO);
-  o.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
+  TransferOptions o = UserTransferOptions();
   std::string why;
   if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
   if (a.size() != 1 || a[0][0] == '-') return Usage("push needs one image");
@@ -430,9 +444,7 @@ int Push(Ctx& ctx, std::vector<std::string> a) {
 }
 
 int Pull(Ctx& ctx, std::vector<std::string> a) {
-  TransferOptions o;
-  o.tty = ::isatty(STDOUT_FILENO);
-  o.parallel = static_cast<size_t>(client::ConfiguredMaxConcurrent());
+  TransferOptions o = UserTransferOptions();
   std::string why;
   if (!TakeConnectionFlags(a, &o.conn, &why)) return Usage(why);
   std::vector<std::string> rest;
@@ -494,6 +506,7 @@ int RunCli(int argc, char** argv) {
     std::string host, user, password;
     bool from_stdin = false;
     client::Connection conn;
+    conn.insecure_hosts = client::LoadUserConfig().insecure_registries;
     std::string why;
     if (!TakeConnectionFlags(rest, &conn, &why)) return Usage(why);
     for (size_t i = 0; i < rest.size(); ++i) {

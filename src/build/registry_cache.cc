@@ -58,7 +58,7 @@ Result<CacheSpec> ParseCacheSpec(const std::string& text, bool export_side) {
 
 Status BuildRun::ImportCache(const CacheSpec& spec) {
   ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(spec.ref));
-  TransferOptions to;
+  TransferOptions to = o_.transfer;
   to.platform = o_.platform;
   std::ostringstream quiet;
   Status pulled = PullImage(*images_, ref, to, quiet);
@@ -119,7 +119,7 @@ Status BuildRun::ExportCache(const CacheSpec& spec, const Stage& last) {
   }
   cache.config.labels[kCacheLabel] = tags.dump();
   RETURN_IF_ERROR(images_->Commit(ref, cache, layers, ManifestFormat::kOci).status());
-  TransferOptions to;
+  TransferOptions to = o_.transfer;
   std::ostringstream quiet;
   Status pushed = PushImage(*images_, ref, paths_.Pushed(), to, quiet);
   Status removed = images_->Remove(ref);

@@ -24,15 +24,26 @@ using json = nlohmann::json;
 // The registry host and repository for a reference: the name's host, else
 // $OCIBUILD_REGISTRY, else "default-registry" in the client config. No
 // implicit Docker Hub: there is no internet here.
-Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref) {
+Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref, const TransferOptions& opts) {
   std::string host = client::RegistryHost(ref.name);
   if (!host.empty()) return std::make_pair(host, client::RepositoryPath(ref.name));
   const char* env = std::getenv("OCIBUILD_REGISTRY");
   if (env && *env) return std::make_pair(std::string(env), ref.name);
-  if (std::string d = client::ConfiguredDefaultRegistry(); !d.empty()) return std::make_pair(d, ref.name);
+  if (!opts.default_registry.empty()) return std::make_pair(opts.default_registry, ref.name);
   return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
-                         "), and neither $OCIBUILD_REGISTRY nor \"default-registry\" in " +
-                         client::ClientConfigPath() + " is set");
+                         "), and neither $OCIBUILD_REGISTRY nor \"default-registry\" in the ocibuild config is set");
+}
+
+// One transfer's connection: its clients share a session (one token for
+// the parallel blob connections, one plain-HTTP probe).
+client::Connection SessionOf(const TransferOptions& opts) {
+  client::Connection c = opts.conn;
+  if (!c.session) c.session = std::make_shared<client::ClientSession>();
+  return c;
+}
+
+std::string CredentialsFor(const TransferOptions& opts, const std::string& host) {
+  return opts.credentials ? opts.credentials->Credentials(host) : std::string();
 }
 
 // Runs tasks on up to `parallel` threads, each taking the next task as it
@@ -75,13 +86,15 @@ Result<std::vector<oci::Descriptor>> BlobsOf(const std::string& content, const s
 Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pushed_dir,
                  const TransferOptions& opts, std::ostream& out) {
   ASSIGN_OR_RETURN(ManifestRecord top, images.Resolve(ref));
-  ASSIGN_OR_RETURN(auto remote, Remote(ref));
+  ASSIGN_OR_RETURN(auto remote, Remote(ref, opts));
   // Named copies, not a structured binding: lambdas below capture them
   // (clang 14, used for the sanitizer builds, cannot capture bindings).
   const std::string host = remote.first, repo = remote.second;
+  const client::Connection conn = SessionOf(opts);
+  const std::string creds = CredentialsFor(opts, host);
   ProgressBoard board(out, opts.tty);
   board.Note("The push refers to repository [" + host + "/" + repo + "]");
-  client::RegistryClient c(host, opts.conn);
+  client::RegistryClient c(host, creds, conn);
   c.set_notes([&board](const std::string& n) { board.Note(n); });
   RETURN_IF_ERROR(c.Ping());
 
@@ -123,7 +136,7 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
 
   std::mutex mu;  // guards known
   auto push_one = [&](const Digest& d) -> Status {
-    client::RegistryClient w(host, opts.conn);
+    client::RegistryClient w(host, creds, conn);
     w.set_notes([&board](const std::string& n) { board.Note(n); });
     ASSIGN_OR_RETURN(bool has, w.HasBlob(repo, d));
     std::string shortd = Short(d);
@@ -177,13 +190,15 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
 
 Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions& opts,
                  std::ostream& out) {
-  ASSIGN_OR_RETURN(auto remote, Remote(ref));
+  ASSIGN_OR_RETURN(auto remote, Remote(ref, opts));
   // Named copies, not a structured binding: lambdas below capture them
   // (clang 14, used for the sanitizer builds, cannot capture bindings).
   const std::string host = remote.first, repo = remote.second;
+  const client::Connection conn = SessionOf(opts);
+  const std::string creds = CredentialsFor(opts, host);
   Store& store = *images.store();
   ProgressBoard board(out, opts.tty);
-  client::RegistryClient c(host, opts.conn);
+  client::RegistryClient c(host, creds, conn);
   c.set_notes([&board](const std::string& n) { board.Note(n); });
   RETURN_IF_ERROR(c.Ping());  // an unreachable registry fails at once, without retries
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
@@ -226,7 +241,7 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
       board.Status(shortd, "Already exists");
       return Status::Ok();
     }
-    client::RegistryClient w(host, opts.conn);
+    client::RegistryClient w(host, creds, conn);
     w.set_notes([&board](const std::string& n) { board.Note(n); });
     RETURN_IF_ERROR(w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name,
                                 [&board, shortd](uint64_t done, uint64_t total) {

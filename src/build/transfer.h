@@ -15,12 +15,20 @@
 #include <string>
 
 #include "build/image_store.h"
+#include "client/credentials.h"
 #include "client/registry_client.h"
+#include <memory>
 
 namespace ocib::build {
 
 struct TransferOptions {
-  client::Connection conn;              // --insecure, --ca-cert
+  client::Connection conn;              // --insecure, --ca-cert, insecure-registries
+  // Credentials per registry host (the CLI: docker's config.json); null:
+  // anonymous.
+  std::shared_ptr<const client::CredentialSource> credentials;
+  // The registry for names without a host ("default-registry" in the
+  // user's config, or $OCIBUILD_REGISTRY); "" for none.
+  std::string default_registry;
   std::string platform = kHostPlatform;  // pull: which entry of an index
   bool all_platforms = false;            // pull: keep the index, every platform
   bool tty = false;                      // progress bars instead of lines

@@ -1,5 +1,6 @@
 #include "client/registry_client.h"
 
+#include "client/base64.h"
 #include "oci/image_ref.h"
 #include "net/buffered_stream.h"
 
@@ -68,26 +69,6 @@ std::string RepositoryPath(const std::string& name) { return oci::Path(name); }
 
 namespace {
 
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(n);
-  return out;
-}
-
-std::string Unbase64(const std::string& in) {
-  std::string out(3 * in.size() / 4 + 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return "";
-  out.resize(n);
-  size_t pad = 0;
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
-  out.resize(out.size() - std::min(pad, out.size()));
-  return out;
-}
-
 // Parses `Bearer realm="...",service="...",scope="..."`.
 std::map<std::string, std::string> ChallengeParams(const std::string& h) {
   std::map<std::string, std::string> out;
@@ -134,135 +115,7 @@ std::string UrlEncode(const std::string& s) {
 
 }  // namespace
 
-std::string DockerConfigPath() {
-  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return std::string(d) + "/config.json";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/root") + "/.docker/config.json";
-}
-
 namespace {
-
-nlohmann::json ReadDockerConfig() {
-  std::ifstream in(DockerConfigPath());
-  if (!in) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  return j.is_discarded() || !j.is_object() ? nlohmann::json::object() : j;
-}
-
-Status WriteDockerConfig(const nlohmann::json& j) {
-  std::string path = DockerConfigPath();
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(1, '\t') << "\n";
-    if (!out) return Internal("cannot write " + path);
-  }
-  ::chmod(tmp.c_str(), 0600);
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return Internal("cannot write " + path + ": " + ec.message());
-  return Status::Ok();
-}
-
-}  // namespace
-
-std::string StoredCredentials(const std::string& host) { return StoredCredentials(host, DockerConfigPath()); }
-
-std::string StoredCredentials(const std::string& host, const std::string& config_path) {
-  nlohmann::json j = nlohmann::json::object();
-  {
-    std::ifstream in(config_path);
-    if (in) j = nlohmann::json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) j = nlohmann::json::object();
-  }
-  if (!j.contains("auths") || !j["auths"].is_object()) return "";
-  for (const std::string& key : {host, "http://" + host, "https://" + host}) {
-    if (!j["auths"].contains(key)) continue;
-    const auto& e = j["auths"][key];
-    if (e.contains("auth") && e["auth"].is_string()) return Unbase64(e["auth"].get<std::string>());
-  }
-  return "";
-}
-
-Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password) {
-  auto j = ReadDockerConfig();
-  if (!j.contains("auths") || !j["auths"].is_object()) j["auths"] = nlohmann::json::object();
-  j["auths"][host] = {{"auth", Base64(user + ":" + password)}};
-  return WriteDockerConfig(j);
-}
-
-Status RemoveCredentials(const std::string& host) {
-  auto j = ReadDockerConfig();
-  if (!j.contains("auths") || !j["auths"].is_object() || !j["auths"].contains(host))
-    return NotFound("not logged in to " + host);
-  j["auths"].erase(host);
-  return WriteDockerConfig(j);
-}
-
-std::string ClientConfigPath() {
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/ocibuild/config.json";
-  const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/root") + "/.config/ocibuild/config.json";
-}
-
-namespace {
-nlohmann::json ReadClientConfig() {
-  std::ifstream in(ClientConfigPath());
-  if (!in) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  return j.is_discarded() || !j.is_object() ? nlohmann::json::object() : j;
-}
-}  // namespace
-
-std::string ConfiguredDefaultRegistry() {
-  auto j = ReadClientConfig();
-  if (j.contains("default-registry") && j["default-registry"].is_string()) return j["default-registry"].get<std::string>();
-  return "";
-}
-
-int ConfiguredMaxConcurrent() {
-  auto j = ReadClientConfig();
-  if (j.contains("max-concurrent-transfers") && j["max-concurrent-transfers"].is_number_integer())
-    return std::clamp(j["max-concurrent-transfers"].get<int>(), 1, 32);
-  return 3;
-}
-
-bool ConfiguredInsecure(const std::string& host) {
-  auto j = ReadClientConfig();
-  if (!j.contains("insecure-registries") ||
-      !j["insecure-registries"].is_array())
-    return false;
-  for (const auto& h : j["insecure-registries"])
-    if (h.is_string() && h.get<std::string>() == host) return true;
-  return false;
-}
-
-namespace {
-
-// Insecure hosts that answered plain HTTP to a TLS hello, remembered for
-// the life of the process so each connection does not probe again.
-std::mutex plain_mu;
-std::set<std::string> plain_hosts;
-
-bool KnownPlain(const std::string& host) {
-  std::lock_guard<std::mutex> l(plain_mu);
-  return plain_hosts.count(host) > 0;
-}
-
-void MarkPlain(const std::string& host) {
-  std::lock_guard<std::mutex> l(plain_mu);
-  plain_hosts.insert(host);
-}
-
-// Bearer tokens by (realm, service, scope, credentials), kept until they
-// expire, so the parallel connections of a push or pull share one token.
-struct CachedToken {
-  std::string token;
-  std::chrono::steady_clock::time_point expires;
-};
-std::mutex token_mu;
-std::map<std::string, CachedToken> token_cache;
 
 bool TlsFailure(const httplib::Result& r) {
   return !r && (r.error() == httplib::Error::SSLConnection ||
@@ -271,7 +124,18 @@ bool TlsFailure(const httplib::Result& r) {
 
 }  // namespace
 
+bool ClientSession::KnownPlain(const std::string& host) {
+  std::lock_guard<std::mutex> l(mu_);
+  return plain_.count(host) > 0;
+}
+
+void ClientSession::MarkPlain(const std::string& host) {
+  std::lock_guard<std::mutex> l(mu_);
+  plain_.insert(host);
+}
+
 struct RegistryClient::Impl {
+  std::shared_ptr<ClientSession> session;
   std::string host;
   std::unique_ptr<httplib::ClientImpl> http;
   std::string credentials;  // "user:password" or ""
@@ -340,9 +204,9 @@ struct RegistryClient::Impl {
     }
     std::string cache_key = realm + "\n" + p["service"] + "\n" + p["scope"] + "\n" + credentials;
     {
-      std::lock_guard<std::mutex> l(token_mu);
-      auto it = token_cache.find(cache_key);
-      if (it != token_cache.end() && it->second.expires > std::chrono::steady_clock::now()) {
+      std::lock_guard<std::mutex> l(session->mu_);
+      auto it = session->tokens_.find(cache_key);
+      if (it != session->tokens_.end() && it->second.expires > std::chrono::steady_clock::now()) {
         SetAuth("Bearer " + it->second.token);
         return true;
       }
@@ -376,8 +240,8 @@ struct RegistryClient::Impl {
     int64_t ttl = 60;
     if (j.contains("expires_in") && j["expires_in"].is_number_integer()) ttl = j["expires_in"].get<int64_t>();
     if (ttl > 10) {
-      std::lock_guard<std::mutex> l(token_mu);
-      token_cache[cache_key] = {token, std::chrono::steady_clock::now() + std::chrono::seconds(ttl - 5)};
+      std::lock_guard<std::mutex> l(session->mu_);
+      session->tokens_[cache_key] = {token, std::chrono::steady_clock::now() + std::chrono::seconds(ttl - 5)};
     }
     SetAuth("Bearer " + token);
     return true;
@@ -390,7 +254,7 @@ struct RegistryClient::Impl {
     auto r = f();
     if (insecure_tls && TlsFailure(r)) {
       insecure_tls = false;
-      MarkPlain(host);
+      session->MarkPlain(host);
       Connect(false, {});
       r = f();
     }
@@ -421,12 +285,10 @@ struct RegistryClient::Impl {
   }
 };
 
-RegistryClient::RegistryClient(const std::string& host, const Connection& conn)
-    : RegistryClient(host, StoredCredentials(host), conn) {}
-
 RegistryClient::RegistryClient(const std::string& host, const std::string& credentials,
                                const Connection& conn)
     : impl_(std::make_unique<Impl>()) {
+  impl_->session = conn.session ? conn.session : std::make_shared<ClientSession>();
   impl_->host = host;
   impl_->credentials = credentials;
   impl_->retries = conn.retries;
@@ -435,8 +297,8 @@ RegistryClient::RegistryClient(const std::string& host, const std::string& crede
     tls = conn.scheme == "https";
   } else if (!conn.ca_cert.empty()) {
     tls = true;  // a private CA means TLS, verified, even on loopback
-  } else if (conn.insecure || ConfiguredInsecure(host)) {
-    tls = !KnownPlain(host);
+  } else if (conn.insecure || conn.insecure_hosts.count(host)) {
+    tls = !impl_->session->KnownPlain(host);
     impl_->insecure_tls = tls;
   } else {
     tls = !IsLoopback(host);

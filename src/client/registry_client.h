@@ -1,5 +1,8 @@
 // A client for the Docker Registry HTTP API v2 / OCI Distribution API,
-// shared by ocibuild (push, pull) and, later, ocireg's mirror mode.
+// shared by ocibuild (push, pull, build caches) and ocireg's mirror. It is
+// given its connection policy (Connection) and credentials; it reads no
+// configuration files (user_config.h holds those readers for its callers)
+// and keeps no process-wide state (tokens live in a ClientSession).
 //
 // Transport (see Connection): HTTPS verified with the system CAs, or with
 // --ca-cert's CA; plain HTTP to loopback registries (as docker does for
@@ -11,10 +14,15 @@
 // bad answer (wrong digest, malformed reply), kFailedPrecondition for a
 // refusal (401/403, NAME_INVALID, ...), each with a one-line reason.
 //
-// Thread-compatible: one RegistryClient per thread.
+// Thread-compatible: one RegistryClient per thread; a ClientSession may be
+// shared by many.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,24 +38,38 @@ std::string RegistryHost(const std::string& image_name);
 // The repository path without the host.
 std::string RepositoryPath(const std::string& image_name);
 
-// How to reach registries. Insecure hosts come from the user's config
-// ($XDG_CONFIG_HOME or ~/.config)/ocibuild/config.json,
-// {"insecure-registries": ["host:port", ...], "max-concurrent-transfers": 3},
-// plus --insecure.
+// What the clients of one push, pull or mirror upstream share: bearer
+// tokens (by realm, service, scope and credentials) until they expire, and
+// the insecure hosts found to answer plain HTTP to a TLS hello. Thread-safe.
+class ClientSession {
+ public:
+  bool KnownPlain(const std::string& host);
+  void MarkPlain(const std::string& host);
+
+ private:
+  friend class RegistryClient;
+  struct CachedToken {
+    std::string token;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::mutex mu_;
+  std::map<std::string, CachedToken> tokens_;  // guarded by mu_
+  std::set<std::string> plain_;                // guarded by mu_
+};
+
+// How to reach registries: the connection policy the caller decides (the
+// ocibuild CLI from --insecure, --ca-cert and its user config; ocireg's
+// mirror from its config). The client reads no files of its own.
 struct Connection {
   bool insecure = false;  // for every host this Connection is used with
+  std::set<std::string> insecure_hosts;  // HTTPS unverified, then plain HTTP, for these
   std::string ca_cert;    // PEM file: HTTPS verified against it only
   std::string scheme;     // "http" or "https" to override the rules above
   int timeout_seconds = 0;  // connect and read timeout; 0: 10 s / 300 s
   int retries = 6;          // after a connection error, 5xx or 429, with backoff
+  // Shared tokens and plain-HTTP knowledge; null: the client's own.
+  std::shared_ptr<ClientSession> session;
 };
-std::string ClientConfigPath();
-// True if host is listed in the user's config as insecure.
-bool ConfiguredInsecure(const std::string& host);
-// Blobs pushed or pulled at once (1-32; 3 when unset, as docker).
-int ConfiguredMaxConcurrent();
-// "default-registry" from the user's config, or "".
-std::string ConfiguredDefaultRegistry();
 
 // Progress of one blob transfer: bytes done so far and the total.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
@@ -58,27 +80,13 @@ struct FetchedManifest {
   Digest digest = Digest::Of("");
 };
 
-// Docker's credential file: $DOCKER_CONFIG/config.json, else
-// ~/.docker/config.json ("auths": {host: {"auth": base64(user:password)}}),
-// so `docker login` and `ocibuild login` share credentials.
-std::string DockerConfigPath();
-// "user:password" for host, or "" when none is stored. The second form
-// reads a docker-style config.json at config_path.
-std::string StoredCredentials(const std::string& host);
-std::string StoredCredentials(const std::string& host, const std::string& config_path);
-Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password);
-// kNotFound when there was nothing to remove.
-Status RemoveCredentials(const std::string& host);
-
 class RegistryClient {
  public:
-  // Authenticates with the stored credentials for host (if any) when the
-  // registry answers 401: Basic, or the Bearer token flow (realm, service,
-  // scope; anonymous tokens too).
-  explicit RegistryClient(const std::string& host, const Connection& conn = {});
-  // Same, with explicit credentials ("user:password").
-  RegistryClient(const std::string& host, const std::string& credentials,
-                 const Connection& conn = {});
+  // credentials: "user:password", or "" for anonymous access (see
+  // credentials.h for where callers get them). When the registry answers
+  // 401 the client authenticates: Basic, or the Bearer token flow (realm,
+  // service, scope; anonymous tokens too).
+  RegistryClient(const std::string& host, const std::string& credentials, const Connection& conn = {});
   // GET /v2/, authenticating as needed: OK when access is granted.
   Status Ping();
   ~RegistryClient();

@@ -7,23 +7,13 @@
 #include <thread>
 
 #include "client/registry_client.h"
+#include "client/user_config.h"
 #include "oci/manifest.h"
 
 namespace ocib::registry {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-client::RegistryClient UpstreamClient(const Upstream& u, int retries) {
-  client::Connection conn;
-  conn.scheme = u.scheme();
-  conn.timeout_seconds = static_cast<int>(u.timeout_seconds);
-  conn.retries = retries;
-  std::string creds;
-  if (!u.username.empty()) creds = u.username + ":" + u.password;
-  else if (!u.credentials_file.empty()) creds = client::StoredCredentials(u.host(), u.credentials_file);
-  return client::RegistryClient(u.host(), creds, conn);
-}
 
 // A failure of upstream itself (not an answer like 404).
 bool UpstreamDown(const Status& s) {
@@ -81,7 +71,25 @@ class FetchReader : public BlobReadHandle {
 }  // namespace
 
 Mirror::Mirror(std::vector<Upstream> upstreams, Store* store)
-    : upstreams_(std::move(upstreams)), store_(store) {}
+    : upstreams_(std::move(upstreams)), store_(store) {
+  for (const auto& u : upstreams_) {
+    UpstreamState& st = upstream_state_[&u];
+    if (!u.username.empty()) st.credentials = u.username + ":" + u.password;
+    else if (!u.credentials_file.empty())
+      st.credentials = client::DockerConfigCredentials(u.credentials_file).Credentials(u.host());
+    st.session = std::make_shared<client::ClientSession>();
+  }
+}
+
+client::RegistryClient Mirror::UpstreamClient(const Upstream& u, int retries) const {
+  const UpstreamState& st = upstream_state_.at(&u);
+  client::Connection conn;
+  conn.scheme = u.scheme();
+  conn.timeout_seconds = static_cast<int>(u.timeout_seconds);
+  conn.retries = retries;
+  conn.session = st.session;
+  return client::RegistryClient(u.host(), st.credentials, conn);
+}
 
 Mirror::~Mirror() {
   std::unique_lock<std::mutex> l(fetch_mu_);

@@ -37,6 +37,7 @@
 
 #include "registry/config.h"
 #include "store/blob_store.h"
+#include "client/registry_client.h"
 #include "util/status.h"
 
 namespace ocib::registry {
@@ -76,9 +77,18 @@ class Mirror {
   struct Fetch;
   void RunFetch(std::shared_ptr<Fetch> f, Target t);
   void Count(CacheOutcome o);
+  // A client for upstream u: cheap to make; its credentials (read once,
+  // at construction) and its session (tokens, plain-HTTP knowledge) are
+  // the upstream's, shared by every request.
+  client::RegistryClient UpstreamClient(const Upstream& u, int retries) const;
 
   const std::vector<Upstream> upstreams_;
   Store* const store_;
+  struct UpstreamState {
+    std::string credentials;  // "user:password" or ""
+    std::shared_ptr<client::ClientSession> session;
+  };
+  std::map<const Upstream*, UpstreamState> upstream_state_;  // fixed after construction
 
   std::mutex fresh_mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> checked_;  // repo\ntag

@@ -19,6 +19,7 @@
 #include "build/image_store.h"
 #include "build/transfer.h"
 #include "client/registry_client.h"
+#include "client/user_config.h"
 #include "store/blob_store.h"
 #include "temp_dir.h"
 
@@ -308,17 +309,24 @@ TEST_CASE("blobs move at most `parallel` at a time, and that many do") {
   }
 }
 
-TEST_CASE("max-concurrent-transfers comes from the client config, clamped; 3 by default") {
+TEST_CASE("the user config: max-concurrent-transfers clamped, 3 by default; insecure and default registries") {
   TempDir d;
   const char* old = std::getenv("XDG_CONFIG_HOME");
   std::string saved = old ? old : "";
   ::setenv("XDG_CONFIG_HOME", d.path().c_str(), 1);
-  CHECK(client::ConfiguredMaxConcurrent() == 3);
+  CHECK(client::LoadUserConfig().max_concurrent_transfers == 3);
+  CHECK(client::LoadUserConfig().insecure_registries.empty());
   std::filesystem::create_directories(d.path() + "/ocibuild");
   std::ofstream(d.path() + "/ocibuild/config.json") << R"({"max-concurrent-transfers": 1})";
-  CHECK(client::ConfiguredMaxConcurrent() == 1);
-  std::ofstream(d.path() + "/ocibuild/config.json") << R"({"max-concurrent-transfers": 99})";
-  CHECK(client::ConfiguredMaxConcurrent() == 32);
+  CHECK(client::LoadUserConfig().max_concurrent_transfers == 1);
+  std::ofstream(d.path() + "/ocibuild/config.json")
+      << R"({"max-concurrent-transfers": 99, "insecure-registries": ["a:5000", 7], "default-registry": "r:1"})";
+  client::UserConfig c = client::LoadUserConfig();
+  CHECK(c.max_concurrent_transfers == 32);
+  CHECK(c.insecure_registries == std::set<std::string>{"a:5000"});
+  CHECK(c.default_registry == "r:1");
+  std::ofstream(d.path() + "/ocibuild/config.json") << "{not json";
+  CHECK(client::LoadUserConfig().max_concurrent_transfers == 3);
   if (old) ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
   else ::unsetenv("XDG_CONFIG_HOME");
 }

@@ -96,16 +96,22 @@ TEST_CASE("wrong credentials: the token endpoint refuses and the error says so i
   CHECK(s.message().find('\n') == std::string::npos);
 }
 
-TEST_CASE("tokens are cached per scope until they expire: a second client asks for none") {
+TEST_CASE("tokens are cached per scope in a session until they expire: a second client asks for none") {
   TokenServer ts;
-  client::RegistryClient a(ts.host(), "alice:s3cret");
+  client::Connection conn;
+  conn.session = std::make_shared<client::ClientSession>();
+  client::RegistryClient a(ts.host(), "alice:s3cret", conn);
   REQUIRE(a.Ping().ok());
   int after_first = ts.token_requests.load();
-  client::RegistryClient b(ts.host(), "alice:s3cret");
+  client::RegistryClient b(ts.host(), "alice:s3cret", conn);
   CHECK(b.Ping().ok());
   CHECK(ts.token_requests.load() == after_first);
   // Other credentials are another cache entry.
-  client::RegistryClient anon(ts.host(), "");
+  client::RegistryClient anon(ts.host(), "", conn);
   CHECK(anon.Ping().ok());
   CHECK(ts.token_requests.load() == after_first + 1);
+  // No process-wide cache: a client in another session asks again.
+  client::RegistryClient other(ts.host(), "alice:s3cret");
+  CHECK(other.Ping().ok());
+  CHECK(ts.token_requests.load() == after_first + 2);
 }
