@@ -26,6 +26,7 @@
 #include "build/dockerignore.h"
 #include "build/runtime.h"
 #include "build/state_paths.h"
+#include "util/mutex.h"
 
 namespace ocib::build {
 
@@ -179,13 +180,13 @@ class BuildRun {
   std::string context_, scratch_, os_, arch_, variant_;
   DockerIgnore ignore_;
   Env globals_;  // read-only once stages start
-  std::mutex args_mu_;
-  std::set<std::string> used_args_;  // guarded by args_mu_ while stages run
+  Mutex args_mu_;
+  std::set<std::string> used_args_ GUARDED_BY(args_mu_);
   // Sized once before stages start; stage k is written by its own thread
   // only, and read by others after built_[k] (they wait for it).
   std::deque<Stage> stages_;
   std::unique_ptr<std::atomic<bool>[]> built_;
-  std::mutex print_mu_;
+  Mutex print_mu_;  // one line at a time on out_
   std::atomic<size_t> steps_{0}, cache_hits_{0};
   BuildResult result_;
 };

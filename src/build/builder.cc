@@ -106,7 +106,10 @@ Result<BuildResult> BuildRun::Stages() {
   for (; i < df_.instructions.size() && df_.instructions[i].kind == Keyword::kArg; ++i) {
     ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(df_.instructions[i], globals_, df_.escape));
     for (auto& kv : kvs) {
-      used_args_.insert(kv.key);
+      {
+        MutexLock l(&args_mu_);
+        used_args_.insert(kv.key);
+      }
       auto it = o_.build_args.find(kv.key);
       if (it != o_.build_args.end()) globals_[kv.key] = it->second;
       else if (kv.has_value) globals_[kv.key] = kv.value;
@@ -175,8 +178,13 @@ Result<BuildResult> BuildRun::Stages() {
     if (needed[k]) done[k].wait();
   for (size_t k = 0; k <= target; ++k)
     if (needed[k] && !skipped[k] && !done[k].get().ok()) return done[k].get();
+  std::set<std::string> used;
+  {
+    MutexLock l(&args_mu_);
+    used = used_args_;
+  }
   for (const auto& [k, v] : o_.build_args)
-    if (!used_args_.count(k)) Print("[Warning] build-arg " + k + " was not consumed");
+    if (!used.count(k)) Print("[Warning] build-arg " + k + " was not consumed");
   Stage& last = stages_[target];
   // Commit: config, manifest, tags.
   ImageRef untagged{"_ocibuild/untagged", "latest", std::nullopt};
@@ -221,7 +229,7 @@ Status BuildRun::BuildStage(Stage& st, size_t start, size_t end) {
 }
 
 void BuildRun::Print(const std::string& s) {
-  std::lock_guard<std::mutex> l(print_mu_);
+  MutexLock l(&print_mu_);
   out_ << s << "\n" << std::flush;
 }
 

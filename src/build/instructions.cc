@@ -100,7 +100,7 @@ Status BuildRun::Arg(Stage& st, const Instruction& ins) {
   std::string desc;
   for (auto& kv : kvs) {
     {
-      std::lock_guard<std::mutex> l(args_mu_);
+      MutexLock l(&args_mu_);
       used_args_.insert(kv.key);
     }
     st.declared_args.push_back(kv.key);

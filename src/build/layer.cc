@@ -93,12 +93,12 @@ Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store, Compre
 LayerWriter::~LayerWriter() { StopWorker().IgnoreError(); }
 
 Status LayerWriter::Enqueue(std::string piece) {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   if (!worker_.joinable()) worker_ = std::thread([this] { Worker(); });
-  cv_.wait(l, [this] { return queue_.size() < 4 || !worker_status_.ok(); });
+  while (queue_.size() >= 4 && worker_status_.ok()) cv_.Wait(&mu_);
   if (!worker_status_.ok()) return worker_status_;
   queue_.push_back(std::move(piece));
-  cv_.notify_all();
+  cv_.SignalAll();
   return Status::Ok();
 }
 
@@ -106,18 +106,18 @@ void LayerWriter::Worker() {
   while (true) {
     std::string piece;
     {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [this] { return !queue_.empty() || closing_; });
+      MutexLock l(&mu_);
+      while (queue_.empty() && !closing_) cv_.Wait(&mu_);
       if (queue_.empty()) return;
       piece = std::move(queue_.front());
       queue_.pop_front();
-      cv_.notify_all();
+      cv_.SignalAll();
     }
     Status s = Compress(piece.data(), piece.size());
     if (!s.ok()) {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       worker_status_ = s;
-      cv_.notify_all();
+      cv_.SignalAll();
       return;
     }
   }
@@ -125,12 +125,12 @@ void LayerWriter::Worker() {
 
 Status LayerWriter::StopWorker() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     closing_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   if (worker_.joinable()) worker_.join();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return worker_status_;
 }
 

@@ -16,6 +16,7 @@
 
 #include "build/tar_writer.h"
 #include "store/blob_store.h"
+#include "util/mutex.h"
 
 namespace ocib::build {
 
@@ -78,11 +79,11 @@ class LayerWriter {
   uint64_t uncompressed_ = 0, compressed_ = 0;
   std::string pending_;  // tar bytes not yet handed to the worker
   std::thread worker_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;  // guarded by mu_
-  bool closing_ = false;           // guarded by mu_
-  Status worker_status_;           // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::string> queue_ GUARDED_BY(mu_);
+  bool closing_ GUARDED_BY(mu_) = false;
+  Status worker_status_ GUARDED_BY(mu_);
 };
 
 }  // namespace ocib::build

@@ -125,12 +125,12 @@ bool TlsFailure(const httplib::Result& r) {
 }  // namespace
 
 bool ClientSession::KnownPlain(const std::string& host) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return plain_.count(host) > 0;
 }
 
 void ClientSession::MarkPlain(const std::string& host) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   plain_.insert(host);
 }
 
@@ -204,7 +204,7 @@ struct RegistryClient::Impl {
     }
     std::string cache_key = realm + "\n" + p["service"] + "\n" + p["scope"] + "\n" + credentials;
     {
-      std::lock_guard<std::mutex> l(session->mu_);
+      MutexLock l(&session->mu_);
       auto it = session->tokens_.find(cache_key);
       if (it != session->tokens_.end() && it->second.expires > std::chrono::steady_clock::now()) {
         SetAuth("Bearer " + it->second.token);
@@ -240,7 +240,7 @@ struct RegistryClient::Impl {
     int64_t ttl = 60;
     if (j.contains("expires_in") && j["expires_in"].is_number_integer()) ttl = j["expires_in"].get<int64_t>();
     if (ttl > 10) {
-      std::lock_guard<std::mutex> l(session->mu_);
+      MutexLock l(&session->mu_);
       session->tokens_[cache_key] = {token, std::chrono::steady_clock::now() + std::chrono::seconds(ttl - 5)};
     }
     SetAuth("Bearer " + token);

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "store/blob_store.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace ocib::client {
@@ -52,9 +53,9 @@ class ClientSession {
     std::string token;
     std::chrono::steady_clock::time_point expires;
   };
-  std::mutex mu_;
-  std::map<std::string, CachedToken> tokens_;  // guarded by mu_
-  std::set<std::string> plain_;                // guarded by mu_
+  Mutex mu_;
+  std::map<std::string, CachedToken> tokens_ GUARDED_BY(mu_);
+  std::set<std::string> plain_ GUARDED_BY(mu_);
 };
 
 // How to reach registries: the connection policy the caller decides (the

@@ -24,6 +24,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "util/mutex.h"
+
 namespace ocib::net {
 namespace {
 
@@ -301,7 +303,7 @@ class HttpServer::Impl {
   }
 
   Stats stats() const {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     return {static_cast<uint64_t>(open_.load()), static_cast<uint64_t>(workers_)};
   }
 
@@ -358,10 +360,10 @@ class HttpServer::Impl {
       }
     }
     // Every connection is closed; let the workers go.
-    std::unique_lock<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     pool_stop_ = true;
-    work_cv_.notify_all();
-    done_cv_.wait(l, [&] { return workers_ == 0; });
+    work_cv_.SignalAll();
+    while (workers_ != 0) done_cv_.Wait(&mu_);
     return Status::Ok();
   }
 
@@ -519,7 +521,7 @@ class HttpServer::Impl {
   void TakeReturned(bool stopping) {
     std::vector<std::pair<Conn*, bool>> back;
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       back.swap(returned_);
     }
     for (auto [c, linger] : back) {
@@ -540,44 +542,48 @@ class HttpServer::Impl {
   // A worker gives c back to the event thread.
   void Return(Conn* c, bool linger) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       returned_.emplace_back(c, linger);
     }
     uint64_t one = 1;
     (void)!::write(return_fd_, &one, sizeof one);
   }
 
-  void Submit(Conn* c) {
-    std::lock_guard<std::mutex> l(mu_);
+  void Submit(Conn* c) EXCLUDES(mu_) {
+    MutexLock l(&mu_);
     queue_.push_back(c);
     if (queue_.size() > static_cast<size_t>(idle_) && workers_ < o_.max_workers) {
       ++workers_;
       std::thread([this] { WorkerMain(); }).detach();
     } else {
-      work_cv_.notify_one();
+      work_cv_.Signal();
     }
   }
 
-  void WorkerMain() {
+  void WorkerMain() EXCLUDES(mu_) {
     std::unique_ptr<char[]> buf(new char[kWorkerBuffer]);
-    std::unique_lock<std::mutex> l(mu_);
+    mu_.Lock();
     while (true) {
       if (queue_.empty()) {
         if (pool_stop_) break;
         ++idle_;
-        bool woke = work_cv_.wait_for(l, kWorkerIdle, [&] { return !queue_.empty() || pool_stop_; });
+        auto deadline = Clock::now() + kWorkerIdle;
+        while (queue_.empty() && !pool_stop_ && Clock::now() < deadline)
+          work_cv_.WaitFor(&mu_, deadline - Clock::now());
+        bool woke = !queue_.empty() || pool_stop_;
         --idle_;
         if (!woke && workers_ > kMinWorkers) break;
         continue;
       }
       Conn* c = queue_.front();
       queue_.pop_front();
-      l.unlock();
+      mu_.Unlock();
       Serve(c, buf.get());
-      l.lock();
+      mu_.Lock();
     }
     --workers_;
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
+    mu_.Unlock();
   }
 
   // Serves requests on c while complete heads are at hand, then hands c
@@ -728,12 +734,13 @@ class HttpServer::Impl {
   // Owned by the event thread.
   std::unordered_set<Conn*> loop_;
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_, done_cv_;
-  std::deque<Conn*> queue_;                          // guarded by mu_
-  std::vector<std::pair<Conn*, bool>> returned_;     // guarded by mu_
-  int workers_ = 0, idle_ = 0;                       // guarded by mu_
-  bool pool_stop_ = false;                           // guarded by mu_
+  mutable Mutex mu_;
+  CondVar work_cv_, done_cv_;
+  std::deque<Conn*> queue_ GUARDED_BY(mu_);
+  std::vector<std::pair<Conn*, bool>> returned_ GUARDED_BY(mu_);
+  int workers_ GUARDED_BY(mu_) = 0;
+  int idle_ GUARDED_BY(mu_) = 0;
+  bool pool_stop_ GUARDED_BY(mu_) = false;
 };
 
 HttpServer::HttpServer(ServerOptions options, Handler handler, ErrorPage error_page, Logger logger)

@@ -25,7 +25,7 @@ void AccessLog::Log(const net::Request& req, const net::Response& res, double ms
                         {"duration_ms", std::round(ms * 1000) / 1000}};
     if (!note.empty()) j["cache"] = note;
     std::string s = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace) + "\n";
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     std::fwrite(s.data(), 1, s.size(), stdout);
     return;
   }
@@ -37,12 +37,12 @@ void AccessLog::Log(const net::Request& req, const net::Response& res, double ms
                         path.empty() ? "-" : path.c_str(), res.status, static_cast<unsigned long long>(bytes), ms,
                         note.empty() ? "" : " cache=", note.c_str());
   if (n < 0) return;
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   std::fwrite(line, 1, std::min<size_t>(n, sizeof line - 1), stdout);
 }
 
 void AccessLog::Flush() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   std::fflush(stdout);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "net/http.h"
+#include "util/mutex.h"
 
 namespace ocib::registry {
 
@@ -21,7 +22,7 @@ class AccessLog {
 
  private:
   const std::string format_;  // "text" or "json"
-  std::mutex mu_;
+  Mutex mu_;  // one line at a time on stdout
 };
 
 // Now as RFC 3339 UTC ("2026-11-29T21:15:28Z").

@@ -40,12 +40,13 @@ const char* OutcomeName(CacheOutcome o) {
 // One upstream download shared by every reader of the digest.
 struct Mirror::Fetch {
   Digest digest = Digest::Of("");
-  std::mutex mu;
-  std::condition_variable cv;
-  enum State { kStarting, kRunning, kDone, kFailed } state = kStarting;  // guarded by mu
-  uint64_t size = 0;       // known from kRunning on
-  uint64_t available = 0;  // bytes written, guarded by mu
-  Status error;
+  Mutex mu;
+  CondVar cv;
+  enum State { kStarting, kRunning, kDone, kFailed };
+  State state GUARDED_BY(mu) = kStarting;
+  uint64_t size = 0;  // set (under mu) before kRunning, constant after
+  uint64_t available GUARDED_BY(mu) = 0;  // bytes written
+  Status error GUARDED_BY(mu);
   // Set before kRunning and kept until the last reader goes: readers read
   // it while the fetch thread writes and commits (BlobWriter::ReadAt).
   std::unique_ptr<BlobWriter> writer;
@@ -92,8 +93,8 @@ client::RegistryClient Mirror::UpstreamClient(const Upstream& u, int retries) co
 }
 
 Mirror::~Mirror() {
-  std::unique_lock<std::mutex> l(fetch_mu_);
-  fetch_cv_.wait(l, [&] { return running_ == 0; });
+  MutexLock l(&fetch_mu_);
+  while (running_ != 0) fetch_cv_.Wait(&fetch_mu_);
 }
 
 std::optional<Mirror::Target> Mirror::Resolve(const std::string& name, const std::string& ns) const {
@@ -151,7 +152,7 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
   if (cached.ok()) {
     bool fresh;
     {
-      std::lock_guard<std::mutex> l(fresh_mu_);
+      MutexLock l(&fresh_mu_);
       auto it = checked_.find(key);
       fresh = it != checked_.end() && Clock::now() - it->second < std::chrono::seconds(u.tag_freshness_seconds);
     }
@@ -163,7 +164,7 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
     auto c = UpstreamClient(u, 0);
     auto head = c.HeadManifest(t.upstream_repo, reference);
     if (head.ok() && *head == *cached && local.ok()) {
-      std::lock_guard<std::mutex> l(fresh_mu_);
+      MutexLock l(&fresh_mu_);
       checked_[key] = Clock::now();
       Count(*outcome = CacheOutcome::kHit);
       return *local;
@@ -188,7 +189,7 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
   }
   ASSIGN_OR_RETURN(ManifestRecord rec, store_fetched(*f, reference));
   {
-    std::lock_guard<std::mutex> l(fresh_mu_);
+    MutexLock l(&fresh_mu_);
     checked_[key] = Clock::now();
   }
   Count(*outcome = CacheOutcome::kMiss);
@@ -220,7 +221,7 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
   }
   std::shared_ptr<Fetch> f;
   {
-    std::lock_guard<std::mutex> l(fetch_mu_);
+    MutexLock l(&fetch_mu_);
     auto it = fetches_.find(d.str());
     if (it != fetches_.end()) {
       f = it->second;
@@ -235,23 +236,26 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
   Count(*outcome = CacheOutcome::kMiss);
   uint64_t size;
   {
-    std::unique_lock<std::mutex> l(f->mu);
-    f->cv.wait(l, [&] { return f->state != Fetch::kStarting; });
+    MutexLock l(&f->mu);
+    while (f->state == Fetch::kStarting) f->cv.Wait(&f->mu);
     if (f->state == Fetch::kFailed) return f->error;
     size = f->size;
   }
   // The last byte is held back until the digest is verified, so a reader
   // of bad bytes sees its transfer fail rather than complete.
   auto read = [f](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
-    std::unique_lock<std::mutex> l(f->mu);
-    auto limit = [&] {
-      return f->state == Fetch::kDone ? f->size : std::min(f->available, f->size > 0 ? f->size - 1 : 0);
-    };
-    f->cv.wait(l, [&] { return limit() > offset || f->state != Fetch::kRunning; });
-    if (f->state == Fetch::kFailed) return f->error;
-    if (offset >= limit()) return size_t{0};
-    size_t take = static_cast<size_t>(std::min<uint64_t>(n, limit() - offset));
-    l.unlock();
+    uint64_t limit;
+    {
+      MutexLock l(&f->mu);
+      while (true) {
+        limit = f->state == Fetch::kDone ? f->size : std::min(f->available, f->size > 0 ? f->size - 1 : 0);
+        if (limit > offset || f->state != Fetch::kRunning) break;
+        f->cv.Wait(&f->mu);
+      }
+      if (f->state == Fetch::kFailed) return f->error;
+    }
+    if (offset >= limit) return size_t{0};
+    size_t take = static_cast<size_t>(std::min<uint64_t>(n, limit - offset));
     return f->writer->ReadAt(offset, buf, take);
   };
   return std::shared_ptr<BlobReadHandle>(std::make_shared<FetchReader>(f, read, size));
@@ -268,15 +272,15 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
                                              info.status().message());
     }
     {
-      std::lock_guard<std::mutex> l(f->mu);
+      MutexLock l(&f->mu);
       f->state = s.ok() ? Fetch::kDone : Fetch::kFailed;
       f->error = s;
     }
-    f->cv.notify_all();
-    std::lock_guard<std::mutex> l(fetch_mu_);
+    f->cv.SignalAll();
+    MutexLock l(&fetch_mu_);
     fetches_.erase(f->digest.str());
     --running_;
-    fetch_cv_.notify_all();
+    fetch_cv_.SignalAll();
   };
   auto c = UpstreamClient(*t.upstream, 2);
   auto size = c.BlobSize(t.upstream_repo, f->digest);
@@ -287,20 +291,20 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
   auto w = store_->NewWriter();
   if (!w.ok()) return finish(w.status());
   {
-    std::lock_guard<std::mutex> l(f->mu);
+    MutexLock l(&f->mu);
     f->writer = std::move(*w);
     f->size = *size;
     f->state = Fetch::kRunning;
   }
-  f->cv.notify_all();
+  f->cv.SignalAll();
   // The fetch thread alone writes; readers only read what `available`
   // says has been written.
   Status s = c.FetchBlobInto(t.upstream_repo, f->digest, *size, *f->writer, [&](uint64_t done, uint64_t) {
     {
-      std::lock_guard<std::mutex> l(f->mu);
+      MutexLock l(&f->mu);
       f->available = done;
     }
-    f->cv.notify_all();
+    f->cv.SignalAll();
   });
   if (!s.ok()) {
     if (UpstreamDown(s)) ++upstream_errors_;

@@ -38,6 +38,7 @@
 #include "registry/config.h"
 #include "store/blob_store.h"
 #include "client/registry_client.h"
+#include "util/mutex.h"
 #include "util/status.h"
 
 namespace ocib::registry {
@@ -90,13 +91,13 @@ class Mirror {
   };
   std::map<const Upstream*, UpstreamState> upstream_state_;  // fixed after construction
 
-  std::mutex fresh_mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> checked_;  // repo\ntag
+  Mutex fresh_mu_;
+  std::map<std::string, std::chrono::steady_clock::time_point> checked_ GUARDED_BY(fresh_mu_);  // repo\ntag
 
-  std::mutex fetch_mu_;
-  std::condition_variable fetch_cv_;
-  std::map<std::string, std::shared_ptr<Fetch>> fetches_;  // by digest
-  int running_ = 0;  // fetch threads, guarded by fetch_mu_
+  Mutex fetch_mu_;
+  CondVar fetch_cv_;
+  std::map<std::string, std::shared_ptr<Fetch>> fetches_ GUARDED_BY(fetch_mu_);  // by digest
+  int running_ GUARDED_BY(fetch_mu_) = 0;  // fetch threads
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, upstream_errors_{0};
 };

@@ -16,6 +16,7 @@
 #include "registry/mirror.h"
 #include "registry/route_table.h"
 #include "registry/routes.h"
+#include "util/mutex.h"
 
 namespace ocib::registry {
 
@@ -61,10 +62,10 @@ class Registry::Impl {
     janitor_ = std::thread([this] { Janitor(); });
     Status served = svr_->Serve();
     {
-      std::lock_guard<std::mutex> l(stop_mu_);
+      MutexLock l(&stop_mu_);
       stopping_ = true;
     }
-    stop_cv_.notify_all();
+    stop_cv_.SignalAll();
     janitor_.join();
     log_.Flush();
     if (mirror_) {
@@ -83,23 +84,20 @@ class Registry::Impl {
  private:
   // Flushes the access log every 100 ms and reclaims expired uploads every
   // minute, until Serve ends.
-  void Janitor() {
-    std::unique_lock<std::mutex> l(stop_mu_);
+  void Janitor() EXCLUDES(stop_mu_) {
     auto next_purge = Clock::now() + std::chrono::seconds(60);
-    while (!stopping_) {
-      stop_cv_.wait_for(l, std::chrono::milliseconds(100));
-      if (stopping_) break;
-      l.unlock();
-      log_.Flush();
-      if (Clock::now() < next_purge) {
-        l.lock();
-        continue;
+    while (true) {
+      {
+        MutexLock l(&stop_mu_);
+        if (!stopping_) stop_cv_.WaitFor(&stop_mu_, std::chrono::milliseconds(100));
+        if (stopping_) break;
       }
+      log_.Flush();
+      if (Clock::now() < next_purge) continue;
       next_purge = Clock::now() + std::chrono::seconds(60);
       auto n = store_->PurgeExpiredUploads(std::chrono::system_clock::now());
       if (n.ok() && *n > 0) std::fprintf(stderr, "ocireg: reclaimed %zu expired uploads\n", *n);
       if (!n.ok()) std::fprintf(stderr, "ocireg: upload expiry: %s\n", n.status().ToString().c_str());
-      l.lock();
     }
   }
 
@@ -126,9 +124,9 @@ class Registry::Impl {
   std::unique_ptr<Mirror> mirror_;  // when upstreams are configured
   std::unique_ptr<net::HttpServer> svr_;
   std::thread janitor_;
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;  // guarded by stop_mu_
+  Mutex stop_mu_;
+  CondVar stop_cv_;
+  bool stopping_ GUARDED_BY(stop_mu_) = false;
 };
 
 Registry::Registry(Config config, Store* store) : impl_(std::make_unique<Impl>(std::move(config), store)) {}

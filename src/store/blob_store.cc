@@ -23,6 +23,7 @@
 
 #include "store/byte_backend.h"
 #include "store/keys.h"
+#include "util/mutex.h"
 
 namespace ocib {
 namespace {
@@ -438,7 +439,7 @@ class RocksStore : public Store {
     RETURN_IF_ERROR(CheckSpace());
     std::string id = RandomHex(16);
     {
-      std::lock_guard<std::mutex> l(uploads_mu_);
+      MutexLock l(&uploads_mu_);
       size_t& in_repo = uploads_per_repo_[repo];
       if ((opts_.max_uploads > 0 && upload_repo_.size() >= opts_.max_uploads) ||
           (opts_.max_uploads_per_repo > 0 && in_repo >= opts_.max_uploads_per_repo)) {
@@ -458,7 +459,7 @@ class RocksStore : public Store {
       ForgetUpload(id);
       return s;
     }
-    std::lock_guard<std::mutex> l(sessions_mu_);
+    MutexLock l(&sessions_mu_);
     auto& st = sessions_[id];
     st.hasher.emplace();
     st.hashed = 0;
@@ -472,7 +473,7 @@ class RocksStore : public Store {
     std::optional<Hasher> hasher;
     uint64_t hashed = 0;
     {
-      std::lock_guard<std::mutex> l(sessions_mu_);
+      MutexLock l(&sessions_mu_);
       auto& st = sessions_[id];
       if (st.busy)
         return Unavailable("upload " + id + " is in use by another request");
@@ -526,14 +527,14 @@ class RocksStore : public Store {
     UploadRecord rec;
     RETURN_IF_ERROR(GetUploadRecord(id, &rec));
     {
-      std::lock_guard<std::mutex> l(sessions_mu_);
+      MutexLock l(&sessions_mu_);
       auto it = sessions_.find(id);
       if (it != sessions_.end() && it->second.busy)
         return Unavailable("upload " + id + " is in use by another request");
       if (it != sessions_.end()) it->second.busy = true;
     }
     Status s = RemoveSession(id);
-    std::lock_guard<std::mutex> l(sessions_mu_);
+    MutexLock l(&sessions_mu_);
     sessions_.erase(id);
     return s;
   }
@@ -567,14 +568,14 @@ class RocksStore : public Store {
     size_t removed = 0;
     for (const auto& id : expired) {
       {
-        std::lock_guard<std::mutex> l(sessions_mu_);
+        MutexLock l(&sessions_mu_);
         auto& st = sessions_[id];
         if (st.busy) continue;
         st.busy = true;
       }
       Status s = RemoveSession(id);
       {
-        std::lock_guard<std::mutex> l(sessions_mu_);
+        MutexLock l(&sessions_mu_);
         sessions_.erase(id);
       }
       RETURN_IF_ERROR(s);
@@ -868,7 +869,7 @@ class RocksStore : public Store {
     w.done_ = true;
     if (!w.session_id_.empty()) {
       {
-        std::lock_guard<std::mutex> sl(sessions_mu_);
+        MutexLock sl(&sessions_mu_);
         sessions_.erase(w.session_id_);
       }
       ForgetUpload(w.session_id_);
@@ -882,7 +883,7 @@ class RocksStore : public Store {
   Status Durable() {
     if (!opts_.sync) return Status::Ok();
     uint64_t target = db_->GetLatestSequenceNumber();
-    std::lock_guard<std::mutex> l(sync_mu_);
+    MutexLock l(&sync_mu_);
     if (synced_seq_ >= target) return Status::Ok();
     uint64_t covering = db_->GetLatestSequenceNumber();
     RETURN_IF_ERROR(Written(db_->SyncWAL(), "sync write-ahead log"));
@@ -923,13 +924,13 @@ class RocksStore : public Store {
       return;
     }
     RemoveSession(w.session_id_).IgnoreError();
-    std::lock_guard<std::mutex> l(sessions_mu_);
+    MutexLock l(&sessions_mu_);
     sessions_.erase(w.session_id_);
   }
 
   void Release(const std::string& id, std::optional<Hasher> h,
                uint64_t hashed) {
-    std::lock_guard<std::mutex> l(sessions_mu_);
+    MutexLock l(&sessions_mu_);
     auto& st = sessions_[id];
     st.busy = false;
     st.hasher = std::move(h);
@@ -945,7 +946,7 @@ class RocksStore : public Store {
 
   // Drops an ended session from the open-session counts.
   void ForgetUpload(const std::string& id) {
-    std::lock_guard<std::mutex> l(uploads_mu_);
+    MutexLock l(&uploads_mu_);
     auto it = upload_repo_.find(id);
     if (it == upload_repo_.end()) return;
     auto c = uploads_per_repo_.find(it->second);
@@ -1038,7 +1039,7 @@ class RocksStore : public Store {
       for (it->Seek(pp); it->Valid() && it->key().starts_with(pp); it->Next())
         pending.push_back(it->key().ToString().substr(1));
       std::string up(1, keys::kUploadKind);
-      std::lock_guard<std::mutex> l(uploads_mu_);
+      MutexLock l(&uploads_mu_);
       for (it->Seek(up); it->Valid() && it->key().starts_with(up); it->Next()) {
         std::string id = it->key().ToString().substr(1);
         live_spools.insert(SpoolKeyForSession(id));
@@ -1087,8 +1088,8 @@ class RocksStore : public Store {
   // Group commit: metadata batches are written under meta_mu_ without
   // waiting for the disk; Durable() then syncs the WAL outside the lock, and
   // one sync covers every batch written before it started.
-  std::mutex sync_mu_;
-  uint64_t synced_seq_ = 0;  // guarded by sync_mu_
+  Mutex sync_mu_;
+  uint64_t synced_seq_ GUARDED_BY(sync_mu_) = 0;
 
   // Serialises metadata read-check-write sequences. Never held across
   // network I/O; lock order: DigestLock before meta_mu_.
@@ -1096,12 +1097,12 @@ class RocksStore : public Store {
   // Serialises promotion of one digest against its deletion.
   std::array<std::mutex, 64> digest_locks_;
 
-  std::mutex sessions_mu_;
-  std::unordered_map<std::string, SessionState> sessions_;  // by sessions_mu_
+  Mutex sessions_mu_;
+  std::unordered_map<std::string, SessionState> sessions_ GUARDED_BY(sessions_mu_);
   // Open upload sessions, for the caps in StoreOptions.
-  std::mutex uploads_mu_;
-  std::unordered_map<std::string, std::string> upload_repo_;   // id -> repo; by uploads_mu_
-  std::unordered_map<std::string, size_t> uploads_per_repo_;   // by uploads_mu_
+  Mutex uploads_mu_;
+  std::unordered_map<std::string, std::string> upload_repo_ GUARDED_BY(uploads_mu_);  // id -> repo
+  std::unordered_map<std::string, size_t> uploads_per_repo_ GUARDED_BY(uploads_mu_);
 };
 
 Writer::~Writer() { store_->CloseWriter(*this); }
