@@ -21,7 +21,8 @@ std::string OciregPath() {
   return (self.parent_path() / "ocireg").string();
 }
 
-RegistryProcess::RegistryProcess(std::string root, std::vector<std::string> extra_args)
+RegistryProcess::RegistryProcess(std::string root,
+                                 std::vector<std::string> extra_args)
     : root_(std::move(root)) {
   std::filesystem::create_directories(root_);
   static int counter = 0;
@@ -29,8 +30,9 @@ RegistryProcess::RegistryProcess(std::string root, std::vector<std::string> extr
   port_file_ = root_ + "/../port-" + tag;
   log_ = root_ + "/../access-" + tag + ".log";
   std::filesystem::remove(port_file_);
-  std::vector<std::string> args = {OciregPath(), "serve", "--listen", "127.0.0.1:0",
-                                   "--root", root_, "--port-file", port_file_};
+  std::vector<std::string> args = {OciregPath(),  "serve",   "--listen",
+                                   "127.0.0.1:0", "--root",  root_,
+                                   "--port-file", port_file_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -104,7 +106,8 @@ int RawConnect(int port) {
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (s < 0 || ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-    throw std::runtime_error("cannot connect to 127.0.0.1:" + std::to_string(port));
+    throw std::runtime_error("cannot connect to 127.0.0.1:" +
+                             std::to_string(port));
   return s;
 }
 

@@ -17,7 +17,8 @@ std::string OciregPath();  // build/bin/ocireg next to the test binary
 class RegistryProcess {
  public:
   // root: the store directory (kept across restarts by the caller).
-  explicit RegistryProcess(std::string root, std::vector<std::string> extra_args = {});
+  explicit RegistryProcess(std::string root,
+                           std::vector<std::string> extra_args = {});
   ~RegistryProcess();
   RegistryProcess(const RegistryProcess&) = delete;
   RegistryProcess& operator=(const RegistryProcess&) = delete;
@@ -30,7 +31,7 @@ class RegistryProcess {
   std::unique_ptr<httplib::Client> Client() const;
   // SIGTERM (graceful) and wait; returns the exit status.
   int Stop();
-  void Kill();  // SIGKILL and wait
+  void Kill();           // SIGKILL and wait
   void Signal(int sig);  // send without waiting
 
  private:

@@ -40,14 +40,22 @@ TEST_CASE("concurrent ingest of overlapping digests and linking") {
       int op = rng() % 5;
       if (op <= 1) {  // direct ingest, in pieces
         auto w = s.NewWriter();
-        if (!w.ok()) { ++failures; continue; }
+        if (!w.ok()) {
+          ++failures;
+          continue;
+        }
         for (size_t off = 0; off < data.size(); off += 7777)
-          if (!(*w)->Write(data.data() + off, std::min<size_t>(7777, data.size() - off)).ok())
+          if (!(*w)->Write(data.data() + off,
+                           std::min<size_t>(7777, data.size() - off))
+                   .ok())
             ++failures;
         if (!(*w)->Commit(d, data.size(), repo).ok()) ++failures;
       } else if (op == 2) {  // session ingest across two writers
         auto id = s.BeginUpload(repo);
-        if (!id.ok()) { ++failures; continue; }
+        if (!id.ok()) {
+          ++failures;
+          continue;
+        }
         size_t half = data.size() / 2;
         {
           auto w = s.ResumeUpload(*id);
@@ -90,23 +98,25 @@ TEST_CASE("concurrent ingest of overlapping digests and linking") {
   size_t blobs = 0;
   std::set<std::string> recorded;
   REQUIRE(s.WalkBlobs([&](const BlobInfo& b) {
-    ++blobs;
-    recorded.insert(b.digest.hex());
-    uint64_t links = 0;
-    for (const auto& r : repos)
-      if (s.StatLinkedBlob(r, b.digest).ok()) ++links;
-    CHECK(links == b.refs);
-    auto h = s.OpenBlob(b.digest);
-    REQUIRE(h.ok());
-    std::string buf((*h)->size(), '\0');
-    REQUIRE(*(*h)->ReadAt(0, buf.data(), buf.size()) == buf.size());
-    CHECK(Digest::Of(buf) == b.digest);
-  }).ok());
+             ++blobs;
+             recorded.insert(b.digest.hex());
+             uint64_t links = 0;
+             for (const auto& r : repos)
+               if (s.StatLinkedBlob(r, b.digest).ok()) ++links;
+             CHECK(links == b.refs);
+             auto h = s.OpenBlob(b.digest);
+             REQUIRE(h.ok());
+             std::string buf((*h)->size(), '\0');
+             REQUIRE(*(*h)->ReadAt(0, buf.data(), buf.size()) == buf.size());
+             CHECK(Digest::Of(buf) == b.digest);
+           }).ok());
   CHECK(blobs > 0);
   // Every file of bytes belongs to a blob record (small blobs live in the
   // database and have none).
-  for (auto& e : std::filesystem::recursive_directory_iterator(t.path() + "/blobs"))
-    if (e.is_regular_file()) CHECK_MESSAGE(recorded.count(e.path().filename().string()), e.path());
+  for (auto& e :
+       std::filesystem::recursive_directory_iterator(t.path() + "/blobs"))
+    if (e.is_regular_file())
+      CHECK_MESSAGE(recorded.count(e.path().filename().string()), e.path());
   for (auto& e : std::filesystem::directory_iterator(t.path() + "/uploads"))
     FAIL("stray upload file " << e.path());
 }

@@ -19,8 +19,8 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "store/blob_store.h"
@@ -42,7 +42,8 @@ void Journal(int fd, const std::string& line) {
   o.root = root;
   auto opened = OpenStore(o);
   if (!opened.ok()) {
-    std::fprintf(stderr, "child open: %s\n", opened.status().ToString().c_str());
+    std::fprintf(stderr, "child open: %s\n",
+                 opened.status().ToString().c_str());
     _exit(2);
   }
   Store& s = **opened;
@@ -50,7 +51,8 @@ void Journal(int fd, const std::string& line) {
                        O_WRONLY | O_CREAT | O_APPEND, 0644);
   std::mt19937_64 rng(seed);
   for (uint64_t i = 0;; ++i) {
-    size_t size = (rng() % 4 == 0) ? (1 << 20) + rng() % (3 << 20) : rng() % 65536;
+    size_t size =
+        (rng() % 4 == 0) ? (1 << 20) + rng() % (3 << 20) : rng() % 65536;
     std::string data = RandomBytes(size, seed * 1000003 + i);
     Digest d = Digest::Of(data);
     std::string repo = "repo" + std::to_string(rng() % 3);
@@ -58,7 +60,9 @@ void Journal(int fd, const std::string& line) {
       auto w = s.NewWriter();
       if (!w.ok()) _exit(4);
       for (size_t off = 0; off < size; off += 65536)
-        if (!(*w)->Write(data.data() + off, std::min<size_t>(65536, size - off)).ok()) _exit(5);
+        if (!(*w)->Write(data.data() + off, std::min<size_t>(65536, size - off))
+                 .ok())
+          _exit(5);
       if (!(*w)->Commit(d, size, repo).ok()) _exit(6);
     } else {
       auto id = s.BeginUpload(repo);
@@ -96,27 +100,28 @@ void Verify(const std::string& root, const std::string& journal_path) {
   size_t blobs = 0;
   std::set<std::string> recorded;
   REQUIRE(s.WalkBlobs([&](const BlobInfo& b) {
-    ++blobs;
-    recorded.insert(b.digest.hex());
-    auto h = s.OpenBlob(b.digest);
-    REQUIRE(h.ok());
-    REQUIRE((*h)->size() == b.size);
-    Hasher hasher;
-    std::string buf(1 << 20, '\0');
-    uint64_t off = 0;
-    while (off < b.size) {
-      auto n = (*h)->ReadAt(off, buf.data(), buf.size());
-      REQUIRE(n.ok());
-      hasher.Update(buf.data(), *n);
-      off += *n;
-    }
-    CHECK(hasher.Finish() == b.digest);
-  }).ok());
+             ++blobs;
+             recorded.insert(b.digest.hex());
+             auto h = s.OpenBlob(b.digest);
+             REQUIRE(h.ok());
+             REQUIRE((*h)->size() == b.size);
+             Hasher hasher;
+             std::string buf(1 << 20, '\0');
+             uint64_t off = 0;
+             while (off < b.size) {
+               auto n = (*h)->ReadAt(off, buf.data(), buf.size());
+               REQUIRE(n.ok());
+               hasher.Update(buf.data(), *n);
+               off += *n;
+             }
+             CHECK(hasher.Finish() == b.digest);
+           }).ok());
   // Every file of bytes belongs to a blob record (small blobs live in the
   // database and have none).
   size_t orphans = 0;
   for (auto& e : std::filesystem::recursive_directory_iterator(root + "/blobs"))
-    if (e.is_regular_file() && !recorded.count(e.path().filename().string())) ++orphans;
+    if (e.is_regular_file() && !recorded.count(e.path().filename().string()))
+      ++orphans;
   CHECK_MESSAGE(orphans == 0, "bytes without a record are visible on disk");
 
   std::ifstream j(journal_path);
@@ -157,7 +162,8 @@ std::string SelfExe() {
 
 TEST_CASE("store survives SIGKILL at random moments") {
   int iterations = 40;
-  if (const char* e = std::getenv("OCIB_CRASH_ITERATIONS")) iterations = std::atoi(e);
+  if (const char* e = std::getenv("OCIB_CRASH_ITERATIONS"))
+    iterations = std::atoi(e);
   TempDir t;
   std::string root = t.path() + "/store";
   std::filesystem::create_directories(root);

@@ -9,7 +9,8 @@ namespace ocib::testing {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/ocibtest.XXXXXX";
+  std::string tmpl =
+      std::string(base && *base ? base : "/tmp") + "/ocibtest.XXXXXX";
   if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
   path_ = tmpl;
 }

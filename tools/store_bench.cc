@@ -5,6 +5,8 @@
 //
 // Prints one line per figure; the last line is a summary with the ratios
 // the store issue sets targets for.
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,9 +18,6 @@
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <rocksdb/db.h>
-#include <rocksdb/options.h>
 
 #include "store/blob_store.h"
 
@@ -54,8 +53,9 @@ std::vector<char> Pattern() {
 // values in RocksDB with integrated BlobDB. Writes the same bytes, hashing
 // as it goes, and syncs the WAL at the end like a commit would. Returns
 // seconds, or a negative number on error.
-double IngestIntoBlobDb(const std::string& dir, const std::vector<char>& pattern,
-                        uint64_t total, size_t piece, bool sync) {
+double IngestIntoBlobDb(const std::string& dir,
+                        const std::vector<char>& pattern, uint64_t total,
+                        size_t piece, bool sync) {
   rocksdb::Options o;
   o.create_if_missing = true;
   o.enable_blob_files = true;
@@ -92,12 +92,18 @@ int main(int argc, char** argv) {
   bool compare_blobdb = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--size-mib" && i + 1 < argc) size_mib = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--root" && i + 1 < argc) root = argv[++i];
-    else if (a == "--no-sync") sync = false;
-    else if (a == "--compare-blobdb") compare_blobdb = true;
+    if (a == "--size-mib" && i + 1 < argc)
+      size_mib = std::strtoull(argv[++i], nullptr, 10);
+    else if (a == "--root" && i + 1 < argc)
+      root = argv[++i];
+    else if (a == "--no-sync")
+      sync = false;
+    else if (a == "--compare-blobdb")
+      compare_blobdb = true;
     else {
-      std::fprintf(stderr, "usage: store-bench [--size-mib N] [--root DIR] [--no-sync] [--compare-blobdb]\n");
+      std::fprintf(stderr,
+                   "usage: store-bench [--size-mib N] [--root DIR] [--no-sync] "
+                   "[--compare-blobdb]\n");
       return 2;
     }
   }
@@ -167,31 +173,39 @@ int main(int argc, char** argv) {
   }
 
   // `openssl dgst -sha256` on the committed blob file.
-  std::string path = o.root + "/blobs/sha256/" + digest.hex().substr(0, 2) + "/" + digest.hex();
+  std::string path = o.root + "/blobs/sha256/" + digest.hex().substr(0, 2) +
+                     "/" + digest.hex();
   t0 = Clock::now();
   std::string cmd = "openssl dgst -sha256 '" + path + "' > /dev/null";
   int rc = std::system(cmd.c_str());
   double openssl_s = Secs(t0, Clock::now());
 
   double blobdb_s = -1;
-  if (compare_blobdb) blobdb_s = IngestIntoBlobDb(root + "/blobdb", pattern, total, piece, sync);
+  if (compare_blobdb)
+    blobdb_s = IngestIntoBlobDb(root + "/blobdb", pattern, total, piece, sync);
 
   double mb = total / 1e6;
   std::printf("blob size:                 %.0f MB (%llu MiB)%s\n", mb,
               (unsigned long long)size_mib, sync ? "" : " (no fsync)");
   std::printf("sha256 in process (EVP):   %.0f MB/s\n", mb / sha_s);
-  if (rc == 0) std::printf("openssl dgst -sha256:      %.0f MB/s\n", mb / openssl_s);
+  if (rc == 0)
+    std::printf("openssl dgst -sha256:      %.0f MB/s\n", mb / openssl_s);
   std::printf("ingest (write+hash+commit):%.0f MB/s\n", mb / ingest_s);
   if (blobdb_s > 0)
-    std::printf("ingest into BlobDB chunks: %.0f MB/s (alternative design)\n", mb / blobdb_s);
+    std::printf("ingest into BlobDB chunks: %.0f MB/s (alternative design)\n",
+                mb / blobdb_s);
   std::printf("read (warm cache):         %.0f MB/s\n", mb / read_s);
-  std::printf("peak RSS:                  %.1f MiB (pattern buffer %.0f MiB; before store %.1f MiB)\n",
-              rss_ingest / 1024.0, pattern.size() / 1048576.0, rss_before / 1024.0);
+  std::printf(
+      "peak RSS:                  %.1f MiB (pattern buffer %.0f MiB; before "
+      "store %.1f MiB)\n",
+      rss_ingest / 1024.0, pattern.size() / 1048576.0, rss_before / 1024.0);
   double sha_ref = rc == 0 ? mb / openssl_s : mb / sha_s;
-  std::printf("summary: ingest %.0f%% of sha256 speed (target >= 70%%), read %.2f GB/s (target >= 1.5), "
-              "RSS beyond buffers %.1f MiB (target < 64)\n",
-              100.0 * (mb / ingest_s) / sha_ref, mb / read_s / 1000.0,
-              (rss_ingest - rss_before) / 1024.0);
+  std::printf(
+      "summary: ingest %.0f%% of sha256 speed (target >= 70%%), read %.2f GB/s "
+      "(target >= 1.5), "
+      "RSS beyond buffers %.1f MiB (target < 64)\n",
+      100.0 * (mb / ingest_s) / sha_ref, mb / read_s / 1000.0,
+      (rss_ingest - rss_before) / 1024.0);
   opened->reset();
   if (own_root) std::filesystem::remove_all(root);
   return 0;

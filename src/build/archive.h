@@ -16,10 +16,12 @@
 namespace ocib::build {
 
 // Writes the images to `path` (atomically: a temp file renamed at the end).
-Status SaveImages(ImageStore& images, const std::vector<ImageRef>& refs, const std::string& path);
+Status SaveImages(ImageStore& images, const std::vector<ImageRef>& refs,
+                  const std::string& path);
 
 // Loads every named image of the archive at `path` ("-" for stdin); prints
 // "Loaded image: NAME:TAG" lines.
-Status LoadImages(ImageStore& images, const std::string& path, std::ostream& out);
+Status LoadImages(ImageStore& images, const std::string& path,
+                  std::ostream& out);
 
 }  // namespace ocib::build

@@ -11,10 +11,10 @@
 
 #include <atomic>
 #include <deque>
-#include <mutex>
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <ostream>
 #include <set>
@@ -30,7 +30,8 @@
 
 namespace ocib::build {
 
-inline constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+inline constexpr const char* kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // A RUN layer whose diff ID is known (its extracted directory is in place)
 // while its compression into the store still runs in the background.
@@ -46,10 +47,12 @@ struct PendingLayer {
 // Content hash of a source tree for cache keys: paths, modes, owners,
 // sizes, contents and link targets; not mtimes. Paths .dockerignore
 // excludes (rel is relative to the context) are left out.
-Status HashTree(const std::string& path, const std::string& rel, const DockerIgnore* ignore, Hasher* h);
+Status HashTree(const std::string& path, const std::string& rel,
+                const DockerIgnore* ignore, Hasher* h);
 
 // Records a step's layer under its cache tag (thread-safe: the store is).
-Status PutCacheRecord(ImageStore* images, const std::string& tag, const LayerInfo& l);
+Status PutCacheRecord(ImageStore* images, const std::string& tag,
+                      const LayerInfo& l);
 
 struct Stage {
   std::string name;
@@ -59,21 +62,27 @@ struct Stage {
   std::vector<std::shared_ptr<PendingLayer>> pending;
   std::string key;  // cache chain
   Env args;         // ARG values in scope (a parent stage's carry over)
-  std::vector<std::string> declared_args;  // ARG names this stage declared, in order
+  std::vector<std::string>
+      declared_args;  // ARG names this stage declared, in order
   // Parallel to layers: the cache key of the step that made each layer
   // ("" for a base image's layers).
   std::vector<std::string> layer_keys;
   std::vector<std::string> shell = {"/bin/sh", "-c"};
-  bool cmd_set = false;  // CMD given in this stage
-  size_t index = 0;      // position in the Dockerfile
-  std::string prefix;    // "[name] " on output lines when stages run at once
-  bool no_cache = false; // named in --no-cache-filter
+  bool cmd_set = false;   // CMD given in this stage
+  size_t index = 0;       // position in the Dockerfile
+  std::string prefix;     // "[name] " on output lines when stages run at once
+  bool no_cache = false;  // named in --no-cache-filter
 };
 
 class BuildRun {
  public:
-  BuildRun(Builder* b, ImageStore* images, const BuildOptions& o, std::ostream& out)
-      : builder_(b), images_(images), o_(o), out_(out), paths_{b->state_dir()} {}
+  BuildRun(Builder* b, ImageStore* images, const BuildOptions& o,
+           std::ostream& out)
+      : builder_(b),
+        images_(images),
+        o_(o),
+        out_(out),
+        paths_{b->state_dir()} {}
 
   Result<BuildResult> Go();
 
@@ -86,7 +95,7 @@ class BuildRun {
   // Runs the instructions [start, end) of one stage.
   Status BuildStage(Stage& st, size_t start, size_t end);
   std::string StepLine(size_t n, const std::string& suffix);
-  void Print(const std::string& s);       // one line, whole (thread-safe)
+  void Print(const std::string& s);  // one line, whole (thread-safe)
   void Say(const Stage& st, const std::string& s);  // with the stage's prefix
   Env ExpansionEnv(const Stage& st);
   void History(Stage& st, const std::string& created_by, bool empty);
@@ -94,11 +103,13 @@ class BuildRun {
   Status RunOnBuildTriggers(Stage& st, const Instruction& from);
   static std::string Lower(std::string s);
   // deps_out[k]: the stages stage k builds FROM, copies from or mounts.
-  Result<std::vector<bool>> NeededStages(size_t first, std::vector<std::vector<size_t>>* deps_out);
+  Result<std::vector<bool>> NeededStages(
+      size_t first, std::vector<std::vector<size_t>>* deps_out);
   // A stage before `cur` by name, or (by_index: COPY --from, RUN --mount
   // from=) by number; FROM takes names only, as BuildKit. Only finished
   // stages are found.
-  Stage* FindStage(const Stage& cur, const std::string& name, bool by_index = true);
+  Stage* FindStage(const Stage& cur, const std::string& name,
+                   bool by_index = true);
   Status Step(Stage& st, const Instruction& ins);
 
   // One handler per instruction.
@@ -123,11 +134,13 @@ class BuildRun {
 
   // Cache.
   std::string CacheTag(const std::string& key);
-  std::optional<std::pair<LayerDescriptor, Digest>> CacheGet(const Stage& st, const std::string& key);
+  std::optional<std::pair<LayerDescriptor, Digest>> CacheGet(
+      const Stage& st, const std::string& key);
   Status CachePut(const std::string& key, const LayerInfo& l);
   Status Settle(Stage& st);
-  void AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff, const std::string& created_by,
-                bool cached, bool compressing = false);
+  void AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
+                const std::string& created_by, bool cached,
+                bool compressing = false);
   Result<LayerInfo> LayerFromTree(const std::string& dir, bool overlay_upper);
   // Keeps a staged tree as the extracted copy of layer `l` (later RUN
   // steps mount it).
@@ -135,7 +148,8 @@ class BuildRun {
   // Makes `rel_dir` (clean, relative) in the staging tree `stage`: parents
   // the image has keep its mode and owner, missing ones are made 0755 and
   // owned by `owner`, as BuildKit's mkdir -p.
-  Status StageParents(const std::string& stage, const std::vector<std::string>& lowers,
+  Status StageParents(const std::string& stage,
+                      const std::vector<std::string>& lowers,
                       const std::string& rel_dir, uint32_t uid, uint32_t gid);
 
   // --build-context: the directory NAME stands for ("" when NAME is not a
@@ -152,14 +166,17 @@ class BuildRun {
     bool directory = false;  // a --build-context directory (owners become root)
     std::unique_ptr<OverlayMount> mount;
   };
-  Result<FromTree> OpenFrom(const Stage& cur, const std::string& from, const std::string& what);
+  Result<FromTree> OpenFrom(const Stage& cur, const std::string& from,
+                            const std::string& what);
 
   // COPY / ADD helpers.
-  Status ResolveOwner(const std::string& spec, const std::vector<std::string>& lowers, ProcessSpec* who);
-  Status Glob(const std::string& root, const std::string& pattern, const DockerIgnore* ignore,
-              std::vector<std::string>* out);
+  Status ResolveOwner(const std::string& spec,
+                      const std::vector<std::string>& lowers, ProcessSpec* who);
+  Status Glob(const std::string& root, const std::string& pattern,
+              const DockerIgnore* ignore, std::vector<std::string>* out);
   // ADD URL: downloads to `to`; `checksum` (ADD --checksum) when not empty.
-  Status Fetch(const std::string& url, const std::string& to, const std::string& checksum);
+  Status Fetch(const std::string& url, const std::string& to,
+               const std::string& checksum);
   std::string EmptyDir();
 
   // The registry cache (registry_cache.cc).
@@ -168,7 +185,8 @@ class BuildRun {
 
   // RUN helpers.
   struct RunMounts;
-  Status PrepareMounts(Stage& st, const Instruction& ins, const std::string& rootfs, RunMounts* m);
+  Status PrepareMounts(Stage& st, const Instruction& ins,
+                       const std::string& rootfs, RunMounts* m);
   static std::string Join(const std::vector<std::string>& v);
 
   Builder* builder_;

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iostream>
-#include <nlohmann/json.hpp>
 #include <future>
+#include <iostream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "build/build_run.h"
@@ -31,18 +31,25 @@ namespace {
 
 std::string HumanSize(uint64_t n) {
   char buf[32];
-  if (n < 1000) std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(n));
-  else if (n < 1000 * 1000) std::snprintf(buf, sizeof buf, "%.1fkB", n / 1e3);
-  else if (n < 1000ull * 1000 * 1000) std::snprintf(buf, sizeof buf, "%.1fMB", n / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.2fGB", n / 1e9);
+  if (n < 1000)
+    std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(n));
+  else if (n < 1000 * 1000)
+    std::snprintf(buf, sizeof buf, "%.1fkB", n / 1e3);
+  else if (n < 1000ull * 1000 * 1000)
+    std::snprintf(buf, sizeof buf, "%.1fMB", n / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fGB", n / 1e9);
   return buf;
 }
 
 }  // namespace
 
 // Records a step's layer under its cache tag (thread-safe: the store is).
-Status PutCacheRecord(ImageStore* images, const std::string& tag, const LayerInfo& l) {
-  json j = {{"mediaType", l.media_type}, {"digest", l.digest.str()}, {"size", l.size},
+Status PutCacheRecord(ImageStore* images, const std::string& tag,
+                      const LayerInfo& l) {
+  json j = {{"mediaType", l.media_type},
+            {"digest", l.digest.str()},
+            {"size", l.size},
             {"diff_id", l.diff_id.str()}};
   ManifestRecord rec;
   rec.content = j.dump();
@@ -53,17 +60,22 @@ Status PutCacheRecord(ImageStore* images, const std::string& tag, const LayerInf
 }
 
 Result<BuildResult> BuildRun::Go() {
-  std::string dfpath = o_.dockerfile.empty() ? o_.context_dir + "/Dockerfile" : o_.dockerfile;
+  std::string dfpath =
+      o_.dockerfile.empty() ? o_.context_dir + "/Dockerfile" : o_.dockerfile;
   std::ifstream in(dfpath);
   if (!in) return InvalidArgument("cannot read Dockerfile " + dfpath);
   std::stringstream ss;
   ss << in.rdbuf();
-  ASSIGN_OR_RETURN(df_, ParseDockerfile(ss.str(), fs::path(dfpath).filename().string()));
-  if (!fs::is_directory(o_.context_dir)) return InvalidArgument("build context " + o_.context_dir + " is not a directory");
+  ASSIGN_OR_RETURN(
+      df_, ParseDockerfile(ss.str(), fs::path(dfpath).filename().string()));
+  if (!fs::is_directory(o_.context_dir))
+    return InvalidArgument("build context " + o_.context_dir +
+                           " is not a directory");
   context_ = fs::canonical(o_.context_dir).string();
   RETURN_IF_ERROR(ignore_.Load(context_ + "/.dockerignore"));
   size_t slash = o_.platform.find('/');
-  if (slash == std::string::npos) return InvalidArgument("--platform must be os/arch, got " + o_.platform);
+  if (slash == std::string::npos)
+    return InvalidArgument("--platform must be os/arch, got " + o_.platform);
   os_ = o_.platform.substr(0, slash);
   arch_ = o_.platform.substr(slash + 1);
   variant_.clear();
@@ -97,23 +109,31 @@ Result<BuildResult> BuildRun::Go() {
 }
 
 Status BuildRun::StepError(const Instruction& ins, const std::string& why) {
-  return InvalidArgument(df_.filename + ":" + std::to_string(ins.line) + ": " + ins.keyword + ": " + why);
+  return InvalidArgument(df_.filename + ":" + std::to_string(ins.line) + ": " +
+                         ins.keyword + ": " + why);
 }
 
 Result<BuildResult> BuildRun::Stages() {
   // Global ARGs: before the first FROM, usable in FROM lines.
   size_t i = 0;
-  for (; i < df_.instructions.size() && df_.instructions[i].kind == Keyword::kArg; ++i) {
-    ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(df_.instructions[i], globals_, df_.escape));
+  for (;
+       i < df_.instructions.size() && df_.instructions[i].kind == Keyword::kArg;
+       ++i) {
+    ASSIGN_OR_RETURN(
+        auto kvs, ExpandKeyValues(df_.instructions[i], globals_, df_.escape));
     for (auto& kv : kvs) {
       {
         MutexLock l(&args_mu_);
         used_args_.insert(kv.key);
       }
       auto it = o_.build_args.find(kv.key);
-      if (it != o_.build_args.end()) globals_[kv.key] = it->second;
-      else if (kv.has_value) globals_[kv.key] = kv.value;
-      else globals_.erase(kv.key);  // declared without a value: unset, even an automatic one (as BuildKit)
+      if (it != o_.build_args.end())
+        globals_[kv.key] = it->second;
+      else if (kv.has_value)
+        globals_[kv.key] = kv.value;
+      else
+        globals_.erase(kv.key);  // declared without a value: unset, even an
+                                 // automatic one (as BuildKit)
     }
   }
   size_t total = df_.instructions.size();
@@ -130,47 +150,61 @@ Result<BuildResult> BuildRun::Stages() {
     stages_[k].index = k;
     const Instruction& from = df_.instructions[starts[k]];
     if (from.args.size() == 3) {
-      ASSIGN_OR_RETURN(std::string nm, ExpandWord(from.args[2], globals_, df_.escape));
+      ASSIGN_OR_RETURN(std::string nm,
+                       ExpandWord(from.args[2], globals_, df_.escape));
       stages_[k].name = Lower(nm);
     }
   }
   size_t target = starts.size() - 1;
   if (!o_.target.empty()) {
-    auto it = std::find_if(stages_.begin(), stages_.end(), [&](const Stage& st) { return st.name == Lower(o_.target); });
-    if (it == stages_.end()) return InvalidArgument("target stage \"" + o_.target + "\" not found");
+    auto it = std::find_if(
+        stages_.begin(), stages_.end(),
+        [&](const Stage& st) { return st.name == Lower(o_.target); });
+    if (it == stages_.end())
+      return InvalidArgument("target stage \"" + o_.target + "\" not found");
     target = it->index;
   }
-  size_t building = std::count(needed.begin(), needed.begin() + target + 1, true);
+  size_t building =
+      std::count(needed.begin(), needed.begin() + target + 1, true);
   for (size_t k = 0; k <= target; ++k) {
     if (!needed[k]) {
-      Print(StepLine(starts[k], " (stage skipped: the target does not use it)"));
+      Print(
+          StepLine(starts[k], " (stage skipped: the target does not use it)"));
       continue;
     }
     // With several stages at once, lines say which stage they are from.
     if (building > 1 && k != target)
-      stages_[k].prefix = "[" + (stages_[k].name.empty() ? "stage " + std::to_string(k) : stages_[k].name) + "] ";
+      stages_[k].prefix =
+          "[" +
+          (stages_[k].name.empty() ? "stage " + std::to_string(k)
+                                   : stages_[k].name) +
+          "] ";
   }
   // Each needed stage runs on its own thread as soon as the stages it uses
   // are built, so independent stages build in parallel (as BuildKit).
   built_ = std::make_unique<std::atomic<bool>[]>(starts.size());
   for (size_t k = 0; k < starts.size(); ++k) built_[k] = false;
   std::vector<std::shared_future<Status>> done(starts.size());
-  std::vector<char> skipped(starts.size(), 0);  // k waited on a stage that failed
+  std::vector<char> skipped(starts.size(),
+                            0);  // k waited on a stage that failed
   for (size_t k = 0; k <= target; ++k) {
     if (!needed[k]) continue;
     std::vector<std::shared_future<Status>> waits;
     for (size_t d : deps[k]) waits.push_back(done[d]);
     size_t end = k + 1 < starts.size() ? starts[k + 1] : total;
-    done[k] = std::async(std::launch::async, [this, k, waits, &skipped, start = starts[k], end]() -> Status {
-                for (const auto& w : waits)
-                  if (!w.get().ok()) {
-                    skipped[k] = 1;
-                    return w.get();
-                  }
-                Status s = BuildStage(stages_[k], start, end);
-                if (s.ok()) built_[k] = true;
-                return s;
-              }).share();
+    done[k] = std::async(std::launch::async,
+                         [this, k, waits, &skipped, start = starts[k],
+                          end]() -> Status {
+                           for (const auto& w : waits)
+                             if (!w.get().ok()) {
+                               skipped[k] = 1;
+                               return w.get();
+                             }
+                           Status s = BuildStage(stages_[k], start, end);
+                           if (s.ok()) built_[k] = true;
+                           return s;
+                         })
+                  .share();
   }
   // The first failure in Dockerfile order (a stage that only waited on a
   // failed one reports that one's error).
@@ -191,8 +225,10 @@ Result<BuildResult> BuildRun::Stages() {
   const ImageRef& first = o_.tags.empty() ? untagged : o_.tags[0];
   for (const auto& [k, v] : o_.labels) last.image.config.labels[k] = v;
   for (auto& stage : stages_) RETURN_IF_ERROR(Settle(stage));
-  ASSIGN_OR_RETURN(Digest md, images_->Commit(first, last.image, last.layers, o_.format));
-  for (size_t t = 1; t < o_.tags.size(); ++t) RETURN_IF_ERROR(images_->Tag(first, o_.tags[t]));
+  ASSIGN_OR_RETURN(Digest md,
+                   images_->Commit(first, last.image, last.layers, o_.format));
+  for (size_t t = 1; t < o_.tags.size(); ++t)
+    RETURN_IF_ERROR(images_->Tag(first, o_.tags[t]));
   for (const auto& c : o_.cache_to) RETURN_IF_ERROR(ExportCache(c, last));
   result_.manifest_digest = md;
   result_.config_digest = Digest::Of(SerializeConfig(last.image));
@@ -206,7 +242,8 @@ Result<BuildResult> BuildRun::Stages() {
 }
 
 std::string BuildRun::StepLine(size_t n, const std::string& suffix) {
-  return "Step " + std::to_string(n + 1) + "/" + std::to_string(df_.instructions.size()) + " : " +
+  return "Step " + std::to_string(n + 1) + "/" +
+         std::to_string(df_.instructions.size()) + " : " +
          df_.instructions[n].text + suffix;
 }
 
@@ -233,7 +270,9 @@ void BuildRun::Print(const std::string& s) {
   out_ << s << "\n" << std::flush;
 }
 
-void BuildRun::Say(const Stage& st, const std::string& s) { Print(st.prefix + s); }
+void BuildRun::Say(const Stage& st, const std::string& s) {
+  Print(st.prefix + s);
+}
 
 Env BuildRun::ExpansionEnv(const Stage& st) {
   Env env = st.args;
@@ -253,7 +292,8 @@ void BuildRun::History(Stage& st, const std::string& created_by, bool empty) {
   st.image.history.push_back(h);
 }
 
-std::string BuildRun::ChainKey(const std::string& parent, const std::string& what) {
+std::string BuildRun::ChainKey(const std::string& parent,
+                               const std::string& what) {
   std::string k = parent + "\n" + what;
   return Digest::Of(k).hex();
 }
@@ -269,10 +309,13 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
   // FROM --platform=OS/ARCH[/VARIANT] ($BUILDPLATFORM, ...): this stage's.
   std::string platform = o_.platform;
   if (ins.HasFlag("platform")) {
-    ASSIGN_OR_RETURN(platform, ExpandWord(ins.Flag("platform"), globals_, df_.escape));
+    ASSIGN_OR_RETURN(platform,
+                     ExpandWord(ins.Flag("platform"), globals_, df_.escape));
     size_t slash = platform.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == platform.size())
-      return InvalidArgument("--platform must be os/arch[/variant], got \"" + platform + "\"");
+    if (slash == std::string::npos || slash == 0 ||
+        slash + 1 == platform.size())
+      return InvalidArgument("--platform must be os/arch[/variant], got \"" +
+                             platform + "\"");
   }
   std::string p_os = platform.substr(0, platform.find('/'));
   std::string p_arch = platform.substr(platform.find('/') + 1), p_variant;
@@ -301,8 +344,10 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
   } else {
     if (auto it = o_.contexts.find(base); it != o_.contexts.end()) {
       if (it->second.rfind("docker-image://", 0) != 0)
-        return InvalidArgument("FROM " + base + ": a directory build context can be used with COPY --from and "
-                               "RUN --mount from= only; for FROM give docker-image://REF");
+        return InvalidArgument(
+            "FROM " + base +
+            ": a directory build context can be used with COPY --from and "
+            "RUN --mount from= only; for FROM give docker-image://REF");
       base = it->second.substr(15);
     }
     ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(base));
@@ -311,10 +356,12 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
       // Not local: pull it, as docker build does.
       TransferOptions to = o_.transfer;
       to.platform = platform;
-      std::ostringstream progress;  // stages may pull at once: one summary line each
+      std::ostringstream
+          progress;  // stages may pull at once: one summary line each
       Status pulled = PullImage(*images_, ref, to, progress);
       if (!pulled.ok())
-        return NotFound("image " + ref.str() + " is not in the local store, and pulling it failed: " +
+        return NotFound("image " + ref.str() +
+                        " is not in the local store, and pulling it failed: " +
                         pulled.message());
       img = images_->Get(ref);
       if (!img.ok()) return img.status();
@@ -329,7 +376,8 @@ Status BuildRun::From(Stage& st, const Instruction& ins) {
   st.image.created = Rfc3339(o_.source_date_epoch);
   // As BuildKit does: a base without PATH (scratch among them) gets the
   // default one in its config, so `ENV PATH=/x:$PATH` and RUN see it.
-  if (!st.image.config.GetEnv("PATH")) st.image.config.env.push_back(kDefaultPath);
+  if (!st.image.config.GetEnv("PATH"))
+    st.image.config.env.push_back(kDefaultPath);
   return Status::Ok();
 }
 
@@ -341,18 +389,21 @@ Status BuildRun::RunOnBuildTriggers(Stage& st, const Instruction& from) {
   for (const auto& t : triggers) {
     auto one = ParseDockerfile("FROM scratch\n" + t + "\n", df_.filename);
     if (!one.ok() || one->instructions.size() != 2)
-      return StepError(from, "the base image's ONBUILD trigger \"" + t + "\" is not a valid instruction");
+      return StepError(from, "the base image's ONBUILD trigger \"" + t +
+                                 "\" is not a valid instruction");
     Instruction trigger = one->instructions[1];
     trigger.line = from.line;
     Say(st, " ---> running ONBUILD trigger: " + trigger.text);
     Status s = Step(st, trigger);
-    if (!s.ok()) return StepError(from, "ONBUILD trigger \"" + t + "\": " + s.message());
+    if (!s.ok())
+      return StepError(from, "ONBUILD trigger \"" + t + "\": " + s.message());
   }
   return Status::Ok();
 }
 
 std::string BuildRun::Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -360,16 +411,19 @@ std::string BuildRun::Lower(std::string s) {
 // last stage) and, transitively, the stages it builds FROM or copies
 // --from. `first` is the index of the first FROM. Names are expanded
 // with the global ARGs only, as in FROM lines.
-Result<std::vector<bool>> BuildRun::NeededStages(size_t first, std::vector<std::vector<size_t>>* deps_out) {
+Result<std::vector<bool>> BuildRun::NeededStages(
+    size_t first, std::vector<std::vector<size_t>>* deps_out) {
   std::vector<std::string> names;
   std::vector<std::vector<size_t>> deps;
   // An earlier stage by name or number, as FindStage resolves it.
-  auto resolve = [&](const std::string& ref, bool by_index) -> std::optional<size_t> {
+  auto resolve = [&](const std::string& ref,
+                     bool by_index) -> std::optional<size_t> {
     size_t earlier = deps.size() - 1;
     std::string lower = Lower(ref);
     for (size_t k = 0; k < earlier; ++k)
       if (!names[k].empty() && names[k] == lower) return k;
-    if (by_index && !ref.empty() && ref.size() < 6 && std::all_of(ref.begin(), ref.end(), ::isdigit)) {
+    if (by_index && !ref.empty() && ref.size() < 6 &&
+        std::all_of(ref.begin(), ref.end(), ::isdigit)) {
       size_t idx = std::stoul(ref);
       if (idx < earlier) return idx;
     }
@@ -381,17 +435,20 @@ Result<std::vector<bool>> BuildRun::NeededStages(size_t first, std::vector<std::
       names.emplace_back();
       deps.emplace_back();
       if (ins.args.size() == 3) {
-        ASSIGN_OR_RETURN(std::string nm, ExpandWord(ins.args[2], globals_, df_.escape));
+        ASSIGN_OR_RETURN(std::string nm,
+                         ExpandWord(ins.args[2], globals_, df_.escape));
         names.back() = Lower(nm);
       }
       if (!ins.args.empty()) {
-        ASSIGN_OR_RETURN(std::string base, ExpandWord(ins.args[0], globals_, df_.escape));
+        ASSIGN_OR_RETURN(std::string base,
+                         ExpandWord(ins.args[0], globals_, df_.escape));
         if (auto k = resolve(base, false)) deps.back().push_back(*k);
       }
       continue;
     }
     if (deps.empty()) continue;
-    if ((ins.kind == Keyword::kCopy || ins.kind == Keyword::kAdd) && ins.HasFlag("from")) {
+    if ((ins.kind == Keyword::kCopy || ins.kind == Keyword::kAdd) &&
+        ins.HasFlag("from")) {
       auto from = ExpandWord(ins.Flag("from"), globals_, df_.escape);
       if (from.ok())
         if (auto k = resolve(*from, true)) deps.back().push_back(*k);
@@ -433,13 +490,17 @@ Result<std::vector<bool>> BuildRun::NeededStages(size_t first, std::vector<std::
   return needed;
 }
 
-Stage* BuildRun::FindStage(const Stage& cur, const std::string& name, bool by_index) {
+Stage* BuildRun::FindStage(const Stage& cur, const std::string& name,
+                           bool by_index) {
   std::string lower = Lower(name);
   Stage* found = nullptr;
   for (size_t k = 0; k < cur.index && !found; ++k)
-    if (!stages_[k].name.empty() && stages_[k].name == lower) found = &stages_[k];
-  bool numeric = !name.empty() && name.size() < 6 && std::all_of(name.begin(), name.end(), ::isdigit);
-  if (!found && numeric && by_index && std::stoul(name) < cur.index) found = &stages_[std::stoul(name)];
+    if (!stages_[k].name.empty() && stages_[k].name == lower)
+      found = &stages_[k];
+  bool numeric = !name.empty() && name.size() < 6 &&
+                 std::all_of(name.begin(), name.end(), ::isdigit);
+  if (!found && numeric && by_index && std::stoul(name) < cur.index)
+    found = &stages_[std::stoul(name)];
   // Only a stage that finished: it is one this stage waited for (a name
   // hidden from NeededStages, e.g. in a stage ARG, finds none).
   if (found && !built_[found->index]) return nullptr;
@@ -447,24 +508,24 @@ Stage* BuildRun::FindStage(const Stage& cur, const std::string& name, bool by_in
 }
 
 const BuildRun::Handler BuildRun::kHandlers[kKeywordCount] = {
-    &BuildRun::From,        // FROM
-    &BuildRun::RunStep,     // RUN
+    &BuildRun::From,             // FROM
+    &BuildRun::RunStep,          // RUN
     &BuildRun::CmdOrEntrypoint,  // CMD
-    &BuildRun::Label,       // LABEL
-    &BuildRun::Maintainer,  // MAINTAINER
-    &BuildRun::Expose,      // EXPOSE
-    &BuildRun::EnvStep,     // ENV
-    &BuildRun::CopyStep,    // ADD
-    &BuildRun::CopyStep,    // COPY
+    &BuildRun::Label,            // LABEL
+    &BuildRun::Maintainer,       // MAINTAINER
+    &BuildRun::Expose,           // EXPOSE
+    &BuildRun::EnvStep,          // ENV
+    &BuildRun::CopyStep,         // ADD
+    &BuildRun::CopyStep,         // COPY
     &BuildRun::CmdOrEntrypoint,  // ENTRYPOINT
-    &BuildRun::Volume,      // VOLUME
-    &BuildRun::User,        // USER
-    &BuildRun::Workdir,     // WORKDIR
-    &BuildRun::Arg,         // ARG
-    &BuildRun::Onbuild,     // ONBUILD
-    &BuildRun::StopSignal,  // STOPSIGNAL
-    &BuildRun::Healthcheck, // HEALTHCHECK
-    &BuildRun::Shell,       // SHELL
+    &BuildRun::Volume,           // VOLUME
+    &BuildRun::User,             // USER
+    &BuildRun::Workdir,          // WORKDIR
+    &BuildRun::Arg,              // ARG
+    &BuildRun::Onbuild,          // ONBUILD
+    &BuildRun::StopSignal,       // STOPSIGNAL
+    &BuildRun::Healthcheck,      // HEALTHCHECK
+    &BuildRun::Shell,            // SHELL
 };
 
 Status BuildRun::Step(Stage& st, const Instruction& ins) {
@@ -472,10 +533,13 @@ Status BuildRun::Step(Stage& st, const Instruction& ins) {
 }
 
 std::string BuildRun::CacheTag(const std::string& key) {
-  return key + (o_.compression == Compression::kGzip ? "-gzip" : o_.compression == Compression::kZstd ? "-zstd" : "-tar");
+  return key + (o_.compression == Compression::kGzip   ? "-gzip"
+                : o_.compression == Compression::kZstd ? "-zstd"
+                                                       : "-tar");
 }
 
-std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(const Stage& st, const std::string& key) {
+std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(
+    const Stage& st, const std::string& key) {
   if (o_.no_cache || st.no_cache) return std::nullopt;
   auto d = images_->store()->ResolveTag(kCacheRepo, CacheTag(key));
   if (!d.ok()) return std::nullopt;
@@ -485,8 +549,11 @@ std::optional<std::pair<LayerDescriptor, Digest>> BuildRun::CacheGet(const Stage
   if (j.is_discarded()) return std::nullopt;
   auto ld = Digest::Parse(j.value("digest", ""));
   auto diff = Digest::Parse(j.value("diff_id", ""));
-  if (!ld.ok() || !diff.ok() || !images_->store()->StatBlob(*ld).ok()) return std::nullopt;
-  return std::make_pair(LayerDescriptor{j.value("mediaType", ""), *ld, j.value("size", uint64_t{0})}, *diff);
+  if (!ld.ok() || !diff.ok() || !images_->store()->StatBlob(*ld).ok())
+    return std::nullopt;
+  return std::make_pair(LayerDescriptor{j.value("mediaType", ""), *ld,
+                                        j.value("size", uint64_t{0})},
+                        *diff);
 }
 
 Status BuildRun::CachePut(const std::string& key, const LayerInfo& l) {
@@ -499,15 +566,17 @@ Status BuildRun::Settle(Stage& st) {
   for (size_t i = 0; i < st.layers.size(); ++i) {
     if (!st.pending[i]) continue;
     const Result<LayerInfo>& r = st.pending[i]->Get();
-    if (!r.ok()) return r.status().WithContext("layer " + std::to_string(i + 1));
+    if (!r.ok())
+      return r.status().WithContext("layer " + std::to_string(i + 1));
     st.layers[i] = LayerDescriptor{r->media_type, r->digest, r->size};
     st.pending[i].reset();
   }
   return Status::Ok();
 }
 
-void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff, const std::string& created_by,
-              bool cached, bool compressing) {
+void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
+                        const std::string& created_by, bool cached,
+                        bool compressing) {
   st.pending.resize(st.layers.size());
   st.pending.push_back(nullptr);
   st.layer_keys.resize(st.layers.size());
@@ -520,13 +589,17 @@ void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
     Say(st, " ---> Using cache");
   }
   if (compressing)  // the compressed digest is not known yet: the diff ID
-    Say(st, " ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) + " uncompressed)");
+    Say(st, " ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) +
+                " uncompressed)");
   else
-    Say(st, " ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) + ")");
+    Say(st, " ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) +
+                ")");
 }
 
-Result<LayerInfo> BuildRun::LayerFromTree(const std::string& dir, bool overlay_upper) {
-  ASSIGN_OR_RETURN(auto w, LayerWriter::Create(*images_->store(), o_.compression));
+Result<LayerInfo> BuildRun::LayerFromTree(const std::string& dir,
+                                          bool overlay_upper) {
+  ASSIGN_OR_RETURN(auto w,
+                   LayerWriter::Create(*images_->store(), o_.compression));
   TreeOptions t;
   t.clamp_mtime = o_.source_date_epoch;
   t.overlay_upper = overlay_upper;
@@ -534,7 +607,8 @@ Result<LayerInfo> BuildRun::LayerFromTree(const std::string& dir, bool overlay_u
   return w->Commit();
 }
 
-void BuildRun::KeepAsLayerDir(const std::string& staged, const Digest& diff_id) {
+void BuildRun::KeepAsLayerDir(const std::string& staged,
+                              const Digest& diff_id) {
   std::string ldir = paths_.LayerDir(diff_id);
   std::error_code ec;
   fs::create_directories(paths_.Layers(), ec);
@@ -542,8 +616,10 @@ void BuildRun::KeepAsLayerDir(const std::string& staged, const Digest& diff_id) 
   fs::remove_all(staged, ec);
 }
 
-Status BuildRun::StageParents(const std::string& stage, const std::vector<std::string>& lowers,
-                              const std::string& rel_dir, uint32_t uid, uint32_t gid) {
+Status BuildRun::StageParents(const std::string& stage,
+                              const std::vector<std::string>& lowers,
+                              const std::string& rel_dir, uint32_t uid,
+                              uint32_t gid) {
   std::string rel;
   std::stringstream parts(rel_dir);
   for (std::string part; std::getline(parts, part, '/');) {
@@ -554,18 +630,21 @@ Status BuildRun::StageParents(const std::string& stage, const std::vector<std::s
     if (::lstat(to.c_str(), &have) == 0) continue;  // staged already
     // The topmost layer that has the path (or a whiteout of it) decides.
     size_t slash = rel.rfind('/');
-    std::string parent = slash == std::string::npos ? "" : rel.substr(0, slash + 1);
+    std::string parent =
+        slash == std::string::npos ? "" : rel.substr(0, slash + 1);
     std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
     struct stat st;
     bool found = false;
     for (const auto& dir : lowers) {
-      if (::lstat((dir + "/" + parent + ".wh." + base).c_str(), &st) == 0) break;
+      if (::lstat((dir + "/" + parent + ".wh." + base).c_str(), &st) == 0)
+        break;
       if (::lstat((dir + "/" + rel).c_str(), &st) == 0) {
         found = S_ISDIR(st.st_mode);
         break;
       }
     }
-    if (::mkdir(to.c_str(), 0755) != 0) return Internal("mkdir " + rel + ": " + std::strerror(errno));
+    if (::mkdir(to.c_str(), 0755) != 0)
+      return Internal("mkdir " + rel + ": " + std::strerror(errno));
     if (found) {
       (void)!::lchown(to.c_str(), st.st_uid, st.st_gid);
       ::chmod(to.c_str(), st.st_mode & 07777);
@@ -579,17 +658,21 @@ Status BuildRun::StageParents(const std::string& stage, const std::vector<std::s
 
 std::string BuildRun::ContextDir(const std::string& name) const {
   auto it = o_.contexts.find(name);
-  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) == 0) return "";
+  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) == 0)
+    return "";
   return it->second;
 }
 
 std::string BuildRun::ContextImage(const std::string& name) const {
   auto it = o_.contexts.find(name);
-  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) != 0) return name;
+  if (it == o_.contexts.end() || it->second.rfind("docker-image://", 0) != 0)
+    return name;
   return it->second.substr(15);
 }
 
-Result<BuildRun::FromTree> BuildRun::OpenFrom(const Stage& cur, const std::string& from, const std::string& what) {
+Result<BuildRun::FromTree> BuildRun::OpenFrom(const Stage& cur,
+                                              const std::string& from,
+                                              const std::string& what) {
   FromTree t;
   std::vector<LayerDescriptor> layers;
   std::vector<Digest> diffs;
@@ -599,7 +682,9 @@ Result<BuildRun::FromTree> BuildRun::OpenFrom(const Stage& cur, const std::strin
     t.ident = "stage " + s->key;
   } else if (std::string dir = ContextDir(from); !dir.empty()) {
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return InvalidArgument(what + from + ": build context " + dir + " is not a directory");
+    if (!fs::is_directory(dir, ec))
+      return InvalidArgument(what + from + ": build context " + dir +
+                             " is not a directory");
     t.root = fs::canonical(dir, ec).string();
     t.directory = true;
     Hasher h;
@@ -609,7 +694,9 @@ Result<BuildRun::FromTree> BuildRun::OpenFrom(const Stage& cur, const std::strin
   } else {
     ASSIGN_OR_RETURN(ImageRef ref, ParseImageRef(ContextImage(from)));
     auto img = images_->Get(ref);
-    if (!img.ok()) return NotFound(what + from + ": no such stage, build context or local image");
+    if (!img.ok())
+      return NotFound(what + from +
+                      ": no such stage, build context or local image");
     layers = img->layers;
     diffs = img->image.diff_ids;
     t.ident = "image " + img->manifest_digest.str();
@@ -629,11 +716,13 @@ std::string BuildRun::EmptyDir() {
   return e;
 }
 
-Result<std::vector<std::string>> Builder::LayerDirs(const std::vector<LayerDescriptor>& layers,
-                                                    const std::vector<Digest>& diff_ids) {
+Result<std::vector<std::string>> Builder::LayerDirs(
+    const std::vector<LayerDescriptor>& layers,
+    const std::vector<Digest>& diff_ids) {
   if (layers.size() != diff_ids.size())
-    return FailedPrecondition("image has " + std::to_string(layers.size()) + " layers but " +
-                              std::to_string(diff_ids.size()) + " diff_ids");
+    return FailedPrecondition("image has " + std::to_string(layers.size()) +
+                              " layers but " + std::to_string(diff_ids.size()) +
+                              " diff_ids");
   std::vector<std::string> dirs;
   std::error_code ec;
   StatePaths paths{state_};
@@ -644,7 +733,8 @@ Result<std::vector<std::string>> Builder::LayerDirs(const std::vector<LayerDescr
       std::string tmp = dir + ".tmp-" + RandomHex();
       fs::create_directories(tmp, ec);
       auto h = images_->store()->OpenBlob(layers[i].digest);
-      if (!h.ok()) return h.status().WithContext("layer " + layers[i].digest.str());
+      if (!h.ok())
+        return h.status().WithContext("layer " + layers[i].digest.str());
       std::shared_ptr<BlobReadHandle> handle(std::move(*h));
       auto off = std::make_shared<uint64_t>(0);
       ByteSource src = [handle, off](char* buf, size_t n) -> Result<size_t> {
@@ -658,7 +748,8 @@ Result<std::vector<std::string>> Builder::LayerDirs(const std::vector<LayerDescr
         return s.WithContext("extract layer " + layers[i].digest.str());
       }
       fs::rename(tmp, dir, ec);
-      if (ec && !fs::exists(dir)) return Internal("rename layer dir: " + ec.message());
+      if (ec && !fs::exists(dir))
+        return Internal("rename layer dir: " + ec.message());
       fs::remove_all(tmp, ec);
     }
     dirs.insert(dirs.begin(), dir);  // top first
@@ -688,33 +779,43 @@ std::optional<int64_t> GitCommitTime(const std::string& dir) {
       ::dup2(devnull, 2);
     }
     // safe.directory: the checkout may belong to another user than root.
-    ::execlp("git", "git", "-c", "safe.directory=*", "-C", dir.c_str(), "log", "-1", "--format=%ct",
-             static_cast<char*>(nullptr));
+    ::execlp("git", "git", "-c", "safe.directory=*", "-C", dir.c_str(), "log",
+             "-1", "--format=%ct", static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(pipefd[1]);
   std::string out;
   char buf[64];
   ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 && out.size() < 64) out.append(buf, n);
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 && out.size() < 64)
+    out.append(buf, n);
   ::close(pipefd[0]);
   int status = 0;
   ::waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (out.empty() || out.size() > 15 || !std::all_of(out.begin(), out.end(), ::isdigit)) return std::nullopt;
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  if (out.empty() || out.size() > 15 ||
+      !std::all_of(out.begin(), out.end(), ::isdigit))
+    return std::nullopt;
   return std::stoll(out);
 }
 
-Result<int> RunImage(Builder& builder, const StoredImage& image, const std::vector<std::string>& command,
+Result<int> RunImage(Builder& builder, const StoredImage& image,
+                     const std::vector<std::string>& command,
                      const std::string& runtime) {
   const ContainerConfig& cc = image.image.config;
   std::vector<std::string> args;
   if (cc.entrypoint) args = *cc.entrypoint;
-  if (!command.empty()) args.insert(args.end(), command.begin(), command.end());
-  else if (cc.cmd) args.insert(args.end(), cc.cmd->begin(), cc.cmd->end());
-  if (args.empty()) return InvalidArgument("the image has no command (no ENTRYPOINT or CMD) and none was given");
-  ASSIGN_OR_RETURN(auto lowers, builder.LayerDirs(image.layers, image.image.diff_ids));
+  if (!command.empty())
+    args.insert(args.end(), command.begin(), command.end());
+  else if (cc.cmd)
+    args.insert(args.end(), cc.cmd->begin(), cc.cmd->end());
+  if (args.empty())
+    return InvalidArgument(
+        "the image has no command (no ENTRYPOINT or CMD) and none was given");
+  ASSIGN_OR_RETURN(auto lowers,
+                   builder.LayerDirs(image.layers, image.image.diff_ids));
   StatePaths paths{builder.state_dir()};
   std::string dir = paths.Tmp() + "/run-" + RandomHex();
   if (lowers.empty()) {
@@ -732,7 +833,8 @@ Result<int> RunImage(Builder& builder, const StoredImage& image, const std::vect
     std::error_code ec;
     fs::create_directories(ws->rootfs() + spec.cwd, ec);
     RETURN_IF_ERROR(ResolveUser(cc.user, ws->rootfs(), &spec));
-    code = RunContainer(runtime, builder.state_dir(), ws->rootfs(), spec, nullptr);
+    code =
+        RunContainer(runtime, builder.state_dir(), ws->rootfs(), spec, nullptr);
   }
   std::error_code ec;
   fs::remove_all(dir, ec);
@@ -740,4 +842,3 @@ Result<int> RunImage(Builder& builder, const StoredImage& image, const std::vect
 }
 
 }  // namespace ocib::build
-

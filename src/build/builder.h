@@ -18,9 +18,9 @@
 #pragma once
 
 #include <map>
-#include <set>
 #include <optional>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,8 +96,9 @@ class Builder {
 
   // Returns the directories (top first) that hold the image's layers,
   // extracting any layer not yet extracted. For `ocibuild run`.
-  Result<std::vector<std::string>> LayerDirs(const std::vector<LayerDescriptor>& layers,
-                                             const std::vector<Digest>& diff_ids);
+  Result<std::vector<std::string>> LayerDirs(
+      const std::vector<LayerDescriptor>& layers,
+      const std::vector<Digest>& diff_ids);
 
   const std::string& state_dir() const { return state_; }
 
@@ -116,6 +117,7 @@ std::optional<int64_t> GitCommitTime(const std::string& dir);
 // Runs the image's entrypoint/cmd (or `command` when given) in a throwaway
 // container and returns its exit status.
 Result<int> RunImage(Builder& builder, const StoredImage& image,
-                     const std::vector<std::string>& command, const std::string& runtime);
+                     const std::vector<std::string>& command,
+                     const std::string& runtime);
 
 }  // namespace ocib::build

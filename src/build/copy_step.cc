@@ -1,10 +1,11 @@
 // COPY and ADD: sources from the build context (less .dockerignore), from
 // another stage or image (--from), from here-documents, or (ADD) from URLs
 // and local tar archives, which are extracted (plain, gzip, bzip2, xz;
-// a .tar.zst is copied as is, as BuildKit does). What docker decides is followed: the destination is a directory
-// when it says so or already is one; directories made on the way belong to
-// the --chown owner; hard links among the sources stay hard links; context
-// files belong to root unless --chown says otherwise.
+// a .tar.zst is copied as is, as BuildKit does). What docker decides is
+// followed: the destination is a directory when it says so or already is one;
+// directories made on the way belong to the --chown owner; hard links among the
+// sources stay hard links; context files belong to root unless --chown says
+// otherwise.
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -31,10 +32,12 @@ using json = nlohmann::json;
 
 namespace {
 
-Status CopyFileData(const std::string& from, const std::string& to, mode_t mode) {
+Status CopyFileData(const std::string& from, const std::string& to,
+                    mode_t mode) {
   int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Internal("open " + from + ": " + std::strerror(errno));
-  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode & 07777);
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                   mode & 07777);
   if (out < 0) {
     ::close(in);
     return Internal("create " + to + ": " + std::strerror(errno));
@@ -69,36 +72,43 @@ struct CopyOpts {
 };
 
 // Copies one source (file, dir, symlink) to `to` (the final path).
-Status CopyEntry(const std::string& from, const std::string& rel_in_root, const std::string& to,
-                 const CopyOpts& o) {
-  if (o.ignore && !rel_in_root.empty() && o.ignore->Excluded(rel_in_root)) return Status::Ok();
+Status CopyEntry(const std::string& from, const std::string& rel_in_root,
+                 const std::string& to, const CopyOpts& o) {
+  if (o.ignore && !rel_in_root.empty() && o.ignore->Excluded(rel_in_root))
+    return Status::Ok();
   if (o.exclude && !rel_in_root.empty()) {
     std::string r = rel_in_root;
-    if (!o.exclude_base.empty() && r.rfind(o.exclude_base + "/", 0) == 0) r = r.substr(o.exclude_base.size() + 1);
+    if (!o.exclude_base.empty() && r.rfind(o.exclude_base + "/", 0) == 0)
+      r = r.substr(o.exclude_base.size() + 1);
     if (r != o.exclude_base && o.exclude->Excluded(r)) return Status::Ok();
   }
   struct stat st;
-  if (::lstat(from.c_str(), &st) != 0) return Internal("stat " + from + ": " + std::strerror(errno));
+  if (::lstat(from.c_str(), &st) != 0)
+    return Internal("stat " + from + ": " + std::strerror(errno));
   std::error_code ec;
   if (S_ISDIR(st.st_mode)) {
     fs::create_directories(to, ec);
     ::chmod(to.c_str(), o.chmod ? *o.chmod : (st.st_mode & 07777));
     std::vector<std::string> names;
-    for (auto& e : fs::directory_iterator(from, ec)) names.push_back(e.path().filename().string());
+    for (auto& e : fs::directory_iterator(from, ec))
+      names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     for (const auto& n : names)
-      RETURN_IF_ERROR(CopyEntry(from + "/" + n, rel_in_root.empty() ? n : rel_in_root + "/" + n,
+      RETURN_IF_ERROR(CopyEntry(from + "/" + n,
+                                rel_in_root.empty() ? n : rel_in_root + "/" + n,
                                 to + "/" + n, o));
   } else if (S_ISLNK(st.st_mode)) {
     char buf[4096];
     ssize_t n = ::readlink(from.c_str(), buf, sizeof buf);
     if (n < 0) return Internal("readlink " + from);
     fs::remove(to, ec);
-    if (::symlink(std::string(buf, n).c_str(), to.c_str()) != 0) return Internal("symlink " + to);
+    if (::symlink(std::string(buf, n).c_str(), to.c_str()) != 0)
+      return Internal("symlink " + to);
   } else if (S_ISREG(st.st_mode)) {
     fs::remove(to, ec);
     if (o.links && st.st_nlink > 1) {
-      auto [it, first] = o.links->emplace(std::make_pair(st.st_dev, st.st_ino), to);
+      auto [it, first] =
+          o.links->emplace(std::make_pair(st.st_dev, st.st_ino), to);
       if (!first) {
         if (::link(it->second.c_str(), to.c_str()) == 0) return Status::Ok();
         return Internal("link " + to + ": " + std::strerror(errno));
@@ -110,20 +120,26 @@ Status CopyEntry(const std::string& from, const std::string& rel_in_root, const 
   }
   uid_t uid = o.owner ? o.owner->first : st.st_uid;
   gid_t gid = o.owner ? o.owner->second : st.st_gid;
-  if (::lchown(to.c_str(), uid, gid) != 0 && errno != EPERM) return Internal("chown " + to);
+  if (::lchown(to.c_str(), uid, gid) != 0 && errno != EPERM)
+    return Internal("chown " + to);
   // chown clears setuid and setgid: set the mode again after it.
-  if (!S_ISLNK(st.st_mode)) ::chmod(to.c_str(), o.chmod ? *o.chmod : (st.st_mode & 07777));
+  if (!S_ISLNK(st.st_mode))
+    ::chmod(to.c_str(), o.chmod ? *o.chmod : (st.st_mode & 07777));
   return Status::Ok();
 }
 
 // Content hash of a source tree for the cache key: paths, modes, owners,
 // sizes, contents and link targets; not mtimes.
-Status HashEntry(const std::string& path, const std::string& rel, const DockerIgnore* ignore,
-                 const std::string& ignore_rel, Hasher* h) {
-  if (ignore && !ignore_rel.empty() && ignore->Excluded(ignore_rel)) return Status::Ok();
+Status HashEntry(const std::string& path, const std::string& rel,
+                 const DockerIgnore* ignore, const std::string& ignore_rel,
+                 Hasher* h) {
+  if (ignore && !ignore_rel.empty() && ignore->Excluded(ignore_rel))
+    return Status::Ok();
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return Internal("stat " + path + ": " + std::strerror(errno));
-  std::string head = rel + "\0" + std::to_string(st.st_mode) + ":" + std::to_string(st.st_uid) + ":" +
+  if (::lstat(path.c_str(), &st) != 0)
+    return Internal("stat " + path + ": " + std::strerror(errno));
+  std::string head = rel + "\0" + std::to_string(st.st_mode) + ":" +
+                     std::to_string(st.st_uid) + ":" +
                      std::to_string(st.st_gid) + ":";
   h->Update(head.data(), head.size());
   if (S_ISREG(st.st_mode)) {
@@ -142,11 +158,13 @@ Status HashEntry(const std::string& path, const std::string& rel, const DockerIg
   } else if (S_ISDIR(st.st_mode)) {
     std::vector<std::string> names;
     std::error_code ec;
-    for (auto& e : fs::directory_iterator(path, ec)) names.push_back(e.path().filename().string());
+    for (auto& e : fs::directory_iterator(path, ec))
+      names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     for (const auto& n : names)
       RETURN_IF_ERROR(HashEntry(path + "/" + n, rel + "/" + n, ignore,
-                                ignore_rel.empty() ? n : ignore_rel + "/" + n, h));
+                                ignore_rel.empty() ? n : ignore_rel + "/" + n,
+                                h));
   }
   return Status::Ok();
 }
@@ -154,15 +172,19 @@ Status HashEntry(const std::string& path, const std::string& rel, const DockerIg
 // True if `rel` (clean, relative) is a directory in a stack of layer
 // directories in overlay form, top first: the topmost layer that holds the
 // path, or a whiteout of it, decides. Symlinked parents are not followed.
-bool IsDirInLayers(const std::vector<std::string>& lowers, const std::string& rel) {
+bool IsDirInLayers(const std::vector<std::string>& lowers,
+                   const std::string& rel) {
   size_t slash = rel.rfind('/');
-  std::string parent = slash == std::string::npos ? "" : rel.substr(0, slash + 1);
+  std::string parent =
+      slash == std::string::npos ? "" : rel.substr(0, slash + 1);
   std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
   for (const auto& dir : lowers) {
     struct stat st;
-    if (::lstat((dir + "/" + parent + ".wh." + base).c_str(), &st) == 0) return false;
+    if (::lstat((dir + "/" + parent + ".wh." + base).c_str(), &st) == 0)
+      return false;
     if (::lstat((dir + "/" + rel).c_str(), &st) == 0) {
-      if (S_ISCHR(st.st_mode) && st.st_rdev == 0) return false;  // overlay whiteout
+      if (S_ISCHR(st.st_mode) && st.st_rdev == 0)
+        return false;  // overlay whiteout
       return S_ISDIR(st.st_mode);
     }
   }
@@ -182,7 +204,9 @@ bool LooksLikeTar(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
     unsigned char m[4] = {};
     f.read(reinterpret_cast<char*>(m), 4);
-    if (f.gcount() == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return false;
+    if (f.gcount() == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f &&
+        m[3] == 0xfd)
+      return false;
   }
   ByteSource src = Decompressing(FileSource(path));
   unsigned char h[512] = {};
@@ -196,7 +220,8 @@ bool LooksLikeTar(const std::string& path) {
   if (std::memcmp(h + 257, "ustar", 5) == 0) return true;
   // v7: octal checksum of the header with its checksum field as spaces.
   unsigned sum = 0;
-  for (size_t i = 0; i < sizeof h; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+  for (size_t i = 0; i < sizeof h; ++i)
+    sum += (i >= 148 && i < 156) ? ' ' : h[i];
   unsigned stored = 0;
   bool digits = false;
   for (size_t i = 148; i < 156 && h[i] != 0 && h[i] != ' '; ++i) {
@@ -217,7 +242,8 @@ ByteSource FileSource(const std::string& path) {
 
 }  // namespace
 
-Status HashTree(const std::string& path, const std::string& rel, const DockerIgnore* ignore, Hasher* h) {
+Status HashTree(const std::string& path, const std::string& rel,
+                const DockerIgnore* ignore, Hasher* h) {
   return HashEntry(path, rel, ignore, rel, h);
 }
 
@@ -242,7 +268,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   CopyOpts co;
   co.links = &links;
   if (ins.HasFlag("keep-git-dir"))
-    return InvalidArgument("ADD of git repositories (and so --keep-git-dir) is not supported");
+    return InvalidArgument(
+        "ADD of git repositories (and so --keep-git-dir) is not supported");
   // --exclude=PATTERN (repeatable): left out of what is copied.
   DockerIgnore excludes;
   for (const auto& [k, v] : ins.flags)
@@ -262,7 +289,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     std::string m = ins.Flag("chmod");
     char* end = nullptr;
     long v = std::strtol(m.c_str(), &end, 8);
-    if (!end || *end || v < 0 || v > 07777) return InvalidArgument("invalid --chmod " + m + " (octal)");
+    if (!end || *end || v < 0 || v > 07777)
+      return InvalidArgument("invalid --chmod " + m + " (octal)");
     co.chmod = static_cast<mode_t>(v);
   }
   // Source root: the context, or another stage's or image's filesystem.
@@ -270,7 +298,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   std::string from_desc;
   FromTree from_tree;
   if (ins.HasFlag("from")) {
-    ASSIGN_OR_RETURN(std::string from, ExpandWord(ins.Flag("from"), env, df_.escape));
+    ASSIGN_OR_RETURN(std::string from,
+                     ExpandWord(ins.Flag("from"), env, df_.escape));
     ASSIGN_OR_RETURN(from_tree, OpenFrom(st, from, "COPY --from="));
     root = from_tree.root;
     from_desc = "from " + from_tree.ident;
@@ -285,8 +314,10 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   }
   if (ins.HasFlag("chown")) {
     ProcessSpec who;
-    ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
-    ASSIGN_OR_RETURN(std::string chown, ExpandWord(ins.Flag("chown"), env, df_.escape));
+    ASSIGN_OR_RETURN(auto lowers,
+                     builder_->LayerDirs(st.layers, st.image.diff_ids));
+    ASSIGN_OR_RETURN(std::string chown,
+                     ExpandWord(ins.Flag("chown"), env, df_.escape));
     RETURN_IF_ERROR(ResolveOwner(chown, lowers, &who));
     co.owner = std::make_pair(who.uid, who.gid);
   }
@@ -303,7 +334,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   for (const auto& w : words) {
     std::string hname;
     if (!ins.exec_form && IsHeredocMarker(w, &hname)) {
-      if (next_heredoc >= ins.heredocs.size()) return InvalidArgument("here-document " + w + " has no body");
+      if (next_heredoc >= ins.heredocs.size())
+        return InvalidArgument("here-document " + w + " has no body");
       const Heredoc& h = ins.heredocs[next_heredoc++];
       std::string data = h.data;
       if (h.expand) {
@@ -326,7 +358,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     if (!add && (w.rfind("http://", 0) == 0 || w.rfind("https://", 0) == 0))
       return InvalidArgument("COPY does not take URLs (use ADD): " + w);
     std::string clean;
-    if (!CleanRelative(w, &clean)) return InvalidArgument("source " + w + " is outside the build context");
+    if (!CleanRelative(w, &clean))
+      return InvalidArgument("source " + w + " is outside the build context");
     if (clean.find_first_of("*?[") != std::string::npos) {
       std::vector<std::string> matches;
       RETURN_IF_ERROR(Glob(root, clean, co.ignore, &matches));
@@ -338,38 +371,49 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     std::string abs = clean.empty() ? root : root + "/" + clean;
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(abs, ec)))
-      return InvalidArgument("source " + w + " not found" + (from_desc.empty() ? " in the build context" : ""));
+      return InvalidArgument(
+          "source " + w + " not found" +
+          (from_desc.empty() ? " in the build context" : ""));
     if (co.ignore && !clean.empty() && ignore_.Excluded(clean))
       return InvalidArgument("source " + w + " is excluded by .dockerignore");
     // A symlink named as a source is followed, but must stay inside.
     std::string real = fs::weakly_canonical(abs, ec).string();
     if (real != root && real.rfind(root + "/", 0) != 0)
-      return InvalidArgument("source " + w + " resolves outside the build context");
+      return InvalidArgument("source " + w +
+                             " resolves outside the build context");
     srcs.push_back({real, clean, ""});
   }
-  if (srcs.empty()) return InvalidArgument("no source files match " + unmatched);
+  if (srcs.empty())
+    return InvalidArgument("no source files match " + unmatched);
   // Destination: a directory when it says so (a trailing "/", ".",
   // "/."), for several sources or a wildcard, or when it already is one
   // in the image (as BuildKit decides; `WORKDIR /src` + `COPY f .`).
   std::string dest_abs = JoinAbs(st.image.config.working_dir, dest), dest_clean;
   CleanRelative(dest_abs, &dest_clean);
-  bool dest_is_dir = parents || dest.back() == '/' || dest == "." || dest.ends_with("/.") || srcs.size() > 1 ||
-                     std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return s.rel.find_first_of("*?[") != std::string::npos; });
+  bool dest_is_dir = parents || dest.back() == '/' || dest == "." ||
+                     dest.ends_with("/.") || srcs.size() > 1 ||
+                     std::any_of(srcs.begin(), srcs.end(), [](const Src& s) {
+                       return s.rel.find_first_of("*?[") != std::string::npos;
+                     });
   if (!dest_is_dir && !link) {
-    ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+    ASSIGN_OR_RETURN(auto lowers,
+                     builder_->LayerDirs(st.layers, st.image.diff_ids));
     dest_is_dir = dest_clean.empty() || IsDirInLayers(lowers, dest_clean);
   }
   // Cache key.
   Hasher h;
-  std::string head = ins.keyword + " " + json(ins.flags).dump() + " -> " + dest_clean + (dest_is_dir ? "/" : "") + "\n";
+  std::string head = ins.keyword + " " + json(ins.flags).dump() + " -> " +
+                     dest_clean + (dest_is_dir ? "/" : "") + "\n";
   h.Update(head.data(), head.size());
   for (const auto& s : srcs) {
     if (!s.url.empty()) {
       h.Update(s.url.data(), s.url.size());
       continue;
     }
-    bool heredoc = !heredoc_dir.empty() && s.abs.rfind(heredoc_dir + "/", 0) == 0;
-    RETURN_IF_ERROR(HashEntry(s.abs, s.rel, heredoc ? nullptr : co.ignore, s.rel, &h));
+    bool heredoc =
+        !heredoc_dir.empty() && s.abs.rfind(heredoc_dir + "/", 0) == 0;
+    RETURN_IF_ERROR(
+        HashEntry(s.abs, s.rel, heredoc ? nullptr : co.ignore, s.rel, &h));
   }
   std::string created_by = ins.keyword;
   for (const auto& w : words) {
@@ -382,7 +426,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   // A URL's content is known only by downloading it, unless --checksum
   // names it: then the step can come from the cache.
   bool has_url = !ins.HasFlag("checksum") &&
-                 std::any_of(srcs.begin(), srcs.end(), [](const Src& s) { return !s.url.empty(); });
+                 std::any_of(srcs.begin(), srcs.end(),
+                             [](const Src& s) { return !s.url.empty(); });
   if (!has_url) {
     if (auto hit = CacheGet(st, key)) {
       AddLayer(st, hit->first, hit->second, created_by, true);
@@ -390,7 +435,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     }
   }
   std::string stage = scratch_ + "/copy-" + RandomHex();
-  const std::string base_target = dest_clean.empty() ? stage : stage + "/" + dest_clean;
+  const std::string base_target =
+      dest_clean.empty() ? stage : stage + "/" + dest_clean;
   std::error_code ec;
   fs::create_directories(stage, ec);
   {
@@ -399,13 +445,16 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     // without it), as BuildKit creates them.
     std::vector<std::string> lowers;
     if (!link) {
-      ASSIGN_OR_RETURN(lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+      ASSIGN_OR_RETURN(lowers,
+                       builder_->LayerDirs(st.layers, st.image.diff_ids));
     }
-    std::string dir = dest_is_dir ? dest_clean : fs::path(dest_clean).parent_path().string();
+    std::string dir =
+        dest_is_dir ? dest_clean : fs::path(dest_clean).parent_path().string();
     uint32_t uid = ins.HasFlag("chown") && co.owner ? co.owner->first : 0;
     uint32_t gid = ins.HasFlag("chown") && co.owner ? co.owner->second : 0;
     RETURN_IF_ERROR(StageParents(stage, lowers, dir, uid, gid));
-    if (dest_is_dir && !dest_clean.empty() && !fs::exists(base_target)) fs::create_directories(base_target, ec);
+    if (dest_is_dir && !dest_clean.empty() && !fs::exists(base_target))
+      fs::create_directories(base_target, ec);
   }
   for (const auto& s : srcs) {
     // --parents: this source's own parent path goes under the destination.
@@ -413,8 +462,9 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     if (parents && !s.rel.empty() && s.url.empty()) {
       std::string sub = fs::path(s.rel).parent_path().string();
       if (!sub.empty()) {
-        RETURN_IF_ERROR(StageParents(stage, {}, (dest_clean.empty() ? "" : dest_clean + "/") + sub,
-                                     co.owner ? co.owner->first : 0, co.owner ? co.owner->second : 0));
+        RETURN_IF_ERROR(StageParents(
+            stage, {}, (dest_clean.empty() ? "" : dest_clean + "/") + sub,
+            co.owner ? co.owner->first : 0, co.owner ? co.owner->second : 0));
         target += "/" + sub;
       }
     }
@@ -422,12 +472,15 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     if (co.exclude && !s.rel.empty()) {
       struct stat est;
       if (::lstat(s.abs.c_str(), &est) == 0 && !S_ISDIR(est.st_mode) &&
-          (co.exclude->Excluded(s.rel) || co.exclude->Excluded(fs::path(s.rel).filename().string())))
+          (co.exclude->Excluded(s.rel) ||
+           co.exclude->Excluded(fs::path(s.rel).filename().string())))
         continue;  // a file source an --exclude pattern names
     }
     if (!s.url.empty()) {
       std::string name = s.url.substr(s.url.rfind('/') + 1);
-      std::string to = (dest_is_dir || name.empty()) ? target + "/" + (name.empty() ? "download" : name) : target;
+      std::string to = (dest_is_dir || name.empty())
+                           ? target + "/" + (name.empty() ? "download" : name)
+                           : target;
       fs::create_directories(fs::path(to).parent_path(), ec);
       RETURN_IF_ERROR(Fetch(s.url, to, ins.Flag("checksum")));
       ::chmod(to.c_str(), co.chmod ? *co.chmod : 0600);
@@ -437,7 +490,8 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
     ::stat(s.abs.c_str(), &sst);
     if (add && S_ISREG(sst.st_mode) && LooksLikeTar(s.abs)) {
       fs::create_directories(target, ec);
-      RETURN_IF_ERROR(ExtractLayer(FileSource(s.abs), target).WithContext("ADD " + s.rel));
+      RETURN_IF_ERROR(
+          ExtractLayer(FileSource(s.abs), target).WithContext("ADD " + s.rel));
       continue;
     }
     if (S_ISDIR(sst.st_mode)) {
@@ -450,11 +504,13 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
         (void)!::lchown(target.c_str(), tst.st_uid, tst.st_gid);
         ::chmod(target.c_str(), tst.st_mode & 07777);
       } else if (!staged && co.chmod) {
-        ::chmod(target.c_str(), 0755);  // --chmod is for what is inside, as BuildKit
+        ::chmod(target.c_str(),
+                0755);  // --chmod is for what is inside, as BuildKit
       }
       continue;
     }
-    std::string base = fs::path(s.rel.empty() ? s.abs : s.rel).filename().string();
+    std::string base =
+        fs::path(s.rel.empty() ? s.abs : s.rel).filename().string();
     std::string to = dest_is_dir ? target + "/" + base : target;
     RETURN_IF_ERROR(CopyEntry(s.abs, "", to, co));
   }
@@ -465,11 +521,14 @@ Status BuildRun::CopyStep(Stage& st, const Instruction& ins) {
   // copy that later RUN steps mount.
   KeepAsLayerDir(stage, l.diff_id);
   if (!has_url) RETURN_IF_ERROR(CachePut(key, l));
-  AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id, created_by, false);
+  AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id,
+           created_by, false);
   return Status::Ok();
 }
 
-Status BuildRun::ResolveOwner(const std::string& spec, const std::vector<std::string>& lowers, ProcessSpec* who) {
+Status BuildRun::ResolveOwner(const std::string& spec,
+                              const std::vector<std::string>& lowers,
+                              ProcessSpec* who) {
   // Names are looked up in the image: the topmost layer holding the file.
   std::string etc = scratch_ + "/etc-" + RandomHex();
   fs::create_directories(etc + "/etc");
@@ -489,24 +548,29 @@ Status BuildRun::ResolveOwner(const std::string& spec, const std::vector<std::st
   return Status::Ok();
 }
 
-Status BuildRun::Glob(const std::string& root, const std::string& pattern, const DockerIgnore* ignore,
-            std::vector<std::string>* out) {
+Status BuildRun::Glob(const std::string& root, const std::string& pattern,
+                      const DockerIgnore* ignore,
+                      std::vector<std::string>* out) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     std::string rel = fs::relative(it->path(), root).string();
     if (ignore && ignore->Excluded(rel)) continue;
-    if (::fnmatch(pattern.c_str(), rel.c_str(), FNM_PATHNAME) == 0) out->push_back(rel);
+    if (::fnmatch(pattern.c_str(), rel.c_str(), FNM_PATHNAME) == 0)
+      out->push_back(rel);
   }
   std::sort(out->begin(), out->end());
   return Status::Ok();
 }
 
-Status BuildRun::Fetch(const std::string& url, const std::string& to, const std::string& checksum) {
+Status BuildRun::Fetch(const std::string& url, const std::string& to,
+                       const std::string& checksum) {
   client::UrlFetchOptions opts;
   if (!checksum.empty()) {
     auto d = Digest::Parse(checksum);
-    if (!d.ok()) return InvalidArgument("ADD --checksum=" + checksum + ": " + d.status().message());
+    if (!d.ok())
+      return InvalidArgument("ADD --checksum=" + checksum + ": " +
+                             d.status().message());
     opts.checksum = *d;
   }
   std::ofstream out(to, std::ios::binary | std::ios::trunc);

@@ -38,7 +38,8 @@ TEST_CASE("instructions, case, comments, blank lines and line numbers") {
       "run echo hi\n");
   REQUIRE(d.instructions.size() == 3);
   CHECK(d.instructions[0].keyword == "FROM");
-  CHECK(d.instructions[0].args == std::vector<std::string>{"scratch", "AS", "base"});
+  CHECK(d.instructions[0].args ==
+        std::vector<std::string>{"scratch", "AS", "base"});
   CHECK(d.instructions[0].line == 3);
   CHECK(d.instructions[1].args == std::vector<std::string>{"a", "b", "/dst/"});
   CHECK(d.instructions[2].keyword == "RUN");
@@ -70,15 +71,19 @@ TEST_CASE("the escape directive switches to backtick") {
       "  c:\\dst\\\n");
   CHECK(d.escape == '`');
   REQUIRE(d.instructions.size() == 2);
-  CHECK(d.instructions[1].args == std::vector<std::string>{"c:\\src\\", "c:\\dst\\"});
+  CHECK(d.instructions[1].args ==
+        std::vector<std::string>{"c:\\src\\", "c:\\dst\\"});
 }
 
 TEST_CASE("directives only count at the top and only once") {
   auto d = Parse("# comment\n# escape=`\nFROM scratch\nRUN a \\\n b\n");
   CHECK(d.escape == '\\');
   CHECK(d.instructions[1].rest == "a  b");
-  CHECK(ParseError("# escape=`\n# escape=\\\nFROM scratch\n").find("only one") != std::string::npos);
-  CHECK(ParseError("# escape=x\nFROM scratch\n").find("escape") != std::string::npos);
+  CHECK(
+      ParseError("# escape=`\n# escape=\\\nFROM scratch\n").find("only one") !=
+      std::string::npos);
+  CHECK(ParseError("# escape=x\nFROM scratch\n").find("escape") !=
+        std::string::npos);
   auto s = Parse("# syntax=docker/dockerfile:1\nFROM scratch\n");
   CHECK(s.instructions.size() == 1);
 }
@@ -95,7 +100,8 @@ TEST_CASE("exec and shell forms") {
       "CMD []\n");
   auto& ins = d.instructions;
   CHECK(ins[1].exec_form);
-  CHECK(ins[1].args == std::vector<std::string>{"/bin/busybox", "--install", "-s", "/bin"});
+  CHECK(ins[1].args ==
+        std::vector<std::string>{"/bin/busybox", "--install", "-s", "/bin"});
   CHECK(ins[2].exec_form);
   CHECK(!ins[3].exec_form);
   CHECK(ins[3].rest == "echo $HOME");
@@ -145,23 +151,35 @@ TEST_CASE("ARG before FROM is allowed; anything else is not") {
 TEST_CASE("bad Dockerfiles name file, line and instruction") {
   CHECK(ParseError("").find("no FROM") != std::string::npos);
   CHECK(ParseError("# only a comment\n").find("no FROM") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nFROBNICATE x\n").find("Dockerfile:2: unknown instruction: FROBNICATE") !=
+  CHECK(ParseError("FROM scratch\nFROBNICATE x\n")
+            .find("Dockerfile:2: unknown instruction: FROBNICATE") !=
         std::string::npos);
-  CHECK(ParseError("FROM scratch\nCMD [\"sh\", oops]\n").find("Dockerfile:2: CMD: malformed JSON") !=
+  CHECK(ParseError("FROM scratch\nCMD [\"sh\", oops]\n")
+            .find("Dockerfile:2: CMD: malformed JSON") != std::string::npos);
+  CHECK(ParseError("FROM scratch\nRUN [\"unterminated\"\n")
+            .find("malformed JSON") != std::string::npos);
+  CHECK(ParseError("FROM scratch\nSHELL /bin/sh -c\n").find("SHELL") !=
         std::string::npos);
-  CHECK(ParseError("FROM scratch\nRUN [\"unterminated\"\n").find("malformed JSON") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nSHELL /bin/sh -c\n").find("SHELL") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nCOPY onlyone\n").find("COPY") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nCOPY --bogus=1 a b\n").find("unknown flag") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nCOPY --from a b\n").find("needs a value") != std::string::npos);
+  CHECK(ParseError("FROM scratch\nCOPY onlyone\n").find("COPY") !=
+        std::string::npos);
+  CHECK(ParseError("FROM scratch\nCOPY --bogus=1 a b\n").find("unknown flag") !=
+        std::string::npos);
+  CHECK(ParseError("FROM scratch\nCOPY --from a b\n").find("needs a value") !=
+        std::string::npos);
   CHECK(ParseError("FROM scratch\nRUN\n").find("RUN") != std::string::npos);
   CHECK(ParseError("FROM a b c d\n").find("FROM") != std::string::npos);
   CHECK(ParseError("FROM a AS 9bad\n").find("stage name") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nENV ONLYKEY\n").find("ENV") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nLABEL novalue\n").find("LABEL") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nWORKDIR a b\n").find("WORKDIR") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nHEALTHCHECK SOMETIMES\n").find("HEALTHCHECK") != std::string::npos);
-  CHECK(ParseError("FROM scratch\nONBUILD FROM x\n").find("ONBUILD") != std::string::npos);
+  CHECK(ParseError("FROM scratch\nENV ONLYKEY\n").find("ENV") !=
+        std::string::npos);
+  CHECK(ParseError("FROM scratch\nLABEL novalue\n").find("LABEL") !=
+        std::string::npos);
+  CHECK(ParseError("FROM scratch\nWORKDIR a b\n").find("WORKDIR") !=
+        std::string::npos);
+  CHECK(
+      ParseError("FROM scratch\nHEALTHCHECK SOMETIMES\n").find("HEALTHCHECK") !=
+      std::string::npos);
+  CHECK(ParseError("FROM scratch\nONBUILD FROM x\n").find("ONBUILD") !=
+        std::string::npos);
 }
 
 TEST_CASE("variable expansion") {
@@ -232,7 +250,9 @@ TEST_CASE("words keep quotes until expansion") {
   CHECK(*w == std::vector<std::string>{"a", "b c", "f g"});
 }
 
-TEST_CASE("here-documents: bodies, <<- tab stripping, quoted delimiters, several per line") {
+TEST_CASE(
+    "here-documents: bodies, <<- tab stripping, quoted delimiters, several per "
+    "line") {
   auto d = ParseDockerfile(
       "FROM scratch\n"
       "RUN <<EOF\n"
@@ -284,18 +304,23 @@ TEST_CASE("here-documents: bodies, <<- tab stripping, quoted delimiters, several
 }
 
 TEST_CASE("here-documents: an unterminated body is an error naming the line") {
-  auto d = ParseDockerfile("FROM scratch\nRUN true\nCOPY <<EOF /x\nnever closed\n", "Dockerfile");
+  auto d = ParseDockerfile(
+      "FROM scratch\nRUN true\nCOPY <<EOF /x\nnever closed\n", "Dockerfile");
   REQUIRE(!d.ok());
-  CHECK(d.status().message() == "Dockerfile:3: COPY: here-document \"EOF\" has no terminating line");
+  CHECK(d.status().message() ==
+        "Dockerfile:3: COPY: here-document \"EOF\" has no terminating line");
   // Exec form and other instructions take no heredocs.
-  auto e = ParseDockerfile("FROM scratch\nRUN [\"echo\", \"<<EOF\"]\nLABEL a=\"<<EOF\"\n", "Dockerfile");
+  auto e = ParseDockerfile(
+      "FROM scratch\nRUN [\"echo\", \"<<EOF\"]\nLABEL a=\"<<EOF\"\n",
+      "Dockerfile");
   REQUIRE(e.ok());
   CHECK(e->instructions[1].heredocs.empty());
 }
 
 TEST_CASE("here-document text expands variables and keeps quotes") {
   Env env{{"A", "1"}, {"B", ""}};
-  auto t = ExpandHeredoc("a=$A \"q\" 'r' ${B:-dflt} \\$A ${A:+set}\n", env, '\\');
+  auto t =
+      ExpandHeredoc("a=$A \"q\" 'r' ${B:-dflt} \\$A ${A:+set}\n", env, '\\');
   REQUIRE(t.ok());
   CHECK(*t == "a=1 \"q\" 'r' dflt $A set\n");
 }

@@ -27,7 +27,8 @@ std::regex ToRegex(const std::string& pat) {
       re += "[^/]";
     } else if (c == '[') {
       size_t j = pat.find(']', i);
-      if (j == std::string::npos) re += "\\[";
+      if (j == std::string::npos)
+        re += "\\[";
       else {
         std::string cls = pat.substr(i + 1, j - i - 1);
         if (!cls.empty() && cls[0] == '!') cls[0] = '^';
@@ -53,7 +54,9 @@ Status DockerIgnore::Load(const std::string& file) {
   if (!in) return Status::Ok();
   std::string line;
   while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    while (!line.empty() &&
+           (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
     size_t a = line.find_first_not_of(" \t");
     if (a == std::string::npos || line[a] == '#') continue;
     line = line.substr(a);

@@ -25,25 +25,40 @@ Result<OutputSpec> ParseOutputSpec(const std::string& text) {
   std::stringstream ss(text);
   for (std::string kv; std::getline(ss, kv, ',');) {
     size_t eq = kv.find('=');
-    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    if (k == "type") type = v;
-    else if (k == "dest") spec.dest = v;
-    else return InvalidArgument("--output: unknown field \"" + k + "\"");
+    std::string k = kv.substr(0, eq),
+                v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (k == "type")
+      type = v;
+    else if (k == "dest")
+      spec.dest = v;
+    else
+      return InvalidArgument("--output: unknown field \"" + k + "\"");
   }
-  if (type == "local") spec.type = OutputSpec::Type::kLocal;
-  else if (type == "tar") spec.type = OutputSpec::Type::kTar;
-  else if (type == "oci") spec.type = OutputSpec::Type::kOci;
-  else if (type == "docker") spec.type = OutputSpec::Type::kDocker;
-  else return InvalidArgument("--output type must be local, tar, oci or docker, got \"" + type + "\"");
-  if (spec.dest.empty()) return InvalidArgument("--output type=" + type + " needs dest=");
+  if (type == "local")
+    spec.type = OutputSpec::Type::kLocal;
+  else if (type == "tar")
+    spec.type = OutputSpec::Type::kTar;
+  else if (type == "oci")
+    spec.type = OutputSpec::Type::kOci;
+  else if (type == "docker")
+    spec.type = OutputSpec::Type::kDocker;
+  else
+    return InvalidArgument(
+        "--output type must be local, tar, oci or docker, got \"" + type +
+        "\"");
+  if (spec.dest.empty())
+    return InvalidArgument("--output type=" + type + " needs dest=");
   return spec;
 }
 
-Status ExportImage(Builder& builder, ImageStore& images, const ImageRef& ref, const OutputSpec& spec) {
-  if (spec.type == OutputSpec::Type::kOci || spec.type == OutputSpec::Type::kDocker)
+Status ExportImage(Builder& builder, ImageStore& images, const ImageRef& ref,
+                   const OutputSpec& spec) {
+  if (spec.type == OutputSpec::Type::kOci ||
+      spec.type == OutputSpec::Type::kDocker)
     return SaveImages(images, {ref}, spec.dest);
   ASSIGN_OR_RETURN(StoredImage im, images.Get(ref));
-  ASSIGN_OR_RETURN(auto lowers, builder.LayerDirs(im.layers, im.image.diff_ids));
+  ASSIGN_OR_RETURN(auto lowers,
+                   builder.LayerDirs(im.layers, im.image.diff_ids));
   StatePaths paths{builder.state_dir()};
   std::error_code ec;
   if (spec.type == OutputSpec::Type::kLocal) {
@@ -67,7 +82,8 @@ Status ExportImage(Builder& builder, ImageStore& images, const ImageRef& ref, co
       s = WriteTree(tmp, tw, TreeOptions{});
       if (s.ok()) s = tw.Finish();
       out.close();
-      if (s.ok() && !out) s = Internal("--output " + spec.dest + ": write failed");
+      if (s.ok() && !out)
+        s = Internal("--output " + spec.dest + ": write failed");
     }
   }
   fs::remove_all(tmp, ec);

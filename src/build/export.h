@@ -24,6 +24,7 @@ struct OutputSpec {
 Result<OutputSpec> ParseOutputSpec(const std::string& text);
 
 // Writes the image to spec.dest. `ref` names the image in the store.
-Status ExportImage(Builder& builder, ImageStore& images, const ImageRef& ref, const OutputSpec& spec);
+Status ExportImage(Builder& builder, ImageStore& images, const ImageRef& ref,
+                   const OutputSpec& spec);
 
 }  // namespace ocib::build

@@ -19,16 +19,19 @@ void GetTo(const json& j, const char* key, T* out) {
 
 }  // namespace
 
-std::optional<std::string> ContainerConfig::GetEnv(const std::string& key) const {
+std::optional<std::string> ContainerConfig::GetEnv(
+    const std::string& key) const {
   for (const auto& e : env)
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 &&
+        e[key.size()] == '=')
       return e.substr(key.size() + 1);
   return std::nullopt;
 }
 
 void ContainerConfig::SetEnv(const std::string& key, const std::string& value) {
   for (auto& e : env)
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') {
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 &&
+        e[key.size()] == '=') {
       e = key + "=" + value;
       return;
     }
@@ -57,10 +60,13 @@ std::string SerializeConfig(const Image& im) {
   }
   if (cc.healthcheck) {
     json h = {{"Test", cc.healthcheck->test}};
-    if (cc.healthcheck->interval_ns) h["Interval"] = cc.healthcheck->interval_ns;
+    if (cc.healthcheck->interval_ns)
+      h["Interval"] = cc.healthcheck->interval_ns;
     if (cc.healthcheck->timeout_ns) h["Timeout"] = cc.healthcheck->timeout_ns;
-    if (cc.healthcheck->start_period_ns) h["StartPeriod"] = cc.healthcheck->start_period_ns;
-    if (cc.healthcheck->start_interval_ns) h["StartInterval"] = cc.healthcheck->start_interval_ns;
+    if (cc.healthcheck->start_period_ns)
+      h["StartPeriod"] = cc.healthcheck->start_period_ns;
+    if (cc.healthcheck->start_interval_ns)
+      h["StartInterval"] = cc.healthcheck->start_interval_ns;
     if (cc.healthcheck->retries) h["Retries"] = cc.healthcheck->retries;
     c["Healthcheck"] = h;
   }
@@ -89,7 +95,8 @@ std::string SerializeConfig(const Image& im) {
 
 Result<Image> ParseConfig(std::string_view text) {
   json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("image config is not a JSON object");
+  if (j.is_discarded() || !j.is_object())
+    return InvalidArgument("image config is not a JSON object");
   try {
     Image im;
     GetTo(j, "architecture", &im.architecture);
@@ -103,16 +110,19 @@ Result<Image> ParseConfig(std::string_view text) {
       GetTo(c, "Env", &cc.env);
       if (c.contains("Entrypoint") && c["Entrypoint"].is_array())
         cc.entrypoint = c["Entrypoint"].get<std::vector<std::string>>();
-      if (c.contains("Cmd") && c["Cmd"].is_array()) cc.cmd = c["Cmd"].get<std::vector<std::string>>();
+      if (c.contains("Cmd") && c["Cmd"].is_array())
+        cc.cmd = c["Cmd"].get<std::vector<std::string>>();
       GetTo(c, "WorkingDir", &cc.working_dir);
       GetTo(c, "User", &cc.user);
       GetTo(c, "StopSignal", &cc.stop_signal);
       GetTo(c, "Labels", &cc.labels);
       if (c.contains("ExposedPorts") && c["ExposedPorts"].is_object())
-        for (auto it = c["ExposedPorts"].begin(); it != c["ExposedPorts"].end(); ++it)
+        for (auto it = c["ExposedPorts"].begin(); it != c["ExposedPorts"].end();
+             ++it)
           cc.exposed_ports.insert(it.key());
       if (c.contains("Volumes") && c["Volumes"].is_object())
-        for (auto it = c["Volumes"].begin(); it != c["Volumes"].end(); ++it) cc.volumes.insert(it.key());
+        for (auto it = c["Volumes"].begin(); it != c["Volumes"].end(); ++it)
+          cc.volumes.insert(it.key());
       if (c.contains("Healthcheck") && c["Healthcheck"].is_object()) {
         const json& h = c["Healthcheck"];
         Healthcheck hc;
@@ -130,7 +140,9 @@ Result<Image> ParseConfig(std::string_view text) {
     if (j.contains("rootfs") && j["rootfs"].contains("diff_ids"))
       for (const auto& d : j["rootfs"]["diff_ids"]) {
         auto dg = Digest::Parse(d.get<std::string>());
-        if (!dg.ok()) return InvalidArgument("image config: bad diff_id: " + dg.status().message());
+        if (!dg.ok())
+          return InvalidArgument("image config: bad diff_id: " +
+                                 dg.status().message());
         im.diff_ids.push_back(*dg);
       }
     if (j.contains("history") && j["history"].is_array())
@@ -148,19 +160,24 @@ Result<Image> ParseConfig(std::string_view text) {
   }
 }
 
-Result<std::string> SerializeManifest(ManifestFormat format, const Digest& config_digest,
-                                      uint64_t config_size,
-                                      const std::vector<LayerDescriptor>& layers) {
+Result<std::string> SerializeManifest(
+    ManifestFormat format, const Digest& config_digest, uint64_t config_size,
+    const std::vector<LayerDescriptor>& layers) {
   bool docker = format == ManifestFormat::kDocker;
   json ls = json::array();
   for (const auto& l : layers) {
     std::string mt = l.media_type;
     if (docker) {
-      if (mt == oci::kOciLayerGzip) mt = std::string(oci::kDockerLayerGzip);
-      else if (mt == oci::kOciLayerTar) mt = "application/vnd.docker.image.rootfs.diff.tar";
-      else return InvalidArgument("Docker manifests have no media type for " + mt + "; use --format oci");
+      if (mt == oci::kOciLayerGzip)
+        mt = std::string(oci::kDockerLayerGzip);
+      else if (mt == oci::kOciLayerTar)
+        mt = "application/vnd.docker.image.rootfs.diff.tar";
+      else
+        return InvalidArgument("Docker manifests have no media type for " + mt +
+                               "; use --format oci");
     }
-    ls.push_back({{"mediaType", mt}, {"digest", l.digest.str()}, {"size", l.size}});
+    ls.push_back(
+        {{"mediaType", mt}, {"digest", l.digest.str()}, {"size", l.size}});
   }
   json m = {{"schemaVersion", 2},
             {"mediaType", docker ? oci::kDockerManifest : oci::kOciManifest},

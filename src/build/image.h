@@ -19,8 +19,10 @@
 namespace ocib::build {
 
 struct Healthcheck {
-  std::vector<std::string> test;  // ["NONE"] or ["CMD", ...] or ["CMD-SHELL", cmd]
-  int64_t interval_ns = 0, timeout_ns = 0, start_period_ns = 0, start_interval_ns = 0;
+  std::vector<std::string>
+      test;  // ["NONE"] or ["CMD", ...] or ["CMD-SHELL", cmd]
+  int64_t interval_ns = 0, timeout_ns = 0, start_period_ns = 0,
+          start_interval_ns = 0;
   int retries = 0;
 };
 
@@ -74,9 +76,9 @@ enum class ManifestFormat { kOci, kDocker };
 // The manifest for a config blob and layers. Docker format maps the layer
 // and config media types to Docker's (zstd layers have no Docker type and
 // are refused with kInvalidArgument).
-Result<std::string> SerializeManifest(ManifestFormat format, const Digest& config_digest,
-                                      uint64_t config_size,
-                                      const std::vector<LayerDescriptor>& layers);
+Result<std::string> SerializeManifest(
+    ManifestFormat format, const Digest& config_digest, uint64_t config_size,
+    const std::vector<LayerDescriptor>& layers);
 
 // RFC 3339 UTC ("2026-11-27T07:52:00Z") for seconds since the epoch.
 std::string Rfc3339(int64_t unix_seconds);

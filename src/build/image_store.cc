@@ -14,7 +14,8 @@ uint64_t StoredImage::size() const {
   return n;
 }
 
-Result<Digest> ImageStore::PutBytes(const std::string& data, const std::string& link_repo) {
+Result<Digest> ImageStore::PutBytes(const std::string& data,
+                                    const std::string& link_repo) {
   auto w = store_->NewWriter();
   if (!w.ok()) return w.status();
   RETURN_IF_ERROR((*w)->Write(data.data(), data.size()));
@@ -29,7 +30,8 @@ Result<std::string> ImageStore::ReadBytes(const Digest& d) {
   std::string out(h->size(), '\0');
   uint64_t off = 0;
   while (off < out.size()) {
-    ASSIGN_OR_RETURN(size_t n, h->ReadAt(off, out.data() + off, out.size() - off));
+    ASSIGN_OR_RETURN(size_t n,
+                     h->ReadAt(off, out.data() + off, out.size() - off));
     if (n == 0) return Internal("short read of " + d.str());
     off += n;
   }
@@ -43,14 +45,18 @@ Result<Digest> ImageStore::Commit(const ImageRef& ref, const Image& image,
   ASSIGN_OR_RETURN(Digest cd, PutBytes(config, ref.name));
   std::vector<Digest> required = {cd};
   for (const auto& l : layers) {
-    RETURN_IF_ERROR(store_->LinkBlob(ref.name, l.digest).WithContext("layer " + l.digest.str()));
+    RETURN_IF_ERROR(store_->LinkBlob(ref.name, l.digest)
+                        .WithContext("layer " + l.digest.str()));
     required.push_back(l.digest);
   }
-  ASSIGN_OR_RETURN(std::string manifest, SerializeManifest(format, cd, config.size(), layers));
+  ASSIGN_OR_RETURN(std::string manifest,
+                   SerializeManifest(format, cd, config.size(), layers));
   ManifestRecord rec;
   rec.content = manifest;
   rec.digest = Digest::Of(manifest);
-  rec.media_type = std::string(format == ManifestFormat::kDocker ? oci::kDockerManifest : oci::kOciManifest);
+  rec.media_type =
+      std::string(format == ManifestFormat::kDocker ? oci::kDockerManifest
+                                                    : oci::kOciManifest);
   RETURN_IF_ERROR(store_->PutManifest(ref.name, rec, ref.tag, required, {}));
   return rec.digest;
 }
@@ -77,21 +83,28 @@ Result<StoredImage> ImageStore::Get(const ImageRef& ref) {
   if (!parsed.ok()) return parsed.status();
   if (parsed->is_index) {
     const oci::Descriptor* pick = oci::PickPlatform(*parsed, kHostPlatform);
-    if (!pick) return FailedPrecondition(ref.str() + " is an index with no " + kHostPlatform + " image");
+    if (!pick)
+      return FailedPrecondition(ref.str() + " is an index with no " +
+                                kHostPlatform + " image");
     auto child = store_->GetManifest(ref.name, pick->digest);
-    if (!child.ok()) return NotFound(ref.str() + ": platform manifest " + pick->digest.str() + " is not local");
+    if (!child.ok())
+      return NotFound(ref.str() + ": platform manifest " + pick->digest.str() +
+                      " is not local");
     s.index = std::move(m);
     m = std::move(*child);
     parsed = oci::ParseManifest(m.content, m.media_type);
     if (!parsed.ok()) return parsed.status();
-    if (parsed->is_index) return FailedPrecondition(ref.str() + ": nested index");
+    if (parsed->is_index)
+      return FailedPrecondition(ref.str() + ": nested index");
   }
   s.manifest_digest = m.digest;
   s.manifest = m.content;
   s.media_type = m.media_type;
-  if (!parsed->config) return FailedPrecondition(ref.str() + " has no image config");
+  if (!parsed->config)
+    return FailedPrecondition(ref.str() + " has no image config");
   s.config_digest = parsed->config->digest;
-  for (const auto& l : parsed->layers) s.layers.push_back({l.media_type, l.digest, static_cast<uint64_t>(l.size)});
+  for (const auto& l : parsed->layers)
+    s.layers.push_back({l.media_type, l.digest, static_cast<uint64_t>(l.size)});
   ASSIGN_OR_RETURN(s.config_json, ReadBytes(s.config_digest));
   ASSIGN_OR_RETURN(s.image, ParseConfig(s.config_json));
   return s;
@@ -101,7 +114,8 @@ Result<std::vector<StoredImage>> ImageStore::List() {
   std::vector<StoredImage> out;
   ASSIGN_OR_RETURN(Page repos, store_->ListRepositories(0, ""));
   for (const auto& name : repos.items) {
-    if (name.rfind("_ocibuild/", 0) == 0) continue;  // the cache, untagged builds
+    if (name.rfind("_ocibuild/", 0) == 0)
+      continue;  // the cache, untagged builds
     ASSIGN_OR_RETURN(Page tags, store_->ListTags(name, 0, ""));
     for (const auto& tag : tags.items) {
       ImageRef r{name, tag, std::nullopt};
@@ -116,11 +130,12 @@ namespace {
 
 // Links an image manifest's blobs into repo and stores it there (tagged
 // when tag is not empty).
-Status CopyImageManifest(Store& store, const std::string& repo, const ManifestRecord& m,
-                         const std::string& tag) {
+Status CopyImageManifest(Store& store, const std::string& repo,
+                         const ManifestRecord& m, const std::string& tag) {
   auto parsed = oci::ParseManifest(m.content, m.media_type);
   if (!parsed.ok()) return parsed.status();
-  if (parsed->is_index) return FailedPrecondition("nested index " + m.digest.str());
+  if (parsed->is_index)
+    return FailedPrecondition("nested index " + m.digest.str());
   std::vector<Digest> required;
   if (parsed->config) required.push_back(parsed->config->digest);
   for (const auto& l : parsed->layers) required.push_back(l.digest);
@@ -135,10 +150,12 @@ Status ImageStore::Tag(const ImageRef& src, const ImageRef& dst) {
   ASSIGN_OR_RETURN(ManifestRecord m, Resolve(src));
   auto parsed = oci::ParseManifest(m.content, m.media_type);
   if (!parsed.ok()) return parsed.status();
-  if (!parsed->is_index) return CopyImageManifest(*store_, dst.name, m, dst.tag);
+  if (!parsed->is_index)
+    return CopyImageManifest(*store_, dst.name, m, dst.tag);
   std::vector<Digest> children;
   for (const auto& c : parsed->manifests) {
-    ASSIGN_OR_RETURN(ManifestRecord cm, store_->GetManifest(src.name, c.digest));
+    ASSIGN_OR_RETURN(ManifestRecord cm,
+                     store_->GetManifest(src.name, c.digest));
     RETURN_IF_ERROR(CopyImageManifest(*store_, dst.name, cm, ""));
     children.push_back(c.digest);
   }
@@ -152,7 +169,9 @@ Status ImageStore::Remove(const ImageRef& ref) {
   for (const auto& t : tags.items) {
     auto d = store_->ResolveTag(ref.name, t);
     if (d.ok() && *d == m.digest) {
-      if (ref.digest) return FailedPrecondition(ref.str() + " is still tagged as " + ref.name + ":" + t);
+      if (ref.digest)
+        return FailedPrecondition(ref.str() + " is still tagged as " +
+                                  ref.name + ":" + t);
       return Status::Ok();  // another tag keeps the manifest
     }
   }

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "oci/image_ref.h"
 #include "build/image.h"
+#include "oci/image_ref.h"
 #include "store/blob_store.h"
 
 namespace ocib::build {
@@ -48,7 +48,8 @@ class ImageStore {
   // Stores config and manifest, links config and layers into the
   // repository, tags the image. Returns the manifest digest.
   Result<Digest> Commit(const ImageRef& ref, const Image& image,
-                        const std::vector<LayerDescriptor>& layers, ManifestFormat format);
+                        const std::vector<LayerDescriptor>& layers,
+                        ManifestFormat format);
   // kNotFound naming the reference if there is no such local image.
   Result<StoredImage> Get(const ImageRef& ref);
   // The manifest the reference points at, image or index.
@@ -62,7 +63,8 @@ class ImageStore {
   Status Remove(const ImageRef& ref);
 
   // Small blobs (configs, manifests, cache records).
-  Result<Digest> PutBytes(const std::string& data, const std::string& link_repo);
+  Result<Digest> PutBytes(const std::string& data,
+                          const std::string& link_repo);
   Result<std::string> ReadBytes(const Digest& d);
 
   Store* store() { return store_; }

@@ -25,11 +25,21 @@ std::string GoQuote(const std::string& s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           char b[8];
@@ -77,12 +87,15 @@ std::string GoDuration(int64_t ns) {
 // An integer printed with Go's %q: a quoted character literal.
 std::string GoQuoteRune(int v) {
   if (v >= 0x20 && v < 0x7f) {
-    if (v == '\'' || v == '\\') return std::string("'\\") + static_cast<char>(v) + "'";
+    if (v == '\'' || v == '\\')
+      return std::string("'\\") + static_cast<char>(v) + "'";
     return std::string("'") + static_cast<char>(v) + "'";
   }
   char b[16];
-  if (v >= 0 && v < 0x100) std::snprintf(b, sizeof b, "'\\x%02x'", v);
-  else std::snprintf(b, sizeof b, "'\\u%04x'", v & 0xffff);
+  if (v >= 0 && v < 0x100)
+    std::snprintf(b, sizeof b, "'\\x%02x'", v);
+  else
+    std::snprintf(b, sizeof b, "'\\u%04x'", v & 0xffff);
   return b;
 }
 
@@ -96,7 +109,8 @@ std::string GoList(const std::vector<std::string>& v) {
 }  // namespace
 
 Status BuildRun::Arg(Stage& st, const Instruction& ins) {
-  ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(auto kvs,
+                   ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
   std::string desc;
   for (auto& kv : kvs) {
     {
@@ -105,18 +119,24 @@ Status BuildRun::Arg(Stage& st, const Instruction& ins) {
     }
     st.declared_args.push_back(kv.key);
     auto it = o_.build_args.find(kv.key);
-    if (it != o_.build_args.end()) st.args[kv.key] = it->second;
-    else if (kv.has_value) st.args[kv.key] = kv.value;
-    else if (globals_.count(kv.key)) st.args[kv.key] = globals_.at(kv.key);
-    else st.args.erase(kv.key);
-    desc += (desc.empty() ? "" : " ") + kv.key + (kv.has_value ? "=" + kv.value : "");
+    if (it != o_.build_args.end())
+      st.args[kv.key] = it->second;
+    else if (kv.has_value)
+      st.args[kv.key] = kv.value;
+    else if (globals_.count(kv.key))
+      st.args[kv.key] = globals_.at(kv.key);
+    else
+      st.args.erase(kv.key);
+    desc += (desc.empty() ? "" : " ") + kv.key +
+            (kv.has_value ? "=" + kv.value : "");
   }
   History(st, "ARG " + desc, true);
   return Status::Ok();
 }
 
 Status BuildRun::EnvStep(Stage& st, const Instruction& ins) {
-  ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(auto kvs,
+                   ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
   std::string desc;
   for (auto& kv : kvs) {
     st.image.config.SetEnv(kv.key, kv.value);
@@ -127,7 +147,8 @@ Status BuildRun::EnvStep(Stage& st, const Instruction& ins) {
 }
 
 Status BuildRun::Label(Stage& st, const Instruction& ins) {
-  ASSIGN_OR_RETURN(auto kvs, ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(auto kvs,
+                   ExpandKeyValues(ins, ExpansionEnv(st), df_.escape));
   std::string desc;
   for (auto& kv : kvs) {
     st.image.config.labels[kv.key] = kv.value;
@@ -148,7 +169,8 @@ Status BuildRun::Maintainer(Stage& st, const Instruction& ins) {
 // USER) in a layer of its own, for every WORKDIR but "/".
 Status BuildRun::Workdir(Stage& st, const Instruction& ins) {
   ContainerConfig& cc = st.image.config;
-  ASSIGN_OR_RETURN(std::string w, ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(std::string w,
+                   ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
   std::string abs = JoinAbs(cc.working_dir, w), clean;
   CleanRelative(abs, &clean);
   cc.working_dir = "/" + clean;
@@ -157,13 +179,15 @@ Status BuildRun::Workdir(Stage& st, const Instruction& ins) {
     History(st, created_by, true);
     return Status::Ok();
   }
-  std::string key = ChainKey(st.key, "workdir " + cc.working_dir + "\nuser " + cc.user);
+  std::string key =
+      ChainKey(st.key, "workdir " + cc.working_dir + "\nuser " + cc.user);
   st.key = key;
   if (auto hit = CacheGet(st, key)) {
     AddLayer(st, hit->first, hit->second, created_by, true);
     return Status::Ok();
   }
-  ASSIGN_OR_RETURN(auto lowers, builder_->LayerDirs(st.layers, st.image.diff_ids));
+  ASSIGN_OR_RETURN(auto lowers,
+                   builder_->LayerDirs(st.layers, st.image.diff_ids));
   ProcessSpec who;
   RETURN_IF_ERROR(ResolveOwner(cc.user, lowers, &who));
   std::string stage = scratch_ + "/workdir-" + RandomHex();
@@ -172,19 +196,22 @@ Status BuildRun::Workdir(Stage& st, const Instruction& ins) {
   ASSIGN_OR_RETURN(LayerInfo l, LayerFromTree(stage, false));
   KeepAsLayerDir(stage, l.diff_id);
   RETURN_IF_ERROR(CachePut(key, l));
-  AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id, created_by, false);
+  AddLayer(st, LayerDescriptor{l.media_type, l.digest, l.size}, l.diff_id,
+           created_by, false);
   return Status::Ok();
 }
 
 Status BuildRun::User(Stage& st, const Instruction& ins) {
-  ASSIGN_OR_RETURN(st.image.config.user, ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(st.image.config.user,
+                   ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
   History(st, "USER " + st.image.config.user, true);
   return Status::Ok();
 }
 
 Status BuildRun::Expose(Stage& st, const Instruction& ins) {
   ContainerConfig& cc = st.image.config;
-  ASSIGN_OR_RETURN(auto ports, ExpandWords(ins.rest, ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(auto ports,
+                   ExpandWords(ins.rest, ExpansionEnv(st), df_.escape));
   std::set<std::string> added;
   for (auto p : ports) {
     // PORT, PORT/PROTO, or a range FIRST-LAST[/PROTO]: one entry per port,
@@ -194,13 +221,17 @@ Status BuildRun::Expose(Stage& st, const Instruction& ins) {
       proto = p.substr(slash + 1);
       p = p.substr(0, slash);
     }
-    for (char& c : proto) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : proto)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (proto != "tcp" && proto != "udp" && proto != "sctp")
       return InvalidArgument("invalid protocol in EXPOSE " + p + "/" + proto);
     size_t dash = p.find('-');
-    std::string a = p.substr(0, dash), b = dash == std::string::npos ? a : p.substr(dash + 1);
+    std::string a = p.substr(0, dash),
+                b = dash == std::string::npos ? a : p.substr(dash + 1);
     auto port_num = [](const std::string& v) -> int {
-      if (v.empty() || v.size() > 5 || !std::all_of(v.begin(), v.end(), ::isdigit)) return -1;
+      if (v.empty() || v.size() > 5 ||
+          !std::all_of(v.begin(), v.end(), ::isdigit))
+        return -1;
       int n = std::stoi(v);
       return n <= 65535 ? n : -1;
     };
@@ -232,7 +263,8 @@ Status BuildRun::Volume(Stage& st, const Instruction& ins) {
 }
 
 Status BuildRun::StopSignal(Stage& st, const Instruction& ins) {
-  ASSIGN_OR_RETURN(st.image.config.stop_signal, ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
+  ASSIGN_OR_RETURN(st.image.config.stop_signal,
+                   ExpandWord(ins.args[0], ExpansionEnv(st), df_.escape));
   History(st, "STOPSIGNAL " + st.image.config.stop_signal, true);
   return Status::Ok();
 }
@@ -256,7 +288,8 @@ Status BuildRun::CmdOrEntrypoint(Stage& st, const Instruction& ins) {
     st.cmd_set = true;
   } else {
     cc.entrypoint = cmd;
-    if (!st.cmd_set) cc.cmd.reset();  // ENTRYPOINT resets a CMD inherited from the base
+    if (!st.cmd_set)
+      cc.cmd.reset();  // ENTRYPOINT resets a CMD inherited from the base
   }
   History(st, ins.keyword + " " + GoQuotedList(cmd), true);
   return Status::Ok();
@@ -280,18 +313,25 @@ Status BuildRun::Healthcheck(Stage& st, const Instruction& ins) {
         continue;
       }
       ASSIGN_OR_RETURN(int64_t ns, ParseDuration(v));
-      if (k == "interval") h.interval_ns = ns;
-      else if (k == "timeout") h.timeout_ns = ns;
-      else if (k == "start-period") h.start_period_ns = ns;
-      else if (k == "start-interval") h.start_interval_ns = ns;
+      if (k == "interval")
+        h.interval_ns = ns;
+      else if (k == "timeout")
+        h.timeout_ns = ns;
+      else if (k == "start-period")
+        h.start_period_ns = ns;
+      else if (k == "start-interval")
+        h.start_interval_ns = ns;
     }
     cc.healthcheck = h;
   }
   // BuildKit 0.8 prints its healthcheck struct with %q.
   const ocib::build::Healthcheck& h = *cc.healthcheck;
-  History(st, "HEALTHCHECK &{" + GoQuotedList(h.test) + " " + GoQuote(GoDuration(h.interval_ns)) + " " +
-                  GoQuote(GoDuration(h.timeout_ns)) + " " + GoQuote(GoDuration(h.start_period_ns)) + " " +
-                  GoQuoteRune(h.retries) + "}",
+  History(st,
+          "HEALTHCHECK &{" + GoQuotedList(h.test) + " " +
+              GoQuote(GoDuration(h.interval_ns)) + " " +
+              GoQuote(GoDuration(h.timeout_ns)) + " " +
+              GoQuote(GoDuration(h.start_period_ns)) + " " +
+              GoQuoteRune(h.retries) + "}",
           true);
   return Status::Ok();
 }
@@ -304,16 +344,24 @@ Status BuildRun::Onbuild(Stage& st, const Instruction& ins) {
 
 // A Go duration: one or more NUMBER UNIT pairs ("1m30s", "1.5h", "100ms").
 Result<int64_t> BuildRun::ParseDuration(const std::string& v) {
-  static const std::regex whole("^([0-9]+(\\.[0-9]+)?(ns|us|\u00b5s|ms|s|m|h))+$");
-  static const std::regex part("([0-9]+(?:\\.[0-9]+)?)(ns|us|\u00b5s|ms|s|m|h)");
+  static const std::regex whole(
+      "^([0-9]+(\\.[0-9]+)?(ns|us|\u00b5s|ms|s|m|h))+$");
+  static const std::regex part(
+      "([0-9]+(?:\\.[0-9]+)?)(ns|us|\u00b5s|ms|s|m|h)");
   if (v == "0") return int64_t{0};
-  if (!std::regex_match(v, whole)) return InvalidArgument("invalid duration " + v);
+  if (!std::regex_match(v, whole))
+    return InvalidArgument("invalid duration " + v);
   double total = 0;
-  for (auto it = std::sregex_iterator(v.begin(), v.end(), part); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(v.begin(), v.end(), part);
+       it != std::sregex_iterator(); ++it) {
     double n = std::stod((*it)[1]);
     std::string u = (*it)[2];
-    total += n * (u == "ns" ? 1 : (u == "us" || u == "\u00b5s") ? 1e3 : u == "ms" ? 1e6 : u == "s" ? 1e9
-                  : u == "m" ? 60e9 : 3600e9);
+    total += n * (u == "ns"                       ? 1
+                  : (u == "us" || u == "\u00b5s") ? 1e3
+                  : u == "ms"                     ? 1e6
+                  : u == "s"                      ? 1e9
+                  : u == "m"                      ? 60e9
+                                                  : 3600e9);
   }
   return static_cast<int64_t>(total);
 }

@@ -19,11 +19,13 @@ constexpr size_t kGzipInFlight = 4;
 
 // Raw deflate of one block, primed with dict, ended with a sync flush (or,
 // for `last`, the final empty block).
-std::string DeflateBlock(const std::string& in, const std::string& dict, bool last) {
+std::string DeflateBlock(const std::string& in, const std::string& dict,
+                         bool last) {
   z_stream z{};
   deflateInit2(&z, kGzipLevel, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
   if (!dict.empty())
-    deflateSetDictionary(&z, reinterpret_cast<const Bytef*>(dict.data()), static_cast<uInt>(dict.size()));
+    deflateSetDictionary(&z, reinterpret_cast<const Bytef*>(dict.data()),
+                         static_cast<uInt>(dict.size()));
   std::string out(deflateBound(&z, in.size()) + 64, '\0');
   z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
   z.avail_in = static_cast<uInt>(in.size());
@@ -56,19 +58,24 @@ Result<Compression> ParseCompression(const std::string& name) {
   if (name == "gzip") return Compression::kGzip;
   if (name == "zstd") return Compression::kZstd;
   if (name == "none") return Compression::kNone;
-  return InvalidArgument("unknown compression \"" + name + "\" (gzip, zstd or none)");
+  return InvalidArgument("unknown compression \"" + name +
+                         "\" (gzip, zstd or none)");
 }
 
 std::string LayerMediaType(Compression c) {
   switch (c) {
-    case Compression::kGzip: return std::string(oci::kOciLayerGzip);
-    case Compression::kZstd: return std::string(oci::kOciLayerZstd);
-    case Compression::kNone: return std::string(oci::kOciLayerTar);
+    case Compression::kGzip:
+      return std::string(oci::kOciLayerGzip);
+    case Compression::kZstd:
+      return std::string(oci::kOciLayerZstd);
+    case Compression::kNone:
+      return std::string(oci::kOciLayerTar);
   }
   return "";
 }
 
-Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store, Compression c) {
+Result<std::unique_ptr<LayerWriter>> LayerWriter::Create(Ingester& store,
+                                                         Compression c) {
   std::unique_ptr<LayerWriter> w(new LayerWriter());
   w->compression_ = c;
   ASSIGN_OR_RETURN(w->blob_, store.NewWriter());
@@ -144,10 +151,12 @@ Status LayerWriter::SubmitGzipBlock(std::string block) {
   std::string dict = gz_dict_;
   // The next block's dictionary: the last 32 KiB of input so far.
   std::string window = dict + block;
-  gz_dict_ = window.substr(window.size() > kGzipWindow ? window.size() - kGzipWindow : 0);
-  gz_jobs_.push_back(std::async(std::launch::async, [b = std::move(block), d = std::move(dict)] {
-    return DeflateBlock(b, d, false);
-  }));
+  gz_dict_ = window.substr(
+      window.size() > kGzipWindow ? window.size() - kGzipWindow : 0);
+  gz_jobs_.push_back(std::async(std::launch::async,
+                                [b = std::move(block), d = std::move(dict)] {
+                                  return DeflateBlock(b, d, false);
+                                }));
   return DrainGzip(kGzipInFlight);
 }
 
@@ -164,7 +173,8 @@ Status LayerWriter::Uncompressed(const char* data, size_t n) {
   diff_hasher_.Update(data, n);
   uncompressed_ += n;
   if (compression_ == Compression::kGzip) {
-    gz_crc_ = static_cast<uint32_t>(crc32(gz_crc_, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(n)));
+    gz_crc_ = static_cast<uint32_t>(crc32(
+        gz_crc_, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(n)));
     while (n > 0) {
       size_t take = std::min(n, kGzipBlock - pending_.size());
       pending_.append(data, take);
@@ -194,7 +204,8 @@ Status LayerWriter::Compress(const char* data, size_t n) {
   while (in.pos < in.size) {
     ZSTD_outBuffer out{c.out.data(), c.out.size(), 0};
     size_t r = ZSTD_compressStream2(c.zstd, &out, &in, ZSTD_e_continue);
-    if (ZSTD_isError(r)) return Internal(std::string("zstd: ") + ZSTD_getErrorName(r));
+    if (ZSTD_isError(r))
+      return Internal(std::string("zstd: ") + ZSTD_getErrorName(r));
     if (out.pos) RETURN_IF_ERROR(Compressed(c.out.data(), out.pos));
   }
   return Status::Ok();
@@ -234,7 +245,8 @@ Result<LayerInfo> LayerWriter::CommitRaw() {
       ZSTD_inBuffer in{nullptr, 0, 0};
       ZSTD_outBuffer out{c.out.data(), c.out.size(), 0};
       r = ZSTD_compressStream2(c.zstd, &out, &in, ZSTD_e_end);
-      if (ZSTD_isError(r)) return Internal(std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (ZSTD_isError(r))
+        return Internal(std::string("zstd: ") + ZSTD_getErrorName(r));
       if (out.pos) RETURN_IF_ERROR(Compressed(c.out.data(), out.pos));
     } while (r != 0);
   }

@@ -38,7 +38,8 @@ struct LayerInfo {
 class LayerWriter {
  public:
   // Starts a layer ingest in `store`.
-  static Result<std::unique_ptr<LayerWriter>> Create(Ingester& store, Compression c);
+  static Result<std::unique_ptr<LayerWriter>> Create(Ingester& store,
+                                                     Compression c);
   ~LayerWriter();
 
   // The tar to write entries into.

@@ -25,12 +25,14 @@ std::string Sh(const std::string& cmd) {
   std::string out;
   std::array<char, 4096> buf;
   size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
+    out.append(buf.data(), n);
   pclose(p);
   return out;
 }
 
-void WriteFile(const std::string& path, const std::string& data, mode_t mode = 0644) {
+void WriteFile(const std::string& path, const std::string& data,
+               mode_t mode = 0644) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream(path, std::ios::binary) << data;
   ::chmod(path.c_str(), mode);
@@ -43,7 +45,8 @@ void MakeTree(const std::string& root) {
   fs::create_directories(root + "/empty/dir");
   ::symlink("../etc/hello", (root + "/bin/link").c_str());
   ::link((root + "/etc/hello").c_str(), (root + "/etc/hard").c_str());
-  std::string deep = root + "/" + std::string(120, 'd') + "/" + std::string(150, 'e');
+  std::string deep =
+      root + "/" + std::string(120, 'd') + "/" + std::string(150, 'e');
   WriteFile(deep + "/" + std::string(110, 'f'), "deep");
   ::mkfifo((root + "/fifo").c_str(), 0600);
   ::setxattr((root + "/etc/hello").c_str(), "user.note", "v1", 2, 0);
@@ -79,27 +82,35 @@ std::string ExportBlob(Store& s, const Digest& d, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("layers read back with GNU tar: every entry type, long names, xattrs") {
+TEST_CASE(
+    "layers read back with GNU tar: every entry type, long names, xattrs") {
   TempDir t;
-  std::string src = t.path() + "/src", out = t.path() + "/out", sroot = t.path() + "/store";
+  std::string src = t.path() + "/src", out = t.path() + "/out",
+              sroot = t.path() + "/store";
   MakeTree(src);
   StoreOptions o;
   o.root = sroot;
   auto s = std::move(*OpenStore(o));
-  for (Compression c : {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
+  for (Compression c :
+       {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
     LayerInfo info = Layer(*s, src, c);
     CHECK(s->StatBlob(info.digest)->size == info.size);
     std::string blob = ExportBlob(*s, info.digest, t.path() + "/blob");
-    std::string cat = c == Compression::kGzip ? "gzip -dc " : c == Compression::kZstd ? "zstd -dcq " : "cat ";
+    std::string cat = c == Compression::kGzip   ? "gzip -dc "
+                      : c == Compression::kZstd ? "zstd -dcq "
+                                                : "cat ";
     // The diff ID is the digest of the uncompressed tar.
     CHECK(Sh(cat + blob + " | sha256sum").substr(0, 64) == info.diff_id.hex());
     fs::remove_all(out);
     fs::create_directories(out);
-    std::string err = Sh(cat + blob + " | tar --xattrs --xattrs-include='*' -xpf - -C " + out + " 2>&1");
+    std::string err =
+        Sh(cat + blob + " | tar --xattrs --xattrs-include='*' -xpf - -C " +
+           out + " 2>&1");
     CHECK_MESSAGE(err.empty(), err);
     CHECK(Sh("cat " + out + "/etc/hello") == "hello\n");
     CHECK(fs::file_size(out + "/bin/tool") == 100000);
-    CHECK((fs::status(out + "/bin/tool").permissions() & fs::perms::owner_exec) != fs::perms::none);
+    CHECK((fs::status(out + "/bin/tool").permissions() &
+           fs::perms::owner_exec) != fs::perms::none);
     CHECK(fs::read_symlink(out + "/bin/link") == "../etc/hello");
     struct stat a, b;
     REQUIRE(::stat((out + "/etc/hello").c_str(), &a) == 0);
@@ -107,12 +118,14 @@ TEST_CASE("layers read back with GNU tar: every entry type, long names, xattrs")
     CHECK(a.st_ino == b.st_ino);  // hardlink kept
     CHECK(fs::is_directory(out + "/empty/dir"));
     CHECK(fs::is_fifo(out + "/fifo"));
-    CHECK(Sh("cat " + out + "/" + std::string(120, 'd') + "/" + std::string(150, 'e') + "/" +
-             std::string(110, 'f')) == "deep");
+    CHECK(Sh("cat " + out + "/" + std::string(120, 'd') + "/" +
+             std::string(150, 'e') + "/" + std::string(110, 'f')) == "deep");
     char v[16] = {};
-    if (::getxattr((src + "/etc/hello").c_str(), "user.note", v, sizeof v) == 2) {
+    if (::getxattr((src + "/etc/hello").c_str(), "user.note", v, sizeof v) ==
+        2) {
       char w[16] = {};
-      CHECK(::getxattr((out + "/etc/hello").c_str(), "user.note", w, sizeof w) == 2);
+      CHECK(::getxattr((out + "/etc/hello").c_str(), "user.note", w,
+                       sizeof w) == 2);
       CHECK(std::string(w, 2) == "v1");
     }
   }
@@ -159,13 +172,15 @@ TEST_CASE("TarWriter refuses short and long file data") {
   CHECK(ParseCompression("brotli").status().code() == Code::kInvalidArgument);
 }
 
-TEST_CASE("block-parallel gzip: many blocks decode with gzip and are deterministic") {
+TEST_CASE(
+    "block-parallel gzip: many blocks decode with gzip and are deterministic") {
   TempDir t;
   std::string src = t.path() + "/src";
   // ~3 MiB: random runs and repeated text, so blocks reach back into the
   // previous block's window.
   std::string big = ocib::testing::RandomBytes(1 << 20, 42);
-  for (int i = 0; i < 40000; ++i) big += "line " + std::to_string(i % 97) + " of a repetitive log\n";
+  for (int i = 0; i < 40000; ++i)
+    big += "line " + std::to_string(i % 97) + " of a repetitive log\n";
   big += ocib::testing::RandomBytes(700000, 43);
   WriteFile(src + "/big", big);
   StoreOptions o;
@@ -176,6 +191,7 @@ TEST_CASE("block-parallel gzip: many blocks decode with gzip and are determinist
   CHECK(a.digest == b.digest);
   std::string blob = ExportBlob(*s, a.digest, t.path() + "/blob");
   CHECK(Sh("gzip -t " + blob + " && echo ok") == "ok\n");
-  CHECK(Sh("gzip -dc " + blob + " | sha256sum").substr(0, 64) == a.diff_id.hex());
+  CHECK(Sh("gzip -dc " + blob + " | sha256sum").substr(0, 64) ==
+        a.diff_id.hex());
   CHECK(a.size < big.size());  // the repeated text compressed
 }

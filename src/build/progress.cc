@@ -19,12 +19,17 @@ std::string HumanBytes(double n) {
 
 }  // namespace
 
-std::string ProgressBoard::Bar(uint64_t done, uint64_t total, double seconds, int width) {
-  int fill = total == 0 ? width : static_cast<int>(static_cast<double>(done) / total * width);
+std::string ProgressBoard::Bar(uint64_t done, uint64_t total, double seconds,
+                               int width) {
+  int fill = total == 0
+                 ? width
+                 : static_cast<int>(static_cast<double>(done) / total * width);
   if (fill > width) fill = width;
   std::string bar = "[";
-  for (int i = 0; i < width; ++i) bar += i < fill ? '=' : (i == fill ? '>' : ' ');
-  bar += "] " + HumanBytes(static_cast<double>(done)) + "/" + HumanBytes(static_cast<double>(total));
+  for (int i = 0; i < width; ++i)
+    bar += i < fill ? '=' : (i == fill ? '>' : ' ');
+  bar += "] " + HumanBytes(static_cast<double>(done)) + "/" +
+         HumanBytes(static_cast<double>(total));
   if (seconds >= 0.001) bar += " " + HumanBytes(done / seconds) + "/s";
   return bar;
 }
@@ -39,7 +44,8 @@ ProgressBoard::Row& ProgressBoard::RowFor(const std::string& id) {
 void ProgressBoard::Redraw() {
   // Move up over the rows drawn last time and draw every row again.
   if (drawn_ > 0) out_ << "\x1b[" << drawn_ << "A";
-  for (const auto& r : rows_) out_ << "\x1b[2K" << r.id << ": " << r.text << "\n";
+  for (const auto& r : rows_)
+    out_ << "\x1b[2K" << r.id << ": " << r.text << "\n";
   drawn_ = rows_.size();
   out_ << std::flush;
   last_draw_ = std::chrono::steady_clock::now();
@@ -55,14 +61,16 @@ void ProgressBoard::Status(const std::string& id, const std::string& text) {
   Redraw();
 }
 
-void ProgressBoard::Bytes(const std::string& id, const std::string& verb, uint64_t done, uint64_t total) {
+void ProgressBoard::Bytes(const std::string& id, const std::string& verb,
+                          uint64_t done, uint64_t total) {
   if (!tty_) return;
   std::lock_guard<std::mutex> l(mu_);
   Row& r = RowFor(id);
   auto now = std::chrono::steady_clock::now();
   double secs = std::chrono::duration<double>(now - r.started).count();
   r.text = verb + " " + Bar(done, total, secs);
-  if (done == total || now - last_draw_ >= std::chrono::milliseconds(100)) Redraw();
+  if (done == total || now - last_draw_ >= std::chrono::milliseconds(100))
+    Redraw();
 }
 
 void ProgressBoard::Note(const std::string& text) {

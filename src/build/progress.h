@@ -25,7 +25,8 @@ class ProgressBoard {
   // Without a terminal, statuses other than "Waiting" print as lines.
   void Status(const std::string& id, const std::string& text);
   // Bytes moved so far for a row; verb is "Pushing" or "Downloading".
-  void Bytes(const std::string& id, const std::string& verb, uint64_t done, uint64_t total);
+  void Bytes(const std::string& id, const std::string& verb, uint64_t done,
+             uint64_t total);
   // A line above the rows (retries, resumptions).
   void Note(const std::string& text);
   // A line below the rows, after which the board is done (the closing
@@ -33,7 +34,8 @@ class ProgressBoard {
   void Final(const std::string& text);
 
   // "[=====>    ] 12.3MB/45.6MB 35.2MB/s" (exposed for tests).
-  static std::string Bar(uint64_t done, uint64_t total, double seconds, int width = 40);
+  static std::string Bar(uint64_t done, uint64_t total, double seconds,
+                         int width = 40);
 
  private:
   struct Row {

@@ -36,20 +36,29 @@ Result<CacheSpec> ParseCacheSpec(const std::string& text, bool export_side) {
   std::stringstream ss(text);
   for (std::string kv; std::getline(ss, kv, ',');) {
     size_t eq = kv.find('=');
-    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    if (k == "type") type = v;
-    else if (k == "ref") spec.ref = v;
+    std::string k = kv.substr(0, eq),
+                v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (k == "type")
+      type = v;
+    else if (k == "ref")
+      spec.ref = v;
     else if (k == "mode" && export_side) {
-      if (v != "min" && v != "max") return InvalidArgument("cache mode must be min or max, got \"" + v + "\"");
+      if (v != "min" && v != "max")
+        return InvalidArgument("cache mode must be min or max, got \"" + v +
+                               "\"");
       spec.max = v == "max";
-    } else if (k == "insecure" || k == "oci-mediatypes" || k == "compression" || k == "ignore-error") {
+    } else if (k == "insecure" || k == "oci-mediatypes" || k == "compression" ||
+               k == "ignore-error") {
       continue;  // accepted as BuildKit takes them; ours are always OCI
     } else {
-      return InvalidArgument("cache option \"" + k + "\" is not supported (type=registry,ref=REF[,mode=min|max])");
+      return InvalidArgument(
+          "cache option \"" + k +
+          "\" is not supported (type=registry,ref=REF[,mode=min|max])");
     }
   }
   if (type.empty() && !spec.ref.empty()) type = "registry";
-  if (type != "registry") return InvalidArgument("cache type must be registry, got \"" + type + "\"");
+  if (type != "registry")
+    return InvalidArgument("cache type must be registry, got \"" + type + "\"");
   if (spec.ref.empty()) return InvalidArgument("cache needs ref=HOST/REPO:TAG");
   ASSIGN_OR_RETURN(ImageRef r, ParseImageRef(spec.ref));
   (void)r;
@@ -70,12 +79,15 @@ Status BuildRun::ImportCache(const CacheSpec& spec) {
   ASSIGN_OR_RETURN(StoredImage im, images_->Get(ref));
   auto it = im.image.config.labels.find(kCacheLabel);
   if (it == im.image.config.labels.end()) {
-    Print("[Warning] --cache-from " + spec.ref + " is not an ocibuild cache (no " + kCacheLabel + " label)");
+    Print("[Warning] --cache-from " + spec.ref +
+          " is not an ocibuild cache (no " + kCacheLabel + " label)");
     return images_->Remove(ref);
   }
   json tags = json::parse(it->second, nullptr, false);
-  if (!tags.is_array() || tags.size() != im.layers.size() || im.layers.size() != im.image.diff_ids.size())
-    return InvalidArgument("--cache-from " + spec.ref + ": malformed " + kCacheLabel + " label");
+  if (!tags.is_array() || tags.size() != im.layers.size() ||
+      im.layers.size() != im.image.diff_ids.size())
+    return InvalidArgument("--cache-from " + spec.ref + ": malformed " +
+                           kCacheLabel + " label");
   size_t n = 0;
   for (size_t i = 0; i < tags.size(); ++i) {
     if (!tags[i].is_string()) continue;
@@ -87,7 +99,8 @@ Status BuildRun::ImportCache(const CacheSpec& spec) {
     RETURN_IF_ERROR(PutCacheRecord(images_, tags[i].get<std::string>(), l));
     ++n;
   }
-  Print(" ---> imported " + std::to_string(n) + " cached steps from " + spec.ref);
+  Print(" ---> imported " + std::to_string(n) + " cached steps from " +
+        spec.ref);
   // The cache is not an image to keep under that name; its records are.
   return images_->Remove(ref);
 }
@@ -104,7 +117,8 @@ Status BuildRun::ExportCache(const CacheSpec& spec, const Stage& last) {
   std::set<std::string> seen;
   auto add = [&](const Stage& st) {
     for (size_t i = 0; i < st.layers.size() && i < st.layer_keys.size(); ++i) {
-      if (st.layer_keys[i].empty() || !seen.insert(st.layer_keys[i]).second) continue;
+      if (st.layer_keys[i].empty() || !seen.insert(st.layer_keys[i]).second)
+        continue;
       layers.push_back(st.layers[i]);
       cache.diff_ids.push_back(st.image.diff_ids[i]);
       cache.history.push_back({cache.created, "ocibuild cache", "", false});
@@ -118,13 +132,15 @@ Status BuildRun::ExportCache(const CacheSpec& spec, const Stage& last) {
     add(last);
   }
   cache.config.labels[kCacheLabel] = tags.dump();
-  RETURN_IF_ERROR(images_->Commit(ref, cache, layers, ManifestFormat::kOci).status());
+  RETURN_IF_ERROR(
+      images_->Commit(ref, cache, layers, ManifestFormat::kOci).status());
   TransferOptions to = o_.transfer;
   std::ostringstream quiet;
   Status pushed = PushImage(*images_, ref, paths_.Pushed(), to, quiet);
   Status removed = images_->Remove(ref);
   if (!pushed.ok()) return pushed.WithContext("--cache-to " + spec.ref);
-  Print(" ---> exported " + std::to_string(layers.size()) + " cached steps to " + spec.ref);
+  Print(" ---> exported " + std::to_string(layers.size()) +
+        " cached steps to " + spec.ref);
   return removed;
 }
 

@@ -1,10 +1,8 @@
 #include "build/runtime.h"
 
-#include "build/state_paths.h"
-
 #include <fcntl.h>
-#include <signal.h>
 #include <openssl/rand.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -19,13 +17,17 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "build/state_paths.h"
+
 namespace ocib::build {
 namespace {
 
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Internal(what + ": " + std::strerror(errno));
+}
 
 // The runtime child of RunContainer, for forwarding SIGINT/SIGTERM to it
 // (runc passes them on to the container's process).
@@ -40,7 +42,8 @@ void Forward(int sig) {
 
 // Like `docker stop`: a process that ignores the signal (as a PID 1
 // without a handler does) is killed after a grace period.
-void KillContainer(const std::string& runtime, const std::string& root, const std::string& id) {
+void KillContainer(const std::string& runtime, const std::string& root,
+                   const std::string& id) {
   pid_t k = fork();
   if (k == 0) {
     int devnull = ::open("/dev/null", O_WRONLY);
@@ -48,8 +51,8 @@ void KillContainer(const std::string& runtime, const std::string& root, const st
       dup2(devnull, 1);
       dup2(devnull, 2);
     }
-    execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "kill", id.c_str(), "KILL",
-           static_cast<char*>(nullptr));
+    execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "kill",
+           id.c_str(), "KILL", static_cast<char*>(nullptr));
     _exit(127);
   }
   if (k > 0) waitpid(k, nullptr, 0);
@@ -67,11 +70,20 @@ std::string RandomId() {
 
 // Docker's default capability set.
 const std::vector<std::string>& DefaultCaps() {
-  static const std::vector<std::string> caps = {
-      "CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FSETID",  "CAP_FOWNER",
-      "CAP_MKNOD",  "CAP_NET_RAW",      "CAP_SETGID",  "CAP_SETUID",
-      "CAP_SETFCAP", "CAP_SETPCAP",     "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-      "CAP_KILL",   "CAP_AUDIT_WRITE"};
+  static const std::vector<std::string> caps = {"CAP_CHOWN",
+                                                "CAP_DAC_OVERRIDE",
+                                                "CAP_FSETID",
+                                                "CAP_FOWNER",
+                                                "CAP_MKNOD",
+                                                "CAP_NET_RAW",
+                                                "CAP_SETGID",
+                                                "CAP_SETUID",
+                                                "CAP_SETFCAP",
+                                                "CAP_SETPCAP",
+                                                "CAP_NET_BIND_SERVICE",
+                                                "CAP_SYS_CHROOT",
+                                                "CAP_KILL",
+                                                "CAP_AUDIT_WRITE"};
   return caps;
 }
 
@@ -94,26 +106,30 @@ bool LookupColon(const std::string& file, const std::string& key, bool by_name,
 }
 
 bool IsNumber(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return c >= '0' && c <= '9'; });
 }
 
 }  // namespace
 
-Result<std::unique_ptr<OverlayMount>> OverlayMount::Mount(const std::vector<std::string>& lowers,
-                                                          const std::string& upper,
-                                                          const std::string& work,
-                                                          const std::string& target) {
+Result<std::unique_ptr<OverlayMount>> OverlayMount::Mount(
+    const std::vector<std::string>& lowers, const std::string& upper,
+    const std::string& work, const std::string& target) {
   if (lowers.empty()) return InvalidArgument("overlay needs a lower directory");
   std::string opts = "lowerdir=";
   for (size_t i = 0; i < lowers.size(); ++i) opts += (i ? ":" : "") + lowers[i];
   if (!upper.empty()) opts += ",upperdir=" + upper + ",workdir=" + work;
   if (upper.empty() && lowers.size() == 1) {
     // overlay needs two lowers without an upper: bind mount read-only.
-    if (::mount(lowers[0].c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0)
+    if (::mount(lowers[0].c_str(), target.c_str(), nullptr, MS_BIND, nullptr) !=
+        0)
       return Errno("bind mount " + lowers[0]);
-    ::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr);
-  } else if (::mount("overlay", target.c_str(), "overlay", 0, opts.c_str()) != 0) {
-    return Errno("mount overlay at " + target + " (" + std::to_string(opts.size()) + " bytes of options)");
+    ::mount(nullptr, target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY,
+            nullptr);
+  } else if (::mount("overlay", target.c_str(), "overlay", 0, opts.c_str()) !=
+             0) {
+    return Errno("mount overlay at " + target + " (" +
+                 std::to_string(opts.size()) + " bytes of options)");
   }
   std::unique_ptr<OverlayMount> m(new OverlayMount());
   m->target_ = target;
@@ -121,10 +137,12 @@ Result<std::unique_ptr<OverlayMount>> OverlayMount::Mount(const std::vector<std:
 }
 
 OverlayMount::~OverlayMount() {
-  if (::umount2(target_.c_str(), 0) != 0) ::umount2(target_.c_str(), MNT_DETACH);
+  if (::umount2(target_.c_str(), 0) != 0)
+    ::umount2(target_.c_str(), MNT_DETACH);
 }
 
-Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSpec* spec) {
+Status ResolveUser(const std::string& user, const std::string& rootfs,
+                   ProcessSpec* spec) {
   if (user.empty()) {
     spec->uid = spec->gid = 0;
     return Status::Ok();
@@ -141,9 +159,11 @@ Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSp
     spec->uid = static_cast<uint32_t>(std::stoul(u));
     // A uid /etc/passwd does not list runs with gid 0, as runc (and so
     // docker and BuildKit) resolve it.
-    spec->gid = found && pw.size() > 3 ? static_cast<uint32_t>(std::stoul(pw[3])) : 0;
+    spec->gid =
+        found && pw.size() > 3 ? static_cast<uint32_t>(std::stoul(pw[3])) : 0;
   } else {
-    if (!found || pw.size() < 4) return InvalidArgument("unknown user \"" + u + "\" (not in /etc/passwd)");
+    if (!found || pw.size() < 4)
+      return InvalidArgument("unknown user \"" + u + "\" (not in /etc/passwd)");
     spec->uid = static_cast<uint32_t>(std::stoul(pw[2]));
     spec->gid = static_cast<uint32_t>(std::stoul(pw[3]));
   }
@@ -153,14 +173,16 @@ Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSp
     } else {
       std::vector<std::string> gr;
       if (!LookupColon(rootfs + "/etc/group", g, true, &gr))
-        return InvalidArgument("unknown group \"" + g + "\" (not in /etc/group)");
+        return InvalidArgument("unknown group \"" + g +
+                               "\" (not in /etc/group)");
       spec->gid = static_cast<uint32_t>(std::stoul(gr[2]));
     }
   }
   return Status::Ok();
 }
 
-Result<int> RunContainer(const std::string& runtime, const std::string& state_dir,
+Result<int> RunContainer(const std::string& runtime,
+                         const std::string& state_dir,
                          const std::string& rootfs, const ProcessSpec& spec,
                          std::vector<std::string>* created) {
   std::string id = RandomId();
@@ -171,24 +193,39 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
 
   json mounts = json::array({
       {{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}},
-      {{"destination", "/dev"}, {"type", "tmpfs"}, {"source", "tmpfs"},
+      {{"destination", "/dev"},
+       {"type", "tmpfs"},
+       {"source", "tmpfs"},
        {"options", {"nosuid", "strictatime", "mode=755", "size=65536k"}}},
-      {{"destination", "/dev/pts"}, {"type", "devpts"}, {"source", "devpts"},
-       {"options", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
-      {{"destination", "/dev/shm"}, {"type", "tmpfs"}, {"source", "shm"},
+      {{"destination", "/dev/pts"},
+       {"type", "devpts"},
+       {"source", "devpts"},
+       {"options",
+        {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}}},
+      {{"destination", "/dev/shm"},
+       {"type", "tmpfs"},
+       {"source", "shm"},
        {"options", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}}},
-      {{"destination", "/dev/mqueue"}, {"type", "mqueue"}, {"source", "mqueue"},
+      {{"destination", "/dev/mqueue"},
+       {"type", "mqueue"},
+       {"source", "mqueue"},
        {"options", {"nosuid", "noexec", "nodev"}}},
-      {{"destination", "/sys"}, {"type", "sysfs"}, {"source", "sysfs"},
+      {{"destination", "/sys"},
+       {"type", "sysfs"},
+       {"source", "sysfs"},
        {"options", {"nosuid", "noexec", "nodev", "ro"}}},
   });
   size_t stubs_from = mounts.size();  // the defaults above stay, as BuildKit's
   for (const char* f : {"/etc/resolv.conf", "/etc/hosts"})
     if (fs::exists(f))
-      mounts.push_back({{"destination", f}, {"type", "bind"}, {"source", f},
+      mounts.push_back({{"destination", f},
+                        {"type", "bind"},
+                        {"source", f},
                         {"options", {"rbind", "ro"}}});
   for (const auto& m : spec.mounts)
-    mounts.push_back({{"destination", m.destination}, {"type", m.type}, {"source", m.source},
+    mounts.push_back({{"destination", m.destination},
+                      {"type", m.type},
+                      {"source", m.source},
                       {"options", m.options}});
   // Mount points the runtime will have to create: parents first.
   if (created) {
@@ -214,29 +251,38 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
   struct rlimit nofile;
   getrlimit(RLIMIT_NOFILE, &nofile);
   json gids = spec.additional_gids;
-  json namespaces = json::array({{{"type", "pid"}}, {{"type", "ipc"}}, {{"type", "uts"}}, {{"type", "mount"}}});
+  json namespaces = json::array({{{"type", "pid"}},
+                                 {{"type", "ipc"}},
+                                 {{"type", "uts"}},
+                                 {{"type", "mount"}}});
   if (spec.network_none) namespaces.push_back({{"type", "network"}});
   json config = {
       {"ociVersion", "1.0.2"},
       {"process",
        {{"terminal", false},
-        {"user", {{"uid", spec.uid}, {"gid", spec.gid}, {"additionalGids", gids}}},
+        {"user",
+         {{"uid", spec.uid}, {"gid", spec.gid}, {"additionalGids", gids}}},
         {"args", spec.args},
         {"env", spec.env},
         {"cwd", spec.cwd.empty() ? "/" : spec.cwd},
-        {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-        {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", nofile.rlim_max}, {"soft", nofile.rlim_cur}}})},
+        {"capabilities",
+         {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
+        {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"},
+                                  {"hard", nofile.rlim_max},
+                                  {"soft", nofile.rlim_cur}}})},
         {"noNewPrivileges", false}}},
       {"root", {{"path", fs::absolute(rootfs).string()}, {"readonly", false}}},
       {"hostname", "ocibuild"},
       {"mounts", mounts},
       {"linux",
        {{"namespaces", namespaces},
-        {"maskedPaths", {"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                         "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-                         "/proc/scsi"}},
-        {"readonlyPaths", {"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
-                           "/proc/sysrq-trigger"}}}},
+        {"maskedPaths",
+         {"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+          "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+          "/sys/firmware", "/proc/scsi"}},
+        {"readonlyPaths",
+         {"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+          "/proc/sysrq-trigger"}}}},
   };
   {
     std::ofstream out(bundle + "/config.json");
@@ -256,13 +302,15 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
       dup2(spec.output_fd, 1);
       dup2(spec.output_fd, 2);
     }
-    execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "run", "--bundle",
-           bundle.c_str(), id.c_str(), static_cast<char*>(nullptr));
-    std::fprintf(stderr, "cannot run %s: %s\n", runtime.c_str(), std::strerror(errno));
+    execlp(runtime.c_str(), runtime.c_str(), "--root", root.c_str(), "run",
+           "--bundle", bundle.c_str(), id.c_str(), static_cast<char*>(nullptr));
+    std::fprintf(stderr, "cannot run %s: %s\n", runtime.c_str(),
+                 std::strerror(errno));
     _exit(127);
   }
   g_runtime_child = pid;
-  struct sigaction sa {}, old_int {}, old_term {};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = Forward;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);
@@ -274,10 +322,12 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
   while (true) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) break;
-    if (g_stop_signal && signalled_at == std::chrono::steady_clock::time_point())
+    if (g_stop_signal &&
+        signalled_at == std::chrono::steady_clock::time_point())
       signalled_at = std::chrono::steady_clock::now();
     if (!killed && g_stop_signal &&
-        std::chrono::steady_clock::now() - signalled_at > std::chrono::seconds(kStopGraceSeconds)) {
+        std::chrono::steady_clock::now() - signalled_at >
+            std::chrono::seconds(kStopGraceSeconds)) {
       KillContainer(runtime, root, id);
       killed = true;
     }
@@ -288,7 +338,9 @@ Result<int> RunContainer(const std::string& runtime, const std::string& state_di
   g_runtime_child = 0;
   fs::remove_all(bundle, ec);
   if (WIFEXITED(status)) {
-    if (WEXITSTATUS(status) == 127) return Internal("the OCI runtime \"" + runtime + "\" could not be started");
+    if (WEXITSTATUS(status) == 127)
+      return Internal("the OCI runtime \"" + runtime +
+                      "\" could not be started");
     return WEXITSTATUS(status);
   }
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);

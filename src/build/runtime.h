@@ -19,10 +19,9 @@ class OverlayMount {
  public:
   // Mounts at `target` the union of `lowers` (top first; at least one) and,
   // if upper is non-empty, a writable upper (work must be on the same fs).
-  static Result<std::unique_ptr<OverlayMount>> Mount(const std::vector<std::string>& lowers,
-                                                     const std::string& upper,
-                                                     const std::string& work,
-                                                     const std::string& target);
+  static Result<std::unique_ptr<OverlayMount>> Mount(
+      const std::vector<std::string>& lowers, const std::string& upper,
+      const std::string& work, const std::string& target);
   ~OverlayMount();  // unmounts
   const std::string& path() const { return target_; }
 
@@ -51,7 +50,8 @@ struct ProcessSpec {
 
 // Resolves USER ("name", "uid", "name:group", "uid:gid") against the
 // rootfs's /etc/passwd and /etc/group. kInvalidArgument for an unknown name.
-Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSpec* spec);
+Status ResolveUser(const std::string& user, const std::string& rootfs,
+                   ProcessSpec* spec);
 
 // Runs spec inside rootfs (the stdout/stderr of this process are the
 // container's). Returns the exit status. `created` receives the paths
@@ -59,7 +59,8 @@ Status ResolveUser(const std::string& user, const std::string& rootfs, ProcessSp
 // create for spec.mounts and the /etc files it binds, so the caller can
 // keep them out of the layer. /proc, /dev and /sys are not among them:
 // BuildKit leaves those directories in a RUN's layer when it made them.
-Result<int> RunContainer(const std::string& runtime, const std::string& state_dir,
+Result<int> RunContainer(const std::string& runtime,
+                         const std::string& state_dir,
                          const std::string& rootfs, const ProcessSpec& spec,
                          std::vector<std::string>* created);
 

@@ -16,31 +16,41 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Internal(what + ": " + std::strerror(errno));
+}
 
-bool IsWhiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+bool IsWhiteout(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
 
 bool IsOpaque(const std::string& path) {
   char v[2] = {};
-  return ::lgetxattr(path.c_str(), "trusted.overlay.opaque", v, sizeof v) == 1 && v[0] == 'y';
+  return ::lgetxattr(path.c_str(), "trusted.overlay.opaque", v, sizeof v) ==
+             1 &&
+         v[0] == 'y';
 }
 
 Status CopyMeta(const std::string& to, const struct stat& st) {
-  if (::lchown(to.c_str(), st.st_uid, st.st_gid) != 0) return Errno("chown " + to);
-  if (!S_ISLNK(st.st_mode) && ::chmod(to.c_str(), st.st_mode & 07777) != 0) return Errno("chmod " + to);
+  if (::lchown(to.c_str(), st.st_uid, st.st_gid) != 0)
+    return Errno("chown " + to);
+  if (!S_ISLNK(st.st_mode) && ::chmod(to.c_str(), st.st_mode & 07777) != 0)
+    return Errno("chmod " + to);
   struct timespec ts[2] = {st.st_atim, st.st_mtim};
   ::utimensat(AT_FDCWD, to.c_str(), ts, AT_SYMLINK_NOFOLLOW);
   return Status::Ok();
 }
 
 // Copies one non-directory entry (file, symlink, device, fifo).
-Status CopyNode(const std::string& from, const std::string& to, const struct stat& st) {
+Status CopyNode(const std::string& from, const std::string& to,
+                const struct stat& st) {
   std::error_code ec;
   if (fs::exists(fs::symlink_status(to, ec))) fs::remove_all(to, ec);
   if (S_ISREG(st.st_mode)) {
     int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
     if (in < 0) return Errno("open " + from);
-    int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int out =
+        ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (out < 0) {
       ::close(in);
       return Errno("create " + to);
@@ -54,7 +64,8 @@ Status CopyNode(const std::string& from, const std::string& to, const struct sta
   } else if (S_ISLNK(st.st_mode)) {
     char buf[4096];
     ssize_t n = ::readlink(from.c_str(), buf, sizeof buf);
-    if (n < 0 || ::symlink(std::string(buf, n).c_str(), to.c_str()) != 0) return Errno("symlink " + to);
+    if (n < 0 || ::symlink(std::string(buf, n).c_str(), to.c_str()) != 0)
+      return Errno("symlink " + to);
   } else if (::mknod(to.c_str(), st.st_mode, st.st_rdev) != 0) {
     return Errno("mknod " + to);
   }
@@ -102,16 +113,20 @@ Status Apply(const std::string& src, const std::string& dst) {
 
 }  // namespace
 
-Status MaterializeLayers(const std::vector<std::string>& lowers, const std::string& rootfs) {
+Status MaterializeLayers(const std::vector<std::string>& lowers,
+                         const std::string& rootfs) {
   std::error_code ec;
   fs::create_directories(rootfs, ec);
-  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it) RETURN_IF_ERROR(Apply(*it, rootfs));
+  for (auto it = lowers.rbegin(); it != lowers.rend(); ++it)
+    RETURN_IF_ERROR(Apply(*it, rootfs));
   return Status::Ok();
 }
 
-Status TreeSnapshot::Walk(const std::string& root, std::map<std::string, Meta>* out) {
+Status TreeSnapshot::Walk(const std::string& root,
+                          std::map<std::string, Meta>* out) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           root, fs::directory_options::none, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     std::string path = it->path().string();
     struct stat st;
@@ -122,7 +137,9 @@ Status TreeSnapshot::Walk(const std::string& root, std::map<std::string, Meta>* 
     m.gid = st.st_gid;
     m.size = S_ISDIR(st.st_mode) ? 0 : st.st_size;
     m.mtime_ns = st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    m.ctime_ns = S_ISDIR(st.st_mode) ? 0 : st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+    m.ctime_ns = S_ISDIR(st.st_mode)
+                     ? 0
+                     : st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
     if (S_ISLNK(st.st_mode)) {
       char buf[4096];
       ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
@@ -140,7 +157,8 @@ Result<TreeSnapshot> TreeSnapshot::Take(const std::string& root) {
   return s;
 }
 
-Status TreeSnapshot::Diff(const std::string& root, const std::string& diff_dir) const {
+Status TreeSnapshot::Diff(const std::string& root,
+                          const std::string& diff_dir) const {
   std::map<std::string, Meta> now;
   RETURN_IF_ERROR(Walk(root, &now));
   std::error_code ec;
@@ -154,7 +172,8 @@ Status TreeSnapshot::Diff(const std::string& root, const std::string& diff_dir) 
       struct stat st;
       if (::lstat(t.c_str(), &st) == 0) continue;
       if (::mkdir(t.c_str(), 0755) != 0) return Errno("mkdir " + t);
-      if (::lstat((root + "/" + p).c_str(), &st) == 0) RETURN_IF_ERROR(CopyMeta(t, st));
+      if (::lstat((root + "/" + p).c_str(), &st) == 0)
+        RETURN_IF_ERROR(CopyMeta(t, st));
     }
     return Status::Ok();
   };
@@ -167,7 +186,8 @@ Status TreeSnapshot::Diff(const std::string& root, const std::string& diff_dir) 
     struct stat st;
     if (::lstat(src.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (::mkdir(dst.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + dst);
+      if (::mkdir(dst.c_str(), 0755) != 0 && errno != EEXIST)
+        return Errno("mkdir " + dst);
       // A directory that replaced a non-directory hides what was below.
       if (old != entries_.end() && !S_ISDIR(old->second.mode))
         ::setxattr(dst.c_str(), "trusted.overlay.opaque", "y", 1, 0);
@@ -180,19 +200,23 @@ Status TreeSnapshot::Diff(const std::string& root, const std::string& diff_dir) 
   for (const auto& [rel, m] : entries_) {
     if (now.count(rel)) continue;
     size_t slash = rel.rfind('/');
-    if (slash != std::string::npos && !now.count(rel.substr(0, slash))) continue;  // parent gone too
+    if (slash != std::string::npos && !now.count(rel.substr(0, slash)))
+      continue;  // parent gone too
     RETURN_IF_ERROR(parents(rel));
     std::string dst = diff_dir + "/" + rel;
     fs::remove_all(dst, ec);
-    if (::mknod(dst.c_str(), S_IFCHR, makedev(0, 0)) != 0) return Errno("whiteout " + dst);
+    if (::mknod(dst.c_str(), S_IFCHR, makedev(0, 0)) != 0)
+      return Errno("whiteout " + dst);
   }
   // Directory mtimes changed by the writes above are restored last.
   for (const auto& [rel, m] : now) {
     std::string dst = diff_dir + "/" + rel;
     struct stat st;
-    if (S_ISDIR(m.mode) && ::lstat(dst.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      struct timespec ts[2] = {{m.mtime_ns / 1000000000LL, m.mtime_ns % 1000000000LL},
-                               {m.mtime_ns / 1000000000LL, m.mtime_ns % 1000000000LL}};
+    if (S_ISDIR(m.mode) && ::lstat(dst.c_str(), &st) == 0 &&
+        S_ISDIR(st.st_mode)) {
+      struct timespec ts[2] = {
+          {m.mtime_ns / 1000000000LL, m.mtime_ns % 1000000000LL},
+          {m.mtime_ns / 1000000000LL, m.mtime_ns % 1000000000LL}};
       ::utimensat(AT_FDCWD, dst.c_str(), ts, AT_SYMLINK_NOFOLLOW);
     }
   }

@@ -19,7 +19,8 @@ namespace ocib::build {
 
 // Copies the layer directories (overlay format, top first) into rootfs,
 // applying whiteouts and opaque directories.
-Status MaterializeLayers(const std::vector<std::string>& lowers, const std::string& rootfs);
+Status MaterializeLayers(const std::vector<std::string>& lowers,
+                         const std::string& rootfs);
 
 class TreeSnapshot {
  public:

@@ -21,14 +21,17 @@ struct StatePaths {
   std::string root;
 
   std::string Layers() const { return root + "/layers"; }
-  std::string LayerDir(const Digest& diff_id) const { return Layers() + "/" + diff_id.hex().substr(0, 24); }
+  std::string LayerDir(const Digest& diff_id) const {
+    return Layers() + "/" + diff_id.hex().substr(0, 24);
+  }
   std::string Tmp() const { return root + "/tmp"; }
   std::string Empty() const { return root + "/empty"; }
   std::string CacheMounts() const { return root + "/cache-mounts"; }
   // Where `push` remembers which repository of a registry holds a blob.
   std::string Pushed() const { return root + "/pushed"; }
-  std::string Bundles() const { return root + "/bundles"; }       // OCI bundles of running steps
-  std::string RuntimeRoot() const { return root + "/runtime"; }   // runc --root
+  // OCI bundles of running steps, and runc's --root.
+  std::string Bundles() const { return root + "/bundles"; }
+  std::string RuntimeRoot() const { return root + "/runtime"; }
 };
 
 }  // namespace ocib::build

@@ -1,14 +1,14 @@
 #include "build/tar_reader.h"
 
+#include <bzlib.h>
 #include <fcntl.h>
+#include <lzma.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <zlib.h>
-#include <bzlib.h>
-#include <lzma.h>
 #include <zstd.h>
 
 #include <cerrno>
@@ -20,7 +20,9 @@
 namespace ocib::build {
 namespace {
 
-Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Internal(what + ": " + std::strerror(errno));
+}
 
 Status ReadFull(ByteSource& src, char* buf, size_t n, bool* eof) {
   size_t got = 0;
@@ -42,7 +44,8 @@ uint64_t ParseOctal(const char* p, size_t n) {
   // GNU base-256 for large values.
   if (static_cast<unsigned char>(p[0]) & 0x80) {
     uint64_t v = static_cast<unsigned char>(p[0]) & 0x7f;
-    for (size_t i = 1; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+    for (size_t i = 1; i < n; ++i)
+      v = (v << 8) | static_cast<unsigned char>(p[i]);
     return v;
   }
   uint64_t v = 0;
@@ -54,7 +57,9 @@ uint64_t ParseOctal(const char* p, size_t n) {
   return v;
 }
 
-std::string Field(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
+std::string Field(const char* p, size_t n) {
+  return std::string(p, strnlen(p, n));
+}
 
 void ParsePax(const std::string& data, std::map<std::string, std::string>* kv) {
   size_t pos = 0;
@@ -120,20 +125,29 @@ ByteSource Decompressing(ByteSource src) {
     State& s = *st;
     if (s.kind < 0) {
       RETURN_IF_ERROR(s.Fill());
-      const unsigned char* m = reinterpret_cast<const unsigned char*>(s.in.data());
+      const unsigned char* m =
+          reinterpret_cast<const unsigned char*>(s.in.data());
       if (s.in_len >= 2 && m[0] == 0x1f && m[1] == 0x8b) {
         s.kind = 1;
-        if (inflateInit2(&s.z, 15 + 32) != Z_OK) return Internal("inflateInit2 failed");
-      } else if (s.in_len >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) {
+        if (inflateInit2(&s.z, 15 + 32) != Z_OK)
+          return Internal("inflateInit2 failed");
+      } else if (s.in_len >= 4 && m[0] == 0x28 && m[1] == 0xb5 &&
+                 m[2] == 0x2f && m[3] == 0xfd) {
         s.kind = 2;
         s.zstd = ZSTD_createDCtx();
-      } else if (s.in_len >= 6 && std::memcmp(m, "\xfd" "7zXZ\0", 6) == 0) {
+      } else if (s.in_len >= 6 && std::memcmp(m,
+                                              "\xfd"
+                                              "7zXZ\0",
+                                              6) == 0) {
         s.kind = 3;
-        if (lzma_stream_decoder(&s.xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+        if (lzma_stream_decoder(&s.xz, UINT64_MAX, LZMA_CONCATENATED) !=
+            LZMA_OK)
           return Internal("lzma_stream_decoder failed");
-      } else if (s.in_len >= 4 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' && m[3] >= '1' && m[3] <= '9') {
+      } else if (s.in_len >= 4 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' &&
+                 m[3] >= '1' && m[3] <= '9') {
         s.kind = 4;
-        if (BZ2_bzDecompressInit(&s.bz, 0, 0) != BZ_OK) return Internal("BZ2_bzDecompressInit failed");
+        if (BZ2_bzDecompressInit(&s.bz, 0, 0) != BZ_OK)
+          return Internal("BZ2_bzDecompressInit failed");
       } else {
         s.kind = 0;
       }
@@ -155,11 +169,14 @@ ByteSource Decompressing(ByteSource src) {
         s.xz.avail_out = n;
         lzma_ret r = lzma_code(&s.xz, s.in_len == 0 ? LZMA_FINISH : LZMA_RUN);
         s.in_pos = s.in_len - s.xz.avail_in;
-        if (r == LZMA_STREAM_END) s.done = true;
-        else if (r != LZMA_OK) return InvalidArgument("corrupt xz stream");
+        if (r == LZMA_STREAM_END)
+          s.done = true;
+        else if (r != LZMA_OK)
+          return InvalidArgument("corrupt xz stream");
         size_t got = n - s.xz.avail_out;
         if (got) return got;
-        if (s.in_len == 0 && !s.done) return InvalidArgument("compressed stream ends early");
+        if (s.in_len == 0 && !s.done)
+          return InvalidArgument("compressed stream ends early");
         continue;
       }
       if (s.in_len == 0) return InvalidArgument("compressed stream ends early");
@@ -171,8 +188,10 @@ ByteSource Decompressing(ByteSource src) {
         size_t want = s.bz.avail_out;
         int r = BZ2_bzDecompress(&s.bz);
         s.in_pos = s.in_len - s.bz.avail_in;
-        if (r == BZ_STREAM_END) s.done = true;
-        else if (r != BZ_OK) return InvalidArgument("corrupt bzip2 stream");
+        if (r == BZ_STREAM_END)
+          s.done = true;
+        else if (r != BZ_OK)
+          return InvalidArgument("corrupt bzip2 stream");
         size_t got = want - s.bz.avail_out;
         if (got) return got;
         continue;
@@ -184,15 +203,19 @@ ByteSource Decompressing(ByteSource src) {
         s.z.avail_out = static_cast<uInt>(n);
         int r = inflate(&s.z, Z_NO_FLUSH);
         s.in_pos = s.in_len - s.z.avail_in;
-        if (r == Z_STREAM_END) s.done = true;
-        else if (r != Z_OK && r != Z_BUF_ERROR) return InvalidArgument("corrupt gzip stream");
+        if (r == Z_STREAM_END)
+          s.done = true;
+        else if (r != Z_OK && r != Z_BUF_ERROR)
+          return InvalidArgument("corrupt gzip stream");
         size_t got = n - s.z.avail_out;
         if (got) return got;
       } else {
         ZSTD_inBuffer in{s.in.data() + s.in_pos, s.in_len - s.in_pos, 0};
         ZSTD_outBuffer out{buf, n, 0};
         size_t r = ZSTD_decompressStream(s.zstd, &out, &in);
-        if (ZSTD_isError(r)) return InvalidArgument(std::string("corrupt zstd stream: ") + ZSTD_getErrorName(r));
+        if (ZSTD_isError(r))
+          return InvalidArgument(std::string("corrupt zstd stream: ") +
+                                 ZSTD_getErrorName(r));
         s.in_pos += in.pos;
         if (r == 0 && s.in_pos == s.in_len) {
           // A frame ended; more frames may follow.
@@ -206,8 +229,11 @@ ByteSource Decompressing(ByteSource src) {
   };
 }
 
-Status ReadTar(ByteSource src,
-               const std::function<Status(const TarEntry&, const std::function<Result<size_t>(char*, size_t)>&)>& on_entry) {
+Status ReadTar(
+    ByteSource src,
+    const std::function<Status(
+        const TarEntry&, const std::function<Result<size_t>(char*, size_t)>&)>&
+        on_entry) {
   char h[512];
   std::map<std::string, std::string> pax_global, pax;
   std::string gnu_long_name, gnu_long_link;
@@ -224,12 +250,15 @@ Status ReadTar(ByteSource src,
     }
     zero_blocks = 0;
     unsigned sum = 0;
-    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
-    if (sum != ParseOctal(h + 148, 8)) return InvalidArgument("tar header checksum mismatch");
+    for (int i = 0; i < 512; ++i)
+      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(h[i]);
+    if (sum != ParseOctal(h + 148, 8))
+      return InvalidArgument("tar header checksum mismatch");
     char type = h[156] ? h[156] : '0';
     uint64_t size = ParseOctal(h + 124, 12);
     auto read_body = [&](std::string* out) -> Status {
-      if (size > (64u << 20)) return InvalidArgument("tar metadata entry too large");
+      if (size > (64u << 20))
+        return InvalidArgument("tar metadata entry too large");
       out->resize(size);
       if (size) RETURN_IF_ERROR(ReadFull(src, out->data(), size, nullptr));
       char pad[512];
@@ -252,7 +281,8 @@ Status ReadTar(ByteSource src,
     TarEntry e;
     std::string name = Field(h, 100);
     std::string prefix = Field(h + 345, 155);
-    if (std::memcmp(h + 257, "ustar", 5) == 0 && !prefix.empty()) name = prefix + "/" + name;
+    if (std::memcmp(h + 257, "ustar", 5) == 0 && !prefix.empty())
+      name = prefix + "/" + name;
     e.linkname = Field(h + 157, 100);
     if (!gnu_long_name.empty()) name = gnu_long_name;
     if (!gnu_long_link.empty()) e.linkname = gnu_long_link;
@@ -265,30 +295,57 @@ Status ReadTar(ByteSource src,
     std::map<std::string, std::string> kv = pax_global;
     for (auto& [k, v] : pax) kv[k] = v;
     for (auto& [k, v] : kv) {
-      if (k == "path") name = v;
-      else if (k == "linkpath") e.linkname = v;
-      else if (k == "size") size = std::strtoull(v.c_str(), nullptr, 10);
-      else if (k == "uid") e.uid = std::strtoull(v.c_str(), nullptr, 10);
-      else if (k == "gid") e.gid = std::strtoull(v.c_str(), nullptr, 10);
-      else if (k == "mtime") e.mtime = std::strtoll(v.c_str(), nullptr, 10);
-      else if (k.rfind("SCHILY.xattr.", 0) == 0) e.xattrs[k.substr(13)] = v;
+      if (k == "path")
+        name = v;
+      else if (k == "linkpath")
+        e.linkname = v;
+      else if (k == "size")
+        size = std::strtoull(v.c_str(), nullptr, 10);
+      else if (k == "uid")
+        e.uid = std::strtoull(v.c_str(), nullptr, 10);
+      else if (k == "gid")
+        e.gid = std::strtoull(v.c_str(), nullptr, 10);
+      else if (k == "mtime")
+        e.mtime = std::strtoll(v.c_str(), nullptr, 10);
+      else if (k.rfind("SCHILY.xattr.", 0) == 0)
+        e.xattrs[k.substr(13)] = v;
     }
     pax.clear();
     gnu_long_name.clear();
     gnu_long_link.clear();
     switch (type) {
-      case '0': case '7': e.type = TarEntry::kFile; break;
-      case '1': e.type = TarEntry::kHardlink; break;
-      case '2': e.type = TarEntry::kSymlink; break;
-      case '3': e.type = TarEntry::kChar; break;
-      case '4': e.type = TarEntry::kBlock; break;
-      case '5': e.type = TarEntry::kDir; break;
-      case '6': e.type = TarEntry::kFifo; break;
-      default: e.type = TarEntry::kFile; break;  // unknown: treated as data, skipped below
+      case '0':
+      case '7':
+        e.type = TarEntry::kFile;
+        break;
+      case '1':
+        e.type = TarEntry::kHardlink;
+        break;
+      case '2':
+        e.type = TarEntry::kSymlink;
+        break;
+      case '3':
+        e.type = TarEntry::kChar;
+        break;
+      case '4':
+        e.type = TarEntry::kBlock;
+        break;
+      case '5':
+        e.type = TarEntry::kDir;
+        break;
+      case '6':
+        e.type = TarEntry::kFifo;
+        break;
+      default:
+        e.type = TarEntry::kFile;
+        break;  // unknown: treated as data, skipped below
     }
     while (name.size() > 1 && name.back() == '/') name.pop_back();
     e.path = name;
-    uint64_t data_size = (type == '1' || type == '2' || type == '3' || type == '4' || type == '5' || type == '6') ? 0 : size;
+    uint64_t data_size = (type == '1' || type == '2' || type == '3' ||
+                          type == '4' || type == '5' || type == '6')
+                             ? 0
+                             : size;
     e.size = data_size;
     uint64_t left = data_size;
     auto reader = [&](char* buf, size_t n) -> Result<size_t> {
@@ -323,7 +380,8 @@ Status NoSymlinkParents(const std::string& dir, const std::string& rel) {
     cur += "/" + rel.substr(i, j - i);
     struct stat st;
     if (::lstat(cur.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      return InvalidArgument("tar entry " + rel + " would be written through a symlink");
+      return InvalidArgument("tar entry " + rel +
+                             " would be written through a symlink");
     i = j + 1;
   }
 }
@@ -341,83 +399,104 @@ Status ExtractLayer(ByteSource src, const std::string& dir) {
     int64_t mtime;
   };
   std::vector<DirTime> dirs;
-  Status st = ReadTar(Decompressing(std::move(src)), [&](const TarEntry& e0, const auto& read) -> Status {
-    ASSIGN_OR_RETURN(std::string rel, CleanPath(e0.path));
-    if (rel.empty()) return Status::Ok();  // the root itself
-    RETURN_IF_ERROR(NoSymlinkParents(dir, rel));
-    std::string base = rel.substr(rel.rfind('/') == std::string::npos ? 0 : rel.rfind('/') + 1);
-    std::string parent = rel.find('/') == std::string::npos ? "" : rel.substr(0, rel.rfind('/'));
-    std::string pabs = parent.empty() ? dir : dir + "/" + parent;
-    std::error_code ec;
-    std::filesystem::create_directories(pabs, ec);
-    if (base == ".wh..wh..opq") {
-      if (::setxattr(pabs.c_str(), "trusted.overlay.opaque", "y", 1, 0) != 0)
-        return Errno("mark " + parent + " opaque");
-      return Status::Ok();
-    }
-    if (base.rfind(".wh.", 0) == 0) {
-      std::string target = pabs + "/" + base.substr(4);
-      RemoveAll(target);
-      if (::mknod(target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) return Errno("whiteout " + target);
-      return Status::Ok();
-    }
-    std::string abs = dir + "/" + rel;
-    struct stat old;
-    bool exists = ::lstat(abs.c_str(), &old) == 0;
-    if (exists && !(S_ISDIR(old.st_mode) && e0.type == TarEntry::kDir)) RemoveAll(abs);
-    switch (e0.type) {
-      case TarEntry::kDir:
-        if (!exists || !S_ISDIR(old.st_mode))
-          if (::mkdir(abs.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir " + abs);
-        dirs.push_back({abs, e0.mtime});
-        break;
-      case TarEntry::kFile: {
-        int fd = ::open(abs.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) return Errno("create " + abs);
-        char buf[65536];
-        while (true) {
-          auto n = read(buf, sizeof buf);
-          if (!n.ok()) {
+  Status st = ReadTar(
+      Decompressing(std::move(src)),
+      [&](const TarEntry& e0, const auto& read) -> Status {
+        ASSIGN_OR_RETURN(std::string rel, CleanPath(e0.path));
+        if (rel.empty()) return Status::Ok();  // the root itself
+        RETURN_IF_ERROR(NoSymlinkParents(dir, rel));
+        std::string base = rel.substr(
+            rel.rfind('/') == std::string::npos ? 0 : rel.rfind('/') + 1);
+        std::string parent = rel.find('/') == std::string::npos
+                                 ? ""
+                                 : rel.substr(0, rel.rfind('/'));
+        std::string pabs = parent.empty() ? dir : dir + "/" + parent;
+        std::error_code ec;
+        std::filesystem::create_directories(pabs, ec);
+        if (base == ".wh..wh..opq") {
+          if (::setxattr(pabs.c_str(), "trusted.overlay.opaque", "y", 1, 0) !=
+              0)
+            return Errno("mark " + parent + " opaque");
+          return Status::Ok();
+        }
+        if (base.rfind(".wh.", 0) == 0) {
+          std::string target = pabs + "/" + base.substr(4);
+          RemoveAll(target);
+          if (::mknod(target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0)
+            return Errno("whiteout " + target);
+          return Status::Ok();
+        }
+        std::string abs = dir + "/" + rel;
+        struct stat old;
+        bool exists = ::lstat(abs.c_str(), &old) == 0;
+        if (exists && !(S_ISDIR(old.st_mode) && e0.type == TarEntry::kDir))
+          RemoveAll(abs);
+        switch (e0.type) {
+          case TarEntry::kDir:
+            if (!exists || !S_ISDIR(old.st_mode))
+              if (::mkdir(abs.c_str(), 0755) != 0 && errno != EEXIST)
+                return Errno("mkdir " + abs);
+            dirs.push_back({abs, e0.mtime});
+            break;
+          case TarEntry::kFile: {
+            int fd = ::open(
+                abs.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+            if (fd < 0) return Errno("create " + abs);
+            char buf[65536];
+            while (true) {
+              auto n = read(buf, sizeof buf);
+              if (!n.ok()) {
+                ::close(fd);
+                return n.status();
+              }
+              if (*n == 0) break;
+              if (::write(fd, buf, *n) != static_cast<ssize_t>(*n)) {
+                ::close(fd);
+                return Errno("write " + abs);
+              }
+            }
             ::close(fd);
-            return n.status();
+            break;
           }
-          if (*n == 0) break;
-          if (::write(fd, buf, *n) != static_cast<ssize_t>(*n)) {
-            ::close(fd);
-            return Errno("write " + abs);
+          case TarEntry::kHardlink: {
+            ASSIGN_OR_RETURN(std::string target, CleanPath(e0.linkname));
+            RETURN_IF_ERROR(NoSymlinkParents(dir, target));
+            if (::link((dir + "/" + target).c_str(), abs.c_str()) != 0)
+              return Errno("link " + abs);
+            return Status::Ok();  // shares the target's inode and metadata
+          }
+          case TarEntry::kSymlink:
+            if (::symlink(e0.linkname.c_str(), abs.c_str()) != 0)
+              return Errno("symlink " + abs);
+            break;
+          case TarEntry::kChar:
+          case TarEntry::kBlock:
+          case TarEntry::kFifo: {
+            mode_t t = e0.type == TarEntry::kChar    ? S_IFCHR
+                       : e0.type == TarEntry::kBlock ? S_IFBLK
+                                                     : S_IFIFO;
+            if (::mknod(abs.c_str(), t | (e0.mode & 07777),
+                        makedev(e0.devmajor, e0.devminor)) != 0)
+              return Errno("mknod " + abs);
+            break;
           }
         }
-        ::close(fd);
-        break;
-      }
-      case TarEntry::kHardlink: {
-        ASSIGN_OR_RETURN(std::string target, CleanPath(e0.linkname));
-        RETURN_IF_ERROR(NoSymlinkParents(dir, target));
-        if (::link((dir + "/" + target).c_str(), abs.c_str()) != 0) return Errno("link " + abs);
-        return Status::Ok();  // shares the target's inode and metadata
-      }
-      case TarEntry::kSymlink:
-        if (::symlink(e0.linkname.c_str(), abs.c_str()) != 0) return Errno("symlink " + abs);
-        break;
-      case TarEntry::kChar:
-      case TarEntry::kBlock:
-      case TarEntry::kFifo: {
-        mode_t t = e0.type == TarEntry::kChar ? S_IFCHR : e0.type == TarEntry::kBlock ? S_IFBLK : S_IFIFO;
-        if (::mknod(abs.c_str(), t | (e0.mode & 07777), makedev(e0.devmajor, e0.devminor)) != 0)
-          return Errno("mknod " + abs);
-        break;
-      }
-    }
-    if (::lchown(abs.c_str(), static_cast<uid_t>(e0.uid), static_cast<gid_t>(e0.gid)) != 0 && errno != EPERM)
-      return Errno("chown " + abs);
-    if (e0.type != TarEntry::kSymlink && ::chmod(abs.c_str(), e0.mode & 07777) != 0) return Errno("chmod " + abs);
-    for (const auto& [k, v] : e0.xattrs) ::lsetxattr(abs.c_str(), k.c_str(), v.data(), v.size(), 0);
-    if (e0.type != TarEntry::kDir) {
-      struct timespec ts[2] = {{e0.mtime, 0}, {e0.mtime, 0}};
-      ::utimensat(AT_FDCWD, abs.c_str(), ts, AT_SYMLINK_NOFOLLOW);
-    }
-    return Status::Ok();
-  });
+        if (::lchown(abs.c_str(), static_cast<uid_t>(e0.uid),
+                     static_cast<gid_t>(e0.gid)) != 0 &&
+            errno != EPERM)
+          return Errno("chown " + abs);
+        if (e0.type != TarEntry::kSymlink &&
+            ::chmod(abs.c_str(), e0.mode & 07777) != 0)
+          return Errno("chmod " + abs);
+        for (const auto& [k, v] : e0.xattrs)
+          ::lsetxattr(abs.c_str(), k.c_str(), v.data(), v.size(), 0);
+        if (e0.type != TarEntry::kDir) {
+          struct timespec ts[2] = {{e0.mtime, 0}, {e0.mtime, 0}};
+          ::utimensat(AT_FDCWD, abs.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+        }
+        return Status::Ok();
+      });
   RETURN_IF_ERROR(st);
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
     struct timespec ts[2] = {{it->mtime, 0}, {it->mtime, 0}};

@@ -1,5 +1,6 @@
 // Reading layer tars: decompression (gzip, zstd or none for layers; also
-// xz and bzip2, which ADD extracts; detected from the bytes) and extraction into a directory.
+// xz and bzip2, which ADD extracts; detected from the bytes) and extraction
+// into a directory.
 //
 // Extraction is safe against hostile archives: no entry is written outside
 // the target (paths with "..", absolute paths and writes through symlinks
@@ -25,9 +26,11 @@ ByteSource Decompressing(ByteSource src);
 
 // Calls on_entry for every entry (PAX and GNU long names applied). For
 // files, read_data reads the entry's bytes; unread bytes are skipped.
-Status ReadTar(ByteSource src,
-               const std::function<Status(const TarEntry& e,
-                                          const std::function<Result<size_t>(char*, size_t)>& read_data)>& on_entry);
+Status ReadTar(
+    ByteSource src,
+    const std::function<Status(
+        const TarEntry& e, const std::function<Result<size_t>(char*, size_t)>&
+                               read_data)>& on_entry);
 
 // Extracts a tar stream into dir (which must exist), in overlay format.
 Status ExtractLayer(ByteSource src, const std::string& dir);

@@ -22,7 +22,8 @@ namespace {
 
 // A tar (uncompressed) from entries; file data is the entry's linkname
 // field reused as content when type is kFile.
-std::string MakeTar(const std::vector<std::pair<TarEntry, std::string>>& entries) {
+std::string MakeTar(
+    const std::vector<std::pair<TarEntry, std::string>>& entries) {
   std::string out;
   TarWriter tw([&](const char* d, size_t n) {
     out.append(d, n);
@@ -48,7 +49,8 @@ ByteSource FromString(std::string s) {
   };
 }
 
-TarEntry E(const std::string& path, TarEntry::Type t = TarEntry::kFile, const std::string& link = "") {
+TarEntry E(const std::string& path, TarEntry::Type t = TarEntry::kFile,
+           const std::string& link = "") {
   TarEntry e;
   e.path = path;
   e.type = t;
@@ -74,7 +76,8 @@ TEST_CASE("round trip through the writer, gzip and zstd") {
   StoreOptions o;
   o.root = t.path() + "/store";
   auto s = std::move(*OpenStore(o));
-  for (Compression c : {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
+  for (Compression c :
+       {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
     auto w = LayerWriter::Create(*s, c);
     REQUIRE(WriteTree(src, (*w)->tar(), {}).ok());
     auto info = (*w)->Commit();
@@ -113,7 +116,8 @@ TEST_CASE("OCI whiteouts become overlay whiteouts") {
   CHECK(S_ISCHR(st.st_mode));
   CHECK(st.st_rdev == makedev(0, 0));
   char v[4] = {};
-  CHECK(::getxattr((dir + "/var").c_str(), "trusted.overlay.opaque", v, sizeof v) == 1);
+  CHECK(::getxattr((dir + "/var").c_str(), "trusted.overlay.opaque", v,
+                   sizeof v) == 1);
   CHECK(v[0] == 'y');
   CHECK(Slurp(dir + "/var/new") == "n");
   CHECK(!fs::exists(dir + "/etc/.wh.passwd"));
@@ -129,7 +133,8 @@ TEST_CASE("hostile archives are refused and write nothing outside") {
   };
   refused({{E("../escape"), "x"}});
   refused({{E("a/../../escape"), "x"}});
-  refused({{E("link", TarEntry::kSymlink, t.path()), ""}, {E("link/escape"), "x"}});
+  refused(
+      {{E("link", TarEntry::kSymlink, t.path()), ""}, {E("link/escape"), "x"}});
   refused({{E("hard", TarEntry::kHardlink, "../../etc/passwd"), ""}});
   CHECK(!fs::exists(t.path() + "/escape"));
   // Absolute paths are taken relative to the target.

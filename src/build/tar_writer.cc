@@ -17,7 +17,8 @@ namespace {
 
 constexpr size_t kBlock = 512;
 
-// Writes v as NUL-terminated octal into field[0..len); false if it does not fit.
+// Writes v as NUL-terminated octal into field[0..len); false if it does not
+// fit.
 bool Octal(char* field, size_t len, uint64_t v) {
   std::string s;
   do {
@@ -35,11 +36,14 @@ std::string PaxRecord(const std::string& key, const std::string& value) {
   // "%d %s=%s\n" where %d counts the whole record, itself included.
   size_t body = 1 + key.size() + 1 + value.size() + 1;
   size_t n = body + 1;
-  while (std::to_string(n).size() + body != n) n = std::to_string(n).size() + body;
+  while (std::to_string(n).size() + body != n)
+    n = std::to_string(n).size() + body;
   return std::to_string(n) + " " + key + "=" + value + "\n";
 }
 
-Status Errno(const std::string& what) { return Internal(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) {
+  return Internal(what + ": " + std::strerror(errno));
+}
 
 // Fills in a header block's checksum field.
 void SetChecksum(char* h) {
@@ -64,10 +68,12 @@ Status TarWriter::PadTo512() {
 }
 
 Status TarWriter::WriteHeader(const TarEntry& e) {
-  if (remaining_ != 0) return FailedPrecondition("previous file is short of data");
+  if (remaining_ != 0)
+    return FailedPrecondition("previous file is short of data");
   RETURN_IF_ERROR(PadTo512());
   std::string name = e.path;
-  if (e.type == TarEntry::kDir && (name.empty() || name.back() != '/')) name += '/';
+  if (e.type == TarEntry::kDir && (name.empty() || name.back() != '/'))
+    name += '/';
   std::string pax;
   char h[kBlock] = {};
   // Name: fits in name[100], or prefix[155] + "/" + name[100], else PAX.
@@ -99,13 +105,18 @@ Status TarWriter::WriteHeader(const TarEntry& e) {
     Octal(h + 124, 12, 0);
   }
   int64_t mtime = std::max<int64_t>(e.mtime, 0);
-  if (!Octal(h + 136, 12, mtime)) pax += PaxRecord("mtime", std::to_string(mtime));
+  if (!Octal(h + 136, 12, mtime))
+    pax += PaxRecord("mtime", std::to_string(mtime));
   h[156] = static_cast<char>(e.type);
   if (!e.linkname.empty()) {
     if (e.linkname.size() > 100) pax += PaxRecord("linkpath", e.linkname);
-    std::memcpy(h + 157, e.linkname.data(), std::min<size_t>(e.linkname.size(), 100));
+    std::memcpy(h + 157, e.linkname.data(),
+                std::min<size_t>(e.linkname.size(), 100));
   }
-  std::memcpy(h + 257, "ustar\0" "00", 8);
+  std::memcpy(h + 257,
+              "ustar\0"
+              "00",
+              8);
   Octal(h + 329, 8, e.devmajor);
   Octal(h + 337, 8, e.devminor);
   for (const auto& [k, v] : e.xattrs) pax += PaxRecord("SCHILY.xattr." + k, v);
@@ -120,7 +131,10 @@ Status TarWriter::WriteHeader(const TarEntry& e) {
     Octal(ph + 124, 12, pax.size());
     Octal(ph + 136, 12, mtime);
     ph[156] = 'x';
-    std::memcpy(ph + 257, "ustar\0" "00", 8);
+    std::memcpy(ph + 257,
+                "ustar\0"
+                "00",
+                8);
     SetChecksum(ph);
     RETURN_IF_ERROR(Emit(ph, kBlock));
     RETURN_IF_ERROR(Emit(pax.data(), pax.size()));
@@ -133,7 +147,8 @@ Status TarWriter::WriteHeader(const TarEntry& e) {
 }
 
 Status TarWriter::WriteData(const char* data, size_t n) {
-  if (n > remaining_) return FailedPrecondition("more data than the header's size");
+  if (n > remaining_)
+    return FailedPrecondition("more data than the header's size");
   remaining_ -= n;
   return Emit(data, n);
 }
@@ -186,12 +201,14 @@ struct Walker {
       e.gid = opt.owner->second;
     }
     e.mtime = st.st_mtime;
-    if (opt.clamp_mtime && e.mtime > *opt.clamp_mtime) e.mtime = *opt.clamp_mtime;
-    if (opt.overlay_upper && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+    if (opt.clamp_mtime && e.mtime > *opt.clamp_mtime)
+      e.mtime = *opt.clamp_mtime;
+    if (opt.overlay_upper && S_ISCHR(st.st_mode) &&
+        st.st_rdev == makedev(0, 0)) {
       size_t slash = rel.rfind('/');
       TarEntry wh;
-      wh.path = (slash == std::string::npos ? "" : rel.substr(0, slash + 1)) + ".wh." +
-                rel.substr(slash == std::string::npos ? 0 : slash + 1);
+      wh.path = (slash == std::string::npos ? "" : rel.substr(0, slash + 1)) +
+                ".wh." + rel.substr(slash == std::string::npos ? 0 : slash + 1);
       wh.mode = 0;
       wh.mtime = e.mtime;
       return tar.WriteHeader(wh);
@@ -206,7 +223,8 @@ struct Walker {
       ssize_t vl = ::lgetxattr(abs.c_str(), key.c_str(), val, sizeof val);
       if (vl < 0 || key.rfind("security.selinux", 0) == 0) continue;
       if (key.rfind("trusted.overlay.", 0) == 0) {
-        if (opt.overlay_upper && key == "trusted.overlay.opaque" && vl == 1 && val[0] == 'y')
+        if (opt.overlay_upper && key == "trusted.overlay.opaque" && vl == 1 &&
+            val[0] == 'y')
           opaque = true;
         continue;
       }
@@ -233,7 +251,8 @@ struct Walker {
         ssize_t n = ::read(fd, buf, std::min<uint64_t>(sizeof buf, left));
         if (n <= 0) {
           ::close(fd);
-          return n < 0 ? Errno("read " + abs) : Internal(abs + " shrank while being archived");
+          return n < 0 ? Errno("read " + abs)
+                       : Internal(abs + " shrank while being archived");
         }
         Status s = tar.WriteData(buf, n);
         if (!s.ok()) {
@@ -280,7 +299,8 @@ struct Walker {
 
 }  // namespace
 
-Status WriteTree(const std::string& root, TarWriter& tar, const TreeOptions& options) {
+Status WriteTree(const std::string& root, TarWriter& tar,
+                 const TreeOptions& options) {
   Walker w{options, tar, {}};
   return w.Dir(root, "");
 }

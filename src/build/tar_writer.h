@@ -28,12 +28,13 @@ struct TarEntry {
     kDir = '5',
     kFifo = '6',
   };
-  std::string path;  // relative, no leading "/" or "./"; dirs without a trailing "/"
+  std::string
+      path;  // relative, no leading "/" or "./"; dirs without a trailing "/"
   Type type = kFile;
   uint32_t mode = 0644;  // permission bits (and setuid/setgid/sticky)
   uint64_t uid = 0, gid = 0;
-  uint64_t size = 0;  // files only
-  int64_t mtime = 0;  // seconds
+  uint64_t size = 0;     // files only
+  int64_t mtime = 0;     // seconds
   std::string linkname;  // hardlink and symlink targets
   uint32_t devmajor = 0, devminor = 0;
   std::map<std::string, std::string> xattrs;
@@ -74,6 +75,7 @@ struct TreeOptions {
 // Writes every entry below `root` (not root itself), sorted by name within
 // each directory and parents first,
 // hardlinks as links to their first path, xattrs included.
-Status WriteTree(const std::string& root, TarWriter& tar, const TreeOptions& options);
+Status WriteTree(const std::string& root, TarWriter& tar,
+                 const TreeOptions& options);
 
 }  // namespace ocib::build

@@ -1,15 +1,15 @@
 #include "build/transfer.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
-#include <thread>
-#include <atomic>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
 
 #include "build/progress.h"
 #include "client/registry_client.h"
@@ -24,14 +24,19 @@ using json = nlohmann::json;
 // The registry host and repository for a reference: the name's host, else
 // $OCIBUILD_REGISTRY, else "default-registry" in the client config. No
 // implicit Docker Hub: there is no internet here.
-Result<std::pair<std::string, std::string>> Remote(const ImageRef& ref, const TransferOptions& opts) {
+Result<std::pair<std::string, std::string>> Remote(
+    const ImageRef& ref, const TransferOptions& opts) {
   std::string host = client::RegistryHost(ref.name);
-  if (!host.empty()) return std::make_pair(host, client::RepositoryPath(ref.name));
+  if (!host.empty())
+    return std::make_pair(host, client::RepositoryPath(ref.name));
   const char* env = std::getenv("OCIBUILD_REGISTRY");
   if (env && *env) return std::make_pair(std::string(env), ref.name);
-  if (!opts.default_registry.empty()) return std::make_pair(opts.default_registry, ref.name);
-  return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" + ref.name +
-                         "), and neither $OCIBUILD_REGISTRY nor \"default-registry\" in the ocibuild config is set");
+  if (!opts.default_registry.empty())
+    return std::make_pair(opts.default_registry, ref.name);
+  return InvalidArgument(ref.name + " names no registry (use HOST[:PORT]/" +
+                         ref.name +
+                         "), and neither $OCIBUILD_REGISTRY nor "
+                         "\"default-registry\" in the ocibuild config is set");
 }
 
 // One transfer's connection: its clients share a session (one token for
@@ -42,7 +47,8 @@ client::Connection SessionOf(const TransferOptions& opts) {
   return c;
 }
 
-std::string CredentialsFor(const TransferOptions& opts, const std::string& host) {
+std::string CredentialsFor(const TransferOptions& opts,
+                           const std::string& host) {
   return opts.credentials ? opts.credentials->Credentials(host) : std::string();
 }
 
@@ -50,7 +56,8 @@ std::string CredentialsFor(const TransferOptions& opts, const std::string& host)
 // finishes one (so a slow task never holds back the others); returns the
 // first error in task order, after every started task has ended. After an
 // error no new task starts.
-Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t parallel) {
+Status RunBounded(const std::vector<std::function<Status()>>& tasks,
+                  size_t parallel) {
   std::vector<Status> results(tasks.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
@@ -61,7 +68,8 @@ Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t para
     }
   };
   std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(parallel, tasks.size()); ++t) threads.emplace_back(worker);
+  for (size_t t = 1; t < std::min(parallel, tasks.size()); ++t)
+    threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
   for (const auto& r : results)
@@ -72,7 +80,8 @@ Status RunBounded(const std::vector<std::function<Status()>>& tasks, size_t para
 std::string Short(const Digest& d) { return d.hex().substr(0, 12); }
 
 // The blobs an image manifest references: layers first, config last.
-Result<std::vector<oci::Descriptor>> BlobsOf(const std::string& content, const std::string& media_type) {
+Result<std::vector<oci::Descriptor>> BlobsOf(const std::string& content,
+                                             const std::string& media_type) {
   auto parsed = oci::ParseManifest(content, media_type);
   if (!parsed.ok()) return parsed.status();
   if (parsed->is_index) return InvalidArgument("nested index");
@@ -83,8 +92,9 @@ Result<std::vector<oci::Descriptor>> BlobsOf(const std::string& content, const s
 
 }  // namespace
 
-Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pushed_dir,
-                 const TransferOptions& opts, std::ostream& out) {
+Status PushImage(ImageStore& images, const ImageRef& ref,
+                 const std::string& pushed_dir, const TransferOptions& opts,
+                 std::ostream& out) {
   ASSIGN_OR_RETURN(ManifestRecord top, images.Resolve(ref));
   ASSIGN_OR_RETURN(auto remote, Remote(ref, opts));
   // Named copies, not a structured binding: lambdas below capture them
@@ -106,7 +116,9 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   if (parsed_top->is_index) {
     for (const auto& child : parsed_top->manifests) {
       auto m = images.store()->GetManifest(ref.name, child.digest);
-      if (!m.ok()) return NotFound(ref.str() + ": platform manifest " + child.digest.str() + " is not local");
+      if (!m.ok())
+        return NotFound(ref.str() + ": platform manifest " +
+                        child.digest.str() + " is not local");
       manifests.push_back(std::move(*m));
     }
   } else {
@@ -143,8 +155,10 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
     std::string from;
     {
       std::lock_guard<std::mutex> l(mu);
-      if (has) known[d.str()] = repo;
-      else from = known.value(d.str(), "");
+      if (has)
+        known[d.str()] = repo;
+      else
+        from = known.value(d.str(), "");
     }
     if (has) {
       board.Status(shortd, "Layer already exists");
@@ -157,9 +171,10 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
         return Status::Ok();
       }
     }
-    RETURN_IF_ERROR(w.PushBlob(repo, d, *images.store(), [&board, shortd](uint64_t done, uint64_t total) {
-      board.Bytes(shortd, "Pushing", done, total);
-    }));
+    RETURN_IF_ERROR(w.PushBlob(repo, d, *images.store(),
+                               [&board, shortd](uint64_t done, uint64_t total) {
+                                 board.Bytes(shortd, "Pushing", done, total);
+                               }));
     {
       std::lock_guard<std::mutex> l(mu);
       known[d.str()] = repo;
@@ -170,8 +185,10 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   // Configs first (small, so they never wait behind a large layer), then
   // layers; the manifests go once every blob is in.
   std::vector<std::function<Status()>> tasks;
-  for (const auto& d : configs) tasks.push_back([&push_one, d] { return push_one(d); });
-  for (const auto& d : layers) tasks.push_back([&push_one, d] { return push_one(d); });
+  for (const auto& d : configs)
+    tasks.push_back([&push_one, d] { return push_one(d); });
+  for (const auto& d : layers)
+    tasks.push_back([&push_one, d] { return push_one(d); });
   RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
   {
     std::error_code ec;
@@ -181,15 +198,18 @@ Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pus
   }
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
   if (parsed_top->is_index) {
-    for (const auto& m : manifests) RETURN_IF_ERROR(c.PushManifest(repo, m.digest.str(), m.media_type, m.content));
+    for (const auto& m : manifests)
+      RETURN_IF_ERROR(
+          c.PushManifest(repo, m.digest.str(), m.media_type, m.content));
   }
   RETURN_IF_ERROR(c.PushManifest(repo, reference, top.media_type, top.content));
-  board.Final(reference + ": digest: " + top.digest.str() + " size: " + std::to_string(top.content.size()));
+  board.Final(reference + ": digest: " + top.digest.str() +
+              " size: " + std::to_string(top.content.size()));
   return Status::Ok();
 }
 
-Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions& opts,
-                 std::ostream& out) {
+Status PullImage(ImageStore& images, const ImageRef& ref,
+                 const TransferOptions& opts, std::ostream& out) {
   ASSIGN_OR_RETURN(auto remote, Remote(ref, opts));
   // Named copies, not a structured binding: lambdas below capture them
   // (clang 14, used for the sanitizer builds, cannot capture bindings).
@@ -200,11 +220,14 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
   ProgressBoard board(out, opts.tty);
   client::RegistryClient c(host, creds, conn);
   c.set_notes([&board](const std::string& n) { board.Note(n); });
-  RETURN_IF_ERROR(c.Ping());  // an unreachable registry fails at once, without retries
+  RETURN_IF_ERROR(
+      c.Ping());  // an unreachable registry fails at once, without retries
   std::string reference = ref.digest ? ref.digest->str() : ref.tag;
   ASSIGN_OR_RETURN(client::FetchedManifest top, c.GetManifest(repo, reference));
   auto parsed = oci::ParseManifest(top.content, top.media_type);
-  if (!parsed.ok()) return InvalidArgument("registry sent an invalid manifest: " + parsed.status().message());
+  if (!parsed.ok())
+    return InvalidArgument("registry sent an invalid manifest: " +
+                           parsed.status().message());
 
   // The image manifests to fetch: one platform's, or all of an index's.
   std::vector<client::FetchedManifest> manifests;
@@ -215,7 +238,8 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
     }
   } else if (parsed->is_index) {
     const oci::Descriptor* pick = oci::PickPlatform(*parsed, opts.platform);
-    if (!pick) return NotFound(ref.str() + " has no image for " + opts.platform);
+    if (!pick)
+      return NotFound(ref.str() + " has no image for " + opts.platform);
     ASSIGN_OR_RETURN(auto m, c.GetManifest(repo, pick->digest.str()));
     manifests.push_back(std::move(m));
   } else {
@@ -227,7 +251,9 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
   std::set<std::string> seen;
   for (size_t i = 0; i < manifests.size(); ++i) {
     auto b = BlobsOf(manifests[i].content, manifests[i].media_type);
-    if (!b.ok()) return InvalidArgument("registry sent an invalid platform manifest: " + b.status().message());
+    if (!b.ok())
+      return InvalidArgument("registry sent an invalid platform manifest: " +
+                             b.status().message());
     for (const auto& d : *b) {
       required[i].push_back(d.digest);
       if (seen.insert(d.digest.str()).second) blobs.push_back(d);
@@ -243,19 +269,22 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
     }
     client::RegistryClient w(host, creds, conn);
     w.set_notes([&board](const std::string& n) { board.Note(n); });
-    RETURN_IF_ERROR(w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store, ref.name,
-                                [&board, shortd](uint64_t done, uint64_t total) {
-                                  board.Bytes(shortd, "Downloading", done, total);
-                                }));
+    RETURN_IF_ERROR(
+        w.FetchBlob(repo, b.digest, static_cast<uint64_t>(b.size), store,
+                    ref.name, [&board, shortd](uint64_t done, uint64_t total) {
+                      board.Bytes(shortd, "Downloading", done, total);
+                    }));
     board.Status(shortd, "Pull complete");
     return Status::Ok();
   };
   std::vector<std::function<Status()>> tasks;
-  for (const auto& b : blobs) tasks.push_back([&fetch_one, b] { return fetch_one(b); });
+  for (const auto& b : blobs)
+    tasks.push_back([&fetch_one, b] { return fetch_one(b); });
   RETURN_IF_ERROR(RunBounded(tasks, opts.parallel));
 
   std::string tag = ref.digest ? "" : ref.tag;
-  auto record = [](const client::FetchedManifest& f, const std::string& media_type) {
+  auto record = [](const client::FetchedManifest& f,
+                   const std::string& media_type) {
     ManifestRecord rec;
     rec.content = f.content;
     rec.digest = f.digest;
@@ -264,16 +293,20 @@ Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions&
   };
   if (manifests.size() == 1 && !(parsed->is_index && opts.all_platforms)) {
     auto p = oci::ParseManifest(manifests[0].content, manifests[0].media_type);
-    RETURN_IF_ERROR(store.PutManifest(ref.name, record(manifests[0], p->media_type), tag, required[0], {}));
+    RETURN_IF_ERROR(store.PutManifest(
+        ref.name, record(manifests[0], p->media_type), tag, required[0], {}));
     board.Final("Digest: " + manifests[0].digest.str());
   } else {
     std::vector<Digest> children;
     for (size_t i = 0; i < manifests.size(); ++i) {
-      auto p = oci::ParseManifest(manifests[i].content, manifests[i].media_type);
-      RETURN_IF_ERROR(store.PutManifest(ref.name, record(manifests[i], p->media_type), "", required[i], {}));
+      auto p =
+          oci::ParseManifest(manifests[i].content, manifests[i].media_type);
+      RETURN_IF_ERROR(store.PutManifest(
+          ref.name, record(manifests[i], p->media_type), "", required[i], {}));
       children.push_back(manifests[i].digest);
     }
-    RETURN_IF_ERROR(store.PutManifest(ref.name, record(top, parsed->media_type), tag, {}, children));
+    RETURN_IF_ERROR(store.PutManifest(ref.name, record(top, parsed->media_type),
+                                      tag, {}, children));
     board.Final("Digest: " + top.digest.str());
   }
   board.Final("Status: Downloaded image for " + ref.str());

@@ -11,18 +11,18 @@
 // line.
 #pragma once
 
+#include <memory>
 #include <ostream>
 #include <string>
 
 #include "build/image_store.h"
 #include "client/credentials.h"
 #include "client/registry_client.h"
-#include <memory>
 
 namespace ocib::build {
 
 struct TransferOptions {
-  client::Connection conn;              // --insecure, --ca-cert, insecure-registries
+  client::Connection conn;  // --insecure, --ca-cert, insecure-registries
   // Credentials per registry host (the CLI: docker's config.json); null:
   // anonymous.
   std::shared_ptr<const client::CredentialSource> credentials;
@@ -38,11 +38,12 @@ struct TransferOptions {
 // Pushes an image, or a whole index (every platform manifest, then the
 // index). pushed_dir keeps, per registry, which repository each pushed
 // blob went to.
-Status PushImage(ImageStore& images, const ImageRef& ref, const std::string& pushed_dir,
-                 const TransferOptions& opts, std::ostream& out);
+Status PushImage(ImageStore& images, const ImageRef& ref,
+                 const std::string& pushed_dir, const TransferOptions& opts,
+                 std::ostream& out);
 
 // Fetches the image into the local store under ref's name and tag.
-Status PullImage(ImageStore& images, const ImageRef& ref, const TransferOptions& opts,
-                 std::ostream& out);
+Status PullImage(ImageStore& images, const ImageRef& ref,
+                 const TransferOptions& opts, std::ostream& out);
 
 }  // namespace ocib::build

@@ -7,8 +7,9 @@ namespace ocib::build {
 
 namespace fs = std::filesystem;
 
-Result<std::unique_ptr<Workspace>> Workspace::Create(const std::vector<std::string>& lowers,
-                                                     const std::string& dir, std::ostream& note) {
+Result<std::unique_ptr<Workspace>> Workspace::Create(
+    const std::vector<std::string>& lowers, const std::string& dir,
+    std::ostream& note) {
   std::unique_ptr<Workspace> w(new Workspace());
   w->dir_ = dir;
   w->upper_ = dir + "/upper";
@@ -23,7 +24,8 @@ Result<std::unique_ptr<Workspace>> Workspace::Create(const std::vector<std::stri
       w->rootfs_ = merged;
       return w;
     }
-    note << " ---> overlayfs unavailable (" << m.status().message() << "): copying layers instead\n";
+    note << " ---> overlayfs unavailable (" << m.status().message()
+         << "): copying layers instead\n";
   }
   w->rootfs_ = dir + "/rootfs";
   RETURN_IF_ERROR(MaterializeLayers(lowers, w->rootfs_));
@@ -38,7 +40,8 @@ Status Workspace::Finish(const std::vector<std::string>& stubs) {
   for (auto it = stubs.rbegin(); it != stubs.rend(); ++it) {
     std::string p = base + "/" + *it;
     std::error_code ec;
-    if (fs::is_regular_file(p, ec) && fs::file_size(p, ec) == 0) fs::remove(p, ec);
+    if (fs::is_regular_file(p, ec) && fs::file_size(p, ec) == 0)
+      fs::remove(p, ec);
   }
   if (snapshot_) {
     std::error_code ec;

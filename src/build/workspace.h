@@ -23,8 +23,9 @@ class Workspace {
   // lowers: layer directories, top first (at least one). dir: scratch
   // space the workspace owns. `note` gets a line when overlayfs is
   // unavailable.
-  static Result<std::unique_ptr<Workspace>> Create(const std::vector<std::string>& lowers,
-                                                   const std::string& dir, std::ostream& note);
+  static Result<std::unique_ptr<Workspace>> Create(
+      const std::vector<std::string>& lowers, const std::string& dir,
+      std::ostream& note);
   const std::string& rootfs() const { return rootfs_; }
   const std::string& changes() const { return upper_; }
   bool copying() const { return !mount_; }

@@ -19,8 +19,11 @@ class CredentialSource {
 // The same credentials for every host ("" for none).
 class FixedCredentials : public CredentialSource {
  public:
-  explicit FixedCredentials(std::string credentials) : credentials_(std::move(credentials)) {}
-  std::string Credentials(const std::string&) const override { return credentials_; }
+  explicit FixedCredentials(std::string credentials)
+      : credentials_(std::move(credentials)) {}
+  std::string Credentials(const std::string&) const override {
+    return credentials_;
+  }
 
  private:
   const std::string credentials_;

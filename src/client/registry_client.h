@@ -21,9 +21,9 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,11 +63,12 @@ class ClientSession {
 // mirror from its config). The client reads no files of its own.
 struct Connection {
   bool insecure = false;  // for every host this Connection is used with
-  std::set<std::string> insecure_hosts;  // HTTPS unverified, then plain HTTP, for these
-  std::string ca_cert;    // PEM file: HTTPS verified against it only
-  std::string scheme;     // "http" or "https" to override the rules above
+  std::set<std::string>
+      insecure_hosts;       // HTTPS unverified, then plain HTTP, for these
+  std::string ca_cert;      // PEM file: HTTPS verified against it only
+  std::string scheme;       // "http" or "https" to override the rules above
   int timeout_seconds = 0;  // connect and read timeout; 0: 10 s / 300 s
-  int retries = 6;          // after a connection error, 5xx or 429, with backoff
+  int retries = 6;  // after a connection error, 5xx or 429, with backoff
   // Shared tokens and plain-HTTP knowledge; null: the client's own.
   std::shared_ptr<ClientSession> session;
 };
@@ -87,7 +88,8 @@ class RegistryClient {
   // credentials.h for where callers get them). When the registry answers
   // 401 the client authenticates: Basic, or the Bearer token flow (realm,
   // service, scope; anonymous tokens too).
-  RegistryClient(const std::string& host, const std::string& credentials, const Connection& conn = {});
+  RegistryClient(const std::string& host, const std::string& credentials,
+                 const Connection& conn = {});
   // GET /v2/, authenticating as needed: OK when access is granted.
   Status Ping();
   ~RegistryClient();
@@ -96,7 +98,8 @@ class RegistryClient {
   Result<bool> HasBlob(const std::string& repo, const Digest& d);
   // Cross-repository mount; false when the registry started an upload
   // instead (that session is cancelled).
-  Result<bool> MountBlob(const std::string& repo, const std::string& from, const Digest& d);
+  Result<bool> MountBlob(const std::string& repo, const std::string& from,
+                         const Digest& d);
   // Uploads a blob from `source`: small blobs in one streamed PUT, large
   // ones in 16 MiB PATCH chunks. Connection errors and 5xx answers are
   // retried with backoff; a chunked upload resumes from the offset the
@@ -104,31 +107,37 @@ class RegistryClient {
   Status PushBlob(const std::string& repo, const Digest& d, BlobReader& source,
                   const ProgressFn& progress = nullptr);
   // Receives one-line notes (retries, resumptions).
-  void set_notes(std::function<void(const std::string&)> notes) { notes_ = std::move(notes); }
+  void set_notes(std::function<void(const std::string&)> notes) {
+    notes_ = std::move(notes);
+  }
   // PUT of a manifest; checks the digest the registry answers.
   Status PushManifest(const std::string& repo, const std::string& reference,
-                      const std::string& media_type, const std::string& content);
+                      const std::string& media_type,
+                      const std::string& content);
   // GET with an Accept header for OCI and Docker manifests and indexes.
   // `reference` is a tag or digest; the content must hash to a digest
   // reference, and to the Docker-Content-Digest the registry sends.
-  Result<FetchedManifest> GetManifest(const std::string& repo, const std::string& reference);
+  Result<FetchedManifest> GetManifest(const std::string& repo,
+                                      const std::string& reference);
   // Streams a blob into the store, verifying size and digest, and links it
   // into link_repo. A transfer cut by a connection error or a 5xx answer
   // resumes with a Range request from the bytes already received (or
   // starts over if the registry ignores Range), with backoff. Nothing is
   // stored on a mismatch or when the retries run out.
-  Status FetchBlob(const std::string& repo, const Digest& d, uint64_t size, Ingester& store,
-                   const std::string& link_repo, const ProgressFn& progress = nullptr);
+  Status FetchBlob(const std::string& repo, const Digest& d, uint64_t size,
+                   Ingester& store, const std::string& link_repo,
+                   const ProgressFn& progress = nullptr);
 
   // Downloads a blob into w (which the caller commits), resuming with Range
   // after a cut; kInvalidArgument if the registry sends more than size
   // bytes or, after a cut, ignores the Range.
-  Status FetchBlobInto(const std::string& repo, const Digest& d, uint64_t size, BlobWriter& w,
-                       const ProgressFn& progress = nullptr);
+  Status FetchBlobInto(const std::string& repo, const Digest& d, uint64_t size,
+                       BlobWriter& w, const ProgressFn& progress = nullptr);
   // HEAD of a blob: its size. kNotFound if the repository lacks it.
   Result<uint64_t> BlobSize(const std::string& repo, const Digest& d);
   // HEAD of a manifest: the digest the registry reports for reference.
-  Result<Digest> HeadManifest(const std::string& repo, const std::string& reference);
+  Result<Digest> HeadManifest(const std::string& repo,
+                              const std::string& reference);
   // Every tag of the repository (following Link pages).
   Result<std::vector<std::string>> ListTags(const std::string& repo);
 
@@ -136,8 +145,10 @@ class RegistryClient {
   uint64_t bytes_sent() const { return bytes_sent_; }
 
  private:
-  Status Fetch(const std::string& repo, const Digest& d, uint64_t size, BlobWriter* w,
-               const std::function<Result<BlobWriter*>()>& restart, const ProgressFn& progress);
+  Status Fetch(const std::string& repo, const Digest& d, uint64_t size,
+               BlobWriter* w,
+               const std::function<Result<BlobWriter*>()>& restart,
+               const ProgressFn& progress);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   uint64_t bytes_sent_ = 0;

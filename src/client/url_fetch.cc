@@ -6,11 +6,14 @@
 
 namespace ocib::client {
 
-Status FetchUrl(const std::string& url, const std::function<Status(const char*, size_t)>& sink,
+Status FetchUrl(const std::string& url,
+                const std::function<Status(const char*, size_t)>& sink,
                 const UrlFetchOptions& options) {
   static const std::regex re("^(https?)://([^/?#]+)([/?][^#]*)?$");
   std::smatch m;
-  if (!std::regex_match(url, m, re)) return InvalidArgument("invalid URL " + url + " (want http(s)://HOST/PATH)");
+  if (!std::regex_match(url, m, re))
+    return InvalidArgument("invalid URL " + url +
+                           " (want http(s)://HOST/PATH)");
   httplib::Client c(m[1].str() + "://" + m[2].str());
   c.set_connection_timeout(options.connect_timeout_seconds, 0);
   c.set_read_timeout(options.read_timeout_seconds, 0);
@@ -36,13 +39,18 @@ Status FetchUrl(const std::string& url, const std::function<Status(const char*, 
         return sink_status.ok();
       });
   if (!sink_status.ok()) return sink_status;
-  if (status == 404 || status == 410) return NotFound(url + ": HTTP " + std::to_string(status));
-  if (status != 0 && status != 200) return FailedPrecondition(url + ": HTTP " + std::to_string(status));
-  if (!r) return Unavailable(url + ": cannot fetch (" + httplib::to_string(r.error()) + ")");
+  if (status == 404 || status == 410)
+    return NotFound(url + ": HTTP " + std::to_string(status));
+  if (status != 0 && status != 200)
+    return FailedPrecondition(url + ": HTTP " + std::to_string(status));
+  if (!r)
+    return Unavailable(url + ": cannot fetch (" +
+                       httplib::to_string(r.error()) + ")");
   if (options.checksum) {
     Digest got = hasher.Finish();
     if (got != *options.checksum)
-      return InvalidArgument(url + ": checksum mismatch: expected " + options.checksum->str() + ", got " + got.str());
+      return InvalidArgument(url + ": checksum mismatch: expected " +
+                             options.checksum->str() + ", got " + got.str());
   }
   return Status::Ok();
 }

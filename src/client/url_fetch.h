@@ -23,7 +23,8 @@ struct UrlFetchOptions {
   std::optional<Digest> checksum;  // the body must hash to this
 };
 
-Status FetchUrl(const std::string& url, const std::function<Status(const char*, size_t)>& sink,
+Status FetchUrl(const std::string& url,
+                const std::function<Status(const char*, size_t)>& sink,
                 const UrlFetchOptions& options = {});
 
 }  // namespace ocib::client

@@ -14,7 +14,8 @@
 namespace ocib::client {
 
 std::string DockerConfigPath() {
-  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return std::string(d) + "/config.json";
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d)
+    return std::string(d) + "/config.json";
   const char* home = std::getenv("HOME");
   return std::string(home && *home ? home : "/root") + "/.docker/config.json";
 }
@@ -31,7 +32,8 @@ nlohmann::json ReadDockerConfig() {
 Status WriteDockerConfig(const nlohmann::json& j) {
   std::string path = DockerConfigPath();
   std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(),
+                                      ec);
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp);
@@ -54,36 +56,45 @@ DockerConfigCredentials::DockerConfigCredentials(const std::string& path) {
   json_ = ss.str();
 }
 
-std::string DockerConfigCredentials::Credentials(const std::string& host) const {
+std::string DockerConfigCredentials::Credentials(
+    const std::string& host) const {
   nlohmann::json j = nlohmann::json::parse(json_, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("auths") || !j["auths"].is_object()) return "";
+  if (j.is_discarded() || !j.is_object() || !j.contains("auths") ||
+      !j["auths"].is_object())
+    return "";
   for (const std::string& key : {host, "http://" + host, "https://" + host}) {
     if (!j["auths"].contains(key)) continue;
     const auto& e = j["auths"][key];
-    if (e.contains("auth") && e["auth"].is_string()) return Unbase64(e["auth"].get<std::string>());
+    if (e.contains("auth") && e["auth"].is_string())
+      return Unbase64(e["auth"].get<std::string>());
   }
   return "";
 }
 
-Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password) {
+Status StoreCredentials(const std::string& host, const std::string& user,
+                        const std::string& password) {
   auto j = ReadDockerConfig();
-  if (!j.contains("auths") || !j["auths"].is_object()) j["auths"] = nlohmann::json::object();
+  if (!j.contains("auths") || !j["auths"].is_object())
+    j["auths"] = nlohmann::json::object();
   j["auths"][host] = {{"auth", Base64(user + ":" + password)}};
   return WriteDockerConfig(j);
 }
 
 Status RemoveCredentials(const std::string& host) {
   auto j = ReadDockerConfig();
-  if (!j.contains("auths") || !j["auths"].is_object() || !j["auths"].contains(host))
+  if (!j.contains("auths") || !j["auths"].is_object() ||
+      !j["auths"].contains(host))
     return NotFound("not logged in to " + host);
   j["auths"].erase(host);
   return WriteDockerConfig(j);
 }
 
 std::string ClientConfigPath() {
-  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/ocibuild/config.json";
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+    return std::string(x) + "/ocibuild/config.json";
   const char* home = std::getenv("HOME");
-  return std::string(home && *home ? home : "/root") + "/.config/ocibuild/config.json";
+  return std::string(home && *home ? home : "/root") +
+         "/.config/ocibuild/config.json";
 }
 
 namespace {
@@ -100,8 +111,10 @@ UserConfig LoadUserConfig() {
   nlohmann::json j = ReadClientConfig();
   if (j.contains("default-registry") && j["default-registry"].is_string())
     c.default_registry = j["default-registry"].get<std::string>();
-  if (j.contains("max-concurrent-transfers") && j["max-concurrent-transfers"].is_number_integer())
-    c.max_concurrent_transfers = std::clamp(j["max-concurrent-transfers"].get<int>(), 1, 32);
+  if (j.contains("max-concurrent-transfers") &&
+      j["max-concurrent-transfers"].is_number_integer())
+    c.max_concurrent_transfers =
+        std::clamp(j["max-concurrent-transfers"].get<int>(), 1, 32);
   if (j.contains("insecure-registries") && j["insecure-registries"].is_array())
     for (const auto& h : j["insecure-registries"])
       if (h.is_string()) c.insecure_registries.insert(h.get<std::string>());

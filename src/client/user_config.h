@@ -25,7 +25,8 @@ std::string DockerConfigPath();
 // Credentials from a docker-style config.json, read once at construction.
 class DockerConfigCredentials : public CredentialSource {
  public:
-  explicit DockerConfigCredentials(const std::string& path = DockerConfigPath());
+  explicit DockerConfigCredentials(
+      const std::string& path = DockerConfigPath());
   std::string Credentials(const std::string& host) const override;
 
  private:
@@ -33,7 +34,8 @@ class DockerConfigCredentials : public CredentialSource {
 };
 
 // `ocibuild login` / `logout`: writes docker's config.json (mode 0600).
-Status StoreCredentials(const std::string& host, const std::string& user, const std::string& password);
+Status StoreCredentials(const std::string& host, const std::string& user,
+                        const std::string& password);
 // kNotFound when there was nothing to remove.
 Status RemoveCredentials(const std::string& host);
 

@@ -35,17 +35,24 @@ void AddressOf(socket_t sock, bool peer, std::string& ip, int& port) {
 
 }  // namespace
 
-int ToMillis(time_t sec, time_t usec) { return static_cast<int>(sec * 1000 + usec / 1000); }
+int ToMillis(time_t sec, time_t usec) {
+  return static_cast<int>(sec * 1000 + usec / 1000);
+}
 
-BufferedSocketStream::BufferedSocketStream(socket_t sock, int read_timeout_ms, int write_timeout_ms)
+BufferedSocketStream::BufferedSocketStream(socket_t sock, int read_timeout_ms,
+                                           int write_timeout_ms)
     : sock_(sock),
       read_timeout_ms_(read_timeout_ms),
       write_timeout_ms_(write_timeout_ms),
       buf_(new char[kReadBuffer]) {}
 
-bool BufferedSocketStream::is_readable() const { return buffered() || Poll(POLLIN, read_timeout_ms_); }
+bool BufferedSocketStream::is_readable() const {
+  return buffered() || Poll(POLLIN, read_timeout_ms_);
+}
 
-bool BufferedSocketStream::is_writable() const { return Poll(POLLOUT, write_timeout_ms_); }
+bool BufferedSocketStream::is_writable() const {
+  return Poll(POLLOUT, write_timeout_ms_);
+}
 
 ssize_t BufferedSocketStream::read(char* ptr, size_t size) {
   if (!buffered()) {
@@ -70,11 +77,13 @@ ssize_t BufferedSocketStream::write(const char* ptr, size_t size) {
   }
 }
 
-void BufferedSocketStream::get_remote_ip_and_port(std::string& ip, int& port) const {
+void BufferedSocketStream::get_remote_ip_and_port(std::string& ip,
+                                                  int& port) const {
   AddressOf(sock_, true, ip, port);
 }
 
-void BufferedSocketStream::get_local_ip_and_port(std::string& ip, int& port) const {
+void BufferedSocketStream::get_local_ip_and_port(std::string& ip,
+                                                 int& port) const {
   AddressOf(sock_, false, ip, port);
 }
 
@@ -99,8 +108,10 @@ bool BufferedSocketStream::Poll(short events, int timeout_ms) const {
 
 // A server answers only the request it was sent, so a stream per request
 // never holds bytes that belong to the next one.
-bool BufferedClient::process_socket(const Socket& socket, std::function<bool(httplib::Stream& strm)> callback) {
-  BufferedSocketStream strm(socket.sock, ToMillis(read_timeout_sec_, read_timeout_usec_),
+bool BufferedClient::process_socket(
+    const Socket& socket, std::function<bool(httplib::Stream& strm)> callback) {
+  BufferedSocketStream strm(socket.sock,
+                            ToMillis(read_timeout_sec_, read_timeout_usec_),
                             ToMillis(write_timeout_sec_, write_timeout_usec_));
   return callback(strm);
 }

@@ -23,7 +23,8 @@ int ToMillis(time_t sec, time_t usec);
 
 class BufferedSocketStream : public httplib::Stream {
  public:
-  BufferedSocketStream(socket_t sock, int read_timeout_ms, int write_timeout_ms);
+  BufferedSocketStream(socket_t sock, int read_timeout_ms,
+                       int write_timeout_ms);
 
   // True if bytes already read from the socket wait in the buffer (a
   // pipelined request).
@@ -57,7 +58,9 @@ class BufferedClient : public httplib::ClientImpl {
   using httplib::ClientImpl::ClientImpl;
 
  private:
-  bool process_socket(const Socket& socket, std::function<bool(httplib::Stream& strm)> callback) override;
+  bool process_socket(
+      const Socket& socket,
+      std::function<bool(httplib::Stream& strm)> callback) override;
 };
 
 }  // namespace ocib::net

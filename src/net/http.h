@@ -28,10 +28,10 @@ using Headers = std::multimap<std::string, std::string, CaseInsensitiveLess>;
 using ByteRange = std::pair<int64_t, int64_t>;
 
 struct Request {
-  std::string method;  // as sent, e.g. "GET"
-  std::string target;  // the request-target as sent
-  std::string path;    // target's path, percent-decoded
-  std::string query;   // target's query, undecoded, without '?'
+  std::string method;     // as sent, e.g. "GET"
+  std::string target;     // the request-target as sent
+  std::string path;       // target's path, percent-decoded
+  std::string query;      // target's query, undecoded, without '?'
   int minor_version = 1;  // HTTP/1.<minor>
   Headers headers;
   std::multimap<std::string, std::string> params;  // query, decoded
@@ -39,11 +39,15 @@ struct Request {
   std::string remote_addr;
   int remote_port = 0;
 
-  bool has_header(const std::string& key) const { return headers.count(key) > 0; }
+  bool has_header(const std::string& key) const {
+    return headers.count(key) > 0;
+  }
   std::string get_header_value(const std::string& key) const;
   bool has_param(const std::string& key) const { return params.count(key) > 0; }
   std::string get_param_value(const std::string& key, size_t i = 0) const;
-  size_t get_param_value_count(const std::string& key) const { return params.count(key); }
+  size_t get_param_value_count(const std::string& key) const {
+    return params.count(key);
+  }
 };
 
 // Writes `n` bytes of a streamed body; false when the client is gone.
@@ -51,7 +55,8 @@ using BodyWriter = std::function<bool(const char* data, size_t n)>;
 // Produces the body bytes [offset, offset + length) in one or more writes
 // of at most `length` bytes. Returns false to abort the response (the
 // connection is then closed, as the client cannot tell the body is short).
-using ContentProvider = std::function<bool(uint64_t offset, uint64_t length, const BodyWriter& write)>;
+using ContentProvider = std::function<bool(uint64_t offset, uint64_t length,
+                                           const BodyWriter& write)>;
 
 struct Response {
   int status = 200;
@@ -60,14 +65,19 @@ struct Response {
   uint64_t provider_length = 0;
   ContentProvider provider;
 
-  bool has_header(const std::string& key) const { return headers.count(key) > 0; }
+  bool has_header(const std::string& key) const {
+    return headers.count(key) > 0;
+  }
   std::string get_header_value(const std::string& key) const;
   // Replaces every value of `key`.
   void set_header(const std::string& key, std::string value);
   void set_content(std::string body, const std::string& content_type);
-  void set_content_provider(uint64_t length, const std::string& content_type, ContentProvider p);
+  void set_content_provider(uint64_t length, const std::string& content_type,
+                            ContentProvider p);
   // The bytes of body the response carries (for the access log).
-  uint64_t body_length() const { return provider ? provider_length : body.size(); }
+  uint64_t body_length() const {
+    return provider ? provider_length : body.size();
+  }
   // A note for the access log about how the request was served (the
   // mirror's "hit", "miss", "stale"); never sent to the client.
   std::string log_note;
@@ -85,7 +95,8 @@ class RequestBody {
   // true when the whole body arrived and every call returned true; false
   // when the client's stream broke, timed out, exceeded the server's body
   // limit (too_large()) or the receiver stopped.
-  virtual bool Read(const std::function<bool(const char*, size_t)>& receiver) = 0;
+  virtual bool Read(
+      const std::function<bool(const char*, size_t)>& receiver) = 0;
   // True once the body exceeded the server's limit; the server then
   // answers 413 whatever the handler set.
   virtual bool too_large() const = 0;

@@ -1,12 +1,13 @@
 #include "net/http_parser.h"
 
-#include <cstring>
 #include <strings.h>
+
+#include <cstring>
 
 namespace ocib::net {
 namespace {
 
-constexpr size_t kMaxChunkLine = 4096;     // chunk-size line with extensions
+constexpr size_t kMaxChunkLine = 4096;  // chunk-size line with extensions
 constexpr size_t kMaxTrailerBytes = 16 << 10;
 constexpr size_t kMaxRanges = 16;
 
@@ -18,7 +19,9 @@ bool IsTchar(unsigned char c) {
 }
 
 // field-vchar, SP or HTAB (obs-text allowed).
-bool IsFieldChar(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+bool IsFieldChar(unsigned char c) {
+  return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
 
 bool IsToken(std::string_view s) {
   if (s.empty()) return false;
@@ -28,8 +31,10 @@ bool IsToken(std::string_view s) {
 }
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -45,7 +50,8 @@ bool ParseDecimal(std::string_view s, uint64_t* out) {
 }
 
 bool EqualsNoCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+  return a.size() == b.size() &&
+         ::strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
 bool ContainsTokenNoCase(std::string_view list, std::string_view token) {
@@ -94,14 +100,17 @@ std::string PercentDecode(std::string_view s, bool plus_is_space) {
   return out;
 }
 
-void ParseQuery(std::string_view q, std::multimap<std::string, std::string>* out) {
+void ParseQuery(std::string_view q,
+                std::multimap<std::string, std::string>* out) {
   while (!q.empty()) {
     size_t amp = q.find('&');
     std::string_view pair = q.substr(0, amp);
     if (!pair.empty()) {
       size_t eq = pair.find('=');
       std::string key = PercentDecode(pair.substr(0, eq), true);
-      std::string value = eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1), true);
+      std::string value = eq == std::string_view::npos
+                              ? ""
+                              : PercentDecode(pair.substr(eq + 1), true);
       out->emplace(std::move(key), std::move(value));
     }
     if (amp == std::string_view::npos) break;
@@ -119,7 +128,8 @@ bool ParseRangeHeader(std::string_view v, std::vector<ByteRange>* out) {
     size_t comma = v.find(',');
     std::string_view spec = Trim(v.substr(0, comma));
     size_t dash = spec.find('-');
-    if (dash == std::string_view::npos || ranges.size() == kMaxRanges) return false;
+    if (dash == std::string_view::npos || ranges.size() == kMaxRanges)
+      return false;
     std::string_view a = spec.substr(0, dash), b = spec.substr(dash + 1);
     uint64_t first = 0, last = 0;
     if (a.empty()) {  // suffix: -N
@@ -133,7 +143,8 @@ bool ParseRangeHeader(std::string_view v, std::vector<ByteRange>* out) {
         // last < first is kept: the server answers it 416, as the OCI
         // conformance suite expects.
         if (!ParseDecimal(b, &last)) return false;
-        ranges.emplace_back(static_cast<int64_t>(first), static_cast<int64_t>(last));
+        ranges.emplace_back(static_cast<int64_t>(first),
+                            static_cast<int64_t>(last));
       }
     }
     if (comma == std::string_view::npos) break;
@@ -146,18 +157,24 @@ bool ParseRangeHeader(std::string_view v, std::vector<ByteRange>* out) {
 bool ParseContentRange(std::string_view v, uint64_t* start, uint64_t* end) {
   if (v.starts_with("bytes ") || v.starts_with("bytes=")) v.remove_prefix(6);
   size_t dash = v.find('-');
-  if (dash == std::string_view::npos || dash == 0 || dash + 1 >= v.size()) return false;
-  return ParseDecimal(v.substr(0, dash), start) && ParseDecimal(v.substr(dash + 1), end) && *end >= *start;
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 >= v.size())
+    return false;
+  return ParseDecimal(v.substr(0, dash), start) &&
+         ParseDecimal(v.substr(dash + 1), end) && *end >= *start;
 }
 
-HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Request* req,
-                            uint64_t* body_length, bool* chunked, bool* keep_alive) {
+HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits,
+                            Request* req, uint64_t* body_length, bool* chunked,
+                            bool* keep_alive) {
   // Skip empty lines before the request line (RFC 9112 §2.2), a few only.
   size_t pos = 0;
   for (int i = 0; i < 4 && pos < in.size(); ++i) {
-    if (in.compare(pos, 2, "\r\n") == 0) pos += 2;
-    else if (in[pos] == '\n') pos += 1;
-    else break;
+    if (in.compare(pos, 2, "\r\n") == 0)
+      pos += 2;
+    else if (in[pos] == '\n')
+      pos += 1;
+    else
+      break;
   }
   // Finds the end of the line starting at `pos`: LF or CRLF. Bare CR is
   // an error (a parser that took it as a line end would disagree).
@@ -184,7 +201,8 @@ HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Reque
     std::string_view part = in.substr(pos);
     size_t sp = part.find(' ');
     std::string_view method = part.substr(0, sp);
-    if (!method.empty() && part[0] != '\r' && (!IsToken(method) || method.size() > 32))
+    if (!method.empty() && part[0] != '\r' &&
+        (!IsToken(method) || method.size() > 32))
       return Error(400, "malformed request line");
     return HeadResult{};
   }
@@ -193,18 +211,22 @@ HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Reque
   // method SP request-target SP HTTP-version
   size_t sp1 = line.find(' ');
   size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos)
+  if (sp2 == std::string_view::npos ||
+      line.find(' ', sp2 + 1) != std::string_view::npos)
     return Error(400, "malformed request line");
   std::string_view method = line.substr(0, sp1);
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
-  if (!IsToken(method) || method.size() > 32) return Error(400, "malformed method");
+  if (!IsToken(method) || method.size() > 32)
+    return Error(400, "malformed method");
   if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." ||
       (version[7] != '0' && version[7] != '1')) {
-    if (version.starts_with("HTTP/")) return Error(505, "HTTP version not supported");
+    if (version.starts_with("HTTP/"))
+      return Error(505, "HTTP version not supported");
     return Error(400, "malformed request line");
   }
-  if (target.empty() || target.front() != '/') return Error(400, "request target must be a path");
+  if (target.empty() || target.front() != '/')
+    return Error(400, "request target must be a path");
   for (unsigned char c : target)
     if (c <= 0x20 || c == 0x7f) return Error(400, "malformed request target");
 
@@ -242,10 +264,13 @@ HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Reque
     if (r != 1) return Error(400, "malformed header line");
     pos = after;
     if (line.empty()) break;
-    if (++count > limits.max_headers) return Error(431, "too many header fields");
-    if (line.front() == ' ' || line.front() == '\t') return Error(400, "obsolete line folding");
+    if (++count > limits.max_headers)
+      return Error(431, "too many header fields");
+    if (line.front() == ' ' || line.front() == '\t')
+      return Error(400, "obsolete line folding");
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return Error(400, "malformed header line");
+    if (colon == std::string_view::npos)
+      return Error(400, "malformed header line");
     std::string_view name = line.substr(0, colon);
     if (!IsToken(name)) return Error(400, "malformed header name");
     std::string_view value = Trim(line.substr(colon + 1));
@@ -257,8 +282,10 @@ HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Reque
       while (true) {
         size_t comma = list.find(',');
         uint64_t n;
-        if (!ParseDecimal(Trim(list.substr(0, comma)), &n)) return Error(400, "invalid Content-Length");
-        if (have_length && n != length) return Error(400, "conflicting Content-Length values");
+        if (!ParseDecimal(Trim(list.substr(0, comma)), &n))
+          return Error(400, "invalid Content-Length");
+        if (have_length && n != length)
+          return Error(400, "conflicting Content-Length values");
         have_length = true;
         length = n;
         if (comma == std::string_view::npos) break;
@@ -277,26 +304,34 @@ HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Reque
     }
     req->headers.emplace(std::string(name), std::string(value));
   }
-  if (req->minor_version == 1 && !have_host) return Error(400, "missing Host header");
+  if (req->minor_version == 1 && !have_host)
+    return Error(400, "missing Host header");
   if (have_te) {
-    if (req->minor_version == 0) return Error(400, "Transfer-Encoding in an HTTP/1.0 request");
-    if (!EqualsNoCase(te_value, "chunked")) return Error(501, "unsupported transfer coding");
-    if (have_length) return Error(400, "both Content-Length and Transfer-Encoding");
+    if (req->minor_version == 0)
+      return Error(400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (!EqualsNoCase(te_value, "chunked"))
+      return Error(501, "unsupported transfer coding");
+    if (have_length)
+      return Error(400, "both Content-Length and Transfer-Encoding");
   }
   *chunked = have_te;
   *body_length = have_te ? 0 : length;
-  if (req->minor_version == 0) *keep_alive = ContainsTokenNoCase(connection, "keep-alive");
-  else *keep_alive = !ContainsTokenNoCase(connection, "close");
+  if (req->minor_version == 0)
+    *keep_alive = ContainsTokenNoCase(connection, "keep-alive");
+  else
+    *keep_alive = !ContainsTokenNoCase(connection, "close");
   auto range = req->headers.find("Range");
-  if (range != req->headers.end()) ParseRangeHeader(range->second, &req->ranges);
+  if (range != req->headers.end())
+    ParseRangeHeader(range->second, &req->ranges);
   HeadResult ok;
   ok.kind = HeadResult::kComplete;
   ok.consumed = pos;
   return ok;
 }
 
-ChunkedDecoder::State ChunkedDecoder::Feed(const char* p, size_t n, size_t* consumed,
-                                           const std::function<bool(const char*, size_t)>& out) {
+ChunkedDecoder::State ChunkedDecoder::Feed(
+    const char* p, size_t n, size_t* consumed,
+    const std::function<bool(const char*, size_t)>& out) {
   size_t i = 0;
   auto fail = [&] {
     phase_ = kFailed;
@@ -316,7 +351,8 @@ ChunkedDecoder::State ChunkedDecoder::Feed(const char* p, size_t n, size_t* cons
         if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
         size_t ext = l.find(';');
         std::string_view hex = l.substr(0, ext);
-        while (!hex.empty() && (hex.back() == ' ' || hex.back() == '\t')) hex.remove_suffix(1);
+        while (!hex.empty() && (hex.back() == ' ' || hex.back() == '\t'))
+          hex.remove_suffix(1);
         if (hex.empty() || hex.size() > 15) return fail();
         uint64_t size = 0;
         for (char h : hex) {
@@ -387,7 +423,8 @@ ChunkedDecoder::State ChunkedDecoder::Feed(const char* p, size_t n, size_t* cons
   return kNeedMore;
 }
 
-bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
+bool CaseInsensitiveLess::operator()(const std::string& a,
+                                     const std::string& b) const {
   return ::strcasecmp(a.c_str(), b.c_str()) < 0;
 }
 

@@ -25,8 +25,8 @@ struct HeadLimits {
 
 struct HeadResult {
   enum Kind { kIncomplete, kComplete, kError } kind = kIncomplete;
-  size_t consumed = 0;  // kComplete: bytes of the head, CRLFCRLF included
-  int status = 0;       // kError: 400, 414, 431, 501 or 505
+  size_t consumed = 0;       // kComplete: bytes of the head, CRLFCRLF included
+  int status = 0;            // kError: 400, 414, 431, 501 or 505
   const char* message = "";  // kError: a fixed text, safe to send
 };
 
@@ -36,15 +36,17 @@ struct HeadResult {
 // within the limits; then the caller reads more.
 // On kComplete, *body_length is the Content-Length (0 without one) and
 // *chunked tells a chunked body; *keep_alive what the client asked for.
-HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits, Request* req,
-                            uint64_t* body_length, bool* chunked, bool* keep_alive);
+HeadResult ParseRequestHead(std::string_view in, const HeadLimits& limits,
+                            Request* req, uint64_t* body_length, bool* chunked,
+                            bool* keep_alive);
 
 // Decodes %XX escapes (and '+' as space when `plus_is_space`); invalid
 // escapes are kept as they are.
 std::string PercentDecode(std::string_view s, bool plus_is_space);
 
 // Parses "k=v&k2=v2" into decoded pairs.
-void ParseQuery(std::string_view query, std::multimap<std::string, std::string>* out);
+void ParseQuery(std::string_view query,
+                std::multimap<std::string, std::string>* out);
 
 // Parses a Range header value ("bytes=0-9,20-,-5"). Returns false (and
 // leaves *out empty) for anything else, which RFC 9110 §14.2 lets a
@@ -71,9 +73,16 @@ class ChunkedDecoder {
   uint64_t data_bytes() const { return data_bytes_; }
 
  private:
-  enum Phase { kSize, kData, kDataCrlf, kTrailer, kFinished, kFailed } phase_ = kSize;
-  std::string line_;        // the size line or trailer line so far
-  uint64_t left_ = 0;       // data bytes left in this chunk
+  enum Phase {
+    kSize,
+    kData,
+    kDataCrlf,
+    kTrailer,
+    kFinished,
+    kFailed
+  } phase_ = kSize;
+  std::string line_;   // the size line or trailer line so far
+  uint64_t left_ = 0;  // data bytes left in this chunk
   size_t trailer_bytes_ = 0;
   uint64_t data_bytes_ = 0;
   bool stopped_ = false;

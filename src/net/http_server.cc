@@ -50,7 +50,8 @@ struct Conn {
   int fd = -1;
   std::string remote_addr;
   int remote_port = 0;
-  std::string in;  // bytes read and not consumed: a head, body or pipelined requests
+  std::string
+      in;  // bytes read and not consumed: a head, body or pipelined requests
   size_t scanned = 0;  // bytes of `in` already searched for a head's end
   enum State { kIdle, kHead, kLinger } state = kHead;
   Clock::time_point deadline;
@@ -130,13 +131,18 @@ ssize_t RecvSome(int fd, char* p, size_t n, int timeout_ms) {
 class ConnBody : public RequestBody {
  public:
   ConnBody(Conn* c, const ServerOptions& o, char* buf, bool expect_continue)
-      : c_(c), o_(o), buf_(buf), expect_continue_(expect_continue), left_(c->body_length) {
+      : c_(c),
+        o_(o),
+        buf_(buf),
+        expect_continue_(expect_continue),
+        left_(c->body_length) {
     finished_ = !present();
   }
 
   bool present() const override { return c_->chunked || c_->body_length > 0; }
   std::optional<uint64_t> declared_length() const override {
-    if (c_->chunked || !c_->req.has_header("Content-Length")) return std::nullopt;
+    if (c_->chunked || !c_->req.has_header("Content-Length"))
+      return std::nullopt;
     return c_->body_length;
   }
   bool too_large() const override { return too_large_; }
@@ -148,7 +154,8 @@ class ConnBody : public RequestBody {
     if (expect_continue_ && !continue_sent_) {
       static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       continue_sent_ = true;
-      if (!SendAll(c_->fd, kContinue, sizeof kContinue - 1, o_.write_timeout_ms)) {
+      if (!SendAll(c_->fd, kContinue, sizeof kContinue - 1,
+                   o_.write_timeout_ms)) {
         broken_ = true;
         return false;
       }
@@ -175,7 +182,8 @@ class ConnBody : public RequestBody {
  private:
   // Feeds body bytes (buffered ones first) to `receiver` until the body
   // ends, the receiver stops, or the stream fails.
-  bool Pump(const std::function<bool(const char*, size_t)>& receiver, bool draining) {
+  bool Pump(const std::function<bool(const char*, size_t)>& receiver,
+            bool draining) {
     bool stopped = false;
     auto deliver = [&](const char* p, size_t n) {
       if (o_.max_body_bytes > 0 && received_ + n > o_.max_body_bytes) {
@@ -198,7 +206,10 @@ class ConnBody : public RequestBody {
         p = c_->in.data();
         n = c_->in.size();
       } else {
-        size_t want = c_->chunked ? kWorkerBuffer : static_cast<size_t>(std::min<uint64_t>(left_, kWorkerBuffer));
+        size_t want =
+            c_->chunked
+                ? kWorkerBuffer
+                : static_cast<size_t>(std::min<uint64_t>(left_, kWorkerBuffer));
         ssize_t r = RecvSome(c_->fd, buf_, want, o_.read_timeout_ms);
         if (r <= 0) {
           broken_ = true;
@@ -224,8 +235,10 @@ class ConnBody : public RequestBody {
         ok = st != ChunkedDecoder::kError;
         if (st == ChunkedDecoder::kDone) finished_ = true;
         if (!ok) {
-          if (decoder_.stopped()) stopped_chunked_ = true;
-          else broken_ = true;  // malformed chunk framing
+          if (decoder_.stopped())
+            stopped_chunked_ = true;
+          else
+            broken_ = true;  // malformed chunk framing
         }
       }
       if (from_in) {
@@ -257,7 +270,10 @@ class ConnBody : public RequestBody {
 class HttpServer::Impl {
  public:
   Impl(ServerOptions o, Handler h, ErrorPage e, Logger l)
-      : o_(std::move(o)), handler_(std::move(h)), error_page_(std::move(e)), logger_(std::move(l)) {
+      : o_(std::move(o)),
+        handler_(std::move(h)),
+        error_page_(std::move(e)),
+        logger_(std::move(l)) {
     stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   }
@@ -275,15 +291,19 @@ class HttpServer::Impl {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     std::string service = std::to_string(port);
-    if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &ai) != 0)
+    if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(),
+                      &hints, &ai) != 0)
       return Status(Code::kInvalidArgument, "cannot resolve " + host);
     int fd = -1;
     for (addrinfo* a = ai; a; a = a->ai_next) {
-      fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+      fd = ::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    a->ai_protocol);
       if (fd < 0) continue;
       int one = 1;
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd, o_.listen_backlog) == 0) break;
+      if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+          ::listen(fd, o_.listen_backlog) == 0)
+        break;
       ::close(fd);
       fd = -1;
     }
@@ -293,8 +313,9 @@ class HttpServer::Impl {
     socklen_t len = sizeof ss;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
     listen_fd_ = fd;
-    return ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
-                                    : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    return ss.ss_family == AF_INET6
+               ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+               : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   }
 
   void Stop() {
@@ -304,7 +325,8 @@ class HttpServer::Impl {
 
   Stats stats() const {
     MutexLock l(&mu_);
-    return {static_cast<uint64_t>(open_.load()), static_cast<uint64_t>(workers_)};
+    return {static_cast<uint64_t>(open_.load()),
+            static_cast<uint64_t>(workers_)};
   }
 
   Status Serve() {
@@ -315,7 +337,8 @@ class HttpServer::Impl {
       busy_response_ = Serialize(busy, false, true, nullptr);
     }
     ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (ep_ < 0 || listen_fd_ < 0) return Status(Code::kInternal, "server not bound");
+    if (ep_ < 0 || listen_fd_ < 0)
+      return Status(Code::kInternal, "server not bound");
     Watch(listen_fd_, &listen_tag_);
     Watch(stop_fd_, &stop_tag_);
     Watch(return_fd_, &return_tag_);
@@ -323,8 +346,10 @@ class HttpServer::Impl {
     bool stopping = false;
     auto next_sweep = Clock::now();
     while (true) {
-      int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
-      if (n < 0 && errno != EINTR) return Status(Code::kInternal, std::strerror(errno));
+      int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
+                           100);
+      if (n < 0 && errno != EINTR)
+        return Status(Code::kInternal, std::strerror(errno));
       for (int i = 0; i < n; ++i) {
         void* tag = events[i].data.ptr;
         if (tag == &listen_tag_) {
@@ -336,7 +361,8 @@ class HttpServer::Impl {
             ::epoll_ctl(ep_, EPOLL_CTL_DEL, listen_fd_, nullptr);
             ::close(listen_fd_);
             listen_fd_ = -1;
-            for (Conn* c : std::vector<Conn*>(loop_.begin(), loop_.end())) Close(c);
+            for (Conn* c : std::vector<Conn*>(loop_.begin(), loop_.end()))
+              Close(c);
           }
           uint64_t v;
           (void)!::read(stop_fd_, &v, sizeof v);
@@ -379,13 +405,15 @@ class HttpServer::Impl {
     while (true) {
       sockaddr_storage ss;
       socklen_t len = sizeof ss;
-      int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
         return;  // EAGAIN, or out of descriptors: the next event retries
       }
       if (open_.load() >= o_.max_connections) {
-        (void)!::send(fd, busy_response_.data(), busy_response_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)!::send(fd, busy_response_.data(), busy_response_.size(),
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
         ::shutdown(fd, SHUT_RDWR);
         ::close(fd);
         continue;
@@ -406,7 +434,8 @@ class HttpServer::Impl {
       }
       c->remote_addr = buf;
       c->state = Conn::kHead;
-      c->deadline = Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
+      c->deadline =
+          Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
       ++open_;
       Adopt(c);
     }
@@ -452,20 +481,25 @@ class HttpServer::Impl {
         if (static_cast<size_t>(r) < kLoopRead) break;
         continue;
       }
-      if (r == 0) eof = true;
-      else if (errno == EINTR) continue;
-      else if (errno != EAGAIN && errno != EWOULDBLOCK) eof = true;
+      if (r == 0)
+        eof = true;
+      else if (errno == EINTR)
+        continue;
+      else if (errno != EAGAIN && errno != EWOULDBLOCK)
+        eof = true;
       break;
     }
     (void)events;
     if (!c->in.empty() && c->state == Conn::kIdle) {
       c->state = Conn::kHead;
-      c->deadline = Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
+      c->deadline =
+          Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
     }
     // Parsed when a head may be complete, past the limit, or at its first
     // bytes (so what cannot be HTTP is refused at once).
     bool first = c->scanned == 0;
-    if (!c->in.empty() && (MayHoldHead(c) || first || c->in.size() > o_.head.max_header_bytes)) {
+    if (!c->in.empty() &&
+        (MayHoldHead(c) || first || c->in.size() > o_.head.max_header_bytes)) {
       switch (ParseHead(c, 0)) {
         case kDispatch:
           loop_.erase(c);
@@ -501,7 +535,8 @@ class HttpServer::Impl {
   // stall everyone else, so there it is best effort).
   HeadOutcome ParseHead(Conn* c, int send_timeout_ms) {
     c->req = Request();
-    auto r = ParseRequestHead(c->in, o_.head, &c->req, &c->body_length, &c->chunked, &c->keep_alive);
+    auto r = ParseRequestHead(c->in, o_.head, &c->req, &c->body_length,
+                              &c->chunked, &c->keep_alive);
     if (r.kind == HeadResult::kIncomplete) return kWait;
     c->req.remote_addr = c->remote_addr;
     c->req.remote_port = c->remote_port;
@@ -552,7 +587,8 @@ class HttpServer::Impl {
   void Submit(Conn* c) EXCLUDES(mu_) {
     MutexLock l(&mu_);
     queue_.push_back(c);
-    if (queue_.size() > static_cast<size_t>(idle_) && workers_ < o_.max_workers) {
+    if (queue_.size() > static_cast<size_t>(idle_) &&
+        workers_ < o_.max_workers) {
       ++workers_;
       std::thread([this] { WorkerMain(); }).detach();
     } else {
@@ -596,14 +632,18 @@ class HttpServer::Impl {
       c->scanned = 0;
       const Request& req = c->req;
       Response res;
-      bool close = !c->keep_alive || c->served >= o_.keep_alive_max_requests || stopping_.load();
+      bool close = !c->keep_alive || c->served >= o_.keep_alive_max_requests ||
+                   stopping_.load();
       bool expect = req.has_header("Expect");
-      bool unread = c->chunked || c->body_length > 0;  // body bytes may be pending
-      if (expect && ::strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") != 0) {
+      bool unread =
+          c->chunked || c->body_length > 0;  // body bytes may be pending
+      if (expect && ::strcasecmp(req.get_header_value("Expect").c_str(),
+                                 "100-continue") != 0) {
         error_page_(417, "unsupported expectation", res);
         res.status = 417;
         close = true;
-      } else if (o_.max_body_bytes > 0 && !c->chunked && c->body_length > o_.max_body_bytes) {
+      } else if (o_.max_body_bytes > 0 && !c->chunked &&
+                 c->body_length > o_.max_body_bytes) {
         error_page_(413, "request body too large", res);
         res.status = 413;
         close = true;
@@ -625,10 +665,14 @@ class HttpServer::Impl {
         if (!body.Drain()) close = true;
         unread = !body.finished();
       }
-      if (::strcasecmp(res.get_header_value("Connection").c_str(), "close") == 0) close = true;
+      if (::strcasecmp(res.get_header_value("Connection").c_str(), "close") ==
+          0)
+        close = true;
       bool ok = WriteResponse(c, res, close);
       if (logger_)
-        logger_(req, res, std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+        logger_(req, res,
+                std::chrono::duration<double, std::milli>(Clock::now() - t0)
+                    .count());
       // Lingers only if the client may still be sending; else closes now.
       if (close && (unread || !c->in.empty()) && ok) return Return(c, true);
       if (!ok || close) {
@@ -641,11 +685,13 @@ class HttpServer::Impl {
         return;
       }
       c->state = Conn::kIdle;
-      c->deadline = Clock::now() + std::chrono::milliseconds(o_.keep_alive_timeout_ms);
+      c->deadline =
+          Clock::now() + std::chrono::milliseconds(o_.keep_alive_timeout_ms);
       if (!c->in.empty()) {
         // Pipelined bytes: serve the next request now if it is complete.
         c->state = Conn::kHead;
-        c->deadline = Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
+        c->deadline =
+            Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
         if (MayHoldHead(c) || c->in.size() > o_.head.max_header_bytes) {
           switch (ParseHead(c, o_.write_timeout_ms)) {
             case kDispatch:
@@ -663,7 +709,8 @@ class HttpServer::Impl {
 
   // The status line and headers of res; the body too when `inline_body`
   // and it is held in memory.
-  std::string Serialize(const Response& res, bool head_only, bool close, const Request* req) const {
+  std::string Serialize(const Response& res, bool head_only, bool close,
+                        const Request* req) const {
     int status = res.status;
     std::string out;
     out.reserve(256 + res.body.size());
@@ -673,9 +720,11 @@ class HttpServer::Impl {
     out += ReasonPhrase(status);
     out += "\r\n";
     for (const auto& [k, v] : o_.default_headers)
-      if (!res.has_header(k)) out.append(k).append(": ").append(v).append("\r\n");
+      if (!res.has_header(k))
+        out.append(k).append(": ").append(v).append("\r\n");
     for (const auto& [k, v] : res.headers) {
-      if (::strcasecmp(k.c_str(), "Content-Length") == 0 || ::strcasecmp(k.c_str(), "Connection") == 0)
+      if (::strcasecmp(k.c_str(), "Content-Length") == 0 ||
+          ::strcasecmp(k.c_str(), "Connection") == 0)
         continue;
       out.append(k).append(": ").append(v).append("\r\n");
     }
@@ -692,30 +741,38 @@ class HttpServer::Impl {
         out += std::to_string(res.body_length());
       out += "\r\n";
     }
-    if (close) out += "Connection: close\r\n";
-    else if (req && req->minor_version == 0) out += "Connection: keep-alive\r\n";
+    if (close)
+      out += "Connection: close\r\n";
+    else if (req && req->minor_version == 0)
+      out += "Connection: keep-alive\r\n";
     out += "\r\n";
     if (!head_only && !no_body && !res.provider) out += res.body;
     return out;
   }
 
   bool WriteResponse(Conn* c, const Response& res, bool close) {
-    bool head_only = c->req.method == "HEAD" || res.status == 204 || res.status == 304;
+    bool head_only =
+        c->req.method == "HEAD" || res.status == 204 || res.status == 304;
     bool stream = res.provider && !head_only;
-    std::string out = Serialize(res, head_only || res.body.size() > kInlineBody, close, &c->req);
-    if (!SendAll(c->fd, out.data(), out.size(), o_.write_timeout_ms)) return false;
+    std::string out = Serialize(res, head_only || res.body.size() > kInlineBody,
+                                close, &c->req);
+    if (!SendAll(c->fd, out.data(), out.size(), o_.write_timeout_ms))
+      return false;
     if (!head_only && !res.provider && res.body.size() > kInlineBody)
-      return SendAll(c->fd, res.body.data(), res.body.size(), o_.write_timeout_ms);
+      return SendAll(c->fd, res.body.data(), res.body.size(),
+                     o_.write_timeout_ms);
     if (!stream) return true;
     uint64_t offset = 0, length = res.provider_length;
     BodyWriter write = [&](const char* p, size_t n) {
-      if (n > length - offset || !SendAll(c->fd, p, n, o_.write_timeout_ms)) return false;
+      if (n > length - offset || !SendAll(c->fd, p, n, o_.write_timeout_ms))
+        return false;
       offset += n;
       return true;
     };
     while (offset < length) {
       uint64_t before = offset;
-      if (!res.provider(offset, length - offset, write) || offset == before) return false;
+      if (!res.provider(offset, length - offset, write) || offset == before)
+        return false;
     }
     return true;
   }
@@ -727,8 +784,8 @@ class HttpServer::Impl {
   int listen_fd_ = -1, stop_fd_ = -1, return_fd_ = -1, ep_ = -1;
   char listen_tag_ = 0, stop_tag_ = 0, return_tag_ = 0;
   std::string busy_response_;
-  std::atomic<int> open_{0};   // connections open
-  std::atomic<int> away_{0};   // connections with the workers
+  std::atomic<int> open_{0};  // connections open
+  std::atomic<int> away_{0};  // connections with the workers
   std::atomic<bool> stopping_{false};
 
   // Owned by the event thread.
@@ -743,11 +800,14 @@ class HttpServer::Impl {
   bool pool_stop_ GUARDED_BY(mu_) = false;
 };
 
-HttpServer::HttpServer(ServerOptions options, Handler handler, ErrorPage error_page, Logger logger)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), std::move(error_page),
-                                   std::move(logger))) {}
+HttpServer::HttpServer(ServerOptions options, Handler handler,
+                       ErrorPage error_page, Logger logger)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler),
+                                   std::move(error_page), std::move(logger))) {}
 HttpServer::~HttpServer() = default;
-Result<int> HttpServer::Bind(const std::string& host, int port) { return impl_->Bind(host, port); }
+Result<int> HttpServer::Bind(const std::string& host, int port) {
+  return impl_->Bind(host, port);
+}
 Status HttpServer::Serve() { return impl_->Serve(); }
 void HttpServer::Stop() { impl_->Stop(); }
 HttpServer::Stats HttpServer::stats() const { return impl_->stats(); }

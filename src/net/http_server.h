@@ -57,13 +57,16 @@ struct ServerOptions {
 using Handler = std::function<void(const Request&, Response&, RequestBody&)>;
 // Fills `res` for an error the server answers itself (status 400, 408,
 // 413, 414, 431, 500, 501, 503, 505). `message` is a fixed text.
-using ErrorPage = std::function<void(int status, const char* message, Response& res)>;
+using ErrorPage =
+    std::function<void(int status, const char* message, Response& res)>;
 // Called after each response is written (or failed), on the worker.
-using Logger = std::function<void(const Request&, const Response&, double duration_ms)>;
+using Logger =
+    std::function<void(const Request&, const Response&, double duration_ms)>;
 
 class HttpServer {
  public:
-  HttpServer(ServerOptions options, Handler handler, ErrorPage error_page, Logger logger);
+  HttpServer(ServerOptions options, Handler handler, ErrorPage error_page,
+             Logger logger);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

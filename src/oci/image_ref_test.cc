@@ -11,21 +11,32 @@ TEST_CASE("image references as docker normalises them") {
     std::string in, name, tag, digest, domain, path, normalized, familiar;
   };
   const Case cases[] = {
-      {"busybox", "busybox", "latest", "", "", "busybox", "docker.io/library/busybox", "busybox"},
-      {"busybox:1.36", "busybox", "1.36", "", "", "busybox", "docker.io/library/busybox", "busybox"},
-      {"library/busybox", "library/busybox", "latest", "", "", "library/busybox", "docker.io/library/busybox", "busybox"},
-      {"docker.io/library/busybox:1", "docker.io/library/busybox", "1", "", "docker.io", "library/busybox",
+      {"busybox", "busybox", "latest", "", "", "busybox",
        "docker.io/library/busybox", "busybox"},
-      {"docker.io/team/app", "docker.io/team/app", "latest", "", "docker.io", "team/app", "docker.io/team/app", "team/app"},
-      {"team/app", "team/app", "latest", "", "", "team/app", "docker.io/team/app", "team/app"},
-      {"localhost:5000/a", "localhost:5000/a", "latest", "", "localhost:5000", "a", "localhost:5000/a", "localhost:5000/a"},
-      {"localhost/a:v2", "localhost/a", "v2", "", "localhost", "a", "localhost/a", "localhost/a"},
-      {"host/a/b/c@" + d, "host/a/b/c", "", d, "", "host/a/b/c", "docker.io/host/a/b/c", "host/a/b/c"},
-      {"reg.example.com/a/b/c@" + d, "reg.example.com/a/b/c", "", d, "reg.example.com", "a/b/c",
-       "reg.example.com/a/b/c", "reg.example.com/a/b/c"},
-      {"127.0.0.1:5000/team/app:1@" + d, "127.0.0.1:5000/team/app", "1", d, "127.0.0.1:5000", "team/app",
-       "127.0.0.1:5000/team/app", "127.0.0.1:5000/team/app"},
-      {"[::1]:5000/x", "[::1]:5000/x", "latest", "", "[::1]:5000", "x", "[::1]:5000/x", "[::1]:5000/x"},
+      {"busybox:1.36", "busybox", "1.36", "", "", "busybox",
+       "docker.io/library/busybox", "busybox"},
+      {"library/busybox", "library/busybox", "latest", "", "",
+       "library/busybox", "docker.io/library/busybox", "busybox"},
+      {"docker.io/library/busybox:1", "docker.io/library/busybox", "1", "",
+       "docker.io", "library/busybox", "docker.io/library/busybox", "busybox"},
+      {"docker.io/team/app", "docker.io/team/app", "latest", "", "docker.io",
+       "team/app", "docker.io/team/app", "team/app"},
+      {"team/app", "team/app", "latest", "", "", "team/app",
+       "docker.io/team/app", "team/app"},
+      {"localhost:5000/a", "localhost:5000/a", "latest", "", "localhost:5000",
+       "a", "localhost:5000/a", "localhost:5000/a"},
+      {"localhost/a:v2", "localhost/a", "v2", "", "localhost", "a",
+       "localhost/a", "localhost/a"},
+      {"host/a/b/c@" + d, "host/a/b/c", "", d, "", "host/a/b/c",
+       "docker.io/host/a/b/c", "host/a/b/c"},
+      {"reg.example.com/a/b/c@" + d, "reg.example.com/a/b/c", "", d,
+       "reg.example.com", "a/b/c", "reg.example.com/a/b/c",
+       "reg.example.com/a/b/c"},
+      {"127.0.0.1:5000/team/app:1@" + d, "127.0.0.1:5000/team/app", "1", d,
+       "127.0.0.1:5000", "team/app", "127.0.0.1:5000/team/app",
+       "127.0.0.1:5000/team/app"},
+      {"[::1]:5000/x", "[::1]:5000/x", "latest", "", "[::1]:5000", "x",
+       "[::1]:5000/x", "[::1]:5000/x"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.in);
@@ -47,10 +58,18 @@ TEST_CASE("image references as docker normalises them") {
 }
 
 TEST_CASE("bad references name what is wrong") {
-  CHECK(ParseImageRef("Busybox").status().message().find("invalid image name") != std::string::npos);
-  CHECK(ParseImageRef("busybox:-x").status().message().find("invalid tag") != std::string::npos);
-  CHECK(ParseImageRef("busybox@sha256:zz").status().message().find("invalid reference") != std::string::npos);
-  CHECK(ParseImageRef("bad_host.example!/x").status().message().find("invalid registry host") != std::string::npos);
+  CHECK(ParseImageRef("Busybox").status().message().find(
+            "invalid image name") != std::string::npos);
+  CHECK(ParseImageRef("busybox:-x").status().message().find("invalid tag") !=
+        std::string::npos);
+  CHECK(ParseImageRef("busybox@sha256:zz")
+            .status()
+            .message()
+            .find("invalid reference") != std::string::npos);
+  CHECK(ParseImageRef("bad_host.example!/x")
+            .status()
+            .message()
+            .find("invalid registry host") != std::string::npos);
   CHECK(!ParseImageRef("").ok());
   CHECK(!ParseImageRef("a//b").ok());
 }

@@ -48,10 +48,12 @@ Result<Descriptor> ParseDescriptor(const json& j, const std::string& where) {
   d.size = j["size"].get<int64_t>();
   if (d.size < 0) return Bad(where + ".size must not be negative");
   if (j.contains("artifactType")) {
-    if (!j["artifactType"].is_string()) return Bad(where + ".artifactType must be a string");
+    if (!j["artifactType"].is_string())
+      return Bad(where + ".artifactType must be a string");
     d.artifact_type = j["artifactType"].get<std::string>();
   }
-  RETURN_IF_ERROR(ParseStringMap(j, "annotations", &d.annotations).WithContext(where));
+  RETURN_IF_ERROR(
+      ParseStringMap(j, "annotations", &d.annotations).WithContext(where));
   if (j.contains("urls")) {
     if (!j["urls"].is_array()) return Bad(where + ".urls must be an array");
     for (const auto& u : j["urls"]) {
@@ -62,7 +64,8 @@ Result<Descriptor> ParseDescriptor(const json& j, const std::string& where) {
   if (j.contains("platform")) {
     const json& p = j["platform"];
     if (!p.is_object()) return Bad(where + ".platform must be an object");
-    if (p.contains("os") && p["os"].is_string()) d.platform_os = p["os"].get<std::string>();
+    if (p.contains("os") && p["os"].is_string())
+      d.platform_os = p["os"].get<std::string>();
     if (p.contains("architecture") && p["architecture"].is_string())
       d.platform_arch = p["architecture"].get<std::string>();
     if (p.contains("variant") && p["variant"].is_string())
@@ -86,7 +89,8 @@ Result<Manifest> ParseManifest(std::string_view content,
   if (!j.is_object()) return Bad("manifest must be a JSON object");
   try {
     Manifest m;
-    if (!j.contains("schemaVersion") || !j["schemaVersion"].is_number_integer() ||
+    if (!j.contains("schemaVersion") ||
+        !j["schemaVersion"].is_number_integer() ||
         j["schemaVersion"].get<int64_t>() != 2)
       return Bad("schemaVersion must be 2");
     std::string declared;
@@ -97,7 +101,8 @@ Result<Manifest> ParseManifest(std::string_view content,
     std::string header(StripParams(content_type));
     if (!declared.empty() && !header.empty() && declared != header &&
         IsManifestType(header))
-      return Bad("Content-Type " + header + " does not match mediaType " + declared);
+      return Bad("Content-Type " + header + " does not match mediaType " +
+                 declared);
     m.media_type = !declared.empty() ? declared : header;
     if (m.media_type.empty()) {
       // OCI allows mediaType to be absent: infer from the shape.
@@ -108,7 +113,8 @@ Result<Manifest> ParseManifest(std::string_view content,
       return Bad("unsupported manifest media type " + m.media_type);
     m.is_index = IsIndexType(m.media_type);
     if (j.contains("artifactType")) {
-      if (!j["artifactType"].is_string()) return Bad("artifactType must be a string");
+      if (!j["artifactType"].is_string())
+        return Bad("artifactType must be a string");
       m.artifact_type = j["artifactType"].get<std::string>();
     }
     RETURN_IF_ERROR(ParseStringMap(j, "annotations", &m.annotations));
@@ -121,8 +127,9 @@ Result<Manifest> ParseManifest(std::string_view content,
         return Bad("index needs a manifests array");
       size_t i = 0;
       for (const auto& e : j["manifests"]) {
-        ASSIGN_OR_RETURN(Descriptor d,
-                         ParseDescriptor(e, "manifests[" + std::to_string(i++) + "]"));
+        ASSIGN_OR_RETURN(
+            Descriptor d,
+            ParseDescriptor(e, "manifests[" + std::to_string(i++) + "]"));
         m.manifests.push_back(std::move(d));
       }
     } else {
@@ -130,13 +137,15 @@ Result<Manifest> ParseManifest(std::string_view content,
       ASSIGN_OR_RETURN(Descriptor c, ParseDescriptor(j["config"], "config"));
       m.config = c;
       if (!j.contains("layers") || !j["layers"].is_array()) {
-        if (m.media_type == kDockerManifest) return Bad("manifest needs a layers array");
+        if (m.media_type == kDockerManifest)
+          return Bad("manifest needs a layers array");
         if (j.contains("layers")) return Bad("layers must be an array");
       } else {
         size_t i = 0;
         for (const auto& e : j["layers"]) {
-          ASSIGN_OR_RETURN(Descriptor d,
-                           ParseDescriptor(e, "layers[" + std::to_string(i++) + "]"));
+          ASSIGN_OR_RETURN(
+              Descriptor d,
+              ParseDescriptor(e, "layers[" + std::to_string(i++) + "]"));
           m.layers.push_back(std::move(d));
         }
       }
@@ -147,17 +156,21 @@ Result<Manifest> ParseManifest(std::string_view content,
   }
 }
 
-const Descriptor* PickPlatform(const Manifest& index, std::string_view platform) {
+const Descriptor* PickPlatform(const Manifest& index,
+                               std::string_view platform) {
   std::string_view os = platform.substr(0, platform.find('/'));
   std::string_view rest = platform.find('/') == std::string_view::npos
-                              ? std::string_view() : platform.substr(platform.find('/') + 1);
+                              ? std::string_view()
+                              : platform.substr(platform.find('/') + 1);
   std::string_view arch = rest.substr(0, rest.find('/'));
   std::string_view variant = rest.find('/') == std::string_view::npos
-                                 ? std::string_view() : rest.substr(rest.find('/') + 1);
+                                 ? std::string_view()
+                                 : rest.substr(rest.find('/') + 1);
   for (const auto& d : index.manifests) {
     if (!d.platform_os || !d.platform_arch) continue;
     if (*d.platform_os != os || *d.platform_arch != arch) continue;
-    if (!variant.empty() && d.platform_variant.value_or("") != variant) continue;
+    if (!variant.empty() && d.platform_variant.value_or("") != variant)
+      continue;
     return &d;
   }
   return nullptr;

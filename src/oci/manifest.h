@@ -31,9 +31,9 @@ struct Descriptor {
 struct Manifest {
   std::string media_type;  // resolved: content's mediaType or Content-Type
   bool is_index = false;
-  std::optional<Descriptor> config;    // image manifests
-  std::vector<Descriptor> layers;      // image manifests
-  std::vector<Descriptor> manifests;   // indexes
+  std::optional<Descriptor> config;   // image manifests
+  std::vector<Descriptor> layers;     // image manifests
+  std::vector<Descriptor> manifests;  // indexes
   std::optional<Descriptor> subject;
   std::string artifact_type;
   std::map<std::string, std::string> annotations;
@@ -46,7 +46,8 @@ struct Manifest {
 // The index entry for platform "os/arch[/variant]" (a missing variant in
 // the query matches any), or nullptr. Entries without a platform are
 // skipped (attestations, artifacts).
-const Descriptor* PickPlatform(const Manifest& index, std::string_view platform);
+const Descriptor* PickPlatform(const Manifest& index,
+                               std::string_view platform);
 
 // content_type: the request's Content-Type (parameters ignored); may be
 // empty. The content's own mediaType wins when present; if both are present

@@ -3,11 +3,14 @@
 namespace ocib::oci {
 namespace {
 
-bool LowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool LowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // One path component: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
 bool ValidComponent(std::string_view c) {
-  if (c.empty() || !LowerAlnum(c.front()) || !LowerAlnum(c.back())) return false;
+  if (c.empty() || !LowerAlnum(c.front()) || !LowerAlnum(c.back()))
+    return false;
   size_t i = 0;
   while (i < c.size()) {
     if (LowerAlnum(c[i])) {
@@ -63,7 +66,8 @@ bool ValidTag(std::string_view tag) {
 std::string ReferrersTag(std::string_view digest) {
   size_t colon = digest.find(':');
   std::string alg(digest.substr(0, std::min<size_t>(colon, 32)));
-  std::string enc(colon == std::string_view::npos ? "" : digest.substr(colon + 1, 64));
+  std::string enc(
+      colon == std::string_view::npos ? "" : digest.substr(colon + 1, 64));
   std::string out = alg + "-" + enc;
   for (char& c : out) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||

@@ -1,6 +1,7 @@
 // Name and tag grammar of the OCI distribution spec.
 //
-//   name: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
+//   name:
+//   [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
 //   tag:  [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
 //
 // Names are also limited to kMaxNameLength characters (clients limit

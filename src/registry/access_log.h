@@ -22,7 +22,7 @@ class AccessLog {
 
  private:
   const std::string format_;  // "text" or "json"
-  Mutex mu_;  // one line at a time on stdout
+  Mutex mu_;                  // one line at a time on stdout
 };
 
 // Now as RFC 3339 UTC ("2026-11-29T21:15:28Z").

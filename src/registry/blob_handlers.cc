@@ -7,7 +7,8 @@ void GetBlob(const Services& s, RequestContext& ctx) {
   const Route& r = ctx.route;
   net::Response& res = ctx.res;
   auto d = Digest::Parse(r.reference);
-  if (!d.ok()) return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
+  if (!d.ok())
+    return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
   auto info = s.store->StatLinkedBlob(r.name, *d);
   if (!info.ok()) {
     // Manifests are content too: serve them by digest on the blob route.
@@ -21,11 +22,14 @@ void GetBlob(const Services& s, RequestContext& ctx) {
     return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, info.status());
   }
   auto handle = s.store->OpenBlob(*d);
-  if (!handle.ok()) return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, handle.status());
-  ServeBlob(std::shared_ptr<BlobReadHandle>(std::move(*handle)), *d, ctx.req, res);
+  if (!handle.ok())
+    return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, handle.status());
+  ServeBlob(std::shared_ptr<BlobReadHandle>(std::move(*handle)), *d, ctx.req,
+            res);
 }
 
-void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d, const net::Request& req, net::Response& res) {
+void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d,
+               const net::Request& req, net::Response& res) {
   uint64_t size = h->size();
   uint64_t start = 0, len = size;
   res.status = 200;
@@ -50,18 +54,21 @@ void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d, const net::Re
         ok = false;
       } else {
         start = a;
-        uint64_t end = (b < 0 || static_cast<uint64_t>(b) >= size) ? size - 1 : b;
+        uint64_t end =
+            (b < 0 || static_cast<uint64_t>(b) >= size) ? size - 1 : b;
         len = end - start + 1;
       }
     }
     if (!ok) {
-      SendError(res, ErrorCode::kRangeInvalid, "blob has " + std::to_string(size) + " bytes");
+      SendError(res, ErrorCode::kRangeInvalid,
+                "blob has " + std::to_string(size) + " bytes");
       res.set_header("Content-Range", "bytes */" + std::to_string(size));
       return;
     }
     res.status = 206;
-    res.set_header("Content-Range",
-                   "bytes " + std::to_string(start) + "-" + std::to_string(start + len - 1) + "/" + std::to_string(size));
+    res.set_header("Content-Range", "bytes " + std::to_string(start) + "-" +
+                                        std::to_string(start + len - 1) + "/" +
+                                        std::to_string(size));
   }
   if (len == 0) {
     res.set_content("", "application/octet-stream");
@@ -69,9 +76,12 @@ void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d, const net::Re
   }
   auto buf = std::make_shared<std::vector<char>>();
   res.set_content_provider(len, "application/octet-stream",
-                           [h, buf, start](uint64_t offset, uint64_t length, const net::BodyWriter& write) {
+                           [h, buf, start](uint64_t offset, uint64_t length,
+                                           const net::BodyWriter& write) {
                              if (buf->empty()) buf->resize(kReadChunk);
-                             auto n = h->ReadAt(start + offset, buf->data(), std::min<uint64_t>(length, kReadChunk));
+                             auto n = h->ReadAt(
+                                 start + offset, buf->data(),
+                                 std::min<uint64_t>(length, kReadChunk));
                              if (!n.ok() || *n == 0) return false;
                              return write(buf->data(), *n);
                            });
@@ -79,7 +89,8 @@ void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d, const net::Re
 
 void DeleteBlob(const Services& s, RequestContext& ctx) {
   auto d = Digest::Parse(ctx.route.reference);
-  if (!d.ok()) return SendError(ctx.res, ErrorCode::kDigestInvalid, d.status().message());
+  if (!d.ok())
+    return SendError(ctx.res, ErrorCode::kDigestInvalid, d.status().message());
   Status st = s.store->UnlinkBlob(ctx.route.name, *d);
   if (!st.ok()) return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, st);
   ctx.res.status = 202;

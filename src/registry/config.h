@@ -39,16 +39,16 @@ struct Config {
   int64_t upload_expiry_seconds = 3600;   // idle upload sessions reclaimed
   int64_t max_uploads = 10000;            // open upload sessions (else 429)
   int64_t max_uploads_per_repository = 1000;
-  int64_t max_manifest_bytes = 4 << 20;   // larger PUTs get 413
-  int64_t max_body_bytes = 0;             // blob request bodies; 0 = no limit
+  int64_t max_manifest_bytes = 4 << 20;  // larger PUTs get 413
+  int64_t max_body_bytes = 0;            // blob request bodies; 0 = no limit
   // Worker threads: requests in progress at once. Idle and half-read
   // connections hold none; workers start on demand and stop when idle.
   int threads = 256;
-  int max_connections = 4096;         // open connections, idle ones included
-  int header_timeout_seconds = 10;    // to send a whole request head
-  int64_t max_header_bytes = 64 << 10;  // request line and headers (else 431)
-  int keep_alive_timeout_seconds = 5;     // idle keep-alive connections close
-  int keep_alive_max_requests = 100000;   // per connection
+  int max_connections = 4096;            // open connections, idle ones included
+  int header_timeout_seconds = 10;       // to send a whole request head
+  int64_t max_header_bytes = 64 << 10;   // request line and headers (else 431)
+  int keep_alive_timeout_seconds = 5;    // idle keep-alive connections close
+  int keep_alive_max_requests = 100000;  // per connection
   int read_timeout_seconds = 60;
   int write_timeout_seconds = 60;
   std::string log_format = "text";  // "text", "json" or "off"

@@ -11,7 +11,8 @@ bool Body::declared_length(uint64_t* n) const {
   return len.has_value();
 }
 
-bool Body::Stream(const std::function<Status(const char*, size_t)>& sink, Status* sink_status, uint64_t* received) {
+bool Body::Stream(const std::function<Status(const char*, size_t)>& sink,
+                  Status* sink_status, uint64_t* received) {
   consumed = true;
   *received = 0;
   if (!present()) return true;
@@ -31,26 +32,33 @@ bool Body::Stream(const std::function<Status(const char*, size_t)>& sink, Status
     buf.append(data, n);
     return true;
   });
-  if (sink_status->ok() && !buf.empty()) *sink_status = sink(buf.data(), buf.size());
+  if (sink_status->ok() && !buf.empty())
+    *sink_status = sink(buf.data(), buf.size());
   return ok;
 }
 
 void SendError(net::Response& res, ErrorCode code, std::string_view detail) {
   res.status = Info(code).http_status;
-  if (code == ErrorCode::kUnknown && detail.find('/') != std::string_view::npos) {
-    std::fprintf(stderr, "ocireg: internal error: %s\n", net::EscapeForLog(detail).c_str());
+  if (code == ErrorCode::kUnknown &&
+      detail.find('/') != std::string_view::npos) {
+    std::fprintf(stderr, "ocireg: internal error: %s\n",
+                 net::EscapeForLog(detail).c_str());
     detail = "internal error (details in the server log)";
   }
   res.set_content(ErrorBody(code, detail), "application/json");
 }
 
-void SendNotFound(const Services& s, RequestContext& ctx, ErrorCode code, const Status& st) {
-  if (st.code() != Code::kNotFound) return SendError(ctx.res, StatusToError(st, code), st.message());
-  if (!s.store->RepositoryExists(ctx.route.name)) return SendError(ctx.res, ErrorCode::kNameUnknown, ctx.route.name);
+void SendNotFound(const Services& s, RequestContext& ctx, ErrorCode code,
+                  const Status& st) {
+  if (st.code() != Code::kNotFound)
+    return SendError(ctx.res, StatusToError(st, code), st.message());
+  if (!s.store->RepositoryExists(ctx.route.name))
+    return SendError(ctx.res, ErrorCode::kNameUnknown, ctx.route.name);
   SendError(ctx.res, code, st.message());
 }
 
-bool PageParams(const net::Request& req, size_t* n, bool* has_n, std::string* last) {
+bool PageParams(const net::Request& req, size_t* n, bool* has_n,
+                std::string* last) {
   *has_n = req.has_param("n");
   *n = 0;
   if (*has_n) {

@@ -26,7 +26,7 @@
 
 namespace ocib::registry {
 
-inline constexpr size_t kIoChunk = 1 << 20;     // request body writes to the store
+inline constexpr size_t kIoChunk = 1 << 20;  // request body writes to the store
 inline constexpr size_t kReadChunk = 256 << 10;  // blob reads for responses
 inline constexpr size_t kMaxPage = 10000;        // listing page cap
 
@@ -39,7 +39,8 @@ struct Body {
   bool declared_length(uint64_t* n) const;
   // Streams the body to `sink` in pieces of up to kIoChunk bytes. Returns
   // false if the client's stream broke; *sink_status holds a sink error.
-  bool Stream(const std::function<Status(const char*, size_t)>& sink, Status* sink_status, uint64_t* received);
+  bool Stream(const std::function<Status(const char*, size_t)>& sink,
+              Status* sink_status, uint64_t* received);
 };
 
 // What the registry gives every handler: long-lived services.
@@ -62,18 +63,22 @@ using Handler = void (*)(const Services&, RequestContext&);
 
 // Sends the spec's error body. A server-side failure whose text may name
 // files goes to the server's log; the client gets no path.
-void SendError(net::Response& res, ErrorCode code, std::string_view detail = {});
+void SendError(net::Response& res, ErrorCode code,
+               std::string_view detail = {});
 // NAME_UNKNOWN for a repository that does not exist, else `code`.
-void SendNotFound(const Services& s, RequestContext& ctx, ErrorCode code, const Status& st);
+void SendNotFound(const Services& s, RequestContext& ctx, ErrorCode code,
+                  const Status& st);
 // Parses n and last of a paginated listing; false on a bad n.
-bool PageParams(const net::Request& req, size_t* n, bool* has_n, std::string* last);
+bool PageParams(const net::Request& req, size_t* n, bool* has_n,
+                std::string* last);
 std::string UploadLocation(const std::string& name, const std::string& id);
 
 // Blobs (blob_handlers.cc).
 void GetBlob(const Services& s, RequestContext& ctx);
 void DeleteBlob(const Services& s, RequestContext& ctx);
 // Answers a blob GET or HEAD from h: headers, a single Range, streamed body.
-void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d, const net::Request& req, net::Response& res);
+void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d,
+               const net::Request& req, net::Response& res);
 
 // Uploads (upload_handlers.cc).
 void StartUpload(const Services& s, RequestContext& ctx);
@@ -94,11 +99,14 @@ void TagsList(const Services& s, RequestContext& ctx);
 void Referrers(const Services& s, RequestContext& ctx);
 // Answers a tag list with n, last and Link from `list(limit, last)`
 // (limit 0: all), for local and mirrored repositories alike.
-void TagsPage(RequestContext& ctx, const std::function<Result<Page>(size_t, const std::string&)>& list);
+void TagsPage(
+    RequestContext& ctx,
+    const std::function<Result<Page>(size_t, const std::string&)>& list);
 
 // A repository the mirror serves (mirror_handlers.cc): GET and HEAD of
 // manifests, blobs, tags and referrers; anything else is refused.
 // The outcome goes to ctx.res.log_note for the access log.
-void Mirrored(const Services& s, RequestContext& ctx, const Mirror::Target& target);
+void Mirrored(const Services& s, RequestContext& ctx,
+              const Mirror::Target& target);
 
 }  // namespace ocib::registry

@@ -20,11 +20,13 @@
 namespace {
 
 int Usage() {
-  std::fprintf(stderr,
-               "usage: ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR] "
-               "[--port-file FILE] [--mirror [NS=]URL]...\n"
-               "  --mirror URL      pull-through mirror of URL for docker.io and unqualified names\n"
-               "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n");
+  std::fprintf(
+      stderr,
+      "usage: ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR] "
+      "[--port-file FILE] [--mirror [NS=]URL]...\n"
+      "  --mirror URL      pull-through mirror of URL for docker.io and "
+      "unqualified names\n"
+      "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n");
   return 2;
 }
 
@@ -48,12 +50,15 @@ int main(int argc, char** argv) {
       return true;
     };
     std::string mirror;
-    bool ok = (a == "--config" && value(&config_path)) || (a == "--listen" && value(&listen)) ||
-              (a == "--root" && value(&root)) || (a == "--port-file" && value(&port_file)) ||
+    bool ok = (a == "--config" && value(&config_path)) ||
+              (a == "--listen" && value(&listen)) ||
+              (a == "--root" && value(&root)) ||
+              (a == "--port-file" && value(&port_file)) ||
               (a == "--mirror" && value(&mirror));
     if (ok && !mirror.empty()) mirrors.push_back(mirror);
     if (!ok) {
-      std::fprintf(stderr, "ocireg: unknown or incomplete flag %s\n", a.c_str());
+      std::fprintf(stderr, "ocireg: unknown or incomplete flag %s\n",
+                   a.c_str());
       return Usage();
     }
   }
@@ -65,7 +70,8 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) cfg.listen = listen;
   if (!root.empty()) cfg.root = root;
-  if (!mirrors.empty()) cfg.upstreams.clear();  // flags replace the file's upstreams
+  if (!mirrors.empty())
+    cfg.upstreams.clear();  // flags replace the file's upstreams
   for (const auto& v : mirrors) {
     auto u = registry::ParseMirrorFlag(v);
     if (!u.ok()) return Fail(u.status().message());
@@ -89,7 +95,8 @@ int main(int argc, char** argv) {
   // Every open connection is a descriptor: allow max_connections plus the
   // store's files.
   rlimit nofile;
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+      nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
@@ -103,15 +110,16 @@ int main(int argc, char** argv) {
   so.written_cache_bytes = static_cast<uint64_t>(cfg.written_cache_mib) << 20;
   so.reserved_bytes = static_cast<uint64_t>(cfg.reserved_space_mib) << 20;
   auto store = OpenStore(so);
-  if (!store.ok()) return Fail("store " + cfg.root + ": " + store.status().message());
+  if (!store.ok())
+    return Fail("store " + cfg.root + ": " + store.status().message());
 
   int rc = 0;
   {
     registry::Registry reg(cfg, store->get());
     auto port = reg.Bind();
     if (!port.ok()) return Fail(port.status().message());
-    std::fprintf(stderr, "ocireg: listening on %s:%d, store %s\n", cfg.host().c_str(), *port,
-                 cfg.root.c_str());
+    std::fprintf(stderr, "ocireg: listening on %s:%d, store %s\n",
+                 cfg.host().c_str(), *port, cfg.root.c_str());
     if (!port_file.empty()) {
       std::string tmp = port_file + ".tmp";
       std::ofstream(tmp) << *port << "\n";
@@ -121,7 +129,8 @@ int main(int argc, char** argv) {
       int sig = 0;
       sigwait(&set, &sig);
       if (sig != 0) {
-        std::fprintf(stderr, "ocireg: %s, finishing in-flight requests\n", strsignal(sig));
+        std::fprintf(stderr, "ocireg: %s, finishing in-flight requests\n",
+                     strsignal(sig));
         reg.Shutdown();
       }
     });

@@ -5,13 +5,16 @@
 
 namespace ocib::registry {
 
-Result<PreparedManifest> PrepareManifest(std::string content, std::string_view content_type,
-                                         const std::optional<Digest>& expected) {
+Result<PreparedManifest> PrepareManifest(
+    std::string content, std::string_view content_type,
+    const std::optional<Digest>& expected) {
   auto parsed = oci::ParseManifest(content, std::string(content_type));
   if (!parsed.ok()) return InvalidArgument(parsed.status().message());
-  Digest digest = Digest::Of(content, expected ? expected->algorithm() : DigestAlgorithm::kSha256);
+  Digest digest = Digest::Of(
+      content, expected ? expected->algorithm() : DigestAlgorithm::kSha256);
   if (expected && *expected != digest)
-    return Status(Code::kDigestMismatch, "manifest hashes to " + digest.str() + ", not " + expected->str());
+    return Status(Code::kDigestMismatch, "manifest hashes to " + digest.str() +
+                                             ", not " + expected->str());
   PreparedManifest p;
   if (parsed->config) p.blobs.push_back(parsed->config->digest);
   for (const auto& l : parsed->layers)

@@ -27,7 +27,8 @@ struct PreparedManifest {
 // content_type: the request's Content-Type (or the upstream's), used when
 // the document names no mediaType of its own. `expected` also picks the
 // digest algorithm.
-Result<PreparedManifest> PrepareManifest(std::string content, std::string_view content_type,
+Result<PreparedManifest> PrepareManifest(std::string content,
+                                         std::string_view content_type,
                                          const std::optional<Digest>& expected);
 
 }  // namespace ocib::registry

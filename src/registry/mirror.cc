@@ -1,14 +1,13 @@
 #include "registry/mirror.h"
 
-#include "oci/image_ref.h"
-#include "registry/manifest_service.h"
-
 #include <algorithm>
 #include <thread>
 
 #include "client/registry_client.h"
 #include "client/user_config.h"
+#include "oci/image_ref.h"
 #include "oci/manifest.h"
+#include "registry/manifest_service.h"
 
 namespace ocib::registry {
 namespace {
@@ -17,7 +16,8 @@ using Clock = std::chrono::steady_clock;
 
 // A failure of upstream itself (not an answer like 404).
 bool UpstreamDown(const Status& s) {
-  return !s.ok() && s.code() != Code::kNotFound && s.code() != Code::kInvalidArgument;
+  return !s.ok() && s.code() != Code::kNotFound &&
+         s.code() != Code::kInvalidArgument;
 }
 
 Status Named(const Upstream& u, const Status& s) {
@@ -29,10 +29,14 @@ Status Named(const Upstream& u, const Status& s) {
 
 const char* OutcomeName(CacheOutcome o) {
   switch (o) {
-    case CacheOutcome::kHit: return "hit";
-    case CacheOutcome::kMiss: return "miss";
-    case CacheOutcome::kStale: return "stale";
-    case CacheOutcome::kNone: break;
+    case CacheOutcome::kHit:
+      return "hit";
+    case CacheOutcome::kMiss:
+      return "miss";
+    case CacheOutcome::kStale:
+      return "stale";
+    case CacheOutcome::kNone:
+      break;
   }
   return "";
 }
@@ -57,11 +61,14 @@ namespace {
 // Reads a Fetch as it grows.
 class FetchReader : public BlobReadHandle {
  public:
-  FetchReader(std::shared_ptr<void> keep, std::function<Result<size_t>(uint64_t, char*, size_t)> read,
+  FetchReader(std::shared_ptr<void> keep,
+              std::function<Result<size_t>(uint64_t, char*, size_t)> read,
               uint64_t size)
       : keep_(std::move(keep)), read_(std::move(read)), size_(size) {}
   uint64_t size() const override { return size_; }
-  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override { return read_(offset, buf, n); }
+  Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
+    return read_(offset, buf, n);
+  }
 
  private:
   std::shared_ptr<void> keep_;
@@ -75,14 +82,17 @@ Mirror::Mirror(std::vector<Upstream> upstreams, Store* store)
     : upstreams_(std::move(upstreams)), store_(store) {
   for (const auto& u : upstreams_) {
     UpstreamState& st = upstream_state_[&u];
-    if (!u.username.empty()) st.credentials = u.username + ":" + u.password;
+    if (!u.username.empty())
+      st.credentials = u.username + ":" + u.password;
     else if (!u.credentials_file.empty())
-      st.credentials = client::DockerConfigCredentials(u.credentials_file).Credentials(u.host());
+      st.credentials = client::DockerConfigCredentials(u.credentials_file)
+                           .Credentials(u.host());
     st.session = std::make_shared<client::ClientSession>();
   }
 }
 
-client::RegistryClient Mirror::UpstreamClient(const Upstream& u, int retries) const {
+client::RegistryClient Mirror::UpstreamClient(const Upstream& u,
+                                              int retries) const {
   const UpstreamState& st = upstream_state_.at(&u);
   client::Connection conn;
   conn.scheme = u.scheme();
@@ -97,7 +107,8 @@ Mirror::~Mirror() {
   while (running_ != 0) fetch_cv_.Wait(&fetch_mu_);
 }
 
-std::optional<Mirror::Target> Mirror::Resolve(const std::string& name, const std::string& ns) const {
+std::optional<Mirror::Target> Mirror::Resolve(const std::string& name,
+                                              const std::string& ns) const {
   if (!ns.empty())
     for (const auto& u : upstreams_)
       if (u.ns == ns) return Target{&u, name, u.ns + "/" + name};
@@ -118,18 +129,26 @@ void Mirror::Count(CacheOutcome o) {
   if (o == CacheOutcome::kStale) ++upstream_errors_;
 }
 
-Mirror::Stats Mirror::stats() const { return {hits_.load(), misses_.load(), upstream_errors_.load()}; }
+Mirror::Stats Mirror::stats() const {
+  return {hits_.load(), misses_.load(), upstream_errors_.load()};
+}
 
-Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& reference, CacheOutcome* outcome) {
+Result<ManifestRecord> Mirror::Manifest(const Target& t,
+                                        const std::string& reference,
+                                        CacheOutcome* outcome) {
   const Upstream& u = *t.upstream;
-  auto store_fetched = [&](const client::FetchedManifest& f, const std::string& tag) -> Result<ManifestRecord> {
+  auto store_fetched = [&](const client::FetchedManifest& f,
+                           const std::string& tag) -> Result<ManifestRecord> {
     // The same record a push makes (manifest_service.h), so a mirrored
     // manifest with a subject is in the referrers index.
     auto prepared = PrepareManifest(f.content, f.media_type, f.digest);
     if (!prepared.ok())
-      return InvalidArgument("upstream " + u.url + " sent an invalid manifest: " + prepared.status().message());
+      return InvalidArgument(
+          "upstream " + u.url +
+          " sent an invalid manifest: " + prepared.status().message());
     // Blobs and children arrive when clients ask for them.
-    RETURN_IF_ERROR(store_->PutManifest(t.local_repo, prepared->record, tag, {}, {}));
+    RETURN_IF_ERROR(
+        store_->PutManifest(t.local_repo, prepared->record, tag, {}, {}));
     return prepared->record;
   };
   if (reference.find(':') != std::string::npos) {
@@ -154,7 +173,9 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
     {
       MutexLock l(&fresh_mu_);
       auto it = checked_.find(key);
-      fresh = it != checked_.end() && Clock::now() - it->second < std::chrono::seconds(u.tag_freshness_seconds);
+      fresh = it != checked_.end() &&
+              Clock::now() - it->second <
+                  std::chrono::seconds(u.tag_freshness_seconds);
     }
     auto local = store_->GetManifest(t.local_repo, *cached);
     if (fresh && local.ok()) {
@@ -173,7 +194,8 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
       Count(*outcome = CacheOutcome::kStale);  // upstream down: the cached copy
       return *local;
     }
-    if (!head.ok() && head.status().code() == Code::kNotFound) return head.status();
+    if (!head.ok() && head.status().code() == Code::kNotFound)
+      return head.status();
   }
   auto c = UpstreamClient(u, 0);
   auto f = c.GetManifest(t.upstream_repo, reference);
@@ -196,9 +218,11 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t, const std::string& refe
   return rec;
 }
 
-Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d, CacheOutcome* outcome) {
+Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d,
+                                  CacheOutcome* outcome) {
   if (auto info = store_->StatBlob(d); info.ok()) {
-    if (!store_->StatLinkedBlob(t.local_repo, d).ok()) store_->LinkBlob(t.local_repo, d).IgnoreError();
+    if (!store_->StatLinkedBlob(t.local_repo, d).ok())
+      store_->LinkBlob(t.local_repo, d).IgnoreError();
     Count(*outcome = CacheOutcome::kHit);
     return info->size;
   }
@@ -212,9 +236,12 @@ Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d, CacheOutcome
   return *size;
 }
 
-Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Digest& d, CacheOutcome* outcome) {
+Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
+                                                     const Digest& d,
+                                                     CacheOutcome* outcome) {
   if (store_->StatBlob(d).ok()) {
-    if (!store_->StatLinkedBlob(t.local_repo, d).ok()) RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
+    if (!store_->StatLinkedBlob(t.local_repo, d).ok())
+      RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
     ASSIGN_OR_RETURN(auto h, store_->OpenBlob(d));
     Count(*outcome = CacheOutcome::kHit);
     return std::shared_ptr<BlobReadHandle>(std::move(h));
@@ -248,7 +275,9 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
     {
       MutexLock l(&f->mu);
       while (true) {
-        limit = f->state == Fetch::kDone ? f->size : std::min(f->available, f->size > 0 ? f->size - 1 : 0);
+        limit = f->state == Fetch::kDone
+                    ? f->size
+                    : std::min(f->available, f->size > 0 ? f->size - 1 : 0);
         if (limit > offset || f->state != Fetch::kRunning) break;
         f->cv.Wait(&f->mu);
       }
@@ -258,7 +287,8 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t, const Dige
     size_t take = static_cast<size_t>(std::min<uint64_t>(n, limit - offset));
     return f->writer->ReadAt(offset, buf, take);
   };
-  return std::shared_ptr<BlobReadHandle>(std::make_shared<FetchReader>(f, read, size));
+  return std::shared_ptr<BlobReadHandle>(
+      std::make_shared<FetchReader>(f, read, size));
 }
 
 void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
@@ -268,8 +298,9 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
     if (s.ok()) {
       auto info = f->writer->Commit(f->digest, f->size, t.local_repo);
       if (!info.ok())
-        s = Status(info.status().code(), "blob " + f->digest.str() + " from upstream " + t.upstream->url + ": " +
-                                             info.status().message());
+        s = Status(info.status().code(),
+                   "blob " + f->digest.str() + " from upstream " +
+                       t.upstream->url + ": " + info.status().message());
     }
     {
       MutexLock l(&f->mu);
@@ -299,13 +330,14 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
   f->cv.SignalAll();
   // The fetch thread alone writes; readers only read what `available`
   // says has been written.
-  Status s = c.FetchBlobInto(t.upstream_repo, f->digest, *size, *f->writer, [&](uint64_t done, uint64_t) {
-    {
-      MutexLock l(&f->mu);
-      f->available = done;
-    }
-    f->cv.SignalAll();
-  });
+  Status s = c.FetchBlobInto(t.upstream_repo, f->digest, *size, *f->writer,
+                             [&](uint64_t done, uint64_t) {
+                               {
+                                 MutexLock l(&f->mu);
+                                 f->available = done;
+                               }
+                               f->cv.SignalAll();
+                             });
   if (!s.ok()) {
     if (UpstreamDown(s)) ++upstream_errors_;
     return finish(Named(*t.upstream, s));
@@ -313,7 +345,8 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
   finish(Status::Ok());
 }
 
-Result<std::vector<std::string>> Mirror::Tags(const Target& t, CacheOutcome* outcome) {
+Result<std::vector<std::string>> Mirror::Tags(const Target& t,
+                                              CacheOutcome* outcome) {
   auto c = UpstreamClient(*t.upstream, 0);
   auto tags = c.ListTags(t.upstream_repo);
   if (tags.ok()) {

@@ -35,9 +35,9 @@
 #include <string>
 #include <vector>
 
+#include "client/registry_client.h"
 #include "registry/config.h"
 #include "store/blob_store.h"
-#include "client/registry_client.h"
 #include "util/mutex.h"
 #include "util/status.h"
 
@@ -63,13 +63,17 @@ class Mirror {
 
   // The upstream serving `name` (ns: containerd's ?ns=, may be empty), or
   // nullopt for a local repository.
-  std::optional<Target> Resolve(const std::string& name, const std::string& ns) const;
+  std::optional<Target> Resolve(const std::string& name,
+                                const std::string& ns) const;
 
-  Result<ManifestRecord> Manifest(const Target& t, const std::string& reference, CacheOutcome* outcome);
+  Result<ManifestRecord> Manifest(const Target& t, const std::string& reference,
+                                  CacheOutcome* outcome);
   // A reader over the blob; ReadAt blocks until the bytes have arrived.
-  Result<std::shared_ptr<BlobReadHandle>> Blob(const Target& t, const Digest& d, CacheOutcome* outcome);
+  Result<std::shared_ptr<BlobReadHandle>> Blob(const Target& t, const Digest& d,
+                                               CacheOutcome* outcome);
   // Size only (HEAD): from the cache, else asked upstream.
-  Result<uint64_t> BlobSize(const Target& t, const Digest& d, CacheOutcome* outcome);
+  Result<uint64_t> BlobSize(const Target& t, const Digest& d,
+                            CacheOutcome* outcome);
   Result<std::vector<std::string>> Tags(const Target& t, CacheOutcome* outcome);
 
   Stats stats() const;
@@ -89,14 +93,17 @@ class Mirror {
     std::string credentials;  // "user:password" or ""
     std::shared_ptr<client::ClientSession> session;
   };
-  std::map<const Upstream*, UpstreamState> upstream_state_;  // fixed after construction
+  std::map<const Upstream*, UpstreamState>
+      upstream_state_;  // fixed after construction
 
   Mutex fresh_mu_;
-  std::map<std::string, std::chrono::steady_clock::time_point> checked_ GUARDED_BY(fresh_mu_);  // repo\ntag
+  std::map<std::string, std::chrono::steady_clock::time_point> checked_
+      GUARDED_BY(fresh_mu_);  // repo\ntag
 
   Mutex fetch_mu_;
   CondVar fetch_cv_;
-  std::map<std::string, std::shared_ptr<Fetch>> fetches_ GUARDED_BY(fetch_mu_);  // by digest
+  std::map<std::string, std::shared_ptr<Fetch>> fetches_
+      GUARDED_BY(fetch_mu_);               // by digest
   int running_ GUARDED_BY(fetch_mu_) = 0;  // fetch threads
 
   std::atomic<uint64_t> hits_{0}, misses_{0}, upstream_errors_{0};

@@ -14,13 +14,16 @@ void Mirrored(const Services& s, RequestContext& ctx, const Mirror::Target& t) {
   bool get = m == "GET" || m == "HEAD";
   CacheOutcome outcome = CacheOutcome::kNone;
   auto fail = [&](const Status& st, ErrorCode not_found) {
-    if (st.code() == Code::kUnavailable) return SendError(res, ErrorCode::kUpstreamUnavailable, st.message());
+    if (st.code() == Code::kUnavailable)
+      return SendError(res, ErrorCode::kUpstreamUnavailable, st.message());
     SendError(res, StatusToError(st, not_found), st.message());
   };
   if (!get) {
     SendError(res, ErrorCode::kUnsupported,
-              r.name + " is a mirror of " + t.upstream->url + " (namespace " + t.upstream->ns +
-                  "): push there, or to a repository outside the mirrored namespaces");
+              r.name + " is a mirror of " + t.upstream->url + " (namespace " +
+                  t.upstream->ns +
+                  "): push there, or to a repository outside the mirrored "
+                  "namespaces");
   } else if (r.endpoint == Endpoint::kManifest) {
     auto rec = s.mirror->Manifest(t, r.reference, &outcome);
     if (!rec.ok()) {
@@ -47,8 +50,10 @@ void Mirrored(const Services& s, RequestContext& ctx, const Mirror::Target& t) {
       }
     } else {
       auto h = s.mirror->Blob(t, *d, &outcome);
-      if (!h.ok()) fail(h.status(), ErrorCode::kBlobUnknown);
-      else ServeBlob(*h, *d, req, res);
+      if (!h.ok())
+        fail(h.status(), ErrorCode::kBlobUnknown);
+      else
+        ServeBlob(*h, *d, req, res);
     }
   } else if (r.endpoint == Endpoint::kTagsList) {
     auto tags = s.mirror->Tags(t, &outcome);

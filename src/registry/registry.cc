@@ -26,7 +26,8 @@ class Registry::Impl {
  public:
   Impl(Config cfg, Store* store)
       : cfg_(std::move(cfg)), store_(store), log_(cfg_.log_format) {
-    if (!cfg_.upstreams.empty()) mirror_ = std::make_unique<Mirror>(cfg_.upstreams, store_);
+    if (!cfg_.upstreams.empty())
+      mirror_ = std::make_unique<Mirror>(cfg_.upstreams, store_);
   }
 
   Result<int> Bind() {
@@ -40,21 +41,28 @@ class Registry::Impl {
     o.write_timeout_ms = cfg_.write_timeout_seconds * 1000;
     o.max_body_bytes = static_cast<uint64_t>(cfg_.max_body_bytes);
     o.head.max_header_bytes = static_cast<size_t>(cfg_.max_header_bytes);
-    o.default_headers.emplace("Docker-Distribution-API-Version", "registry/2.0");
+    o.default_headers.emplace("Docker-Distribution-API-Version",
+                              "registry/2.0");
     net::Logger logger;
     if (cfg_.log_format != "off")
-      logger = [this](const net::Request& req, const net::Response& res, double ms) { log_.Log(req, res, ms); };
+      logger = [this](const net::Request& req, const net::Response& res,
+                      double ms) { log_.Log(req, res, ms); };
     svr_ = std::make_unique<net::HttpServer>(
         std::move(o),
-        [this](const net::Request& req, net::Response& res, net::RequestBody& body) { Dispatch(req, res, body); },
+        [this](const net::Request& req, net::Response& res,
+               net::RequestBody& body) { Dispatch(req, res, body); },
         [](int status, const char* message, net::Response& res) {
-          ErrorCode c = status == 413 ? ErrorCode::kSizeInvalid : status == 503 ? ErrorCode::kUnavailable : ErrorCode::kUnknown;
+          ErrorCode c = status == 413   ? ErrorCode::kSizeInvalid
+                        : status == 503 ? ErrorCode::kUnavailable
+                                        : ErrorCode::kUnknown;
           SendError(res, c, message);
           res.status = status;
         },
         std::move(logger));
     auto port = svr_->Bind(cfg_.host(), cfg_.port());
-    if (!port.ok()) return Internal("cannot bind " + cfg_.listen + " (in use, or not a local address)");
+    if (!port.ok())
+      return Internal("cannot bind " + cfg_.listen +
+                      " (in use, or not a local address)");
     return *port;
   }
 
@@ -70,9 +78,12 @@ class Registry::Impl {
     log_.Flush();
     if (mirror_) {
       Mirror::Stats st = mirror_->stats();
-      std::fprintf(stderr, "ocireg: mirror: %llu hits, %llu misses, %llu upstream errors\n",
-                   static_cast<unsigned long long>(st.hits), static_cast<unsigned long long>(st.misses),
-                   static_cast<unsigned long long>(st.upstream_errors));
+      std::fprintf(
+          stderr,
+          "ocireg: mirror: %llu hits, %llu misses, %llu upstream errors\n",
+          static_cast<unsigned long long>(st.hits),
+          static_cast<unsigned long long>(st.misses),
+          static_cast<unsigned long long>(st.upstream_errors));
     }
     return served;
   }
@@ -89,32 +100,42 @@ class Registry::Impl {
     while (true) {
       {
         MutexLock l(&stop_mu_);
-        if (!stopping_) stop_cv_.WaitFor(&stop_mu_, std::chrono::milliseconds(100));
+        if (!stopping_)
+          stop_cv_.WaitFor(&stop_mu_, std::chrono::milliseconds(100));
         if (stopping_) break;
       }
       log_.Flush();
       if (Clock::now() < next_purge) continue;
       next_purge = Clock::now() + std::chrono::seconds(60);
       auto n = store_->PurgeExpiredUploads(std::chrono::system_clock::now());
-      if (n.ok() && *n > 0) std::fprintf(stderr, "ocireg: reclaimed %zu expired uploads\n", *n);
-      if (!n.ok()) std::fprintf(stderr, "ocireg: upload expiry: %s\n", n.status().ToString().c_str());
+      if (n.ok() && *n > 0)
+        std::fprintf(stderr, "ocireg: reclaimed %zu expired uploads\n", *n);
+      if (!n.ok())
+        std::fprintf(stderr, "ocireg: upload expiry: %s\n",
+                     n.status().ToString().c_str());
     }
   }
 
-  void Dispatch(const net::Request& req, net::Response& res, net::RequestBody& reader) {
+  void Dispatch(const net::Request& req, net::Response& res,
+                net::RequestBody& reader) {
     Body body{reader};
     Route r = MatchRoute(req.path);
     RequestContext ctx{r, req, res, body};
     Services services{cfg_, store_, mirror_.get()};
-    if (r.endpoint == Endpoint::kUnknown) return SendError(res, ErrorCode::kNotFound, req.path);
-    bool repository = r.endpoint != Endpoint::kBase && r.endpoint != Endpoint::kCatalog;
+    if (r.endpoint == Endpoint::kUnknown)
+      return SendError(res, ErrorCode::kNotFound, req.path);
+    bool repository =
+        r.endpoint != Endpoint::kBase && r.endpoint != Endpoint::kCatalog;
     if (repository) {
       if (!r.name_valid) return SendError(res, ErrorCode::kNameInvalid, r.name);
       if (mirror_)
-        if (auto t = mirror_->Resolve(r.name, req.get_param_value("ns"))) return Mirrored(services, ctx, *t);
+        if (auto t = mirror_->Resolve(r.name, req.get_param_value("ns")))
+          return Mirrored(services, ctx, *t);
     }
     const RouteSpec* spec = FindRoute(r.endpoint, req.method);
-    if (!spec) return SendError(res, ErrorCode::kMethodNotAllowed, repository ? req.method + " " + req.path : "");
+    if (!spec)
+      return SendError(res, ErrorCode::kMethodNotAllowed,
+                       repository ? req.method + " " + req.path : "");
     spec->handler(services, ctx);
   }
 
@@ -129,7 +150,8 @@ class Registry::Impl {
   bool stopping_ GUARDED_BY(stop_mu_) = false;
 };
 
-Registry::Registry(Config config, Store* store) : impl_(std::make_unique<Impl>(std::move(config), store)) {}
+Registry::Registry(Config config, Store* store)
+    : impl_(std::make_unique<Impl>(std::move(config), store)) {}
 Registry::~Registry() = default;
 Result<int> Registry::Bind() { return impl_->Bind(); }
 Status Registry::Serve() { return impl_->Serve(); }

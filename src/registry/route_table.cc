@@ -24,7 +24,9 @@ const std::vector<RouteSpec>& ApiRoutes() {
 
 const RouteSpec* FindRoute(Endpoint endpoint, std::string_view method) {
   for (const auto& r : ApiRoutes())
-    if (r.endpoint == endpoint && (r.method == method || (r.head && method == "HEAD"))) return &r;
+    if (r.endpoint == endpoint &&
+        (r.method == method || (r.head && method == "HEAD")))
+      return &r;
   return nullptr;
 }
 

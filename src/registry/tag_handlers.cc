@@ -18,15 +18,20 @@ void Catalog(const Services& s, RequestContext& ctx) {
   size_t n;
   bool has_n;
   std::string last;
-  if (!PageParams(ctx.req, &n, &has_n, &last)) return SendError(ctx.res, ErrorCode::kPaginationNumberInvalid);
+  if (!PageParams(ctx.req, &n, &has_n, &last))
+    return SendError(ctx.res, ErrorCode::kPaginationNumberInvalid);
   json body = {{"repositories", json::array()}};
   if (!has_n || n > 0) {
-    auto page = s.store->ListRepositories(has_n ? std::min(n, kMaxPage) : 0, last);
-    if (!page.ok()) return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
+    auto page =
+        s.store->ListRepositories(has_n ? std::min(n, kMaxPage) : 0, last);
+    if (!page.ok())
+      return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
     for (auto& name : page->items) body["repositories"].push_back(name);
     if (page->more)
-      ctx.res.set_header("Link", "</v2/_catalog?last=" + page->items.back() + "&n=" +
-                                     std::to_string(std::min(n, kMaxPage)) + ">; rel=\"next\"");
+      ctx.res.set_header("Link",
+                         "</v2/_catalog?last=" + page->items.back() +
+                             "&n=" + std::to_string(std::min(n, kMaxPage)) +
+                             ">; rel=\"next\"");
   }
   ctx.res.status = 200;
   ctx.res.set_content(body.dump(), "application/json");
@@ -34,24 +39,33 @@ void Catalog(const Services& s, RequestContext& ctx) {
 
 void TagsList(const Services& s, RequestContext& ctx) {
   const std::string& name = ctx.route.name;
-  if (!s.store->RepositoryExists(name)) return SendError(ctx.res, ErrorCode::kNameUnknown, name);
-  TagsPage(ctx, [&](size_t limit, const std::string& last) { return s.store->ListTags(name, limit, last); });
+  if (!s.store->RepositoryExists(name))
+    return SendError(ctx.res, ErrorCode::kNameUnknown, name);
+  TagsPage(ctx, [&](size_t limit, const std::string& last) {
+    return s.store->ListTags(name, limit, last);
+  });
 }
 
-void TagsPage(RequestContext& ctx, const std::function<Result<Page>(size_t, const std::string&)>& list) {
+void TagsPage(
+    RequestContext& ctx,
+    const std::function<Result<Page>(size_t, const std::string&)>& list) {
   size_t n;
   bool has_n;
   std::string last;
-  if (!PageParams(ctx.req, &n, &has_n, &last)) return SendError(ctx.res, ErrorCode::kPaginationNumberInvalid);
+  if (!PageParams(ctx.req, &n, &has_n, &last))
+    return SendError(ctx.res, ErrorCode::kPaginationNumberInvalid);
   json body = {{"name", ctx.route.name}, {"tags", json::array()}};
   if (!has_n || n > 0) {
     size_t limit = has_n ? std::min(n, kMaxPage) : 0;
     auto page = list(limit, last);
-    if (!page.ok()) return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
+    if (!page.ok())
+      return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
     for (auto& t : page->items) body["tags"].push_back(t);
     if (page->more)
-      ctx.res.set_header("Link", "</v2/" + ctx.route.name + "/tags/list?last=" + page->items.back() +
-                                     "&n=" + std::to_string(limit) + ">; rel=\"next\"");
+      ctx.res.set_header("Link", "</v2/" + ctx.route.name +
+                                     "/tags/list?last=" + page->items.back() +
+                                     "&n=" + std::to_string(limit) +
+                                     ">; rel=\"next\"");
   }
   ctx.res.status = 200;
   ctx.res.set_content(body.dump(), "application/json");
@@ -59,20 +73,28 @@ void TagsPage(RequestContext& ctx, const std::function<Result<Page>(size_t, cons
 
 void Referrers(const Services& s, RequestContext& ctx) {
   auto subject = Digest::Parse(ctx.route.reference);
-  if (!subject.ok()) return SendError(ctx.res, ErrorCode::kDigestInvalid, subject.status().message());
+  if (!subject.ok())
+    return SendError(ctx.res, ErrorCode::kDigestInvalid,
+                     subject.status().message());
   auto refs = s.store->ListReferrers(ctx.route.name, *subject);
-  if (!refs.ok()) return SendError(ctx.res, ErrorCode::kUnknown, refs.status().message());
+  if (!refs.ok())
+    return SendError(ctx.res, ErrorCode::kUnknown, refs.status().message());
   std::string filter = ctx.req.get_param_value("artifactType");
   json manifests = json::array();
   for (const auto& ref : *refs) {
     if (!filter.empty() && ref.artifact_type != filter) continue;
-    json d = {{"mediaType", ref.media_type}, {"size", ref.size}, {"digest", ref.digest.str()}};
+    json d = {{"mediaType", ref.media_type},
+              {"size", ref.size},
+              {"digest", ref.digest.str()}};
     if (!ref.artifact_type.empty()) d["artifactType"] = ref.artifact_type;
     if (!ref.annotations.empty()) d["annotations"] = ref.annotations;
     manifests.push_back(std::move(d));
   }
-  if (!filter.empty()) ctx.res.set_header("OCI-Filters-Applied", "artifactType");
-  json body = {{"schemaVersion", 2}, {"mediaType", oci::kOciIndex}, {"manifests", std::move(manifests)}};
+  if (!filter.empty())
+    ctx.res.set_header("OCI-Filters-Applied", "artifactType");
+  json body = {{"schemaVersion", 2},
+               {"mediaType", oci::kOciIndex},
+               {"manifests", std::move(manifests)}};
   ctx.res.status = 200;
   ctx.res.set_content(body.dump(), std::string(oci::kOciIndex));
 }

@@ -8,7 +8,9 @@
 namespace ocib::registry {
 namespace {
 
-std::string RangeHeader(uint64_t offset) { return "0-" + std::to_string(offset == 0 ? 0 : offset - 1); }
+std::string RangeHeader(uint64_t offset) {
+  return "0-" + std::to_string(offset == 0 ? 0 : offset - 1);
+}
 
 void BlobCreated(RequestContext& ctx, const Digest& d) {
   ctx.res.status = 201;
@@ -17,7 +19,8 @@ void BlobCreated(RequestContext& ctx, const Digest& d) {
   ctx.res.set_header("Content-Length", "0");
 }
 
-void UploadAccepted(RequestContext& ctx, const std::string& id, uint64_t offset, int status) {
+void UploadAccepted(RequestContext& ctx, const std::string& id, uint64_t offset,
+                    int status) {
   ctx.res.status = status;
   ctx.res.set_header("Location", UploadLocation(ctx.route.name, id));
   ctx.res.set_header("Docker-Upload-UUID", id);
@@ -29,20 +32,25 @@ void UploadAccepted(RequestContext& ctx, const std::string& id, uint64_t offset,
 bool ReceiveInto(BlobWriter& w, RequestContext& ctx) {
   Status sink_status;
   uint64_t received;
-  bool ok = ctx.body.Stream([&](const char* d, size_t n) { return w.Write(d, n); }, &sink_status, &received);
+  bool ok =
+      ctx.body.Stream([&](const char* d, size_t n) { return w.Write(d, n); },
+                      &sink_status, &received);
   if (!sink_status.ok()) {
     SendError(ctx.res, ErrorCode::kUnknown, sink_status.message());
     ctx.res.set_header("Connection", "close");
     return false;
   }
   if (!ok) {
-    SendError(ctx.res, ErrorCode::kBlobUploadInvalid, "request body ended after " + std::to_string(received) + " bytes");
+    SendError(
+        ctx.res, ErrorCode::kBlobUploadInvalid,
+        "request body ended after " + std::to_string(received) + " bytes");
     ctx.res.set_header("Connection", "close");
     return false;
   }
   uint64_t declared;
   if (ctx.body.declared_length(&declared) && declared != received) {
-    SendError(ctx.res, ErrorCode::kSizeInvalid, "Content-Length does not match the body");
+    SendError(ctx.res, ErrorCode::kSizeInvalid,
+              "Content-Length does not match the body");
     return false;
   }
   return true;
@@ -50,7 +58,8 @@ bool ReceiveInto(BlobWriter& w, RequestContext& ctx) {
 
 // Opens the session the route names for writing, checking that it belongs
 // to this repository. On failure sends the error.
-std::unique_ptr<BlobWriter> OpenSession(const Services& s, RequestContext& ctx) {
+std::unique_ptr<BlobWriter> OpenSession(const Services& s,
+                                        RequestContext& ctx) {
   const Route& r = ctx.route;
   auto st = s.store->GetUpload(r.reference);
   if (!st.ok() || st->repo != r.name) {
@@ -59,8 +68,10 @@ std::unique_ptr<BlobWriter> OpenSession(const Services& s, RequestContext& ctx) 
   }
   auto w = s.store->ResumeUpload(r.reference);
   if (!w.ok()) {
-    SendError(ctx.res, StatusToError(w.status(), ErrorCode::kBlobUploadUnknown), w.status().message());
-    if (w.status().code() == Code::kUnavailable) ctx.res.set_header("Retry-After", "1");
+    SendError(ctx.res, StatusToError(w.status(), ErrorCode::kBlobUploadUnknown),
+              w.status().message());
+    if (w.status().code() == Code::kUnavailable)
+      ctx.res.set_header("Retry-After", "1");
     return nullptr;
   }
   return std::move(*w);
@@ -72,12 +83,15 @@ bool CheckRange(RequestContext& ctx, BlobWriter& w) {
   if (!req.has_header("Content-Range")) return true;
   auto refuse = [&](const std::string& why) {
     SendError(ctx.res, ErrorCode::kRangeInvalid, why);
-    ctx.res.set_header("Location", UploadLocation(ctx.route.name, ctx.route.reference));
+    ctx.res.set_header("Location",
+                       UploadLocation(ctx.route.name, ctx.route.reference));
     ctx.res.set_header("Range", RangeHeader(w.offset()));
     return false;
   };
   uint64_t start, end;
-  if (!net::ParseContentRange(req.get_header_value("Content-Range"), &start, &end) || !w.ExpectOffset(start).ok())
+  if (!net::ParseContentRange(req.get_header_value("Content-Range"), &start,
+                              &end) ||
+      !w.ExpectOffset(start).ok())
     return refuse("upload is at offset " + std::to_string(w.offset()));
   uint64_t declared;
   if (ctx.body.declared_length(&declared) && declared != end - start + 1)
@@ -94,33 +108,43 @@ void StartUpload(const Services& s, RequestContext& ctx) {
   if (req.has_param("digest-algorithm")) {
     std::string a = req.get_param_value("digest-algorithm");
     if (a != "sha256" && a != "sha512")
-      return SendError(res, ErrorCode::kDigestInvalid, "unsupported digest algorithm " + a);
+      return SendError(res, ErrorCode::kDigestInvalid,
+                       "unsupported digest algorithm " + a);
   }
   if (req.has_param("mount")) {
     auto d = Digest::Parse(req.get_param_value("mount"));
-    if (!d.ok()) return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
+    if (!d.ok())
+      return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
     std::string from = req.get_param_value("from");
-    if (!from.empty() && !oci::ValidRepositoryName(from)) return SendError(res, ErrorCode::kNameInvalid, from);
+    if (!from.empty() && !oci::ValidRepositoryName(from))
+      return SendError(res, ErrorCode::kNameInvalid, from);
     // Mount only from a repository that holds the blob; otherwise fall
     // back to an upload session (202), as the spec allows.
-    if (!from.empty() && s.store->StatLinkedBlob(from, *d).ok() && s.store->LinkBlob(r.name, *d).ok())
+    if (!from.empty() && s.store->StatLinkedBlob(from, *d).ok() &&
+        s.store->LinkBlob(r.name, *d).ok())
       return BlobCreated(ctx, *d);
   } else if (req.has_param("digest")) {
     auto d = Digest::Parse(req.get_param_value("digest"));
-    if (!d.ok()) return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
+    if (!d.ok())
+      return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
     auto w = s.store->NewWriter();
-    if (!w.ok()) return SendError(res, ErrorCode::kUnknown, w.status().message());
+    if (!w.ok())
+      return SendError(res, ErrorCode::kUnknown, w.status().message());
     if (!ReceiveInto(**w, ctx)) return;
     auto info = (*w)->Commit(*d, std::nullopt, r.name);
     if (!info.ok())
-      return SendError(res, StatusToError(info.status(), ErrorCode::kBlobUnknown), info.status().message());
+      return SendError(res,
+                       StatusToError(info.status(), ErrorCode::kBlobUnknown),
+                       info.status().message());
     return BlobCreated(ctx, *d);
   }
   auto id = s.store->BeginUpload(r.name);
   if (!id.ok()) {
     // Too many open sessions: 429 with a hint when to retry.
-    if (id.status().code() == Code::kUnavailable) res.set_header("Retry-After", "60");
-    return SendError(res, StatusToError(id.status(), ErrorCode::kUnknown), id.status().message());
+    if (id.status().code() == Code::kUnavailable)
+      res.set_header("Retry-After", "60");
+    return SendError(res, StatusToError(id.status(), ErrorCode::kUnknown),
+                     id.status().message());
   }
   UploadAccepted(ctx, *id, 0, 202);
 }
@@ -133,26 +157,35 @@ void PatchUpload(const Services& s, RequestContext& ctx) {
 
 void PutUpload(const Services& s, RequestContext& ctx) {
   auto d = Digest::Parse(ctx.req.get_param_value("digest"));
-  if (!d.ok()) return SendError(ctx.res, ErrorCode::kDigestInvalid, d.status().message());
+  if (!d.ok())
+    return SendError(ctx.res, ErrorCode::kDigestInvalid, d.status().message());
   auto w = OpenSession(s, ctx);
   if (!w || !CheckRange(ctx, *w) || !ReceiveInto(*w, ctx)) return;
   auto info = w->Commit(*d, std::nullopt, ctx.route.name);
   if (!info.ok())
-    return SendError(ctx.res, StatusToError(info.status(), ErrorCode::kBlobUploadUnknown), info.status().message());
+    return SendError(
+        ctx.res, StatusToError(info.status(), ErrorCode::kBlobUploadUnknown),
+        info.status().message());
   BlobCreated(ctx, *d);
 }
 
 void UploadStatus(const Services& s, RequestContext& ctx) {
   auto st = s.store->GetUpload(ctx.route.reference);
-  if (!st.ok() || st->repo != ctx.route.name) return SendError(ctx.res, ErrorCode::kBlobUploadUnknown, ctx.route.reference);
+  if (!st.ok() || st->repo != ctx.route.name)
+    return SendError(ctx.res, ErrorCode::kBlobUploadUnknown,
+                     ctx.route.reference);
   UploadAccepted(ctx, ctx.route.reference, st->offset, 204);
 }
 
 void CancelUpload(const Services& s, RequestContext& ctx) {
   auto st = s.store->GetUpload(ctx.route.reference);
-  if (!st.ok() || st->repo != ctx.route.name) return SendError(ctx.res, ErrorCode::kBlobUploadUnknown, ctx.route.reference);
+  if (!st.ok() || st->repo != ctx.route.name)
+    return SendError(ctx.res, ErrorCode::kBlobUploadUnknown,
+                     ctx.route.reference);
   Status a = s.store->AbortUpload(ctx.route.reference);
-  if (!a.ok()) return SendError(ctx.res, StatusToError(a, ErrorCode::kBlobUploadUnknown), a.message());
+  if (!a.ok())
+    return SendError(ctx.res, StatusToError(a, ErrorCode::kBlobUploadUnknown),
+                     a.message());
   ctx.res.status = 204;
 }
 

@@ -4,16 +4,16 @@
 
 #include <fcntl.h>
 #include <openssl/rand.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -33,7 +33,8 @@ namespace {
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
   if (s.IsNotFound()) return NotFound(what);
-  std::fprintf(stderr, "ocib store: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::fprintf(stderr, "ocib store: %s: %s\n", what.c_str(),
+               s.ToString().c_str());
   const char* reason = s.IsNoSpace()   ? "no space left on the store's disk"
                        : s.IsIOError() ? "database I/O error"
                                        : "database error";
@@ -73,7 +74,9 @@ std::string RandomHex(size_t bytes) {
 struct BlobRecord {
   uint64_t size = 0;
   uint64_t refs = 0;
-  std::string Encode() const { return keys::Encoder().U64(size).U64(refs).out(); }
+  std::string Encode() const {
+    return keys::Encoder().U64(size).U64(refs).out();
+  }
   static bool Decode(std::string_view v, BlobRecord* r) {
     keys::Decoder d(v);
     return d.U64(&r->size) && d.U64(&r->refs);
@@ -99,7 +102,8 @@ std::string EncodeAnnotations(keys::Encoder& e,
   return e.out();
 }
 
-bool DecodeAnnotations(keys::Decoder& d, std::map<std::string, std::string>* a) {
+bool DecodeAnnotations(keys::Decoder& d,
+                       std::map<std::string, std::string>* a) {
   uint64_t n;
   if (!d.U64(&n)) return false;
   for (uint64_t i = 0; i < n; ++i) {
@@ -112,7 +116,9 @@ bool DecodeAnnotations(keys::Decoder& d, std::map<std::string, std::string>* a) 
 
 std::string EncodeManifest(const ManifestRecord& m) {
   keys::Encoder e;
-  e.Str(m.media_type).Str(m.subject ? m.subject->str() : "").Str(m.artifact_type);
+  e.Str(m.media_type)
+      .Str(m.subject ? m.subject->str() : "")
+      .Str(m.artifact_type);
   EncodeAnnotations(e, m.annotations);
   e.Str(m.content);
   return e.out();
@@ -169,9 +175,12 @@ class Writer : public BlobWriter {
 
   static constexpr size_t kInlineMax = 64 << 10;
 
-  uint64_t offset() const override { return spool_ ? spool_->size() : inline_size_.load(); }
+  uint64_t offset() const override {
+    return spool_ ? spool_->size() : inline_size_.load();
+  }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
-    if (SpoolFile* s = published_.load(std::memory_order_acquire)) return s->ReadAt(offset, buf, n);
+    if (SpoolFile* s = published_.load(std::memory_order_acquire))
+      return s->ReadAt(offset, buf, n);
     uint64_t have = inline_size_.load(std::memory_order_acquire);
     if (offset > have) return OutOfRange("read offset past the bytes written");
     n = static_cast<size_t>(std::min<uint64_t>(n, have - offset));
@@ -181,8 +190,8 @@ class Writer : public BlobWriter {
   Status ExpectOffset(uint64_t offset) const override {
     if (offset != this->offset())
       return FailedPrecondition("upload is at offset " +
-                                std::to_string(this->offset()) +
-                                ", not " + std::to_string(offset));
+                                std::to_string(this->offset()) + ", not " +
+                                std::to_string(offset));
     return Status::Ok();
   }
   // Moves the bytes held in memory into a new spool file.
@@ -212,7 +221,8 @@ class Writer : public BlobWriter {
     return AppendHashed(data, n, async);
   }
   Status WriteTake(std::string& buf) override {
-    if (done_ || !spool_ || !hash_valid_ || buf.size() < kAsyncHashMin || !SpaceOk()) {
+    if (done_ || !spool_ || !hash_valid_ || buf.size() < kAsyncHashMin ||
+        !SpaceOk()) {
       Status s = Write(buf.data(), buf.size());
       buf.clear();
       return s;
@@ -263,8 +273,8 @@ class Writer : public BlobWriter {
   bool hash_valid_ = true;
   bool done_ = false;
   static constexpr size_t kAsyncHashMin = 256 << 10;
-  std::string hash_buf_;             // the piece being hashed
-  std::future<void> pending_hash_;   // running Update over hash_buf_
+  std::string hash_buf_;            // the piece being hashed
+  std::future<void> pending_hash_;  // running Update over hash_buf_
   // Bytes before a spool exists; never reallocated, so ReadAt on other
   // threads can read below inline_size_.
   std::unique_ptr<char[]> inline_buf_;
@@ -278,7 +288,8 @@ class MemoryReadHandle : public BlobReadHandle {
   explicit MemoryReadHandle(std::string bytes) : bytes_(std::move(bytes)) {}
   uint64_t size() const override { return bytes_.size(); }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
-    if (offset > bytes_.size()) return OutOfRange("read offset past end of blob");
+    if (offset > bytes_.size())
+      return OutOfRange("read offset past end of blob");
     n = std::min<size_t>(n, bytes_.size() - offset);
     if (n > 0) std::memcpy(buf, bytes_.data() + offset, n);
     return n;
@@ -291,8 +302,12 @@ class MemoryReadHandle : public BlobReadHandle {
 class RocksStore : public Store {
  public:
   // For Writer: a new spool file, or removal of one.
-  Result<std::unique_ptr<SpoolFile>> NewSpool(const std::string& key) { return bytes_->CreateSpool(key); }
-  void DropSpool(const std::string& key) { bytes_->RemoveSpool(key).IgnoreError(); }
+  Result<std::unique_ptr<SpoolFile>> NewSpool(const std::string& key) {
+    return bytes_->CreateSpool(key);
+  }
+  void DropSpool(const std::string& key) {
+    bytes_->RemoveSpool(key).IgnoreError();
+  }
 
   RocksStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes)
       : opts_(std::move(opts)), bytes_(std::move(bytes)) {
@@ -312,15 +327,18 @@ class RocksStore : public Store {
   Status CheckSpace() {
     if (opts_.read_only || opts_.reserved_bytes == 0) return Status::Ok();
     int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now().time_since_epoch()).count();
+                      std::chrono::steady_clock::now().time_since_epoch())
+                      .count();
     if (now - space_checked_ms_.load(std::memory_order_relaxed) > 50) {
       struct statvfs st;
       if (::statvfs(opts_.root.c_str(), &st) == 0)
-        free_bytes_.store(static_cast<uint64_t>(st.f_bavail) * st.f_frsize, std::memory_order_relaxed);
+        free_bytes_.store(static_cast<uint64_t>(st.f_bavail) * st.f_frsize,
+                          std::memory_order_relaxed);
       space_checked_ms_.store(now, std::memory_order_relaxed);
     }
     if (free_bytes_.load(std::memory_order_relaxed) < opts_.reserved_bytes)
-      return Internal("storage full: less than " + std::to_string(opts_.reserved_bytes >> 20) +
+      return Internal("storage full: less than " +
+                      std::to_string(opts_.reserved_bytes >> 20) +
                       " MiB free on the store's disk");
     if (db_error_.load()) {
       std::lock_guard<std::mutex> l(resume_mu_);
@@ -328,7 +346,8 @@ class RocksStore : public Store {
         auto r = db_->Resume();
         if (!r.ok()) return FromRocks(r, "resume database");
         db_error_.store(false);
-        std::fprintf(stderr, "ocib store: database resumed after a write error\n");
+        std::fprintf(stderr,
+                     "ocib store: database resumed after a write error\n");
       }
     }
     return Status::Ok();
@@ -336,7 +355,8 @@ class RocksStore : public Store {
 
   // A write to the database failed: later writes try Resume() first.
   Status Written(const rocksdb::Status& s, const std::string& what) {
-    if (!s.ok() && !s.IsNotFound() && (s.IsIOError() || s.IsNoSpace())) db_error_.store(true);
+    if (!s.ok() && !s.IsNotFound() && (s.IsIOError() || s.IsNoSpace()))
+      db_error_.store(true);
     return FromRocks(s, what);
   }
 
@@ -347,12 +367,15 @@ class RocksStore : public Store {
   void TakeReserve() {
     if (opts_.reserved_bytes == 0) return;
     uint64_t size = std::min<uint64_t>(opts_.reserved_bytes / 2, 64ull << 20);
-    int fd = ::open(ReservePath().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    int fd =
+        ::open(ReservePath().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return;
     struct statvfs st;
     if (::fstatvfs(fd, &st) == 0 &&
-        static_cast<uint64_t>(st.f_bavail) * st.f_frsize >= size + opts_.reserved_bytes) {
-      if (::posix_fallocate(fd, 0, static_cast<off_t>(size)) != 0) (void)!::ftruncate(fd, 0);
+        static_cast<uint64_t>(st.f_bavail) * st.f_frsize >=
+            size + opts_.reserved_bytes) {
+      if (::posix_fallocate(fd, 0, static_cast<off_t>(size)) != 0)
+        (void)!::ftruncate(fd, 0);
     }
     ::close(fd);
   }
@@ -382,12 +405,15 @@ class RocksStore : public Store {
     if (opts_.read_only) {
       o.create_if_missing = false;
       auto s = rocksdb::DB::OpenForReadOnly(o, opts_.root + "/db", &raw);
-      if (!s.ok()) return NotFound("no store at " + opts_.root + " (" + s.ToString() + ")");
+      if (!s.ok())
+        return NotFound("no store at " + opts_.root + " (" + s.ToString() +
+                        ")");
       db_.reset(raw);
       std::string v;
       s = db_->Get(ro_, keys::Schema(), &v);
       if (!s.ok() || (v != keys::kSchemaVersion && v != "1"))
-        return FailedPrecondition("store schema version \"" + v + "\" is not supported");
+        return FailedPrecondition("store schema version \"" + v +
+                                  "\" is not supported");
       return Status::Ok();
     }
     auto s = rocksdb::DB::Open(o, opts_.root + "/db", &raw);
@@ -424,7 +450,9 @@ class RocksStore : public Store {
     RETURN_IF_ERROR(GetBlobRecord(d, &r));
     std::string bytes;
     auto s = db_->Get(ro_, keys::Inline(d), &bytes);
-    if (s.ok()) return std::unique_ptr<BlobReadHandle>(new MemoryReadHandle(std::move(bytes)));
+    if (s.ok())
+      return std::unique_ptr<BlobReadHandle>(
+          new MemoryReadHandle(std::move(bytes)));
     if (!s.IsNotFound()) return FromRocks(s, "read inline blob");
     return bytes_->Open(d);
   }
@@ -432,7 +460,8 @@ class RocksStore : public Store {
   // --- Ingester ---
   Result<std::unique_ptr<BlobWriter>> NewWriter() override {
     std::string key = "t-" + RandomHex(16);
-    return std::unique_ptr<BlobWriter>(new Writer(this, "", key, nullptr, Hasher()));
+    return std::unique_ptr<BlobWriter>(
+        new Writer(this, "", key, nullptr, Hasher()));
   }
 
   Result<std::string> BeginUpload(const std::string& repo) override {
@@ -442,9 +471,12 @@ class RocksStore : public Store {
       MutexLock l(&uploads_mu_);
       size_t& in_repo = uploads_per_repo_[repo];
       if ((opts_.max_uploads > 0 && upload_repo_.size() >= opts_.max_uploads) ||
-          (opts_.max_uploads_per_repo > 0 && in_repo >= opts_.max_uploads_per_repo)) {
+          (opts_.max_uploads_per_repo > 0 &&
+           in_repo >= opts_.max_uploads_per_repo)) {
         if (in_repo == 0) uploads_per_repo_.erase(repo);
-        return Unavailable("too many open upload sessions; finish or cancel some, or retry later");
+        return Unavailable(
+            "too many open upload sessions; finish or cancel some, or retry "
+            "later");
       }
       ++in_repo;
       upload_repo_[id] = repo;
@@ -454,7 +486,7 @@ class RocksStore : public Store {
     // Not synced: a session lost to a power cut is just restarted by the
     // client; a later synced write covers it anyway.
     if (Status s = Written(db_->Put(nosync_wo_, keys::Upload(id), rec.Encode()),
-                             "write upload record");
+                           "write upload record");
         !s.ok()) {
       ForgetUpload(id);
       return s;
@@ -517,10 +549,13 @@ class RocksStore : public Store {
     auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
     if (!spool.ok()) {
       if (spool.status().code() != Code::kNotFound) return spool.status();
-      return UploadStatus{id, rec.repo, 0, static_cast<int64_t>(rec.updated)};  // nothing written yet
+      return UploadStatus{
+          id, rec.repo, 0,
+          static_cast<int64_t>(rec.updated)};  // nothing written yet
     }
-    return UploadStatus{id, rec.repo, (*spool)->size(),
-                        std::max<int64_t>(rec.updated, (*spool)->modified_unix())};
+    return UploadStatus{
+        id, rec.repo, (*spool)->size(),
+        std::max<int64_t>(rec.updated, (*spool)->modified_unix())};
   }
 
   Status AbortUpload(const std::string& id) override {
@@ -560,7 +595,8 @@ class RocksStore : public Store {
         // Last activity: creation, or the last write to the spool.
         int64_t active = rec.updated;
         auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
-        if (spool.ok()) active = std::max<int64_t>(active, (*spool)->modified_unix());
+        if (spool.ok())
+          active = std::max<int64_t>(active, (*spool)->modified_unix());
         if (active < cutoff) expired.push_back(id);
       }
       RETURN_IF_ERROR(FromRocks(it->status(), "scan uploads"));
@@ -612,7 +648,8 @@ class RocksStore : public Store {
       b.Delete(keys::Blob(d));
       b.Delete(keys::Unreferenced(d));
       b.Delete(keys::Inline(d));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+      RETURN_IF_ERROR(
+          Written(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
     RETURN_IF_ERROR(Durable());
     // The record is gone, so the bytes are unreachable; remove them after
@@ -678,7 +715,8 @@ class RocksStore : public Store {
                      const std::vector<Digest>& required_blobs,
                      const std::vector<Digest>& required_manifests) override {
     RETURN_IF_ERROR(CheckSpace());
-    RETURN_IF_ERROR(PutManifestLocked(repo, m, tag, required_blobs, required_manifests));
+    RETURN_IF_ERROR(
+        PutManifestLocked(repo, m, tag, required_blobs, required_manifests));
     return Durable();
   }
 
@@ -694,7 +732,8 @@ class RocksStore : public Store {
     rocksdb::WriteBatch b;
     b.Put(keys::Manifest(repo, m.digest), EncodeManifest(m));
     if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
-    if (m.subject) b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
+    if (m.subject)
+      b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
     b.Put(keys::Repo(repo), "");
     return Written(db_->Write(nosync_wo_, &b), "put manifest");
   }
@@ -703,7 +742,8 @@ class RocksStore : public Store {
                                      const Digest& d) override {
     std::string v;
     auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
-    if (s.IsNotFound()) return NotFound("manifest " + d.str() + " not in " + repo);
+    if (s.IsNotFound())
+      return NotFound("manifest " + d.str() + " not in " + repo);
     RETURN_IF_ERROR(FromRocks(s, "get manifest"));
     return DecodeManifest(d, v);
   }
@@ -726,7 +766,8 @@ class RocksStore : public Store {
     std::lock_guard<std::mutex> l(meta_mu_);
     std::string v;
     auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
-    if (s.IsNotFound()) return NotFound("manifest " + d.str() + " not in " + repo);
+    if (s.IsNotFound())
+      return NotFound("manifest " + d.str() + " not in " + repo);
     RETURN_IF_ERROR(FromRocks(s, "get manifest"));
     ASSIGN_OR_RETURN(ManifestRecord m, DecodeManifest(d, v));
     rocksdb::WriteBatch b;
@@ -748,7 +789,8 @@ class RocksStore : public Store {
       std::lock_guard<std::mutex> l(meta_mu_);
       if (!Exists(keys::Tag(repo, tag)))
         return NotFound("tag " + tag + " not in " + repo);
-      RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
+      RETURN_IF_ERROR(
+          Written(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
     }
     return Durable();
   }
@@ -796,9 +838,9 @@ class RocksStore : public Store {
     uint64_t size = w.offset();
     if (expected_size && *expected_size != size) {
       DiscardWriter(w);
-      return Status(Code::kSizeMismatch,
-                    "blob has " + std::to_string(size) + " bytes, expected " +
-                        std::to_string(*expected_size));
+      return Status(Code::kSizeMismatch, "blob has " + std::to_string(size) +
+                                             " bytes, expected " +
+                                             std::to_string(*expected_size));
     }
     Digest actual = Digest::Of("");
     if (w.hash_valid_ && w.hashed_ == size &&
@@ -818,9 +860,8 @@ class RocksStore : public Store {
     }
     if (actual != expected) {
       DiscardWriter(w);
-      return Status(Code::kDigestMismatch,
-                    "content hashes to " + actual.str() + ", not " +
-                        expected.str());
+      return Status(Code::kDigestMismatch, "content hashes to " + actual.str() +
+                                               ", not " + expected.str());
     }
     // The spool stays open until the writer goes, so ReadAt keeps working
     // during and after the commit; renaming an open file is fine.
@@ -833,7 +874,7 @@ class RocksStore : public Store {
       // intent durable too; losing it in between only leaves unreachable
       // bytes, never a visible half blob.
       RETURN_IF_ERROR(Written(db_->Put(nosync_wo_, keys::Pending(expected), ""),
-                                "write promote intent"));
+                              "write promote intent"));
       Status s = bytes_->Promote(w.spool_key_, expected);
       // The bytes are made durable after the rename and before the record:
       // on a journalling file system the directory sync has then already
@@ -938,8 +979,8 @@ class RocksStore : public Store {
   }
 
   Status RemoveSession(const std::string& id) {
-    RETURN_IF_ERROR(
-        Written(db_->Delete(nosync_wo_, keys::Upload(id)), "delete upload record"));
+    RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Upload(id)),
+                            "delete upload record"));
     ForgetUpload(id);
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
   }
@@ -950,7 +991,8 @@ class RocksStore : public Store {
     auto it = upload_repo_.find(id);
     if (it == upload_repo_.end()) return;
     auto c = uploads_per_repo_.find(it->second);
-    if (c != uploads_per_repo_.end() && --c->second == 0) uploads_per_repo_.erase(c);
+    if (c != uploads_per_repo_.end() && --c->second == 0)
+      uploads_per_repo_.erase(c);
     upload_repo_.erase(it);
   }
 
@@ -1081,8 +1123,9 @@ class RocksStore : public Store {
   const StoreOptions opts_;
   std::unique_ptr<ByteBackend> bytes_;
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::WriteOptions wo_;         // synced when opts_.sync
-  rocksdb::WriteOptions nosync_wo_;  // metadata writes made durable by Durable()
+  rocksdb::WriteOptions wo_;  // synced when opts_.sync
+  rocksdb::WriteOptions
+      nosync_wo_;  // metadata writes made durable by Durable()
   rocksdb::ReadOptions ro_;
 
   // Group commit: metadata batches are written under meta_mu_ without
@@ -1098,11 +1141,14 @@ class RocksStore : public Store {
   std::array<std::mutex, 64> digest_locks_;
 
   Mutex sessions_mu_;
-  std::unordered_map<std::string, SessionState> sessions_ GUARDED_BY(sessions_mu_);
+  std::unordered_map<std::string, SessionState> sessions_
+      GUARDED_BY(sessions_mu_);
   // Open upload sessions, for the caps in StoreOptions.
   Mutex uploads_mu_;
-  std::unordered_map<std::string, std::string> upload_repo_ GUARDED_BY(uploads_mu_);  // id -> repo
-  std::unordered_map<std::string, size_t> uploads_per_repo_ GUARDED_BY(uploads_mu_);
+  std::unordered_map<std::string, std::string> upload_repo_
+      GUARDED_BY(uploads_mu_);  // id -> repo
+  std::unordered_map<std::string, size_t> uploads_per_repo_
+      GUARDED_BY(uploads_mu_);
 };
 
 Writer::~Writer() { store_->CloseWriter(*this); }
@@ -1145,7 +1191,7 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   std::filesystem::create_directories(options.root, ec);
   if (ec) return Internal("create " + options.root + ": " + ec.message());
   ASSIGN_OR_RETURN(auto bytes, NewFileBackend(options.root, options.sync,
-                                                options.written_cache_bytes));
+                                              options.written_cache_bytes));
   auto store = std::make_unique<RocksStore>(options, std::move(bytes));
   RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<Store>(std::move(store));

@@ -161,8 +161,7 @@ class BlobReader {
   virtual ~BlobReader() = default;
   // kNotFound if the blob is not in the CAS.
   virtual Result<BlobInfo> StatBlob(const Digest& d) = 0;
-  virtual Result<std::unique_ptr<BlobReadHandle>> OpenBlob(
-      const Digest& d) = 0;
+  virtual Result<std::unique_ptr<BlobReadHandle>> OpenBlob(const Digest& d) = 0;
 };
 
 class Ingester {

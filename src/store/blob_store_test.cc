@@ -1,7 +1,6 @@
 #include "store/blob_store.h"
 
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -66,7 +65,9 @@ TEST_CASE("direct ingest in pieces commits and reads back") {
   auto w = s->NewWriter();
   REQUIRE(w.ok());
   for (size_t off = 0; off < data.size(); off += 12345)
-    REQUIRE((*w)->Write(data.data() + off, std::min<size_t>(12345, data.size() - off)).ok());
+    REQUIRE((*w)->Write(data.data() + off,
+                        std::min<size_t>(12345, data.size() - off))
+                .ok());
   CHECK((*w)->offset() == data.size());
   Digest d = Digest::Of(data);
   CHECK(s->StatBlob(d).status().code() == Code::kNotFound);  // not yet visible
@@ -105,7 +106,8 @@ TEST_CASE("commit twice: writer refuses, same digest again succeeds") {
   TempDir t;
   auto s = Open(t.path());
   auto w = s->NewWriter();
-  std::string data = RandomBytes(100 << 10, 3);  // past the inline limit: a file
+  std::string data =
+      RandomBytes(100 << 10, 3);  // past the inline limit: a file
   REQUIRE((*w)->Write(data.data(), data.size()).ok());
   REQUIRE((*w)->Commit(Digest::Of(data), data.size()).ok());
   CHECK((*w)->Commit(Digest::Of(data), data.size()).status().code() ==
@@ -230,7 +232,8 @@ TEST_CASE("session digest mismatch discards the session") {
         Code::kDigestMismatch);
   w->reset();
   CHECK(s->GetUpload(*id).status().code() == Code::kNotFound);
-  CHECK(s->StatLinkedBlob("r", Digest::Of("abc")).status().code() == Code::kNotFound);
+  CHECK(s->StatLinkedBlob("r", Digest::Of("abc")).status().code() ==
+        Code::kNotFound);
 }
 
 TEST_CASE("session state survives a restart and the hash is rebuilt") {
@@ -281,7 +284,8 @@ TEST_CASE("stray spools are removed at open") {
   {
     auto s = Open(t.path());
     auto w = s->NewWriter();
-    std::string data = RandomBytes(100 << 10, 4);  // past the inline limit: spooled
+    std::string data =
+        RandomBytes(100 << 10, 4);  // past the inline limit: spooled
     REQUIRE((*w)->Write(data.data(), data.size()).ok());
     // Never closed, as in a crash mid-ingest; kept reachable so the leak
     // checker of the sanitizer build does not count it.
@@ -486,7 +490,9 @@ TEST_CASE("written bytes beyond the cache budget leave the page cache") {
   }
 }
 
-TEST_CASE("read-only open: a snapshot beside a writer, no writes, NotFound when empty") {
+TEST_CASE(
+    "read-only open: a snapshot beside a writer, no writes, NotFound when "
+    "empty") {
   TempDir t;
   StoreOptions ro;
   ro.root = t.path() + "/s";
@@ -512,7 +518,9 @@ TEST_CASE("read-only open: a snapshot beside a writer, no writes, NotFound when 
   CHECK(!(*r)->StatBlob(Digest::Of("later")).ok());
 }
 
-TEST_CASE("BlobWriter::ReadAt reads written bytes from another thread while writing") {
+TEST_CASE(
+    "BlobWriter::ReadAt reads written bytes from another thread while "
+    "writing") {
   TempDir t;
   auto s = Open(t.path());
   std::string data = RandomBytes(8 << 20, 21);
@@ -529,8 +537,10 @@ TEST_CASE("BlobWriter::ReadAt reads written bytes from another thread while writ
         std::this_thread::yield();
         continue;
       }
-      auto n = (*w)->ReadAt(off, buf.data(), std::min<uint64_t>(buf.size(), avail - off));
-      if (!n.ok() || *n == 0 || std::memcmp(buf.data(), data.data() + off, *n) != 0) {
+      auto n = (*w)->ReadAt(off, buf.data(),
+                            std::min<uint64_t>(buf.size(), avail - off));
+      if (!n.ok() || *n == 0 ||
+          std::memcmp(buf.data(), data.data() + off, *n) != 0) {
         mismatch = true;
         return;
       }
@@ -551,7 +561,8 @@ TEST_CASE("many small blobs do not keep files open") {
   auto s = Open(t.path());
   auto open_fds = [] {
     size_t n = 0;
-    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) (void)e, ++n;
+    for (auto& e : std::filesystem::directory_iterator("/proc/self/fd"))
+      (void)e, ++n;
     return n;
   };
   Put(*s, "warm-up");
@@ -562,10 +573,13 @@ TEST_CASE("many small blobs do not keep files open") {
   CHECK(open_fds() <= before + 600);
 }
 
-TEST_CASE("small blobs are kept in the database: no file, same reads, deleted with the record") {
+TEST_CASE(
+    "small blobs are kept in the database: no file, same reads, deleted with "
+    "the record") {
   TempDir t;
   auto s = Open(t.path());
-  std::string small = RandomBytes(10 << 10, 31), big = RandomBytes(200 << 10, 32);
+  std::string small = RandomBytes(10 << 10, 31),
+              big = RandomBytes(200 << 10, 32);
   Put(*s, small, "repo");
   Put(*s, "", "repo");
   CHECK(CountFiles(t.path() + "/blobs") == 0);
@@ -596,7 +610,9 @@ TEST_CASE("small blobs are kept in the database: no file, same reads, deleted wi
   CHECK(ReadAll(*s, Digest::Of(small)) == small);
 }
 
-TEST_CASE("small chunks of a session survive the request that wrote them, and a restart") {
+TEST_CASE(
+    "small chunks of a session survive the request that wrote them, and a "
+    "restart") {
   TempDir t;
   std::string data = RandomBytes(150 << 10, 41);
   std::string id;
@@ -606,7 +622,8 @@ TEST_CASE("small chunks of a session survive the request that wrote them, and a 
     REQUIRE(b.ok());
     id = *b;
     auto w = s->ResumeUpload(id);
-    REQUIRE((*w)->Write(data.data(), 1000).ok());  // in memory, then spooled at close
+    REQUIRE((*w)->Write(data.data(), 1000)
+                .ok());  // in memory, then spooled at close
   }
   {
     auto s = Open(t.path());
@@ -647,7 +664,9 @@ TEST_CASE("ReadAt across the switch from memory to a spool file") {
   REQUIRE((*w)->Commit(Digest::Of(data), data.size()).ok());
 }
 
-TEST_CASE("WriteTake: the same bytes as Write, the caller's buffer left empty for reuse") {
+TEST_CASE(
+    "WriteTake: the same bytes as Write, the caller's buffer left empty for "
+    "reuse") {
   TempDir t;
   auto s = Open(t.path());
   std::string data = RandomBytes(5 << 20, 61);

@@ -60,8 +60,9 @@ class ByteBackend {
 
 // Files under root: blobs/<algorithm>/<2 hex>/<hex> and uploads/<key>.
 // With sync, Promote fsyncs the directory after the rename (the store
-// syncs the file itself). Written bytes beyond the most recent written_cache_bytes are
-// dropped from the page cache once on disk (0: left to the kernel).
+// syncs the file itself). Written bytes beyond the most recent
+// written_cache_bytes are dropped from the page cache once on disk (0: left to
+// the kernel).
 Result<std::unique_ptr<ByteBackend>> NewFileBackend(
     const std::string& root, bool sync, uint64_t written_cache_bytes);
 

@@ -82,9 +82,7 @@ Hasher::~Hasher() = default;
 Hasher::Hasher(Hasher&&) noexcept = default;
 Hasher& Hasher::operator=(Hasher&&) noexcept = default;
 
-void Hasher::Reset() {
-  EVP_DigestInit_ex(ctx_->ctx, Md(algorithm_), nullptr);
-}
+void Hasher::Reset() { EVP_DigestInit_ex(ctx_->ctx, Md(algorithm_), nullptr); }
 
 void Hasher::Update(const void* data, size_t n) {
   if (n) EVP_DigestUpdate(ctx_->ctx, data, n);

@@ -21,11 +21,17 @@ TEST_CASE("Digest::Parse accepts sha256 and sha512") {
 TEST_CASE("Digest::Parse rejects malformed digests") {
   for (const char* bad :
        {"", "sha256", "sha256:", "md5:d41d8cd98f00b204e9800998ecf8427e",
-        "sha256:abc", "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85z",
-        "sha256:../../../../etc/passwd00000000000000000000000000000000000000000",
-        "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}) {
+        "sha256:abc",
+        "SHA256:"
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "sha256:"
+        "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+        "sha256:"
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85z",
+        "sha256:../../../../etc/"
+        "passwd00000000000000000000000000000000000000000",
+        "sha512:"
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}) {
     auto d = Digest::Parse(bad);
     CHECK_MESSAGE(!d.ok(), bad);
     if (!d.ok()) CHECK(d.status().code() == Code::kInvalidArgument);
@@ -34,9 +40,11 @@ TEST_CASE("Digest::Parse rejects malformed digests") {
 
 TEST_CASE("Digest::Of matches known vectors") {
   CHECK(Digest::Of("").str() ==
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        "sha256:"
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   CHECK(Digest::Of("abc").str() ==
-        "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        "sha256:"
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   CHECK(Digest::Of("abc", DigestAlgorithm::kSha512).hex().substr(0, 16) ==
         "ddaf35a193617aba");
 }
@@ -51,7 +59,8 @@ TEST_CASE("Hasher streams in pieces of any size and Peek does not disturb") {
     h.Update(data.data() + off, n);
     off += n;
     step = step * 3 + 1;
-    if (off > 500 && off < 2000) CHECK(h.Peek() == Digest::Of(data.substr(0, off)));
+    if (off > 500 && off < 2000)
+      CHECK(h.Peek() == Digest::Of(data.substr(0, off)));
   }
   CHECK(h.Finish() == Digest::Of(data));
 }

@@ -51,14 +51,16 @@ class WrittenCache {
     std::vector<Range> drop;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (!q_.empty() && q_.back().fd == fd && q_.back().off + q_.back().len == off)
+      if (!q_.empty() && q_.back().fd == fd &&
+          q_.back().off + q_.back().len == off)
         q_.back().len += len;
       else
         q_.push_back({fd, off, len});
       total_ += len;
       while (total_ > budget_ || q_.size() > kMaxRanges) {
         Range& r = q_.front();
-        uint64_t n = total_ > budget_ ? std::min(r.len, total_ - budget_) : r.len;
+        uint64_t n =
+            total_ > budget_ ? std::min(r.len, total_ - budget_) : r.len;
         drop.push_back({r.fd, r.off, n});
         r.off += n;
         r.len -= n;

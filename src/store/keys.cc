@@ -25,7 +25,9 @@ std::string Unreferenced(const Digest& d) {
 }
 std::string Upload(const std::string& id) { return Kind(kUploadKind, id); }
 std::string Repo(const std::string& repo) { return Kind(kRepoKind, repo); }
-std::string LinkPrefix(const std::string& repo) { return InRepo('l', repo, ""); }
+std::string LinkPrefix(const std::string& repo) {
+  return InRepo('l', repo, "");
+}
 std::string Link(const std::string& repo, const Digest& d) {
   return InRepo('l', repo, d.str());
 }

@@ -95,7 +95,7 @@ inline Status Internal(std::string m) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }
@@ -123,10 +123,10 @@ class [[nodiscard]] Result {
 #define OCIB_CONCAT_INNER(a, b) a##b
 #define OCIB_CONCAT(a, b) OCIB_CONCAT_INNER(a, b)
 
-#define RETURN_IF_ERROR(expr)                \
-  do {                                       \
-    ::ocib::Status _st = (expr);             \
-    if (!_st.ok()) return _st;               \
+#define RETURN_IF_ERROR(expr)    \
+  do {                           \
+    ::ocib::Status _st = (expr); \
+    if (!_st.ok()) return _st;   \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

@@ -18,4 +18,5 @@
 #define EXCLUDES(...) OCIB_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
 #define ACQUIRE(...) OCIB_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define RELEASE(...) OCIB_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
-#define NO_THREAD_SAFETY_ANALYSIS OCIB_THREAD_ANNOTATION(no_thread_safety_analysis)
+#define NO_THREAD_SAFETY_ANALYSIS \
+  OCIB_THREAD_ANNOTATION(no_thread_safety_analysis)

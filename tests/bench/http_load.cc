@@ -75,11 +75,13 @@ class Conn {
   }
   // Sends a request and reads the whole response. Returns the status, or
   // -1 on a connection error (the connection is then reopened next time).
-  int Do(const std::string& method, const std::string& target, std::string_view body,
-         std::string* location = nullptr, const std::string& extra_headers = "") {
+  int Do(const std::string& method, const std::string& target,
+         std::string_view body, std::string* location = nullptr,
+         const std::string& extra_headers = "") {
     if (fd_ < 0 && !Connect()) return -1;
-    std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + url_.host +
-                      "\r\nContent-Type: application/octet-stream\r\n" + extra_headers;
+    std::string req =
+        method + " " + target + " HTTP/1.1\r\nHost: " + url_.host +
+        "\r\nContent-Type: application/octet-stream\r\n" + extra_headers;
     if (method == "POST" || method == "PUT" || method == "PATCH")
       req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n";
@@ -99,13 +101,17 @@ class Conn {
     bool close = false;
     for (size_t pos = head.find("\r\n"); pos != std::string::npos;) {
       size_t next = head.find("\r\n", pos + 2);
-      std::string line = head.substr(pos + 2, next == std::string::npos ? std::string::npos : next - pos - 2);
+      std::string line =
+          head.substr(pos + 2, next == std::string::npos ? std::string::npos
+                                                         : next - pos - 2);
       std::string lower = line;
       std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-      if (lower.rfind("content-length:", 0) == 0) len = std::strtoull(line.c_str() + 15, nullptr, 10);
+      if (lower.rfind("content-length:", 0) == 0)
+        len = std::strtoull(line.c_str() + 15, nullptr, 10);
       if (lower.rfind("location:", 0) == 0 && location) {
         *location = line.substr(9);
-        while (!location->empty() && location->front() == ' ') location->erase(0, 1);
+        while (!location->empty() && location->front() == ' ')
+          location->erase(0, 1);
       }
       if (lower.rfind("connection: close", 0) == 0) close = true;
       pos = next;
@@ -160,8 +166,11 @@ int Load(const std::string& method, const Url& url, int conns, double seconds) {
         auto a = Clock::now();
         int st = c.Do(method, url.path, "");
         auto b = Clock::now();
-        if (st != 200) ++errors;
-        else lat[i].push_back(std::chrono::duration<float, std::milli>(b - a).count());
+        if (st != 200)
+          ++errors;
+        else
+          lat[i].push_back(
+              std::chrono::duration<float, std::milli>(b - a).count());
       }
     });
   }
@@ -170,18 +179,24 @@ int Load(const std::string& method, const Url& url, int conns, double seconds) {
   std::vector<float> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
-  auto pct = [&](double p) { return all.empty() ? 0.0 : all[std::min(all.size() - 1, size_t(p * all.size()))]; };
-  std::printf("requests %zu req/s %.0f p50_ms %.2f p99_ms %.2f errors %ld\n", all.size(),
-              all.size() / elapsed, pct(0.50), pct(0.99), errors.load());
+  auto pct = [&](double p) {
+    return all.empty() ? 0.0
+                       : all[std::min(all.size() - 1, size_t(p * all.size()))];
+  };
+  std::printf("requests %zu req/s %.0f p50_ms %.2f p99_ms %.2f errors %ld\n",
+              all.size(), all.size() / elapsed, pct(0.50), pct(0.99),
+              errors.load());
   return 0;
 }
 
-int PushSmall(const Url& base, const std::string& repo, int workers, int blobs, size_t size) {
+int PushSmall(const Url& base, const std::string& repo, int workers, int blobs,
+              size_t size) {
   std::atomic<int> next{0};
   std::atomic<long> errors{0}, done{0};
   auto t0 = Clock::now();
   std::vector<std::thread> ts;
-  unsigned long long seed = std::chrono::system_clock::now().time_since_epoch().count();
+  unsigned long long seed =
+      std::chrono::system_clock::now().time_since_epoch().count();
   for (int w = 0; w < workers; ++w) {
     ts.emplace_back([&] {
       Conn c(base);
@@ -198,14 +213,17 @@ int PushSmall(const Url& base, const std::string& repo, int workers, int blobs, 
         if (loc.rfind("http", 0) == 0) loc = loc.substr(loc.find('/', 8));
         loc += (loc.find('?') == std::string::npos ? "?" : "&");
         st = c.Do("PUT", loc + "digest=" + d, body);
-        if (st != 201) ++errors;
-        else ++done;
+        if (st != 201)
+          ++errors;
+        else
+          ++done;
       }
     });
   }
   for (auto& t : ts) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("blobs %ld blobs/s %.0f errors %ld\n", done.load(), done / elapsed, errors.load());
+  std::printf("blobs %ld blobs/s %.0f errors %ld\n", done.load(),
+              done / elapsed, errors.load());
   return errors ? 1 : 0;
 }
 
@@ -215,8 +233,9 @@ std::string UploadTarget(std::string loc) {
   return loc;
 }
 
-int PushChunked(const Url& base, const std::string& repo, const std::string& file,
-                const std::string& digest, size_t chunk) {
+int PushChunked(const Url& base, const std::string& repo,
+                const std::string& file, const std::string& digest,
+                size_t chunk) {
   FILE* f = std::fopen(file.c_str(), "rb");
   if (!f) {
     std::perror(file.c_str());
@@ -226,7 +245,8 @@ int PushChunked(const Url& base, const std::string& repo, const std::string& fil
   Conn c(base);
   auto t0 = Clock::now();
   std::string loc;
-  if (c.Do("POST", "/v2/" + repo + "/blobs/uploads/", "", &loc) != 202 || loc.empty()) {
+  if (c.Do("POST", "/v2/" + repo + "/blobs/uploads/", "", &loc) != 202 ||
+      loc.empty()) {
     std::fprintf(stderr, "POST failed\n");
     return 1;
   }
@@ -236,9 +256,11 @@ int PushChunked(const Url& base, const std::string& repo, const std::string& fil
     if (n == 0) break;
     std::string range = "Content-Range: " + std::to_string(off) + "-" +
                         std::to_string(off + n - 1) + "\r\n";
-    int st = c.Do("PATCH", UploadTarget(loc), std::string_view(buf.data(), n), &loc, range);
+    int st = c.Do("PATCH", UploadTarget(loc), std::string_view(buf.data(), n),
+                  &loc, range);
     if (st != 202) {
-      std::fprintf(stderr, "PATCH at %llu answered %d\n", (unsigned long long)off, st);
+      std::fprintf(stderr, "PATCH at %llu answered %d\n",
+                   (unsigned long long)off, st);
       return 1;
     }
     off += n;
@@ -251,7 +273,8 @@ int PushChunked(const Url& base, const std::string& repo, const std::string& fil
     std::fprintf(stderr, "closing PUT answered %d\n", st);
     return 1;
   }
-  std::printf("%.6f\n", std::chrono::duration<double>(Clock::now() - t0).count());
+  std::printf("%.6f\n",
+              std::chrono::duration<double>(Clock::now() - t0).count());
   return 0;
 }
 
@@ -259,8 +282,10 @@ int PushChunked(const Url& base, const std::string& repo, const std::string& fil
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: http-load head|get URL [-c N] [-d S] | push-small URL REPO [-c N] [-n N] [-s BYTES]"
-                         " | push-chunked URL REPO FILE DIGEST [-s CHUNK_BYTES]\n");
+    std::fprintf(stderr,
+                 "usage: http-load head|get URL [-c N] [-d S] | push-small URL "
+                 "REPO [-c N] [-n N] [-s BYTES]"
+                 " | push-chunked URL REPO FILE DIGEST [-s CHUNK_BYTES]\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -277,14 +302,19 @@ int main(int argc, char** argv) {
   std::string repo = mode != "head" && mode != "get" && argc > 3 ? argv[3] : "";
   for (int i = first; i + 1 < argc; i += 2) {
     std::string f = argv[i];
-    if (f == "-c") conns = std::atoi(argv[i + 1]);
-    else if (f == "-d") seconds = std::atof(argv[i + 1]);
-    else if (f == "-n") blobs = std::atoi(argv[i + 1]);
-    else if (f == "-s") size = std::strtoull(argv[i + 1], nullptr, 10);
+    if (f == "-c")
+      conns = std::atoi(argv[i + 1]);
+    else if (f == "-d")
+      seconds = std::atof(argv[i + 1]);
+    else if (f == "-n")
+      blobs = std::atoi(argv[i + 1]);
+    else if (f == "-s")
+      size = std::strtoull(argv[i + 1], nullptr, 10);
   }
   if (mode == "head") return Load("HEAD", url, conns, seconds);
   if (mode == "get") return Load("GET", url, conns, seconds);
   if (mode == "push-small") return PushSmall(url, repo, conns, blobs, size);
-  if (mode == "push-chunked") return PushChunked(url, repo, argv[4], argv[5], size);
+  if (mode == "push-chunked")
+    return PushChunked(url, repo, argv[4], argv[5], size);
   return 2;
 }

@@ -32,13 +32,14 @@ namespace {
 
 enum class Fault {
   kNone,
-  kTagDigestHeader,   // manifest by tag with a Docker-Content-Digest of other bytes
-  kDigestContent,     // manifest by digest answered with other bytes
-  kCorruptLayer,      // layer bytes changed, same length
-  kLongLayer,         // layer with extra bytes
-  kCutThenRange,      // first GET of the layer cut midway; Range honoured after
-  kCutThenIgnoreRange,// cut, then the whole layer again with 200
-  kUnavailableOnce,   // first GET of the layer answers 503
+  kTagDigestHeader,  // manifest by tag with a Docker-Content-Digest of other
+                     // bytes
+  kDigestContent,    // manifest by digest answered with other bytes
+  kCorruptLayer,     // layer bytes changed, same length
+  kLongLayer,        // layer with extra bytes
+  kCutThenRange,     // first GET of the layer cut midway; Range honoured after
+  kCutThenIgnoreRange,  // cut, then the whole layer again with 200
+  kUnavailableOnce,     // first GET of the layer answers 503
 };
 
 struct BadRegistry {
@@ -47,34 +48,49 @@ struct BadRegistry {
   int port = 0;
   Fault fault = Fault::kNone;
   std::string config, layer, manifest;
-  Digest config_d = Digest::Of(""), layer_d = Digest::Of(""), manifest_d = Digest::Of("");
+  Digest config_d = Digest::Of(""), layer_d = Digest::Of(""),
+         manifest_d = Digest::Of("");
   std::atomic<int> layer_gets{0};
   std::string last_range;
 
   BadRegistry() {
-    config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+    config =
+        R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
     layer = RandomBytes(3 << 20, 77);
     config_d = Digest::Of(config);
     layer_d = Digest::Of(layer);
-    manifest = nlohmann::json({{"schemaVersion", 2},
-                               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                               {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                                           {"digest", config_d.str()}, {"size", config.size()}}},
-                               {"layers", {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
-                                            {"digest", layer_d.str()}, {"size", layer.size()}}}}})
-                   .dump();
+    manifest =
+        nlohmann::json(
+            {{"schemaVersion", 2},
+             {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+             {"config",
+              {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+               {"digest", config_d.str()},
+               {"size", config.size()}}},
+             {"layers",
+              {{{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+                {"digest", layer_d.str()},
+                {"size", layer.size()}}}}})
+            .dump();
     manifest_d = Digest::Of(manifest);
-    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
-    svr.Get(R"(/v2/team/app/manifests/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      std::string ref = req.matches[1];
-      std::string body = manifest;
-      std::string digest = manifest_d.str();
-      if (fault == Fault::kTagDigestHeader && ref == "1") digest = Digest::Of("other").str();
-      if (fault == Fault::kDigestContent && ref == manifest_d.str()) body = manifest + " ";
-      res.set_header("Docker-Content-Digest", digest);
-      res.set_content(body, "application/vnd.oci.image.manifest.v1+json");
+    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{}", "application/json");
     });
-    svr.Get(R"(/v2/team/app/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Get(R"(/v2/team/app/manifests/(.+))",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              std::string ref = req.matches[1];
+              std::string body = manifest;
+              std::string digest = manifest_d.str();
+              if (fault == Fault::kTagDigestHeader && ref == "1")
+                digest = Digest::Of("other").str();
+              if (fault == Fault::kDigestContent && ref == manifest_d.str())
+                body = manifest + " ";
+              res.set_header("Docker-Content-Digest", digest);
+              res.set_content(body,
+                              "application/vnd.oci.image.manifest.v1+json");
+            });
+    svr.Get(R"(/v2/team/app/blobs/(.+))", [this](const httplib::Request& req,
+                                                 httplib::Response& res) {
       std::string d = req.matches[1];
       if (d == config_d.str()) {
         res.set_content(config, "application/octet-stream");
@@ -89,38 +105,49 @@ struct BadRegistry {
       std::string body = layer;
       if (fault == Fault::kCorruptLayer) body[body.size() / 2] ^= 1;
       if (fault == Fault::kLongLayer) body += "extra";
-      if ((fault == Fault::kCutThenRange || fault == Fault::kCutThenIgnoreRange) && n == 1) {
+      if ((fault == Fault::kCutThenRange ||
+           fault == Fault::kCutThenIgnoreRange) &&
+          n == 1) {
         // Announce every byte, send the first half, then drop the connection.
         auto shared = std::make_shared<std::string>(body);
-        res.set_content_provider(shared->size(), "application/octet-stream",
-                                 [shared](size_t off, size_t, httplib::DataSink& sink) {
-                                   size_t half = shared->size() / 2;
-                                   if (off >= half) return false;
-                                   sink.write(shared->data() + off, half - off);
-                                   return true;
-                                 });
+        res.set_content_provider(
+            shared->size(), "application/octet-stream",
+            [shared](size_t off, size_t, httplib::DataSink& sink) {
+              size_t half = shared->size() / 2;
+              if (off >= half) return false;
+              sink.write(shared->data() + off, half - off);
+              return true;
+            });
         return;
       }
       if (fault == Fault::kUnavailableOnce && n == 1) {
         res.status = 503;
-        res.set_content(R"({"errors":[{"code":"UNAVAILABLE","message":"try later"}]})", "application/json");
+        res.set_content(
+            R"({"errors":[{"code":"UNAVAILABLE","message":"try later"}]})",
+            "application/json");
         return;
       }
       if (fault == Fault::kCutThenIgnoreRange) {
-        const_cast<httplib::Request&>(req).ranges.clear();  // answer 200, whole body
+        const_cast<httplib::Request&>(req)
+            .ranges.clear();  // answer 200, whole body
         res.status = 200;
       }
-      res.set_content(body, "application/octet-stream");  // httplib answers a Range with 206
+      res.set_content(
+          body,
+          "application/octet-stream");  // httplib answers a Range with 206
     });
     port = svr.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { svr.listen_after_bind(); });
-    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!svr.is_running())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ~BadRegistry() {
     svr.stop();
     thread.join();
   }
-  std::string ref(const std::string& r = ":1") const { return "127.0.0.1:" + std::to_string(port) + "/team/app" + r; }
+  std::string ref(const std::string& r = ":1") const {
+    return "127.0.0.1:" + std::to_string(port) + "/team/app" + r;
+  }
 };
 
 struct Local {
@@ -158,7 +185,9 @@ TEST_CASE("a well-behaved registry: the image is pulled and verified") {
   CHECK(l.images->Get(*ParseImageRef(reg.ref())).ok());
 }
 
-TEST_CASE("manifest whose bytes do not match the Docker-Content-Digest: error, nothing stored") {
+TEST_CASE(
+    "manifest whose bytes do not match the Docker-Content-Digest: error, "
+    "nothing stored") {
   BadRegistry reg;
   reg.fault = Fault::kTagDigestHeader;
   Local l;
@@ -171,7 +200,8 @@ TEST_CASE("manifest whose bytes do not match the Docker-Content-Digest: error, n
   CHECK(!l.images->Get(*ParseImageRef(reg.ref())).ok());
 }
 
-TEST_CASE("manifest by digest answered with other bytes: error, nothing stored") {
+TEST_CASE(
+    "manifest by digest answered with other bytes: error, nothing stored") {
   BadRegistry reg;
   reg.fault = Fault::kDigestContent;
   Local l;
@@ -181,7 +211,9 @@ TEST_CASE("manifest by digest answered with other bytes: error, nothing stored")
   CHECK(!l.Has(reg.layer_d));
 }
 
-TEST_CASE("layer bytes that do not match the digest: error, nothing stored or tagged") {
+TEST_CASE(
+    "layer bytes that do not match the digest: error, nothing stored or "
+    "tagged") {
   BadRegistry reg;
   reg.fault = Fault::kCorruptLayer;
   Local l;
@@ -192,7 +224,8 @@ TEST_CASE("layer bytes that do not match the digest: error, nothing stored or ta
   CHECK(!l.images->Get(*ParseImageRef(reg.ref())).ok());
 }
 
-TEST_CASE("layer longer than its descriptor: the transfer stops, nothing stored") {
+TEST_CASE(
+    "layer longer than its descriptor: the transfer stops, nothing stored") {
   BadRegistry reg;
   reg.fault = Fault::kLongLayer;
   Local l;
@@ -210,12 +243,15 @@ TEST_CASE("a layer transfer cut midway resumes with a Range request") {
   Status s = l.Pull(reg.ref(), &out);
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(reg.layer_gets.load() == 2);
-  CHECK(reg.last_range == "bytes=" + std::to_string(reg.layer.size() / 2) + "-");
+  CHECK(reg.last_range ==
+        "bytes=" + std::to_string(reg.layer.size() / 2) + "-");
   CHECK(out.find("retrying download") != std::string::npos);
   CHECK(l.Has(reg.layer_d));
 }
 
-TEST_CASE("a registry that ignores Range after a cut: the layer starts over and verifies") {
+TEST_CASE(
+    "a registry that ignores Range after a cut: the layer starts over and "
+    "verifies") {
   BadRegistry reg;
   reg.fault = Fault::kCutThenIgnoreRange;
   Local l;
@@ -247,43 +283,55 @@ struct SlowRegistry {
   std::atomic<int> in_flight{0}, max_in_flight{0};
 
   SlowRegistry() {
-    std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+    std::string config =
+        R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
     blobs[Digest::Of(config).str()] = config;
     nlohmann::json layers = nlohmann::json::array();
     for (int i = 0; i < 5; ++i) {
       std::string l = RandomBytes(100 << 10, 900 + i);
       blobs[Digest::Of(l).str()] = l;
-      layers.push_back({{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
-                        {"digest", Digest::Of(l).str()}, {"size", l.size()}});
+      layers.push_back(
+          {{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+           {"digest", Digest::Of(l).str()},
+           {"size", l.size()}});
     }
-    manifest = nlohmann::json({{"schemaVersion", 2},
-                               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                               {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                                           {"digest", Digest::Of(config).str()}, {"size", config.size()}}},
-                               {"layers", layers}})
+    manifest = nlohmann::json(
+                   {{"schemaVersion", 2},
+                    {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                    {"config",
+                     {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                      {"digest", Digest::Of(config).str()},
+                      {"size", config.size()}}},
+                    {"layers", layers}})
                    .dump();
-    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
-    svr.Get(R"(/v2/team/slow/manifests/(.+))", [this](const httplib::Request&, httplib::Response& res) {
+    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{}", "application/json");
+    });
+    svr.Get(R"(/v2/team/slow/manifests/(.+))", [this](const httplib::Request&,
+                                                      httplib::Response& res) {
       res.set_header("Docker-Content-Digest", Digest::Of(manifest).str());
       res.set_content(manifest, "application/vnd.oci.image.manifest.v1+json");
     });
-    svr.Get(R"(/v2/team/slow/blobs/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      int now = ++in_flight;
-      for (int m = max_in_flight.load(); now > m && !max_in_flight.compare_exchange_weak(m, now);) {
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(150));
-      --in_flight;
-      auto it = blobs.find(req.matches[1]);
-      if (it == blobs.end()) {
-        res.status = 404;
-        return;
-      }
-      res.set_content(it->second, "application/octet-stream");
-    });
+    svr.Get(R"(/v2/team/slow/blobs/(.+))",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              int now = ++in_flight;
+              for (int m = max_in_flight.load();
+                   now > m && !max_in_flight.compare_exchange_weak(m, now);) {
+              }
+              std::this_thread::sleep_for(std::chrono::milliseconds(150));
+              --in_flight;
+              auto it = blobs.find(req.matches[1]);
+              if (it == blobs.end()) {
+                res.status = 404;
+                return;
+              }
+              res.set_content(it->second, "application/octet-stream");
+            });
     svr.new_task_queue = [] { return new httplib::ThreadPool(16); };
     port = svr.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { svr.listen_after_bind(); });
-    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!svr.is_running())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ~SlowRegistry() {
     svr.stop();
@@ -298,7 +346,8 @@ TEST_CASE("blobs move at most `parallel` at a time, and that many do") {
     CAPTURE(parallel);
     SlowRegistry reg;
     Local l;
-    auto ref = ParseImageRef("127.0.0.1:" + std::to_string(reg.port) + "/team/slow:1");
+    auto ref =
+        ParseImageRef("127.0.0.1:" + std::to_string(reg.port) + "/team/slow:1");
     REQUIRE(ref.ok());
     TransferOptions opts;
     opts.parallel = parallel;
@@ -309,7 +358,9 @@ TEST_CASE("blobs move at most `parallel` at a time, and that many do") {
   }
 }
 
-TEST_CASE("the user config: max-concurrent-transfers clamped, 3 by default; insecure and default registries") {
+TEST_CASE(
+    "the user config: max-concurrent-transfers clamped, 3 by default; insecure "
+    "and default registries") {
   TempDir d;
   const char* old = std::getenv("XDG_CONFIG_HOME");
   std::string saved = old ? old : "";
@@ -317,7 +368,8 @@ TEST_CASE("the user config: max-concurrent-transfers clamped, 3 by default; inse
   CHECK(client::LoadUserConfig().max_concurrent_transfers == 3);
   CHECK(client::LoadUserConfig().insecure_registries.empty());
   std::filesystem::create_directories(d.path() + "/ocibuild");
-  std::ofstream(d.path() + "/ocibuild/config.json") << R"({"max-concurrent-transfers": 1})";
+  std::ofstream(d.path() + "/ocibuild/config.json")
+      << R"({"max-concurrent-transfers": 1})";
   CHECK(client::LoadUserConfig().max_concurrent_transfers == 1);
   std::ofstream(d.path() + "/ocibuild/config.json")
       << R"({"max-concurrent-transfers": 99, "insecure-registries": ["a:5000", 7], "default-registry": "r:1"})";
@@ -327,6 +379,8 @@ TEST_CASE("the user config: max-concurrent-transfers clamped, 3 by default; inse
   CHECK(c.default_registry == "r:1");
   std::ofstream(d.path() + "/ocibuild/config.json") << "{not json";
   CHECK(client::LoadUserConfig().max_concurrent_transfers == 3);
-  if (old) ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
-  else ::unsetenv("XDG_CONFIG_HOME");
+  if (old)
+    ::setenv("XDG_CONFIG_HOME", saved.c_str(), 1);
+  else
+    ::unsetenv("XDG_CONFIG_HOME");
 }

@@ -24,39 +24,50 @@ struct TokenServer {
   std::string last_token_auth;
 
   TokenServer() {
-    svr.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
+    svr.Get("/token", [this](const httplib::Request& req,
+                             httplib::Response& res) {
       ++token_requests;
-      last_query = req.get_param_value("service") + "|" + req.get_param_value("scope");
+      last_query =
+          req.get_param_value("service") + "|" + req.get_param_value("scope");
       last_token_auth = req.get_header_value("Authorization");
       std::string auth = req.get_header_value("Authorization");
       if (auth.empty()) {  // anonymous: a pull-only token
         res.set_content("{\"token\":\"anon\"}", "application/json");
       } else if (auth == "Basic YWxpY2U6czNjcmV0") {  // alice:s3cret
-        res.set_content("{\"access_token\":\"alice-token\",\"expires_in\":300}", "application/json");
+        res.set_content("{\"access_token\":\"alice-token\",\"expires_in\":300}",
+                        "application/json");
       } else {
         res.status = 401;
-        res.set_content("{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"bad credentials\"}]}",
-                        "application/json");
+        res.set_content(
+            "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"bad "
+            "credentials\"}]}",
+            "application/json");
       }
     });
-    svr.Get("/v2/", [this](const httplib::Request& req, httplib::Response& res) {
-      std::string auth = req.get_header_value("Authorization");
-      bool ok = auth == "Bearer alice-token" || auth == "Bearer anon";
-      if (!ok) {
-        res.status = 401;
-        res.set_header("WWW-Authenticate",
-                       "Bearer realm=\"http://127.0.0.1:" + std::to_string(port) +
-                           "/token\",service=\"test-registry\",scope=\"repository:team/app:pull\"");
-        res.set_content("{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\"}]}",
-                        "application/json");
-        return;
-      }
-      res.status = 200;
-      res.set_content("{}", "application/json");
-    });
+    svr.Get("/v2/",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              std::string auth = req.get_header_value("Authorization");
+              bool ok = auth == "Bearer alice-token" || auth == "Bearer anon";
+              if (!ok) {
+                res.status = 401;
+                res.set_header(
+                    "WWW-Authenticate",
+                    "Bearer realm=\"http://127.0.0.1:" + std::to_string(port) +
+                        "/token\",service=\"test-registry\",scope=\"repository:"
+                        "team/app:pull\"");
+                res.set_content(
+                    "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":"
+                    "\"authentication required\"}]}",
+                    "application/json");
+                return;
+              }
+              res.status = 200;
+              res.set_content("{}", "application/json");
+            });
     port = svr.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { svr.listen_after_bind(); });
-    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!svr.is_running())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ~TokenServer() {
     svr.stop();
@@ -67,7 +78,9 @@ struct TokenServer {
 
 }  // namespace
 
-TEST_CASE("Bearer challenge: credentials are sent to the realm and the token is used") {
+TEST_CASE(
+    "Bearer challenge: credentials are sent to the realm and the token is "
+    "used") {
   TokenServer ts;
   client::RegistryClient c(ts.host(), "alice:s3cret");
   Status s = c.Ping();
@@ -87,7 +100,9 @@ TEST_CASE("Bearer challenge without credentials gets an anonymous token") {
   CHECK(ts.last_token_auth.empty());
 }
 
-TEST_CASE("wrong credentials: the token endpoint refuses and the error says so in one line") {
+TEST_CASE(
+    "wrong credentials: the token endpoint refuses and the error says so in "
+    "one line") {
   TokenServer ts;
   client::RegistryClient c(ts.host(), "alice:wrong");
   Status s = c.Ping();
@@ -96,7 +111,9 @@ TEST_CASE("wrong credentials: the token endpoint refuses and the error says so i
   CHECK(s.message().find('\n') == std::string::npos);
 }
 
-TEST_CASE("tokens are cached per scope in a session until they expire: a second client asks for none") {
+TEST_CASE(
+    "tokens are cached per scope in a session until they expire: a second "
+    "client asks for none") {
   TokenServer ts;
   client::Connection conn;
   conn.session = std::make_shared<client::ClientSession>();

@@ -19,17 +19,21 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
+constexpr const char* kOciManifest =
+    "application/vnd.oci.image.manifest.v1+json";
 constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
 constexpr const char* kOciConfig = "application/vnd.oci.image.config.v1+json";
 constexpr const char* kOciLayer = "application/vnd.oci.image.layer.v1.tar+gzip";
-constexpr const char* kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-constexpr const char* kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
+constexpr const char* kDockerManifest =
+    "application/vnd.docker.distribution.manifest.v2+json";
+constexpr const char* kDockerList =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 
 std::string ErrCode(const httplib::Result& r) {
   if (!r) return "<no response>";
   auto j = json::parse(r->body, nullptr, false);
-  if (j.is_discarded() || !j.contains("errors") || j["errors"].empty()) return "<no envelope>";
+  if (j.is_discarded() || !j.contains("errors") || j["errors"].empty())
+    return "<no envelope>";
   return j["errors"][0]["code"].get<std::string>();
 }
 
@@ -41,32 +45,48 @@ struct Fixture {
   // Monolithic upload (end-4b). Returns the digest.
   Digest PushBlob(const std::string& repo, const std::string& data) {
     Digest d = Digest::Of(data);
-    auto r = c->Post(("/v2/" + repo + "/blobs/uploads/?digest=" + d.str()).c_str(), data,
-                     "application/octet-stream");
+    auto r =
+        c->Post(("/v2/" + repo + "/blobs/uploads/?digest=" + d.str()).c_str(),
+                data, "application/octet-stream");
     REQUIRE(r);
     REQUIRE_MESSAGE(r->status == 201, r->body);
     return d;
   }
 
   std::string Image(const std::string& repo, const std::string& seed,
-                    const char* media_type = kOciManifest, json extra = json::object()) {
-    std::string config = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"" + seed + "\"}";
+                    const char* media_type = kOciManifest,
+                    json extra = json::object()) {
+    std::string config =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":\"" + seed +
+        "\"}";
     std::string layer = "layer-bytes-" + seed;
     Digest cd = PushBlob(repo, config), ld = PushBlob(repo, layer);
     bool docker = std::string(media_type) == kDockerManifest;
-    json m = {{"schemaVersion", 2},
-              {"mediaType", media_type},
-              {"config", {{"mediaType", docker ? "application/vnd.docker.container.image.v1+json" : kOciConfig},
-                          {"digest", cd.str()}, {"size", config.size()}}},
-              {"layers", json::array({{{"mediaType", docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : kOciLayer},
-                                       {"digest", ld.str()}, {"size", layer.size()}}})}};
+    json m = {
+        {"schemaVersion", 2},
+        {"mediaType", media_type},
+        {"config",
+         {{"mediaType", docker
+                            ? "application/vnd.docker.container.image.v1+json"
+                            : kOciConfig},
+          {"digest", cd.str()},
+          {"size", config.size()}}},
+        {"layers",
+         json::array(
+             {{{"mediaType",
+                docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+                       : kOciLayer},
+               {"digest", ld.str()},
+               {"size", layer.size()}}})}};
     for (auto& [k, v] : extra.items()) m[k] = v;
     return m.dump();
   }
 
   httplib::Result PutManifest(const std::string& repo, const std::string& ref,
-                              const std::string& body, const std::string& ct = kOciManifest) {
-    return c->Put(("/v2/" + repo + "/manifests/" + ref).c_str(), body, ct.c_str());
+                              const std::string& body,
+                              const std::string& ct = kOciManifest) {
+    return c->Put(("/v2/" + repo + "/manifests/" + ref).c_str(), body,
+                  ct.c_str());
   }
 };
 
@@ -77,12 +97,14 @@ TEST_CASE("end-1: GET /v2/ answers 200 with Docker-Distribution-API-Version") {
   auto r = f.c->Get("/v2/");
   REQUIRE(r);
   CHECK(r->status == 200);
-  CHECK(r->get_header_value("Docker-Distribution-API-Version") == "registry/2.0");
+  CHECK(r->get_header_value("Docker-Distribution-API-Version") ==
+        "registry/2.0");
   auto r2 = f.c->Get("/v2");
   CHECK(r2->status == 200);
 }
 
-TEST_CASE("pull/end-2: blob GET and HEAD serve bytes with digest, length and type") {
+TEST_CASE(
+    "pull/end-2: blob GET and HEAD serve bytes with digest, length and type") {
   Fixture f;
   std::string data = RandomBytes(300000, 7);
   Digest d = f.PushBlob("pull/blob", data);
@@ -145,12 +167,14 @@ TEST_CASE("pull/end-2: Range requests give 206 and unsatisfiable ranges 416") {
   CHECK(r->get_header_value("Content-Range") == "bytes */10000");
 }
 
-TEST_CASE("push/end-4b: single POST monolithic upload, digest mismatch stores nothing") {
+TEST_CASE(
+    "push/end-4b: single POST monolithic upload, digest mismatch stores "
+    "nothing") {
   Fixture f;
   std::string data = "monolithic";
   Digest d = Digest::Of(data);
-  auto r = f.c->Post(("/v2/mono/blobs/uploads/?digest=" + d.str()).c_str(), data,
-                     "application/octet-stream");
+  auto r = f.c->Post(("/v2/mono/blobs/uploads/?digest=" + d.str()).c_str(),
+                     data, "application/octet-stream");
   CHECK(r->status == 201);
   CHECK(r->get_header_value("Location") == "/v2/mono/blobs/" + d.str());
   CHECK(r->get_header_value("Docker-Content-Digest") == d.str());
@@ -160,7 +184,8 @@ TEST_CASE("push/end-4b: single POST monolithic upload, digest mismatch stores no
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
   CHECK(f.c->Head(("/v2/mono/blobs/" + wrong.str()).c_str())->status == 404);
-  r = f.c->Post("/v2/mono/blobs/uploads/?digest=sha256:123", data, "application/octet-stream");
+  r = f.c->Post("/v2/mono/blobs/uploads/?digest=sha256:123", data,
+                "application/octet-stream");
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
 }
@@ -175,7 +200,8 @@ TEST_CASE("push/end-4a+end-6: POST then PUT monolithic upload") {
   CHECK(r->get_header_value("Range") == "0-0");
   std::string data = RandomBytes(2 << 20, 9);
   Digest d = Digest::Of(data);
-  r = f.c->Put((loc + "?digest=" + d.str()).c_str(), data, "application/octet-stream");
+  r = f.c->Put((loc + "?digest=" + d.str()).c_str(), data,
+               "application/octet-stream");
   CHECK(r->status == 201);
   CHECK(r->get_header_value("Location") == "/v2/pp/blobs/" + d.str());
   CHECK(r->get_header_value("Docker-Content-Digest") == d.str());
@@ -193,22 +219,30 @@ TEST_CASE("push/end-6: closing PUT with a wrong, missing or malformed digest") {
   r = f.c->Put(loc.c_str(), "abc", "application/octet-stream");
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
-  r = f.c->Put((loc + "?digest=sha256:xyz").c_str(), "abc", "application/octet-stream");
+  r = f.c->Put((loc + "?digest=sha256:xyz").c_str(), "abc",
+               "application/octet-stream");
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
   r = f.c->Put((loc + "?digest=" + Digest::Of("abd").str()).c_str(), "abc",
                "application/octet-stream");
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
-  CHECK(f.c->Head(("/v2/bad/blobs/" + Digest::Of("abc").str()).c_str())->status == 404);
-  CHECK(f.c->Head(("/v2/bad/blobs/" + Digest::Of("abd").str()).c_str())->status == 404);
+  CHECK(
+      f.c->Head(("/v2/bad/blobs/" + Digest::Of("abc").str()).c_str())->status ==
+      404);
+  CHECK(
+      f.c->Head(("/v2/bad/blobs/" + Digest::Of("abd").str()).c_str())->status ==
+      404);
 }
 
-TEST_CASE("push/end-5: chunked upload with PATCH, status, out-of-order 416, final chunk in PUT") {
+TEST_CASE(
+    "push/end-5: chunked upload with PATCH, status, out-of-order 416, final "
+    "chunk in PUT") {
   Fixture f;
   std::string data = RandomBytes(3 * 100000 + 123, 11);
   Digest d = Digest::Of(data);
-  auto r = f.c->Post("/v2/chunk/ed/blobs/uploads/", "", "application/octet-stream");
+  auto r =
+      f.c->Post("/v2/chunk/ed/blobs/uploads/", "", "application/octet-stream");
   REQUIRE(r->status == 202);
   std::string loc = r->get_header_value("Location");
   // First chunk must start at 0.
@@ -218,19 +252,24 @@ TEST_CASE("push/end-5: chunked upload with PATCH, status, out-of-order 416, fina
   uint64_t off = 0;
   for (int i = 0; i < 3; ++i) {
     std::string chunk = data.substr(off, 100000);
-    std::string range = std::to_string(off) + "-" + std::to_string(off + chunk.size() - 1);
-    r = f.c->Patch(loc.c_str(), {{"Content-Range", range}}, chunk, "application/octet-stream");
+    std::string range =
+        std::to_string(off) + "-" + std::to_string(off + chunk.size() - 1);
+    r = f.c->Patch(loc.c_str(), {{"Content-Range", range}}, chunk,
+                   "application/octet-stream");
     REQUIRE(r->status == 202);
-    CHECK(r->get_header_value("Range") == "0-" + std::to_string(off + chunk.size() - 1));
+    CHECK(r->get_header_value("Range") ==
+          "0-" + std::to_string(off + chunk.size() - 1));
     CHECK(!r->get_header_value("Location").empty());
     loc = r->get_header_value("Location");
     off += chunk.size();
   }
   // Replaying a chunk (overlap) and skipping ahead (gap) are both 416.
-  r = f.c->Patch(loc.c_str(), {{"Content-Range", "0-99999"}}, data.substr(0, 100000),
-                 "application/octet-stream");
+  r = f.c->Patch(loc.c_str(), {{"Content-Range", "0-99999"}},
+                 data.substr(0, 100000), "application/octet-stream");
   CHECK(r->status == 416);
-  r = f.c->Patch(loc.c_str(), {{"Content-Range", std::to_string(off + 1) + "-" + std::to_string(off + 1)}},
+  r = f.c->Patch(loc.c_str(),
+                 {{"Content-Range",
+                   std::to_string(off + 1) + "-" + std::to_string(off + 1)}},
                  "x", "application/octet-stream");
   CHECK(r->status == 416);
   r = f.c->Get(loc.c_str());
@@ -241,31 +280,38 @@ TEST_CASE("push/end-5: chunked upload with PATCH, status, out-of-order 416, fina
   // The final chunk rides on the closing PUT.
   std::string last = data.substr(off);
   r = f.c->Put((loc + "?digest=" + d.str()).c_str(),
-               {{"Content-Range", std::to_string(off) + "-" + std::to_string(data.size() - 1)}}, last,
-               "application/octet-stream");
+               {{"Content-Range",
+                 std::to_string(off) + "-" + std::to_string(data.size() - 1)}},
+               last, "application/octet-stream");
   CHECK(r->status == 201);
   CHECK(f.c->Get(("/v2/chunk/ed/blobs/" + d.str()).c_str())->body == data);
 }
 
-TEST_CASE("push/end-5: PATCH without Content-Range streams in order (docker style)") {
+TEST_CASE(
+    "push/end-5: PATCH without Content-Range streams in order (docker style)") {
   Fixture f;
   std::string data = RandomBytes(500000, 12);
-  auto r = f.c->Post("/v2/stream/blobs/uploads/", "", "application/octet-stream");
+  auto r =
+      f.c->Post("/v2/stream/blobs/uploads/", "", "application/octet-stream");
   std::string loc = r->get_header_value("Location");
-  r = f.c->Patch(loc.c_str(), data.substr(0, 200000), "application/octet-stream");
+  r = f.c->Patch(loc.c_str(), data.substr(0, 200000),
+                 "application/octet-stream");
   CHECK(r->status == 202);
   r = f.c->Patch(r->get_header_value("Location").c_str(), data.substr(200000),
                  "application/octet-stream");
   CHECK(r->status == 202);
   CHECK(r->get_header_value("Range") == "0-499999");
-  r = f.c->Put((r->get_header_value("Location") + "?digest=" + Digest::Of(data).str()).c_str(), "",
-               "application/octet-stream");
+  r = f.c->Put(
+      (r->get_header_value("Location") + "?digest=" + Digest::Of(data).str())
+          .c_str(),
+      "", "application/octet-stream");
   CHECK(r->status == 201);
 }
 
 TEST_CASE("push/end-13+end-14: upload status and cancel; unknown sessions") {
   Fixture f;
-  auto r = f.c->Post("/v2/cancel/blobs/uploads/", "", "application/octet-stream");
+  auto r =
+      f.c->Post("/v2/cancel/blobs/uploads/", "", "application/octet-stream");
   std::string loc = r->get_header_value("Location");
   f.c->Patch(loc.c_str(), "abc", "application/octet-stream");
   r = f.c->Delete(loc.c_str());
@@ -275,8 +321,8 @@ TEST_CASE("push/end-13+end-14: upload status and cancel; unknown sessions") {
   CHECK(ErrCode(r) == "BLOB_UPLOAD_UNKNOWN");
   r = f.c->Delete(loc.c_str());
   CHECK(r->status == 404);
-  r = f.c->Patch("/v2/cancel/blobs/uploads/0123456789abcdef0123456789abcdef", "abc",
-                 "application/octet-stream");
+  r = f.c->Patch("/v2/cancel/blobs/uploads/0123456789abcdef0123456789abcdef",
+                 "abc", "application/octet-stream");
   CHECK(r->status == 404);
   CHECK(ErrCode(r) == "BLOB_UPLOAD_UNKNOWN");
   r = f.c->Get("/v2/cancel/blobs/uploads/..%2F..%2Fetc");
@@ -292,27 +338,38 @@ TEST_CASE("push/end-13+end-14: upload status and cancel; unknown sessions") {
 TEST_CASE("push/end-11: cross-repository mount, and fallback to a session") {
   Fixture f;
   Digest d = f.PushBlob("src/repo", "shared layer");
-  auto r = f.c->Post(("/v2/dst/repo/blobs/uploads/?mount=" + d.str() + "&from=src/repo").c_str(),
-                     "", "application/octet-stream");
+  auto r = f.c->Post(
+      ("/v2/dst/repo/blobs/uploads/?mount=" + d.str() + "&from=src/repo")
+          .c_str(),
+      "", "application/octet-stream");
   CHECK(r->status == 201);
   CHECK(r->get_header_value("Location") == "/v2/dst/repo/blobs/" + d.str());
   CHECK(r->get_header_value("Docker-Content-Digest") == d.str());
-  CHECK(f.c->Get(("/v2/dst/repo/blobs/" + d.str()).c_str())->body == "shared layer");
+  CHECK(f.c->Get(("/v2/dst/repo/blobs/" + d.str()).c_str())->body ==
+        "shared layer");
   // The source lacks the blob: an upload session starts instead.
   Digest missing = Digest::Of("not anywhere");
-  r = f.c->Post(("/v2/dst/repo/blobs/uploads/?mount=" + missing.str() + "&from=src/repo").c_str(),
-                "", "application/octet-stream");
+  r = f.c->Post(
+      ("/v2/dst/repo/blobs/uploads/?mount=" + missing.str() + "&from=src/repo")
+          .c_str(),
+      "", "application/octet-stream");
   CHECK(r->status == 202);
-  CHECK(r->get_header_value("Location").starts_with("/v2/dst/repo/blobs/uploads/"));
+  CHECK(r->get_header_value("Location")
+            .starts_with("/v2/dst/repo/blobs/uploads/"));
   // A blob the source repository never had cannot be mounted from it.
   Digest other = f.PushBlob("third", "third's layer");
-  r = f.c->Post(("/v2/dst/repo/blobs/uploads/?mount=" + other.str() + "&from=src/repo").c_str(),
-                "", "application/octet-stream");
+  r = f.c->Post(
+      ("/v2/dst/repo/blobs/uploads/?mount=" + other.str() + "&from=src/repo")
+          .c_str(),
+      "", "application/octet-stream");
   CHECK(r->status == 202);
-  CHECK(f.c->Head(("/v2/dst/repo/blobs/" + other.str()).c_str())->status == 404);
+  CHECK(f.c->Head(("/v2/dst/repo/blobs/" + other.str()).c_str())->status ==
+        404);
 }
 
-TEST_CASE("push/manifests end-7a: PUT by tag, GET/HEAD by tag and digest, byte-exact") {
+TEST_CASE(
+    "push/manifests end-7a: PUT by tag, GET/HEAD by tag and digest, "
+    "byte-exact") {
   Fixture f;
   std::string m = f.Image("img", "a");
   m.insert(m.size() - 1, "  ");  // odd whitespace must survive byte-exact
@@ -322,7 +379,8 @@ TEST_CASE("push/manifests end-7a: PUT by tag, GET/HEAD by tag and digest, byte-e
   CHECK(r->get_header_value("Location") == "/v2/img/manifests/" + d.str());
   CHECK(r->get_header_value("Docker-Content-Digest") == d.str());
   for (std::string ref : {std::string("v1"), d.str()}) {
-    auto g = f.c->Get(("/v2/img/manifests/" + ref).c_str(), {{"Accept", kOciManifest}});
+    auto g = f.c->Get(("/v2/img/manifests/" + ref).c_str(),
+                      {{"Accept", kOciManifest}});
     CHECK(g->status == 200);
     CHECK(g->body == m);
     CHECK(g->get_header_value("Content-Type") == kOciManifest);
@@ -343,7 +401,9 @@ TEST_CASE("push/manifests end-7a: PUT by tag, GET/HEAD by tag and digest, byte-e
   CHECK(ErrCode(g) == "NAME_UNKNOWN");
 }
 
-TEST_CASE("push/manifests end-7b: PUT by digest with tag parameters answers OCI-Tag") {
+TEST_CASE(
+    "push/manifests end-7b: PUT by digest with tag parameters answers "
+    "OCI-Tag") {
   Fixture f;
   std::string m = f.Image("tagged", "b");
   Digest d = Digest::Of(m);
@@ -357,10 +417,16 @@ TEST_CASE("push/manifests end-7b: PUT by digest with tag parameters answers OCI-
   CHECK(ErrCode(r) == "DIGEST_INVALID");
 }
 
-TEST_CASE("push/manifests: MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, 413 and NAME_INVALID") {
+TEST_CASE(
+    "push/manifests: MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, 413 and "
+    "NAME_INVALID") {
   Fixture f;
-  json m = {{"schemaVersion", 2}, {"mediaType", kOciManifest},
-            {"config", {{"mediaType", kOciConfig}, {"digest", Digest::Of("c").str()}, {"size", 1}}},
+  json m = {{"schemaVersion", 2},
+            {"mediaType", kOciManifest},
+            {"config",
+             {{"mediaType", kOciConfig},
+              {"digest", Digest::Of("c").str()},
+              {"size", 1}}},
             {"layers", json::array()}};
   auto r = f.PutManifest("mv", "v1", m.dump());
   CHECK(r->status == 400);
@@ -369,14 +435,18 @@ TEST_CASE("push/manifests: MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, 413 and NAME
   r = f.PutManifest("mv", "v1", "{not json", kOciManifest);
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "MANIFEST_INVALID");
-  r = f.PutManifest("mv", "v1", "{\"schemaVersion\":2,\"mediaType\":\"text/plain\"}", "text/plain");
+  r = f.PutManifest("mv", "v1",
+                    "{\"schemaVersion\":2,\"mediaType\":\"text/plain\"}",
+                    "text/plain");
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "MANIFEST_INVALID");
   r = f.PutManifest("mv", "v1", "{\"schemaVersion\":1}", kOciManifest);
   CHECK(ErrCode(r) == "MANIFEST_INVALID");
   r = f.PutManifest("mv", "v1",
-                    "{\"schemaVersion\":2,\"mediaType\":\"" + std::string(kOciManifest) +
-                        "\",\"config\":{\"mediaType\":\"x\",\"digest\":\"sha256:1\",\"size\":1}}");
+                    "{\"schemaVersion\":2,\"mediaType\":\"" +
+                        std::string(kOciManifest) +
+                        "\",\"config\":{\"mediaType\":\"x\",\"digest\":"
+                        "\"sha256:1\",\"size\":1}}");
   CHECK(ErrCode(r) == "MANIFEST_INVALID");
   // Content-Type and mediaType disagree.
   r = f.PutManifest("mv", "v1", f.Image("mv", "z"), kDockerManifest);
@@ -396,11 +466,14 @@ TEST_CASE("push/manifests: MANIFEST_BLOB_UNKNOWN, MANIFEST_INVALID, 413 and NAME
   }
 }
 
-TEST_CASE("pull/end-3: a reference that is not a valid tag is an unknown manifest (404), as the OCI suite expects") {
+TEST_CASE(
+    "pull/end-3: a reference that is not a valid tag is an unknown manifest "
+    "(404), as the OCI suite expects") {
   Fixture f;
   std::string m = f.Image("inv", "i");
   REQUIRE(f.PutManifest("inv", "v1", m)->status == 201);
-  for (const std::string& ref : std::vector<std::string>{".INVALID_MANIFEST_NAME", "-dash", std::string(129, 'a')}) {
+  for (const std::string& ref : std::vector<std::string>{
+           ".INVALID_MANIFEST_NAME", "-dash", std::string(129, 'a')}) {
     CAPTURE(ref);
     std::string path = "/v2/inv/manifests/" + ref;
     auto r = f.c->Get(path.c_str());
@@ -421,12 +494,19 @@ TEST_CASE("push/manifests: image index, Docker schema 2 and manifest list") {
   Fixture f;
   std::string a = f.Image("multi", "amd64"), b = f.Image("multi", "arm64");
   REQUIRE(f.PutManifest("multi", Digest::Of(a).str(), a)->status == 201);
-  json idx = {{"schemaVersion", 2}, {"mediaType", kOciIndex},
-              {"manifests", json::array({
-                  {{"mediaType", kOciManifest}, {"digest", Digest::Of(a).str()}, {"size", a.size()},
-                   {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
-                  {{"mediaType", kOciManifest}, {"digest", Digest::Of(b).str()}, {"size", b.size()},
-                   {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}})}};
+  json idx = {
+      {"schemaVersion", 2},
+      {"mediaType", kOciIndex},
+      {"manifests",
+       json::array(
+           {{{"mediaType", kOciManifest},
+             {"digest", Digest::Of(a).str()},
+             {"size", a.size()},
+             {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}},
+            {{"mediaType", kOciManifest},
+             {"digest", Digest::Of(b).str()},
+             {"size", b.size()},
+             {"platform", {{"os", "linux"}, {"architecture", "arm64"}}}}})}};
   // A child the repository does not hold.
   auto r = f.PutManifest("multi", "latest", idx.dump(), kOciIndex);
   CHECK(r->status == 400);
@@ -441,17 +521,27 @@ TEST_CASE("push/manifests: image index, Docker schema 2 and manifest list") {
   std::string dm = f.Image("docker", "d", kDockerManifest);
   r = f.PutManifest("docker", "v2", dm, kDockerManifest);
   REQUIRE(r->status == 201);
-  CHECK(f.c->Get("/v2/docker/manifests/v2")->get_header_value("Content-Type") == kDockerManifest);
-  json list = {{"schemaVersion", 2}, {"mediaType", kDockerList},
-               {"manifests", json::array({{{"mediaType", kDockerManifest},
-                                           {"digest", Digest::Of(dm).str()}, {"size", dm.size()},
-                                           {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}}})}};
+  CHECK(f.c->Get("/v2/docker/manifests/v2")->get_header_value("Content-Type") ==
+        kDockerManifest);
+  json list = {
+      {"schemaVersion", 2},
+      {"mediaType", kDockerList},
+      {"manifests",
+       json::array(
+           {{{"mediaType", kDockerManifest},
+             {"digest", Digest::Of(dm).str()},
+             {"size", dm.size()},
+             {"platform", {{"os", "linux"}, {"architecture", "amd64"}}}}})}};
   r = f.PutManifest("docker", "list", list.dump(), kDockerList);
   CHECK(r->status == 201);
-  CHECK(f.c->Get("/v2/docker/manifests/list")->get_header_value("Content-Type") == kDockerList);
+  CHECK(
+      f.c->Get("/v2/docker/manifests/list")->get_header_value("Content-Type") ==
+      kDockerList);
 }
 
-TEST_CASE("content discovery end-8a/8b: tags list in lexical order with n, last and Link") {
+TEST_CASE(
+    "content discovery end-8a/8b: tags list in lexical order with n, last and "
+    "Link") {
   Fixture f;
   std::string m = f.Image("tags/repo", "t");
   for (std::string t : {"b", "a", "C", "latest", "1.0", "a_2"})
@@ -465,7 +555,8 @@ TEST_CASE("content discovery end-8a/8b: tags list in lexical order with n, last 
   r = f.c->Get("/v2/tags/repo/tags/list?n=2");
   j = json::parse(r->body);
   CHECK(j["tags"] == json::array({"1.0", "C"}));
-  CHECK(r->get_header_value("Link") == "</v2/tags/repo/tags/list?last=C&n=2>; rel=\"next\"");
+  CHECK(r->get_header_value("Link") ==
+        "</v2/tags/repo/tags/list?last=C&n=2>; rel=\"next\"");
   r = f.c->Get("/v2/tags/repo/tags/list?last=C&n=2");
   CHECK(json::parse(r->body)["tags"] == json::array({"a", "a_2"}));
   r = f.c->Get("/v2/tags/repo/tags/list?last=a_2&n=5");
@@ -488,25 +579,32 @@ TEST_CASE("content discovery end-8a/8b: tags list in lexical order with n, last 
 
 TEST_CASE("catalog: repositories in lexical order with n, last and Link") {
   Fixture f;
-  for (std::string repo : {"zeta", "alpha/b", "alpha", "mid"}) f.PushBlob(repo, "x");
+  for (std::string repo : {"zeta", "alpha/b", "alpha", "mid"})
+    f.PushBlob(repo, "x");
   auto r = f.c->Get("/v2/_catalog");
   REQUIRE(r->status == 200);
-  CHECK(json::parse(r->body)["repositories"] == json::array({"alpha", "alpha/b", "mid", "zeta"}));
+  CHECK(json::parse(r->body)["repositories"] ==
+        json::array({"alpha", "alpha/b", "mid", "zeta"}));
   r = f.c->Get("/v2/_catalog?n=2");
-  CHECK(json::parse(r->body)["repositories"] == json::array({"alpha", "alpha/b"}));
-  CHECK(r->get_header_value("Link") == "</v2/_catalog?last=alpha/b&n=2>; rel=\"next\"");
+  CHECK(json::parse(r->body)["repositories"] ==
+        json::array({"alpha", "alpha/b"}));
+  CHECK(r->get_header_value("Link") ==
+        "</v2/_catalog?last=alpha/b&n=2>; rel=\"next\"");
   r = f.c->Get("/v2/_catalog?n=2&last=alpha/b");
   CHECK(json::parse(r->body)["repositories"] == json::array({"mid", "zeta"}));
   CHECK(!r->has_header("Link"));
 }
 
-TEST_CASE("content discovery end-12a/12b: referrers with subject, artifactType and filters") {
+TEST_CASE(
+    "content discovery end-12a/12b: referrers with subject, artifactType and "
+    "filters") {
   Fixture f;
   std::string subject = f.Image("ref", "subject");
   Digest sd = Digest::Of(subject);
   REQUIRE(f.PutManifest("ref", "v1", subject)->status == 201);
   // Unknown subject: an empty index, never 404.
-  auto r = f.c->Get(("/v2/ref/referrers/" + Digest::Of("nothing").str()).c_str());
+  auto r =
+      f.c->Get(("/v2/ref/referrers/" + Digest::Of("nothing").str()).c_str());
   CHECK(r->status == 200);
   CHECK(r->get_header_value("Content-Type") == kOciIndex);
   CHECK(json::parse(r->body)["manifests"].empty());
@@ -514,20 +612,33 @@ TEST_CASE("content discovery end-12a/12b: referrers with subject, artifactType a
   CHECK(r->status == 200);
   // A signature with artifactType, and an SBOM whose type comes from config.
   Digest empty = f.PushBlob("ref", "{}");
-  json subj = {{"mediaType", kOciManifest}, {"digest", sd.str()}, {"size", subject.size()}};
-  json sig = {{"schemaVersion", 2}, {"mediaType", kOciManifest},
+  json subj = {{"mediaType", kOciManifest},
+               {"digest", sd.str()},
+               {"size", subject.size()}};
+  json sig = {{"schemaVersion", 2},
+              {"mediaType", kOciManifest},
               {"artifactType", "application/vnd.example.sig"},
-              {"config", {{"mediaType", "application/vnd.oci.empty.v1+json"}, {"digest", empty.str()}, {"size", 2}}},
-              {"layers", json::array()}, {"subject", subj},
+              {"config",
+               {{"mediaType", "application/vnd.oci.empty.v1+json"},
+                {"digest", empty.str()},
+                {"size", 2}}},
+              {"layers", json::array()},
+              {"subject", subj},
               {"annotations", {{"org.example.signer", "ci"}}}};
   Digest sbom_cfg = f.PushBlob("ref", "{\"sbom\":true}");
-  json sbom = {{"schemaVersion", 2}, {"mediaType", kOciManifest},
-               {"config", {{"mediaType", "application/vnd.example.sbom"}, {"digest", sbom_cfg.str()}, {"size", 13}}},
-               {"layers", json::array()}, {"subject", subj}};
+  json sbom = {{"schemaVersion", 2},
+               {"mediaType", kOciManifest},
+               {"config",
+                {{"mediaType", "application/vnd.example.sbom"},
+                 {"digest", sbom_cfg.str()},
+                 {"size", 13}}},
+               {"layers", json::array()},
+               {"subject", subj}};
   r = f.PutManifest("ref", Digest::Of(sig.dump()).str(), sig.dump());
   REQUIRE(r->status == 201);
   CHECK(r->get_header_value("OCI-Subject") == sd.str());
-  REQUIRE(f.PutManifest("ref", Digest::Of(sbom.dump()).str(), sbom.dump())->status == 201);
+  REQUIRE(f.PutManifest("ref", Digest::Of(sbom.dump()).str(), sbom.dump())
+              ->status == 201);
   r = f.c->Get(("/v2/ref/referrers/" + sd.str()).c_str());
   REQUIRE(r->status == 200);
   json idx = json::parse(r->body);
@@ -538,11 +649,15 @@ TEST_CASE("content discovery end-12a/12b: referrers with subject, artifactType a
   for (auto& d : idx["manifests"]) by_type[d["artifactType"]] = d;
   REQUIRE(by_type.count("application/vnd.example.sig"));
   REQUIRE(by_type.count("application/vnd.example.sbom"));
-  CHECK(by_type["application/vnd.example.sig"]["digest"] == Digest::Of(sig.dump()).str());
+  CHECK(by_type["application/vnd.example.sig"]["digest"] ==
+        Digest::Of(sig.dump()).str());
   CHECK(by_type["application/vnd.example.sig"]["size"] == sig.dump().size());
-  CHECK(by_type["application/vnd.example.sig"]["annotations"]["org.example.signer"] == "ci");
+  CHECK(by_type["application/vnd.example.sig"]["annotations"]
+               ["org.example.signer"] == "ci");
   CHECK(!r->has_header("OCI-Filters-Applied"));
-  r = f.c->Get(("/v2/ref/referrers/" + sd.str() + "?artifactType=application/vnd.example.sbom").c_str());
+  r = f.c->Get(("/v2/ref/referrers/" + sd.str() +
+                "?artifactType=application/vnd.example.sbom")
+                   .c_str());
   CHECK(r->get_header_value("OCI-Filters-Applied") == "artifactType");
   idx = json::parse(r->body);
   REQUIRE(idx["manifests"].size() == 1);
@@ -551,7 +666,9 @@ TEST_CASE("content discovery end-12a/12b: referrers with subject, artifactType a
   CHECK(r->status == 400);
   CHECK(ErrCode(r) == "DIGEST_INVALID");
   // Deleting a referrer removes it from the list.
-  CHECK(f.c->Delete(("/v2/ref/manifests/" + Digest::Of(sig.dump()).str()).c_str())->status == 202);
+  CHECK(
+      f.c->Delete(("/v2/ref/manifests/" + Digest::Of(sig.dump()).str()).c_str())
+          ->status == 202);
   idx = json::parse(f.c->Get(("/v2/ref/referrers/" + sd.str()).c_str())->body);
   CHECK(idx["manifests"].size() == 1);
 }
@@ -600,13 +717,18 @@ TEST_CASE("errors: unknown endpoints and methods answer in the JSON envelope") {
   CHECK(r->status == 405);
 }
 
-TEST_CASE("robustness: malformed requests never crash the server or leave data") {
+TEST_CASE(
+    "robustness: malformed requests never crash the server or leave data") {
   Fixture f;
   const char* garbage[] = {
       "GARBAGE\r\n\r\n",
       "GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
-      "PATCH /v2/r/blobs/uploads/0123456789abcdef0123456789abcdef HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc",
-      "GET /v2/r/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 HTTP/1.1\r\nRange: bytes=zz\r\n\r\n",
+      "PATCH /v2/r/blobs/uploads/0123456789abcdef0123456789abcdef "
+      "HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc",
+      "GET "
+      "/v2/r/blobs/"
+      "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 "
+      "HTTP/1.1\r\nRange: bytes=zz\r\n\r\n",
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
   };
   for (const char* g : garbage) {
@@ -624,8 +746,10 @@ TEST_CASE("robustness: malformed requests never crash the server or leave data")
   std::string loc = r->get_header_value("Location");
   {
     int s = RawConnect(f.reg.port());
-    std::string req = "PUT " + loc + "?digest=" + Digest::Of(std::string(1000, 'a')).str() +
-                      " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + std::string(400, 'a');
+    std::string req = "PUT " + loc +
+                      "?digest=" + Digest::Of(std::string(1000, 'a')).str() +
+                      " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                      std::string(400, 'a');
     CHECK(::send(s, req.data(), req.size(), MSG_NOSIGNAL) > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ::close(s);
@@ -638,7 +762,9 @@ TEST_CASE("robustness: malformed requests never crash the server or leave data")
   }
   CHECK(r->status == 204);
   CHECK(r->get_header_value("Range") == "0-399");
-  CHECK(f.c->Head(("/v2/cut/blobs/" + Digest::Of(std::string(1000, 'a')).str()).c_str())->status == 404);
+  CHECK(f.c->Head(("/v2/cut/blobs/" + Digest::Of(std::string(1000, 'a')).str())
+                      .c_str())
+            ->status == 404);
   auto alive = f.reg.Client()->Get("/v2/");
   REQUIRE(alive);
   CHECK(alive->status == 200);
@@ -673,18 +799,22 @@ std::vector<int> ReadResponses(int s, int count, std::vector<bool> head) {
   return codes;
 }
 
-TEST_CASE("connections: pipelined requests on one connection are answered in order") {
+TEST_CASE(
+    "connections: pipelined requests on one connection are answered in order") {
   Fixture f;
   std::string m = f.Image("pipe", "p");
   REQUIRE(f.PutManifest("pipe", "v1", m)->status == 201);
   int s = RawConnect(f.reg.port());
   // Three requests in one segment: the second and third arrive with the
   // first, before any answer is written.
-  std::string reqs = "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "HEAD /v2/pipe/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n"
-                     "GET /v2/pipe/manifests/nope HTTP/1.1\r\nHost: x\r\n\r\n";
-  REQUIRE(::send(s, reqs.data(), reqs.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(reqs.size()));
-  CHECK(ReadResponses(s, 3, {false, true, false}) == std::vector<int>{200, 200, 404});
+  std::string reqs =
+      "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+      "HEAD /v2/pipe/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /v2/pipe/manifests/nope HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(::send(s, reqs.data(), reqs.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(reqs.size()));
+  CHECK(ReadResponses(s, 3, {false, true, false}) ==
+        std::vector<int>{200, 200, 404});
   // The connection stays usable for a request after the pipelined ones.
   std::string more = "GET /v2/pipe/tags/list HTTP/1.1\r\nHost: x\r\n\r\n";
   REQUIRE(::send(s, more.data(), more.size(), MSG_NOSIGNAL) > 0);
@@ -692,7 +822,9 @@ TEST_CASE("connections: pipelined requests on one connection are answered in ord
   ::close(s);
 }
 
-TEST_CASE("connections: idle keep-alive connections close after the configured timeout") {
+TEST_CASE(
+    "connections: idle keep-alive connections close after the configured "
+    "timeout") {
   TempDir dir;
   std::string conf = dir.path() + "/c.json";
   std::ofstream(conf) << R"({"keep_alive_timeout_seconds": 1})";
@@ -712,7 +844,9 @@ TEST_CASE("connections: idle keep-alive connections close after the configured t
   timeval tv{5, 0};
   ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   CHECK(::recv(s, &c, 1, 0) == 0);
-  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   CHECK(waited > 0.5);
   CHECK(waited < 3.0);
   ::close(s);
@@ -733,7 +867,9 @@ TEST_CASE("connections: SIGTERM closes idle keep-alive connections at once") {
   }
   auto t0 = std::chrono::steady_clock::now();
   int st = reg.Stop();
-  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+          .count();
   CHECK(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
   CHECK(took < 2.0);
@@ -763,11 +899,14 @@ TEST_CASE("concurrency: 256 concurrent keep-alive connections are served") {
         return;
       }
       ++ready;
-      while (ready.load() < kConns) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      while (ready.load() < kConns)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
       for (int k = 0; k < 10; ++k) {
         auto r = c->Get("/v2/conc/manifests/v1");
-        if (r && r->status == 200 && r->body == m) ++ok;
-        else ++failed;
+        if (r && r->status == 200 && r->body == m)
+          ++ok;
+        else
+          ++failed;
       }
     });
   }
@@ -786,19 +925,29 @@ TEST_CASE("restart: pushed content and an interrupted chunked upload survive") {
     auto c = reg.Client();
     json cfg = {{"architecture", "amd64"}, {"os", "linux"}};
     std::string cs = cfg.dump();
-    REQUIRE(c->Post(("/v2/keep/blobs/uploads/?digest=" + Digest::Of(cs).str()).c_str(), cs,
-                    "application/octet-stream")->status == 201);
-    REQUIRE(c->Post(("/v2/keep/blobs/uploads/?digest=" + layer.str()).c_str(), data,
-                    "application/octet-stream")->status == 201);
-    m = json({{"schemaVersion", 2}, {"mediaType", kOciManifest},
-              {"config", {{"mediaType", kOciConfig}, {"digest", Digest::Of(cs).str()}, {"size", cs.size()}}},
-              {"layers", json::array({{{"mediaType", kOciLayer}, {"digest", layer.str()}, {"size", data.size()}}})}})
+    REQUIRE(
+        c->Post(
+             ("/v2/keep/blobs/uploads/?digest=" + Digest::Of(cs).str()).c_str(),
+             cs, "application/octet-stream")
+            ->status == 201);
+    REQUIRE(c->Post(("/v2/keep/blobs/uploads/?digest=" + layer.str()).c_str(),
+                    data, "application/octet-stream")
+                ->status == 201);
+    m = json({{"schemaVersion", 2},
+              {"mediaType", kOciManifest},
+              {"config",
+               {{"mediaType", kOciConfig},
+                {"digest", Digest::Of(cs).str()},
+                {"size", cs.size()}}},
+              {"layers", json::array({{{"mediaType", kOciLayer},
+                                       {"digest", layer.str()},
+                                       {"size", data.size()}}})}})
             .dump();
     REQUIRE(c->Put("/v2/keep/manifests/v1", m, kOciManifest)->status == 201);
     auto r = c->Post("/v2/keep/blobs/uploads/", "", "application/octet-stream");
     loc = r->get_header_value("Location");
-    r = c->Patch(loc.c_str(), {{"Content-Range", "0-299999"}}, data.substr(0, 300000),
-                 "application/octet-stream");
+    r = c->Patch(loc.c_str(), {{"Content-Range", "0-299999"}},
+                 data.substr(0, 300000), "application/octet-stream");
     REQUIRE(r->status == 202);
     int st = reg.Stop();
     CHECK(WIFEXITED(st));
@@ -813,11 +962,14 @@ TEST_CASE("restart: pushed content and an interrupted chunked upload survive") {
   auto st = c->Get(loc.c_str());
   REQUIRE(st->status == 204);
   CHECK(st->get_header_value("Range") == "0-299999");
-  auto r = c->Patch(loc.c_str(), {{"Content-Range", "300000-" + std::to_string(data.size() - 1)}},
-                    data.substr(300000), "application/octet-stream");
+  auto r =
+      c->Patch(loc.c_str(),
+               {{"Content-Range", "300000-" + std::to_string(data.size() - 1)}},
+               data.substr(300000), "application/octet-stream");
   REQUIRE(r->status == 202);
   Digest again = Digest::Of(data + "!");
-  r = c->Put((loc + "?digest=" + again.str()).c_str(), "!", "application/octet-stream");
+  r = c->Put((loc + "?digest=" + again.str()).c_str(), "!",
+             "application/octet-stream");
   CHECK(r->status == 201);
   CHECK(c->Get(("/v2/keep/blobs/" + again.str()).c_str())->body == data + "!");
 }
@@ -831,7 +983,8 @@ TEST_CASE("SIGTERM lets an in-flight upload finish") {
   // before the signal, the rest after.
   int s = RawConnect(reg.port());
   std::string head = "POST /v2/slow/blobs/uploads/?digest=" + d.str() +
-                     " HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
+                     " HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/octet-stream\r\nContent-Length: " +
                      std::to_string(data.size()) + "\r\n\r\n";
   auto send_all = [&](const char* p, size_t n) {
     while (n > 0) {
@@ -860,10 +1013,13 @@ TEST_CASE("SIGTERM lets an in-flight upload finish") {
   CHECK(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
   RegistryProcess again(dir.path() + "/store");
-  CHECK(again.Client()->Head(("/v2/slow/blobs/" + d.str()).c_str())->status == 200);
+  CHECK(again.Client()->Head(("/v2/slow/blobs/" + d.str()).c_str())->status ==
+        200);
 }
 
-TEST_CASE("access log: one line per request with method, path, status, bytes, duration, client") {
+TEST_CASE(
+    "access log: one line per request with method, path, status, bytes, "
+    "duration, client") {
   TempDir dir;
   std::string log;
   {
@@ -873,6 +1029,7 @@ TEST_CASE("access log: one line per request with method, path, status, bytes, du
     std::ifstream in(reg.log_path());
     log.assign(std::istreambuf_iterator<char>(in), {});
   }
-  CHECK(log.find("127.0.0.1 \"GET /v2/nope/tags/list\" 404 ") != std::string::npos);
+  CHECK(log.find("127.0.0.1 \"GET /v2/nope/tags/list\" 404 ") !=
+        std::string::npos);
   CHECK(log.find("ms\n") != std::string::npos);
 }

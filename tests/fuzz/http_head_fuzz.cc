@@ -1,5 +1,6 @@
 // libFuzzer target: the HTTP/1.1 request head, chunked body, Range,
-// Content-Range and query parsers (net/http_parser.h). The first byte picks the parser.
+// Content-Range and query parsers (net/http_parser.h). The first byte picks the
+// parser.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -18,9 +19,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       HeadLimits limits;
       limits.max_header_bytes = 4096;
       limits.max_headers = 32;
-      auto r = ParseRequestHead(in, limits, &req, &length, &chunked, &keep_alive);
-      if (r.kind == HeadResult::kComplete && r.consumed > in.size()) __builtin_trap();
-      if (r.kind == HeadResult::kError && (r.status < 400 || r.status > 505)) __builtin_trap();
+      auto r =
+          ParseRequestHead(in, limits, &req, &length, &chunked, &keep_alive);
+      if (r.kind == HeadResult::kComplete && r.consumed > in.size())
+        __builtin_trap();
+      if (r.kind == HeadResult::kError && (r.status < 400 || r.status > 505))
+        __builtin_trap();
       break;
     }
     case 1: {
@@ -30,10 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       uint64_t out = 0;
       while (pos < in.size()) {
         size_t n = std::min(step, in.size() - pos), used = 0;
-        auto st = dec.Feed(in.data() + pos, n, &used, [&](const char*, size_t k) {
-          out += k;
-          return true;
-        });
+        auto st =
+            dec.Feed(in.data() + pos, n, &used, [&](const char*, size_t k) {
+              out += k;
+              return true;
+            });
         if (used > n) __builtin_trap();
         pos += used;
         if (st != ChunkedDecoder::kNeedMore) break;
@@ -44,7 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 2: {
       std::vector<ByteRange> ranges;
-      if (ParseRangeHeader(in, &ranges) && (ranges.empty() || ranges.size() > 16)) __builtin_trap();
+      if (ParseRangeHeader(in, &ranges) &&
+          (ranges.empty() || ranges.size() > 16))
+        __builtin_trap();
       uint64_t start, end;
       if (ParseContentRange(in, &start, &end) && end < start) __builtin_trap();
       break;

@@ -9,19 +9,22 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t pos = 0;
-  ocib::build::ByteSource src = [&](char* buf, size_t n) -> ocib::Result<size_t> {
+  ocib::build::ByteSource src = [&](char* buf,
+                                    size_t n) -> ocib::Result<size_t> {
     size_t k = std::min(n, size - pos);
     std::memcpy(buf, data + pos, k);
     pos += k;
     return k;
   };
   char buf[4096];
-  (void)ocib::build::ReadTar(ocib::build::Decompressing(src), [&](const ocib::build::TarEntry&, const auto& read) {
-    while (true) {
-      auto n = read(buf, sizeof buf);
-      if (!n.ok()) return n.status();
-      if (*n == 0) return ocib::Status::Ok();
-    }
-  });
+  (void)ocib::build::ReadTar(
+      ocib::build::Decompressing(src),
+      [&](const ocib::build::TarEntry&, const auto& read) {
+        while (true) {
+          auto n = read(buf, sizeof buf);
+          if (!n.ok()) return n.status();
+          if (*n == 0) return ocib::Status::Ok();
+        }
+      });
   return 0;
 }

@@ -32,20 +32,26 @@ struct FakeUpstream {
   Digest digest = Digest::Of("");
 
   FakeUpstream() {
-    manifest = nlohmann::json({{"schemaVersion", 2},
-                               {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                               {"config", {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                                           {"digest", Digest::Of("{}").str()}, {"size", 2}}},
-                               {"layers", nlohmann::json::array()}})
+    manifest = nlohmann::json(
+                   {{"schemaVersion", 2},
+                    {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+                    {"config",
+                     {{"mediaType", "application/vnd.oci.image.config.v1+json"},
+                      {"digest", Digest::Of("{}").str()},
+                      {"size", 2}}},
+                    {"layers", nlohmann::json::array()}})
                    .dump();
     digest = Digest::Of(manifest);
-    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
+    svr.Get("/v2/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("{}", "application/json");
+    });
     auto answer = [this](const httplib::Request&, httplib::Response& res) {
       ++manifest_requests;
       switch (mode.load()) {
         case Mode::kOk:
           res.set_header("Docker-Content-Digest", digest.str());
-          res.set_content(manifest, "application/vnd.oci.image.manifest.v1+json");
+          res.set_content(manifest,
+                          "application/vnd.oci.image.manifest.v1+json");
           return;
         case Mode::k503:
           res.status = 503;
@@ -62,7 +68,8 @@ struct FakeUpstream {
     svr.Get(R"(/v2/library/(app|other)/manifests/(.+))", answer);
     port = svr.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { svr.listen_after_bind(); });
-    while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!svr.is_running())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ~FakeUpstream() {
     svr.stop();
@@ -71,19 +78,23 @@ struct FakeUpstream {
 };
 
 std::string Log(const RegistryProcess& reg) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // flushed every 100 ms
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(300));  // flushed every 100 ms
   std::ifstream in(reg.log_path());
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace
 
-TEST_CASE("mirror: upstream 503, 429 or timeout serves the cached tag; uncached images fail naming the upstream") {
+TEST_CASE(
+    "mirror: upstream 503, 429 or timeout serves the cached tag; uncached "
+    "images fail naming the upstream") {
   FakeUpstream up;
   TempDir dir;
   std::string conf = dir.path() + "/mirror.json";
-  std::ofstream(conf) << R"({"proxy":{"upstreams":[{"url":"http://127.0.0.1:)" << up.port
-                      << R"(","tag_freshness_seconds":0,"timeout_seconds":1}]}})";
+  std::ofstream(conf)
+      << R"({"proxy":{"upstreams":[{"url":"http://127.0.0.1:)" << up.port
+      << R"(","tag_freshness_seconds":0,"timeout_seconds":1}]}})";
   RegistryProcess reg(dir.path() + "/store", {"--config", conf});
   auto c = reg.Client();
   c->set_read_timeout(30, 0);
@@ -101,13 +112,17 @@ TEST_CASE("mirror: upstream 503, 429 or timeout serves the cached tag; uncached 
     int before = up.manifest_requests.load();
     auto t0 = std::chrono::steady_clock::now();
     r = c->Get("/v2/library/app/manifests/1", {{"Accept", accept}});
-    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+            .count();
     REQUIRE(r);
     CHECK(r->status == 200);  // the cached copy
     CHECK(r->body == up.manifest);
     CHECK(r->get_header_value("Docker-Content-Digest") == up.digest.str());
-    CHECK(up.manifest_requests.load() > before);  // upstream was asked first (freshness 0)
-    if (m == Mode::kHang) CHECK(took < 3.5);      // the 1 s timeout, not the 4 s hang
+    CHECK(up.manifest_requests.load() >
+          before);  // upstream was asked first (freshness 0)
+    if (m == Mode::kHang)
+      CHECK(took < 3.5);  // the 1 s timeout, not the 4 s hang
   }
   std::string log = Log(reg);
   CHECK(log.find("cache=stale") != std::string::npos);
@@ -119,7 +134,8 @@ TEST_CASE("mirror: upstream 503, 429 or timeout serves the cached tag; uncached 
   auto j = nlohmann::json::parse(r->body, nullptr, false);
   REQUIRE(!j.is_discarded());
   CHECK(j["errors"][0]["code"] == "UNAVAILABLE");
-  CHECK(j["errors"][0]["detail"].get<std::string>().find("upstream http://127.0.0.1:" + std::to_string(up.port)) !=
+  CHECK(j["errors"][0]["detail"].get<std::string>().find(
+            "upstream http://127.0.0.1:" + std::to_string(up.port)) !=
         std::string::npos);
 
   // Back to normal: the cached tag is confirmed again.
