@@ -23,7 +23,9 @@ RULES = {
     "net": (["util"], ["httplib.h"]),
     "client": (["util", "store", "oci", "net"], ["httplib.h", "nlohmann/", "openssl/"]),
     "registry": (["util", "store", "oci", "net", "client"], ["nlohmann/"]),
-    "build": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
+    "image": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
+    "build": (["util", "store", "oci", "client", "image"], ["nlohmann/", "openssl/"]),
+    "ocibuild": (["util", "store", "oci", "client", "image", "build"], ["nlohmann/"]),
 }
 THIRD_PARTY = ["rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
 TEST_ONLY = ["doctest/"]

@@ -18,9 +18,9 @@
 
 #include "build/build_run.h"
 #include "build/paths.h"
-#include "build/tar_reader.h"
-#include "build/transfer.h"
 #include "build/workspace.h"
+#include "image/tar_reader.h"
+#include "image/transfer.h"
 
 namespace ocib::build {
 

@@ -24,11 +24,43 @@
 #include <string>
 #include <vector>
 
-#include "build/image_store.h"
-#include "build/layer.h"
-#include "build/transfer.h"
+#include "image/archive.h"
+#include "image/image_store.h"
+#include "image/layer.h"
+#include "image/tar_reader.h"
+#include "image/transfer.h"
 
 namespace ocib::build {
+
+// The image library's names the builder uses (src/image/).
+using image::ByteSource;
+using image::Compression;
+using image::ContainerConfig;
+using image::Decompressing;
+using image::ExtractLayer;
+using image::Healthcheck;
+using image::HistoryEntry;
+using image::Image;
+using image::ImageStore;
+using image::kCacheRepo;
+using image::kHostPlatform;
+using image::LayerDescriptor;
+using image::LayerInfo;
+using image::LayerMediaType;
+using image::LayerWriter;
+using image::ManifestFormat;
+using image::PullImage;
+using image::PushImage;
+using image::Rfc3339;
+using image::SaveImages;
+using image::SerializeConfig;
+using image::StoredImage;
+using image::TarWriter;
+using image::TransferOptions;
+using image::TreeOptions;
+using image::WriteTree;
+using oci::ImageRef;
+using oci::ParseImageRef;
 
 // --cache-from / --cache-to type=registry,ref=HOST/REPO:TAG[,mode=min|max]:
 // the build cache as an image in a registry. mode=min (the default, as

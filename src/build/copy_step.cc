@@ -22,8 +22,8 @@
 
 #include "build/build_run.h"
 #include "build/paths.h"
-#include "build/tar_reader.h"
 #include "client/url_fetch.h"
+#include "image/tar_reader.h"
 
 namespace ocib::build {
 

@@ -4,11 +4,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "build/archive.h"
 #include "build/paths.h"
 #include "build/snapshot.h"
 #include "build/state_paths.h"
-#include "build/tar_writer.h"
+#include "image/archive.h"
+#include "image/tar_writer.h"
 
 namespace ocib::build {
 

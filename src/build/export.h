@@ -10,7 +10,7 @@
 #include <string>
 
 #include "build/builder.h"
-#include "build/image_store.h"
+#include "image/image_store.h"
 
 namespace ocib::build {
 

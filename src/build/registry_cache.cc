@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "build/build_run.h"
-#include "build/transfer.h"
+#include "image/transfer.h"
 
 namespace ocib::build {
 

@@ -16,15 +16,15 @@
 #include <sstream>
 #include <thread>
 
-#include "build/image_store.h"
-#include "build/transfer.h"
 #include "client/registry_client.h"
 #include "client/user_config.h"
+#include "image/image_store.h"
+#include "image/transfer.h"
 #include "store/blob_store.h"
 #include "temp_dir.h"
 
 using namespace ocib;
-using namespace ocib::build;
+using namespace ocib::image;
 using ocib::testing::RandomBytes;
 using ocib::testing::TempDir;
 

@@ -5,11 +5,11 @@
 #include <cstring>
 #include <string>
 
-#include "build/tar_reader.h"
+#include "image/tar_reader.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t pos = 0;
-  ocib::build::ByteSource src = [&](char* buf,
+  ocib::image::ByteSource src = [&](char* buf,
                                     size_t n) -> ocib::Result<size_t> {
     size_t k = std::min(n, size - pos);
     std::memcpy(buf, data + pos, k);
@@ -17,9 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return k;
   };
   char buf[4096];
-  (void)ocib::build::ReadTar(
-      ocib::build::Decompressing(src),
-      [&](const ocib::build::TarEntry&, const auto& read) {
+  (void)ocib::image::ReadTar(
+      ocib::image::Decompressing(src),
+      [&](const ocib::image::TarEntry&, const auto& read) {
         while (true) {
           auto n = read(buf, sizeof buf);
           if (!n.ok()) return n.status();

@@ -14,11 +14,11 @@
 #include <string>
 #include <thread>
 
-#include "build/tar_writer.h"
+#include "image/tar_writer.h"
 #include "store/blob_store.h"
 #include "util/mutex.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 enum class Compression { kNone, kGzip, kZstd };
 
@@ -87,4 +87,4 @@ class LayerWriter {
   Status worker_status_ GUARDED_BY(mu_);
 };
 
-}  // namespace ocib::build
+}  // namespace ocib::image

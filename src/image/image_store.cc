@@ -1,4 +1,4 @@
-#include "build/image_store.h"
+#include "image/image_store.h"
 
 #include <nlohmann/json.hpp>
 
@@ -6,7 +6,7 @@
 #include "oci/media_types.h"
 #include "oci/reference.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 uint64_t StoredImage::size() const {
   uint64_t n = 0;
@@ -191,4 +191,4 @@ Status ImageStore::Remove(const ImageRef& ref) {
   return Status::Ok();
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

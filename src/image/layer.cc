@@ -1,4 +1,4 @@
-#include "build/layer.h"
+#include "image/layer.h"
 
 #include <zlib.h>
 #include <zstd.h>
@@ -7,7 +7,7 @@
 
 #include "oci/media_types.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 // gzip level 1: about three times faster than the default 6 for ~10%
 // larger layers; build time is spent compressing, and registries and
@@ -261,4 +261,4 @@ Result<LayerInfo> LayerWriter::CommitRaw() {
   return info;
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

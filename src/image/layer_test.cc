@@ -1,4 +1,4 @@
-#include "build/layer.h"
+#include "image/layer.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include "temp_dir.h"
 
 using namespace ocib;
-using namespace ocib::build;
+using namespace ocib::image;
 using ocib::testing::TempDir;
 namespace fs = std::filesystem;
 

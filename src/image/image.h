@@ -16,7 +16,7 @@
 #include "store/digest.h"
 #include "util/status.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 struct Healthcheck {
   std::vector<std::string>
@@ -83,4 +83,4 @@ Result<std::string> SerializeManifest(
 // RFC 3339 UTC ("2026-11-27T07:52:00Z") for seconds since the epoch.
 std::string Rfc3339(int64_t unix_seconds);
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "build/image_store.h"
+#include "image/image_store.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 // Writes the images to `path` (atomically: a temp file renamed at the end).
 Status SaveImages(ImageStore& images, const std::vector<ImageRef>& refs,
@@ -24,4 +24,4 @@ Status SaveImages(ImageStore& images, const std::vector<ImageRef>& refs,
 Status LoadImages(ImageStore& images, const std::string& path,
                   std::ostream& out);
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "build/image.h"
+#include "image/image.h"
 #include "oci/image_ref.h"
 #include "store/blob_store.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 inline constexpr const char* kCacheRepo = "_ocibuild/cache";
 // The platform images are built for, run on and picked from indexes by
@@ -73,4 +73,4 @@ class ImageStore {
   Store* store_;
 };
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -13,10 +13,10 @@
 #include <functional>
 #include <string>
 
-#include "build/tar_writer.h"
+#include "image/tar_writer.h"
 #include "util/status.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 // Reads bytes (returns 0 at end).
 using ByteSource = std::function<Result<size_t>(char* buf, size_t n)>;
@@ -35,4 +35,4 @@ Status ReadTar(
 // Extracts a tar stream into dir (which must exist), in overlay format.
 Status ExtractLayer(ByteSource src, const std::string& dir);
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace ocib::build {
+namespace ocib::image {
 
 class ProgressBoard {
  public:
@@ -53,4 +53,4 @@ class ProgressBoard {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-}  // namespace ocib::build
+}  // namespace ocib::image

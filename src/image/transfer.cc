@@ -1,4 +1,4 @@
-#include "build/transfer.h"
+#include "image/transfer.h"
 
 #include <atomic>
 #include <cstdio>
@@ -11,11 +11,11 @@
 #include <set>
 #include <thread>
 
-#include "build/progress.h"
 #include "client/registry_client.h"
+#include "image/progress.h"
 #include "oci/manifest.h"
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 namespace fs = std::filesystem;
@@ -313,4 +313,4 @@ Status PullImage(ImageStore& images, const ImageRef& ref,
   return Status::Ok();
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

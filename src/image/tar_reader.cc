@@ -1,4 +1,4 @@
-#include "build/tar_reader.h"
+#include "image/tar_reader.h"
 
 #include <bzlib.h>
 #include <fcntl.h>
@@ -17,7 +17,7 @@
 #include <memory>
 #include <vector>
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 Status Errno(const std::string& what) {
@@ -505,4 +505,4 @@ Status ExtractLayer(ByteSource src, const std::string& dir) {
   return Status::Ok();
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

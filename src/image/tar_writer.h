@@ -14,7 +14,7 @@
 
 #include "util/status.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 using ByteSink = std::function<Status(const char* data, size_t n)>;
 
@@ -78,4 +78,4 @@ struct TreeOptions {
 Status WriteTree(const std::string& root, TarWriter& tar,
                  const TreeOptions& options);
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -1,8 +1,8 @@
-#include "build/progress.h"
+#include "image/progress.h"
 
 #include <cstdio>
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 std::string HumanBytes(double n) {
@@ -93,4 +93,4 @@ void ProgressBoard::Final(const std::string& text) {
   drawn_ = 0;
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -1,4 +1,4 @@
-#include "build/tar_reader.h"
+#include "image/tar_reader.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>
@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "build/layer.h"
+#include "image/layer.h"
 #include "temp_dir.h"
 
 using namespace ocib;
-using namespace ocib::build;
+using namespace ocib::image;
 using ocib::testing::TempDir;
 namespace fs = std::filesystem;
 

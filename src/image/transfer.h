@@ -15,11 +15,11 @@
 #include <ostream>
 #include <string>
 
-#include "build/image_store.h"
 #include "client/credentials.h"
 #include "client/registry_client.h"
+#include "image/image_store.h"
 
-namespace ocib::build {
+namespace ocib::image {
 
 struct TransferOptions {
   client::Connection conn;  // --insecure, --ca-cert, insecure-registries
@@ -46,4 +46,4 @@ Status PushImage(ImageStore& images, const ImageRef& ref,
 Status PullImage(ImageStore& images, const ImageRef& ref,
                  const TransferOptions& opts, std::ostream& out);
 
-}  // namespace ocib::build
+}  // namespace ocib::image

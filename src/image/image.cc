@@ -1,11 +1,11 @@
-#include "build/image.h"
+#include "image/image.h"
 
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "oci/media_types.h"
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 using json = nlohmann::json;
@@ -198,4 +198,4 @@ std::string Rfc3339(int64_t t) {
   return buf;
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

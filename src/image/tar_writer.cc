@@ -1,4 +1,4 @@
-#include "build/tar_writer.h"
+#include "image/tar_writer.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 constexpr size_t kBlock = 512;
@@ -305,4 +305,4 @@ Status WriteTree(const std::string& root, TarWriter& tar,
   return w.Dir(root, "");
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

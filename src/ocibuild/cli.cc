@@ -1,4 +1,4 @@
-#include "build/cli.h"
+#include "ocibuild/cli.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -16,18 +16,21 @@
 #include <string>
 #include <vector>
 
-#include "build/archive.h"
 #include "build/builder.h"
 #include "build/export.h"
-#include "build/image_store.h"
 #include "build/state_paths.h"
-#include "build/tar_reader.h"
-#include "build/transfer.h"
 #include "client/registry_client.h"
 #include "client/user_config.h"
+#include "image/archive.h"
+#include "image/image_store.h"
+#include "image/tar_reader.h"
+#include "image/transfer.h"
 
-namespace ocib::build {
+namespace ocib::cli {
 namespace {
+
+using namespace ocib::build;  // NOLINT: the CLI is a thin layer over these
+using namespace ocib::image;  // NOLINT
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -688,4 +691,4 @@ int RunCli(int argc, char** argv) {
   return Usage();
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::cli

@@ -1,4 +1,4 @@
-#include "build/archive.h"
+#include "image/archive.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -7,13 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "build/tar_reader.h"
-#include "build/tar_writer.h"
+#include "image/tar_reader.h"
+#include "image/tar_writer.h"
 #include "oci/image_ref.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 
-namespace ocib::build {
+namespace ocib::image {
 namespace {
 
 namespace fs = std::filesystem;
@@ -302,4 +302,4 @@ Status LoadImages(ImageStore& images, const std::string& path,
   return Status::Ok();
 }
 
-}  // namespace ocib::build
+}  // namespace ocib::image

@@ -3,8 +3,8 @@
 // errors are one line on stderr ("ocibuild: ...") with a non-zero status.
 #pragma once
 
-namespace ocib::build {
+namespace ocib::cli {
 
 int RunCli(int argc, char** argv);
 
-}  // namespace ocib::build
+}  // namespace ocib::cli
