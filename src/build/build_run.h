@@ -1,12 +1,16 @@
 // Internal to the builder library (not for the CLI): one build in progress.
-// builder.cc holds the stage loop, FROM and the instruction table;
-// instructions.cc the instructions that only change the config (ENV,
-// LABEL, USER, ...) and WORKDIR; copy_step.cc COPY and ADD; run_step.cc
-// RUN with its mounts. Each instruction has one handler, picked from a
-// table by Keyword.
+// builder.cc holds Go, the instruction table and the sources COPY --from
+// and RUN --mount read; stages.cc the stage loop, FROM and ONBUILD;
+// step_cache.cc the step cache and layer bookkeeping; instructions.cc the
+// instructions that only change the config (ENV, LABEL, USER, ...) and
+// WORKDIR; copy_step.cc COPY and ADD; run_step.cc RUN with its mounts;
+// registry_cache.cc --cache-from/--cache-to. Each instruction has one
+// handler, picked from a table by Keyword.
 //
-// Not thread-safe: one BuildRun per build, on one thread (RUN layers are
-// compressed on background threads that touch only the store).
+// Threads: each stage runs on its own thread (stages.cc); a Stage is
+// written only by its thread and read by later stages after it finished;
+// shared state is guarded (GUARDED_BY) or atomic. RUN layers are
+// compressed on background threads that touch only the store.
 #pragma once
 
 #include <atomic>
