@@ -29,14 +29,9 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 source "$HERE/../script_lib.sh"
 source "$HERE/../build/debian_base.sh"
 CACHE="${OCIB_PARITY_CACHE:-/var/cache/ocibuild-test/parity}"
-W=$(mktemp -d /tmp/ocib-parity.XXXXXX)
+test_workdir parity
 DOCKERD=""
-cleanup() {
-  if [ -n "$DOCKERD" ]; then kill "$DOCKERD" 2>/dev/null; wait "$DOCKERD" 2>/dev/null; fi
-  umount "$W"/docker/exec/netns/* 2>/dev/null || true
-  rm -rf "$W" 2>/dev/null || true
-}
-trap cleanup EXIT
+on_exit() { umount "$W"/docker/exec/netns/* 2>/dev/null || true; }  # dockerd leaves its netns mounted
 mkdir -p "$CACHE"
 B="$BIN/ocibuild --root $W/ocibuild"
 REFDOCKER=/usr/bin/docker   # Debian's docker.io CLI, 20.10, whose build speaks BuildKit 0.8
@@ -62,6 +57,7 @@ start_dockerd() {
   dockerd --data-root "$D/data" --exec-root "$D/exec" -H "unix://$D/sock" --pidfile "$D/pid" \
     --iptables=false --ip6tables=false --bridge=none --storage-driver overlay2 >"$D/log" 2>&1 &
   DOCKERD=$!
+  PIDS+=("$DOCKERD")
   DK="$REFDOCKER -H unix://$D/sock"
   local i
   for i in $(seq 150); do $DK info >/dev/null 2>&1 && break; sleep 0.2; done
