@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "build/csv_options.h"
 #include "build/paths.h"
 #include "build/snapshot.h"
 #include "build/state_paths.h"
@@ -22,11 +23,7 @@ Result<OutputSpec> ParseOutputSpec(const std::string& text) {
     return spec;
   }
   std::string type = "local";
-  std::stringstream ss(text);
-  for (std::string kv; std::getline(ss, kv, ',');) {
-    size_t eq = kv.find('=');
-    std::string k = kv.substr(0, eq),
-                v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  for (const auto& [k, v] : ParseCsvOptions(text)) {
     if (k == "type")
       type = v;
     else if (k == "dest")

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "build/build_run.h"
+#include "build/csv_options.h"
 #include "image/transfer.h"
 
 namespace ocib::build {
@@ -33,11 +34,7 @@ Result<CacheSpec> ParseCacheSpec(const std::string& text, bool export_side) {
     (void)r;
     return spec;
   }
-  std::stringstream ss(text);
-  for (std::string kv; std::getline(ss, kv, ',');) {
-    size_t eq = kv.find('=');
-    std::string k = kv.substr(0, eq),
-                v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+  for (const auto& [k, v] : ParseCsvOptions(text)) {
     if (k == "type")
       type = v;
     else if (k == "ref")

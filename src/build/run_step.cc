@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "build/build_run.h"
+#include "build/csv_options.h"
 #include "build/paths.h"
 #include "build/workspace.h"
 
@@ -45,23 +46,6 @@ struct BuildRun::RunMounts {
 
 namespace {
 
-// "type=cache,target=/x,ro" -> ordered key/value pairs; a bare word is a
-// boolean "true".
-std::vector<std::pair<std::string, std::string>> ParseCsv(
-    const std::string& s) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::stringstream ss(s);
-  for (std::string f; std::getline(ss, f, ',');) {
-    if (f.empty()) continue;
-    size_t eq = f.find('=');
-    if (eq == std::string::npos)
-      out.emplace_back(f, "true");
-    else
-      out.emplace_back(f.substr(0, eq), f.substr(eq + 1));
-  }
-  return out;
-}
-
 bool IsTrue(const std::string& v) {
   return v == "true" || v == "1" || v.empty();
 }
@@ -86,7 +70,7 @@ Status BuildRun::PrepareMounts(Stage& st, const Instruction& ins,
     bool ro = true, required = false;  // bind mounts: read-only unless rw
     std::string env_name;
     bool ro_given = false;  // cache mounts are writable unless `ro`
-    for (const auto& [k, v] : ParseCsv(value)) {
+    for (const auto& [k, v] : ParseCsvOptions(value)) {
       if (k == "type")
         type = v;
       else if (k == "target" || k == "dst" || k == "destination")

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "build/csv_options.h"
 #include "build/export.h"
 #include "build/state_paths.h"
 #include "ocibuild/cli_context.h"
@@ -57,11 +58,7 @@ int Build(Ctx& ctx, std::vector<std::string> a) {
     } else if (f == "--secret" && val(&v)) {
       // id=ID,src=FILE (also source=), or id=ID,env=VAR; as docker build.
       std::string id, src, env;
-      std::stringstream ss(v);
-      for (std::string kv; std::getline(ss, kv, ',');) {
-        size_t eq = kv.find('=');
-        std::string k = kv.substr(0, eq),
-                    val2 = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      for (const auto& [k, val2] : ParseCsvOptions(v)) {
         if (k == "id")
           id = val2;
         else if (k == "src" || k == "source")
