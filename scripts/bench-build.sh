@@ -34,8 +34,10 @@ ocib_build "$OCIB_ROOT/build" Release >/dev/null
 BIN="$OCIB_ROOT/build/bin"
 W=$(mktemp -d /tmp/ocib-bbench.XXXXXX)
 DOCKERD=""
+REGPID=""
 cleanup() {
   [ -n "$DOCKERD" ] && kill "$DOCKERD" 2>/dev/null && wait "$DOCKERD" 2>/dev/null
+  [ -n "$REGPID" ] && kill "$REGPID" 2>/dev/null && wait "$REGPID" 2>/dev/null
   buildah --root "$W/buildah" --runroot "$W/buildah-run" rm -a >/dev/null 2>&1 || true
   umount -R "$W"/buildah/overlay/*/merged 2>/dev/null || true
   umount "$W"/docker/exec/netns/* 2>/dev/null || true  # dockerd leaves its netns mounted
@@ -171,7 +173,7 @@ for tool in ocibuild buildkit; do
   R[rc,$tool]=$(median < "$W/rc.$tool")
   echo "  $tool parallel/cache-mount/registry-cache done" >&2
 done
-kill $REGPID; wait $REGPID 2>/dev/null
+kill $REGPID; wait $REGPID 2>/dev/null; REGPID=""
 
 TOOLS="ocibuild buildah classic buildkit"
 for tool in $TOOLS; do
