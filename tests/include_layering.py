@@ -20,14 +20,15 @@ RULES = {
     "util": ([], []),
     "store": (["util"], ["rocksdb/", "openssl/"]),
     "oci": (["util", "store/digest.h"], ["nlohmann/"]),
-    "net": (["util"], ["httplib.h"]),
+    "net": (["util"], ["httplib.h", "openssl/"]),
     "client": (["util", "store", "oci", "net"], ["httplib.h", "nlohmann/", "openssl/"]),
-    "registry": (["util", "store", "oci", "net", "client"], ["nlohmann/"]),
+    "auth": (["util"], ["nlohmann/", "openssl/", "crypt.h"]),
+    "registry": (["util", "store", "oci", "net", "client", "auth"], ["nlohmann/", "openssl/"]),
     "image": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
     "build": (["util", "store", "oci", "client", "image"], ["nlohmann/", "openssl/"]),
     "ocibuild": (["util", "store", "oci", "client", "image", "build"], ["nlohmann/"]),
 }
-THIRD_PARTY = ["rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
+THIRD_PARTY = ["crypt.h", "rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
 TEST_ONLY = ["doctest/"]
 TEST_HELPERS = ["temp_dir.h", "registry_process.h"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

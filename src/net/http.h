@@ -38,6 +38,10 @@ struct Request {
   std::vector<ByteRange> ranges;  // a valid bytes Range header, else empty
   std::string remote_addr;
   int remote_port = 0;
+  bool tls = false;  // arrived over TLS
+  // The subject CN of the client's certificate, when the server requires
+  // one (mTLS) and it verified; else empty.
+  std::string client_cert_cn;
 
   bool has_header(const std::string& key) const {
     return headers.count(key) > 0;
@@ -81,6 +85,8 @@ struct Response {
   // A note for the access log about how the request was served (the
   // mirror's "hit", "miss", "stale"); never sent to the client.
   std::string log_note;
+  // The authenticated user, for the access log ("" = anonymous).
+  std::string log_user;
 };
 
 // The request body as a stream. present() is false for requests without

@@ -9,12 +9,16 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -47,13 +51,20 @@ constexpr auto kWorkerIdle = std::chrono::seconds(10);
 // lingers before close), by one worker while a request is served; handed
 // over through Impl's queues, never shared.
 struct Conn {
+  ~Conn() {
+    if (ssl) SSL_free(ssl);
+  }
   int fd = -1;
+  SSL* ssl = nullptr;     // with TLS: the session over fd
+  short want = POLLIN;    // what the last I/O that could not go on waits for
+  bool watch_out = false;  // the event thread waits for fd to be writable
+  std::string peer_cn;    // a verified client certificate's CN
   std::string remote_addr;
   int remote_port = 0;
   std::string
       in;  // bytes read and not consumed: a head, body or pipelined requests
   size_t scanned = 0;  // bytes of `in` already searched for a head's end
-  enum State { kIdle, kHead, kLinger } state = kHead;
+  enum State { kHandshake, kIdle, kHead, kLinger } state = kHead;
   Clock::time_point deadline;
   Clock::time_point linger_end;
   int served = 0;
@@ -88,41 +99,120 @@ std::string HttpDate() {
   return buf;
 }
 
-// Sends all of [p, p+n) on a non-blocking socket, waiting up to
-// timeout_ms each time the socket is full.
-bool SendAll(int fd, const char* p, size_t n, int timeout_ms) {
+// What a TLS call that returned r <= 0 means, as the socket calls say it:
+// -1 with errno EAGAIN when it must wait (c->want says for what), 0 at a
+// clean end, -1 with another errno on failure.
+ssize_t TlsResult(Conn* c, int r) {
+  switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+      c->want = POLLIN;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      c->want = POLLOUT;
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      if (errno == 0) return 0;
+      if (errno == EAGAIN || errno == EINTR) errno = ECONNRESET;
+      return -1;
+    default:
+      errno = ECONNRESET;
+      return -1;
+  }
+}
+
+// Reads up to n bytes without blocking: the count, 0 at the end of the
+// stream, or -1 with errno (EAGAIN: nothing yet; wait for c->want).
+ssize_t ConnRecv(Conn* c, char* p, size_t n) {
+  c->want = POLLIN;
+  if (!c->ssl) {
+    ssize_t r;
+    do r = ::recv(c->fd, p, n, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    return r;
+  }
+  ERR_clear_error();
+  int r = SSL_read(c->ssl, p, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+  return r > 0 ? r : TlsResult(c, r);
+}
+
+// Writes up to n bytes without blocking, as ConnRecv.
+ssize_t ConnSend(Conn* c, const char* p, size_t n) {
+  c->want = POLLOUT;
+  if (!c->ssl) {
+    ssize_t w;
+    do w = ::send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    return w;
+  }
+  ERR_clear_error();
+  int w = SSL_write(c->ssl, p, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+  return w > 0 ? w : TlsResult(c, w);
+}
+
+// Waits up to timeout_ms for c->want; false on timeout or a broken socket.
+bool WaitReady(Conn* c, int timeout_ms) {
+  pollfd pf{c->fd, c->want, 0};
+  int r;
+  do r = ::poll(&pf, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  return r > 0 && !(pf.revents & POLLERR) &&
+         (!(pf.revents & POLLHUP) || (pf.revents & POLLIN));
+}
+
+// Sends all of [p, p+n), waiting up to timeout_ms each time the socket is
+// full.
+bool SendAll(Conn* c, const char* p, size_t n, int timeout_ms) {
   while (n > 0) {
-    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t w = ConnSend(c, p, n);
     if (w > 0) {
       p += w;
       n -= static_cast<size_t>(w);
       continue;
     }
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
-    pollfd pf{fd, POLLOUT, 0};
-    int r;
-    do r = ::poll(&pf, 1, timeout_ms);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0 || (pf.revents & (POLLERR | POLLHUP))) return false;
+    if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+    if (!WaitReady(c, timeout_ms)) return false;
   }
   return true;
 }
 
 // Receives up to n bytes, waiting up to timeout_ms for the first. Returns
 // the count, 0 at end of stream, -1 on error or timeout.
-ssize_t RecvSome(int fd, char* p, size_t n, int timeout_ms) {
+ssize_t RecvSome(Conn* c, char* p, size_t n, int timeout_ms) {
   while (true) {
-    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
+    ssize_t r = ConnRecv(c, p, n);
     if (r >= 0) return r;
-    if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    pollfd pf{fd, POLLIN, 0};
-    int k;
-    do k = ::poll(&pf, 1, timeout_ms);
-    while (k < 0 && errno == EINTR);
-    if (k <= 0) return -1;
+    if (!WaitReady(c, timeout_ms)) return -1;
   }
+}
+
+// The CN of the client's verified certificate, or "".
+std::string PeerCommonName(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) return "";
+  std::string cn;
+  if (SSL_get_verify_result(ssl) == X509_V_OK) {
+    char buf[256];
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+                                      NID_commonName, buf, sizeof buf);
+    if (n > 0) cn.assign(buf, static_cast<size_t>(n));
+  }
+  X509_free(cert);
+  return cn;
+}
+
+// Closes c's socket (with TLS, after a close_notify) and frees it.
+void Destroy(Conn* c) {
+  if (c->ssl && SSL_is_init_finished(c->ssl)) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+  }
+  ::close(c->fd);
+  delete c;
 }
 
 }  // namespace
@@ -154,7 +244,7 @@ class ConnBody : public RequestBody {
     if (expect_continue_ && !continue_sent_) {
       static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       continue_sent_ = true;
-      if (!SendAll(c_->fd, kContinue, sizeof kContinue - 1,
+      if (!SendAll(c_, kContinue, sizeof kContinue - 1,
                    o_.write_timeout_ms)) {
         broken_ = true;
         return false;
@@ -206,11 +296,14 @@ class ConnBody : public RequestBody {
         p = c_->in.data();
         n = c_->in.size();
       } else {
+        // With TLS the read takes a whole record, so that no bytes of a
+        // pipelined request stay inside the TLS session (the event thread
+        // waits on the socket only); what is past the body is kept.
         size_t want =
-            c_->chunked
+            c_->chunked || c_->ssl
                 ? kWorkerBuffer
                 : static_cast<size_t>(std::min<uint64_t>(left_, kWorkerBuffer));
-        ssize_t r = RecvSome(c_->fd, buf_, want, o_.read_timeout_ms);
+        ssize_t r = RecvSome(c_, buf_, want, o_.read_timeout_ms);
         if (r <= 0) {
           broken_ = true;
           return false;
@@ -318,6 +411,29 @@ class HttpServer::Impl {
                : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   }
 
+  Status EnableTls(const TlsConfig& cfg) {
+    auto ctx = MakeTlsContext(cfg);
+    if (!ctx.ok()) return ctx.status();
+    MutexLock l(&tls_mu_);
+    tls_cfg_ = cfg;
+    tls_ = *ctx;
+    return Status::Ok();
+  }
+
+  Status ReloadTls() {
+    TlsConfig cfg;
+    {
+      MutexLock l(&tls_mu_);
+      if (!tls_) return Status(Code::kFailedPrecondition, "TLS is not enabled");
+      cfg = tls_cfg_;
+    }
+    auto ctx = MakeTlsContext(cfg);
+    if (!ctx.ok()) return ctx.status();
+    MutexLock l(&tls_mu_);
+    tls_ = *ctx;
+    return Status::Ok();
+  }
+
   void Stop() {
     uint64_t one = 1;
     (void)!::write(stop_fd_, &one, sizeof one);
@@ -402,6 +518,11 @@ class HttpServer::Impl {
   }
 
   void Accept() {
+    std::shared_ptr<TlsContext> tls;
+    {
+      MutexLock l(&tls_mu_);
+      tls = tls_;
+    }
     while (true) {
       sockaddr_storage ss;
       socklen_t len = sizeof ss;
@@ -412,8 +533,10 @@ class HttpServer::Impl {
         return;  // EAGAIN, or out of descriptors: the next event retries
       }
       if (open_.load() >= o_.max_connections) {
-        (void)!::send(fd, busy_response_.data(), busy_response_.size(),
-                      MSG_NOSIGNAL | MSG_DONTWAIT);
+        // (With TLS nothing can be said before a handshake.)
+        if (!tls)
+          (void)!::send(fd, busy_response_.data(), busy_response_.size(),
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
         ::shutdown(fd, SHUT_RDWR);
         ::close(fd);
         continue;
@@ -434,6 +557,16 @@ class HttpServer::Impl {
       }
       c->remote_addr = buf;
       c->state = Conn::kHead;
+      if (tls) {
+        c->ssl = SSL_new(tls->get());
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+          ERR_clear_error();
+          Destroy(c);
+          continue;
+        }
+        SSL_set_accept_state(c->ssl);
+        c->state = Conn::kHandshake;
+      }
       c->deadline =
           Clock::now() + std::chrono::milliseconds(o_.header_timeout_ms);
       ++open_;
@@ -452,12 +585,45 @@ class HttpServer::Impl {
 
   void Close(Conn* c) {
     if (loop_.erase(c)) ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->fd, nullptr);
-    ::close(c->fd);
-    delete c;
+    Destroy(c);
     --open_;
   }
 
+  // Waits for c to be writable (TLS needs to send before it can read
+  // on) or, again, readable.
+  void WatchOut(Conn* c, bool out) {
+    if (c->watch_out == out) return;
+    c->watch_out = out;
+    epoll_event ev{};
+    ev.events = (out ? EPOLLOUT : EPOLLIN) | EPOLLRDHUP;
+    ev.data.ptr = c;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
+  }
+
+  // Goes on with c's TLS handshake. False once c is closed.
+  bool Handshake(Conn* c) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+      c->peer_cn = PeerCommonName(c->ssl);
+      c->state = Conn::kHead;
+      WatchOut(c, false);
+      return true;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      WatchOut(c, e == SSL_ERROR_WANT_WRITE);
+      return true;
+    }
+    ERR_clear_error();
+    Close(c);  // not TLS, or a failed handshake: nothing to answer
+    return false;
+  }
+
   void OnReadable(Conn* c, uint32_t events) {
+    if (c->state == Conn::kHandshake) {
+      if (!Handshake(c) || c->state == Conn::kHandshake) return;
+    }
     if (c->state == Conn::kLinger) {
       char buf[kLoopRead];
       for (int i = 0; i < 64; ++i) {
@@ -475,20 +641,21 @@ class HttpServer::Impl {
     while (c->in.size() <= o_.head.max_header_bytes) {
       size_t old = c->in.size();
       c->in.resize(old + kLoopRead);
-      ssize_t r = ::recv(c->fd, c->in.data() + old, kLoopRead, MSG_DONTWAIT);
+      ssize_t r = ConnRecv(c, c->in.data() + old, kLoopRead);
       c->in.resize(old + static_cast<size_t>(std::max<ssize_t>(r, 0)));
       if (r > 0) {
-        if (static_cast<size_t>(r) < kLoopRead) break;
+        // A TLS session is read until it wants more: a record it has
+        // taken in would not wake epoll again.
+        if (static_cast<size_t>(r) < kLoopRead && !c->ssl) break;
         continue;
       }
       if (r == 0)
         eof = true;
-      else if (errno == EINTR)
-        continue;
       else if (errno != EAGAIN && errno != EWOULDBLOCK)
         eof = true;
       break;
     }
+    if (c->ssl && !eof) WatchOut(c, c->want == POLLOUT);
     (void)events;
     if (!c->in.empty() && c->state == Conn::kIdle) {
       c->state = Conn::kHead;
@@ -520,6 +687,11 @@ class HttpServer::Impl {
   // Stops sending, then reads and drops what the client still sends for a
   // moment, so the answer is not lost to a reset.
   void BeginLinger(Conn* c) {
+    if (c->ssl && SSL_is_init_finished(c->ssl)) {
+      ERR_clear_error();
+      SSL_shutdown(c->ssl);
+    }
+    WatchOut(c, false);
     ::shutdown(c->fd, SHUT_WR);
     c->state = Conn::kLinger;
     c->in.clear();
@@ -540,12 +712,14 @@ class HttpServer::Impl {
     if (r.kind == HeadResult::kIncomplete) return kWait;
     c->req.remote_addr = c->remote_addr;
     c->req.remote_port = c->remote_port;
+    c->req.tls = c->ssl != nullptr;
+    c->req.client_cert_cn = c->peer_cn;
     if (r.kind == HeadResult::kError) {
       Response res;
       error_page_(r.status, r.message, res);
       res.status = r.status;
       std::string out = Serialize(res, false, true, nullptr);
-      (void)SendAll(c->fd, out.data(), out.size(), send_timeout_ms);
+      (void)SendAll(c, out.data(), out.size(), send_timeout_ms);
       if (logger_) logger_(c->req, res, 0);
       return kRejected;
     }
@@ -562,14 +736,16 @@ class HttpServer::Impl {
     for (auto [c, linger] : back) {
       --away_;
       if (stopping) {  // no lingering either: the server is going away
-        ::close(c->fd);
-        delete c;
+        Destroy(c);
         --open_;
       } else if (linger) {
         BeginLinger(c);
         Adopt(c);
       } else {
+        c->watch_out = false;
         Adopt(c);
+        // Bytes the TLS session holds already would not wake epoll.
+        if (c->ssl && SSL_pending(c->ssl) > 0) OnReadable(c, EPOLLIN);
       }
     }
   }
@@ -676,8 +852,7 @@ class HttpServer::Impl {
       // Lingers only if the client may still be sending; else closes now.
       if (close && (unread || !c->in.empty()) && ok) return Return(c, true);
       if (!ok || close) {
-        ::close(c->fd);
-        delete c;
+        Destroy(c);
         --open_;
         --away_;
         uint64_t one = 1;
@@ -756,15 +931,14 @@ class HttpServer::Impl {
     bool stream = res.provider && !head_only;
     std::string out = Serialize(res, head_only || res.body.size() > kInlineBody,
                                 close, &c->req);
-    if (!SendAll(c->fd, out.data(), out.size(), o_.write_timeout_ms))
+    if (!SendAll(c, out.data(), out.size(), o_.write_timeout_ms))
       return false;
     if (!head_only && !res.provider && res.body.size() > kInlineBody)
-      return SendAll(c->fd, res.body.data(), res.body.size(),
-                     o_.write_timeout_ms);
+      return SendAll(c, res.body.data(), res.body.size(), o_.write_timeout_ms);
     if (!stream) return true;
     uint64_t offset = 0, length = res.provider_length;
     BodyWriter write = [&](const char* p, size_t n) {
-      if (n > length - offset || !SendAll(c->fd, p, n, o_.write_timeout_ms))
+      if (n > length - offset || !SendAll(c, p, n, o_.write_timeout_ms))
         return false;
       offset += n;
       return true;
@@ -787,6 +961,10 @@ class HttpServer::Impl {
   std::atomic<int> open_{0};  // connections open
   std::atomic<int> away_{0};  // connections with the workers
   std::atomic<bool> stopping_{false};
+
+  mutable Mutex tls_mu_;
+  TlsConfig tls_cfg_ GUARDED_BY(tls_mu_);
+  std::shared_ptr<TlsContext> tls_ GUARDED_BY(tls_mu_);  // null: plain HTTP
 
   // Owned by the event thread.
   std::unordered_set<Conn*> loop_;
@@ -811,5 +989,9 @@ Result<int> HttpServer::Bind(const std::string& host, int port) {
 Status HttpServer::Serve() { return impl_->Serve(); }
 void HttpServer::Stop() { impl_->Stop(); }
 HttpServer::Stats HttpServer::stats() const { return impl_->stats(); }
+Status HttpServer::EnableTls(const TlsConfig& tls) {
+  return impl_->EnableTls(tls);
+}
+Status HttpServer::ReloadTls() { return impl_->ReloadTls(); }
 
 }  // namespace ocib::net

@@ -20,6 +20,8 @@
 //  - after a response whose body was not read in full, the rest is read
 //    and dropped if at most drain_limit bytes, else the connection
 //    closes: body bytes are never parsed as a request.
+// With TLS enabled, every connection first completes a TLS handshake,
+// within header_timeout_ms of its accept; anything else is closed.
 // Errors the server answers itself go through error_page, so the API's
 // JSON envelope is kept; nothing of the request is echoed.
 //
@@ -35,6 +37,7 @@
 
 #include "net/http.h"
 #include "net/http_parser.h"
+#include "net/tls.h"
 #include "util/status.h"
 
 namespace ocib::net {
@@ -70,6 +73,14 @@ class HttpServer {
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
+
+  // Serves HTTPS with these settings. Call before Serve(); errors name
+  // the file that could not be used.
+  Status EnableTls(const TlsConfig& tls);
+  // Reads the certificate and key again (SIGHUP): new connections use
+  // them, open ones keep theirs. On an error the old ones stay in use.
+  // Any thread.
+  Status ReloadTls();
 
   // Binds host:port (port 0: any free port). Returns the bound port.
   Result<int> Bind(const std::string& host, int port);

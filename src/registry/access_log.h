@@ -1,8 +1,12 @@
 // ocireg's access log on stdout: one line per request (or one JSON object
 // with log_format "json"), written under a lock and flushed by Flush()
-// (the registry's janitor calls it every 100 ms). Every field a client
-// chose is escaped, so no request can forge a line; the mirror's outcome
-// comes from the response's log_note.
+// (the registry's janitor calls it every 100 ms). A line holds the time,
+// the client's address and port, the authenticated user ("-" if none),
+// the request line, status, bytes, duration and User-Agent; the mirror's
+// outcome comes from the response's log_note. Audit lines (pushes, tag
+// changes, deletes) go to the same stream, also with log_format "off".
+// Every field a client chose is escaped, so no request can forge a line;
+// no credential is ever written.
 // Thread-safe.
 #pragma once
 
@@ -18,6 +22,11 @@ class AccessLog {
  public:
   explicit AccessLog(std::string format) : format_(std::move(format)) {}
   void Log(const net::Request& req, const net::Response& res, double ms);
+  // "audit" line: who changed what (action: push-manifest, push-blob,
+  // delete-manifest, delete-blob).
+  void Audit(const net::Request& req, const std::string& user,
+             const char* action, const std::string& repository,
+             const std::string& reference, const std::string& digest);
   void Flush();
 
  private:

@@ -1,6 +1,8 @@
 #include "registry/config.h"
 
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -112,6 +114,113 @@ Status ParseUpstreams(const json& v, std::vector<Upstream>* out) {
   return Status::Ok();
 }
 
+using FieldParser = std::function<Status(const json& v, const char* key)>;
+
+// Parses the object v, whose keys are "<prefix>.<name>" for the names in
+// `fields`; any other key is an error.
+Status ParseObject(const json& v, const std::string& prefix,
+                   const std::map<std::string, FieldParser>& fields) {
+  if (!v.is_object())
+    return InvalidArgument("config key \"" + prefix + "\" must be an object");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    std::string key = prefix + "." + it.key();
+    auto f = fields.find(it.key());
+    if (f == fields.end())
+      return InvalidArgument("unknown config key \"" + key + "\"");
+    RETURN_IF_ERROR(f->second(it.value(), key.c_str()));
+  }
+  return Status::Ok();
+}
+
+FieldParser Str(std::string* out) {
+  return [out](const json& v, const char* k) { return StrField(v, k, out); };
+}
+FieldParser Bool(bool* out) {
+  return [out](const json& v, const char* k) { return BoolField(v, k, out); };
+}
+FieldParser Int(int64_t lo, int64_t hi, int64_t* out) {
+  return [=](const json& v, const char* k) {
+    return IntField(v, k, lo, hi, out);
+  };
+}
+FieldParser Int(int64_t lo, int64_t hi, int* out) {
+  return [=](const json& v, const char* k) {
+    return IntField(v, k, lo, hi, out);
+  };
+}
+
+Status ParseTls(const json& v, net::TlsConfig* t) {
+  return ParseObject(v, "tls",
+                     {{"cert_file", Str(&t->cert_file)},
+                      {"key_file", Str(&t->key_file)},
+                      {"client_ca_file", Str(&t->client_ca_file)},
+                      {"min_version", Str(&t->min_version)}});
+}
+
+Status ParseAuth(const json& v, AuthConfig* a) {
+  auto& t = a->token;
+  auto& ts = a->token_server;
+  return ParseObject(
+      v, "auth",
+      {{"realm", Str(&a->realm)},
+       {"htpasswd",
+        [a](const json& v, const char*) {
+          return ParseObject(v, "auth.htpasswd", {{"path", Str(&a->htpasswd)}});
+        }},
+       {"token",
+        [&t](const json& v, const char*) {
+          return ParseObject(
+              v, "auth.token",
+              {{"realm", Str(&t.realm)},
+               {"service", Str(&t.service)},
+               {"issuer", Str(&t.issuer)},
+               {"rootcertbundle", Str(&t.rootcertbundle)},
+               {"jwks", Str(&t.jwks)},
+               {"algorithms", [&t](const json& v, const char* k) {
+                  if (!v.is_array() || v.empty())
+                    return InvalidArgument("config key \"" + std::string(k) +
+                                           "\" must list algorithms");
+                  t.algorithms.clear();
+                  for (const auto& e : v) {
+                    if (!e.is_string() ||
+                        (e != "RS256" && e != "ES256" && e != "EdDSA"))
+                      return InvalidArgument(
+                          "config key \"" + std::string(k) +
+                          "\" takes RS256, ES256 and EdDSA");
+                    t.algorithms.push_back(e.get<std::string>());
+                  }
+                  return Status::Ok();
+                }}});
+        }},
+       {"token_server",
+        [&ts](const json& v, const char*) {
+          ts.enabled = true;
+          return ParseObject(
+              v, "auth.token_server",
+              {{"enabled", Bool(&ts.enabled)},
+               {"key_file", Str(&ts.key_file)},
+               {"cert_file", Str(&ts.cert_file)},
+               {"issuer", Str(&ts.issuer)},
+               {"service", Str(&ts.service)},
+               {"realm", Str(&ts.realm)},
+               {"expiration_seconds",
+                Int(10, 86400, &ts.expiration_seconds)},
+               {"refresh_expiration_seconds",
+                Int(60, 365LL * 86400, &ts.refresh_expiration_seconds)}});
+        }},
+       {"acl_file", Str(&a->acl_file)},
+       {"acl",
+        [a](const json& v, const char*) {
+          if (!v.is_object())
+            return InvalidArgument("config key \"auth.acl\" must be an object");
+          a->acl = v.dump();
+          return Status::Ok();
+        }},
+       {"max_failures", Int(1, 1000000, &a->max_failures)},
+       {"failure_window_seconds", Int(1, 86400, &a->failure_window_seconds)},
+       {"lockout_seconds", Int(1, 86400, &a->lockout_seconds)}});
+}
+
 }  // namespace
 
 std::string Upstream::host() const {
@@ -179,6 +288,31 @@ Status Validate(const Config& c) {
   }
   if (unqualified > 1)
     return InvalidArgument("only one upstream may serve unqualified names");
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty())
+    return InvalidArgument(
+        "config keys \"tls.cert_file\" and \"tls.key_file\" go together");
+  if (!c.tls.client_ca_file.empty() && c.tls.cert_file.empty())
+    return InvalidArgument("config key \"tls.client_ca_file\" needs TLS");
+  if (c.tls.min_version != "1.2" && c.tls.min_version != "1.3")
+    return InvalidArgument("config key \"tls.min_version\" must be 1.2 or 1.3");
+  const AuthConfig& a = c.auth;
+  if (a.token.enabled() && a.token_server.enabled)
+    return InvalidArgument(
+        "config keys \"auth.token\" and \"auth.token_server\" exclude each "
+        "other");
+  if (a.token.enabled() &&
+      (a.token.service.empty() || a.token.issuer.empty() ||
+       (a.token.rootcertbundle.empty() && a.token.jwks.empty())))
+    return InvalidArgument(
+        "config key \"auth.token\" needs realm, service, issuer and "
+        "rootcertbundle or jwks");
+  if (a.token_server.enabled &&
+      (a.token_server.key_file.empty() || a.htpasswd.empty()))
+    return InvalidArgument(
+        "config key \"auth.token_server\" needs key_file and auth.htpasswd");
+  if (!a.acl.empty() && !a.acl_file.empty())
+    return InvalidArgument(
+        "config keys \"auth.acl\" and \"auth.acl_file\" exclude each other");
   return Status::Ok();
 }
 
@@ -244,6 +378,12 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
                    &c.reserved_space_mib);
     else if (k == "written_cache_mib")
       s = IntField(v, "written_cache_mib", 0, 1LL << 30, &c.written_cache_mib);
+    else if (k == "tls")
+      s = ParseTls(v, &c.tls);
+    else if (k == "auth")
+      s = ParseAuth(v, &c.auth);
+    else if (k == "read_only")
+      s = BoolField(v, "read_only", &c.read_only);
     else if (k == "log_format")
       s = StrField(v, "log_format", &c.log_format);
     else if (k == "sync") {

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "net/tls.h"
 #include "util/status.h"
 
 namespace ocib::registry {
@@ -32,6 +33,43 @@ struct Upstream {
 
 // Parses --mirror URL (docker.io) or NS=URL.
 Result<Upstream> ParseMirrorFlag(const std::string& value);
+
+// Authentication and authorization ("auth"). With none of htpasswd,
+// token and token_server set, every client may do everything.
+struct AuthConfig {
+  std::string realm = "ocireg";  // the Basic challenge's realm
+  std::string htpasswd;          // bcrypt users file
+  // Tokens from an external issuer (Distribution's "token" auth).
+  struct Token {
+    std::string realm;    // the issuer's URL, for the challenge
+    std::string service;  // "aud" of accepted tokens
+    std::string issuer;   // "iss" of accepted tokens
+    std::string rootcertbundle;  // PEM certificates (or public keys)
+    std::string jwks;            // a JWKS file
+    std::vector<std::string> algorithms = {"RS256", "ES256", "EdDSA"};
+    bool enabled() const { return !realm.empty(); }
+  } token;
+  // ocireg's own token server at GET/POST /token, checking htpasswd.
+  struct TokenServer {
+    bool enabled = false;
+    std::string key_file;   // PEM private key (RSA, P-256, Ed25519)
+    std::string cert_file;  // optional certificate for the key (x5c)
+    std::string issuer = "ocireg";
+    std::string service = "ocireg";
+    std::string realm;  // public URL of /token; "" = from the Host header
+    int64_t expiration_seconds = 300;
+    int64_t refresh_expiration_seconds = 30LL * 86400;
+  } token_server;
+  std::string acl_file;  // an ACL (auth/acl.h), reloaded when it changes
+  std::string acl;       // or inline, as JSON text
+  // Failed logins per user and per client address before a lockout.
+  int max_failures = 10;
+  int failure_window_seconds = 60;
+  int lockout_seconds = 30;
+  bool enabled() const {
+    return !htpasswd.empty() || token.enabled() || token_server.enabled;
+  }
+};
 
 struct Config {
   std::string listen = "127.0.0.1:5000";  // host:port
@@ -60,6 +98,11 @@ struct Config {
   // full" while reads go on, and they work again once space is freed.
   int64_t reserved_space_mib = 256;
   std::vector<Upstream> upstreams;  // empty: no mirror
+  net::TlsConfig tls;               // cert_file empty: plain HTTP
+  AuthConfig auth;
+  // Refuse every write with 405 UNSUPPORTED (maintenance); re-read on
+  // SIGHUP.
+  bool read_only = false;
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

@@ -1,9 +1,16 @@
 // What the handlers share: the request body reader, errors, pagination.
 #include "registry/handlers.h"
 
+#include "registry/access_control.h"
+
 #include <cstdio>
 
 namespace ocib::registry {
+
+bool Caller::May(std::string_view repository, unsigned actions) const {
+  if (!access) return true;
+  return (access->Granted(*who, repository) & actions) == actions;
+}
 
 bool Body::declared_length(uint64_t* n) const {
   auto len = reader.declared_length();

@@ -50,13 +50,27 @@ struct Services {
   Mirror* mirror;  // null unless upstreams are configured
 };
 
-// One request in flight: the matched route, the request, its body and the
-// response being built. Lives on the worker's stack for the request.
+class AccessControl;
+struct Principal;
+
+// Who is asking, for handlers whose answer depends on it (the catalog
+// lists what the caller may pull; a mount needs pull on its source).
+struct Caller {
+  AccessControl* access = nullptr;  // null: no authentication configured
+  const Principal* who = nullptr;
+  // True if the caller holds `actions` (auth::Action bits) on `repository`.
+  bool May(std::string_view repository, unsigned actions) const;
+};
+
+// One request in flight: the matched route, the request, its body, the
+// caller and the response being built. Lives on the worker's stack for
+// the request.
 struct RequestContext {
   const Route& route;
   const net::Request& req;
   net::Response& res;
   Body& body;
+  const Caller& caller;
 };
 
 using Handler = void (*)(const Services&, RequestContext&);

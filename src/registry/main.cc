@@ -2,6 +2,10 @@
 //
 //   ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR]
 //                [--port-file FILE] [--mirror [NS=]URL]...
+//                [--tls-cert FILE --tls-key FILE] [--read-only]
+//
+// SIGHUP re-reads the config file's read_only, the TLS certificate and
+// key, and the htpasswd and ACL files; SIGTERM/SIGINT stop gracefully.
 #include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -24,10 +28,17 @@ int Usage() {
       stderr,
       "usage: ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR] "
       "[--port-file FILE] [--mirror [NS=]URL]...\n"
+      "             [--tls-cert FILE --tls-key FILE] [--read-only]\n"
       "  --mirror URL      pull-through mirror of URL for docker.io and "
       "unqualified names\n"
-      "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n");
+      "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n"
+      "  --tls-cert/--tls-key  serve HTTPS with this PEM certificate and key\n"
+      "  --read-only       refuse every write (maintenance)\n");
   return 2;
+}
+
+bool IsLoopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 int Fail(const std::string& msg) {
@@ -40,7 +51,8 @@ int Fail(const std::string& msg) {
 int main(int argc, char** argv) {
   using namespace ocib;
   if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
-  std::string config_path, listen, root, port_file;
+  std::string config_path, listen, root, port_file, tls_cert, tls_key;
+  bool read_only = false;
   std::vector<std::string> mirrors;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -54,6 +66,9 @@ int main(int argc, char** argv) {
               (a == "--listen" && value(&listen)) ||
               (a == "--root" && value(&root)) ||
               (a == "--port-file" && value(&port_file)) ||
+              (a == "--tls-cert" && value(&tls_cert)) ||
+              (a == "--tls-key" && value(&tls_key)) ||
+              (a == "--read-only" && (read_only = true)) ||
               (a == "--mirror" && value(&mirror));
     if (ok && !mirror.empty()) mirrors.push_back(mirror);
     if (!ok) {
@@ -70,6 +85,9 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) cfg.listen = listen;
   if (!root.empty()) cfg.root = root;
+  if (!tls_cert.empty()) cfg.tls.cert_file = tls_cert;
+  if (!tls_key.empty()) cfg.tls.key_file = tls_key;
+  if (read_only) cfg.read_only = true;
   if (!mirrors.empty())
     cfg.upstreams.clear();  // flags replace the file's upstreams
   for (const auto& v : mirrors) {
@@ -84,6 +102,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
   // The access log is block-buffered and flushed by the server every
@@ -118,20 +137,52 @@ int main(int argc, char** argv) {
     registry::Registry reg(cfg, store->get());
     auto port = reg.Bind();
     if (!port.ok()) return Fail(port.status().message());
-    std::fprintf(stderr, "ocireg: listening on %s:%d, store %s\n",
-                 cfg.host().c_str(), *port, cfg.root.c_str());
+    std::fprintf(stderr, "ocireg: listening on %s://%s:%d, store %s%s%s\n",
+                 cfg.tls.enabled() ? "https" : "http", cfg.host().c_str(),
+                 *port, cfg.root.c_str(),
+                 cfg.auth.enabled() ? ", authentication on" : "",
+                 cfg.read_only ? ", read-only" : "");
+    if (!cfg.tls.enabled() && !IsLoopback(cfg.host()))
+      std::fprintf(stderr,
+                   "ocireg: WARNING: serving plain HTTP on %s: passwords, "
+                   "tokens and images cross the network unencrypted and "
+                   "can be read or altered; set tls.cert_file and "
+                   "tls.key_file\n",
+                   cfg.host().c_str());
+    if (!cfg.auth.enabled() && !IsLoopback(cfg.host()))
+      std::fprintf(stderr,
+                   "ocireg: WARNING: no authentication: anyone who can reach "
+                   "%s may push and delete\n",
+                   cfg.host().c_str());
     if (!port_file.empty()) {
       std::string tmp = port_file + ".tmp";
       std::ofstream(tmp) << *port << "\n";
       std::rename(tmp.c_str(), port_file.c_str());
     }
-    std::thread signals([&reg, set] {
-      int sig = 0;
-      sigwait(&set, &sig);
-      if (sig != 0) {
+    std::thread signals([&reg, set, &config_path, &cfg, read_only] {
+      while (true) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+          registry::Config next = cfg;
+          if (!config_path.empty()) {
+            auto c = registry::LoadConfig(config_path);
+            if (c.ok())
+              next.read_only = c->read_only || read_only;
+            else
+              std::fprintf(stderr, "ocireg: reload: %s\n",
+                           c.status().message().c_str());
+          }
+          Status s = reg.Reload(next);
+          std::fprintf(stderr, "ocireg: reloaded%s%s%s\n",
+                       next.read_only ? " (read-only)" : "",
+                       s.ok() ? "" : ": ", s.ok() ? "" : s.message().c_str());
+          continue;
+        }
         std::fprintf(stderr, "ocireg: %s, finishing in-flight requests\n",
                      strsignal(sig));
         reg.Shutdown();
+        return;
       }
     });
     Status s = reg.Serve();

@@ -77,7 +77,7 @@ void Mirrored(const Services& s, RequestContext& ctx, const Mirror::Target& t) {
   } else if (r.endpoint == Endpoint::kReferrers) {
     Route local = r;
     local.name = t.local_repo;
-    RequestContext lctx{local, req, res, ctx.body};
+    RequestContext lctx{local, req, res, ctx.body, ctx.caller};
     Referrers(s, lctx);
   } else {
     SendError(res, ErrorCode::kMethodNotAllowed, m + " " + req.path);

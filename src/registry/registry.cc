@@ -10,7 +10,9 @@
 #include <mutex>
 #include <thread>
 
+#include "auth/acl.h"
 #include "net/http_server.h"
+#include "registry/access_control.h"
 #include "registry/access_log.h"
 #include "registry/handlers.h"
 #include "registry/mirror.h"
@@ -31,6 +33,12 @@ class Registry::Impl {
   }
 
   Result<int> Bind() {
+    read_only_.store(cfg_.read_only);
+    if (cfg_.auth.enabled()) {
+      auto ac = AccessControl::Make(cfg_.auth);
+      if (!ac.ok()) return ac.status();
+      access_ = std::move(*ac);
+    }
     net::ServerOptions o;
     o.max_workers = cfg_.threads;
     o.max_connections = cfg_.max_connections;
@@ -59,6 +67,8 @@ class Registry::Impl {
           res.status = status;
         },
         std::move(logger));
+    if (cfg_.tls.enabled())
+      if (Status s = svr_->EnableTls(cfg_.tls); !s.ok()) return s;
     auto port = svr_->Bind(cfg_.host(), cfg_.port());
     if (!port.ok())
       return Internal("cannot bind " + cfg_.listen +
@@ -92,6 +102,16 @@ class Registry::Impl {
     if (svr_) svr_->Stop();
   }
 
+  Status Reload(const Config& cfg) {
+    read_only_.store(cfg.read_only);
+    Status result;
+    if (svr_ && cfg_.tls.enabled())
+      if (Status s = svr_->ReloadTls(); !s.ok()) result = s;
+    if (access_)
+      if (Status s = access_->Reload(); !s.ok() && result.ok()) result = s;
+    return result;
+  }
+
  private:
   // Flushes the access log every 100 ms and reclaims expired uploads every
   // minute, until Serve ends.
@@ -118,31 +138,93 @@ class Registry::Impl {
 
   void Dispatch(const net::Request& req, net::Response& res,
                 net::RequestBody& reader) {
+    if (access_ && access_->token_server() && req.path == "/token")
+      return access_->ServeToken(req, reader, res);
     Body body{reader};
     Route r = MatchRoute(req.path);
-    RequestContext ctx{r, req, res, body};
+    Principal who;
+    Caller caller{access_.get(), &who};
+    RequestContext ctx{r, req, res, body, caller};
     Services services{cfg_, store_, mirror_.get()};
     if (r.endpoint == Endpoint::kUnknown)
       return SendError(res, ErrorCode::kNotFound, req.path);
     bool repository =
         r.endpoint != Endpoint::kBase && r.endpoint != Endpoint::kCatalog;
-    if (repository) {
-      if (!r.name_valid) return SendError(res, ErrorCode::kNameInvalid, r.name);
-      if (mirror_)
-        if (auto t = mirror_->Resolve(r.name, req.get_param_value("ns")))
-          return Mirrored(services, ctx, *t);
-    }
+    if (repository && !r.name_valid)
+      return SendError(res, ErrorCode::kNameInvalid, r.name);
     const RouteSpec* spec = FindRoute(r.endpoint, req.method);
+    if (access_ && !Authorize(r, spec, req, &who, res)) return;
+    if (repository && mirror_)
+      if (auto t = mirror_->Resolve(r.name, req.get_param_value("ns")))
+        return Mirrored(services, ctx, *t);
     if (!spec)
       return SendError(res, ErrorCode::kMethodNotAllowed,
                        repository ? req.method + " " + req.path : "");
+    if (spec->writes && read_only_.load())
+      return SendError(res, ErrorCode::kUnsupported,
+                       "the registry is read-only for maintenance");
     spec->handler(services, ctx);
+    if (spec->writes) Audit(r, req, who, res);
+  }
+
+  // Authenticates the caller and checks the action the route needs. On a
+  // refusal the answer is in `res` and the result is false.
+  bool Authorize(const Route& r, const RouteSpec* spec,
+                 const net::Request& req, Principal* who, net::Response& res) {
+    unsigned action = spec ? spec->action : auth::kPull;
+    std::string scope;
+    if (r.endpoint == Endpoint::kCatalog) {
+      scope = "registry:catalog:*";
+    } else if (r.endpoint != Endpoint::kBase) {
+      scope = RepositoryScope(r.name, action == auth::kPush
+                                          ? auth::kPull | auth::kPush
+                                          : action);
+      std::string from = req.get_param_value("from");
+      if (r.endpoint == Endpoint::kUploads && req.has_param("mount") &&
+          !from.empty() && from != r.name)
+        scope += " " + RepositoryScope(from, auth::kPull);
+    }
+    if (!access_->Authenticate(req, scope, who, res)) return false;
+    res.log_user = who->user;
+    bool ok;
+    if (r.endpoint == Endpoint::kBase)
+      ok = !who->user.empty() || who->via == Principal::Via::kBearer ||
+           access_->AnonymousAllowed();
+    else if (r.endpoint == Endpoint::kCatalog)
+      ok = access_->MayListCatalog(*who);
+    else
+      ok = (access_->Granted(*who, r.name) & action) == action;
+    if (!ok)
+      access_->Refuse(req, *who, scope, action,
+                      r.endpoint == Endpoint::kBase ? "" : r.name, res);
+    return ok;
+  }
+
+  // An audit line for a write that changed the store: a pushed manifest
+  // (tag change) or blob, a deleted manifest, tag or blob.
+  void Audit(const Route& r, const net::Request& req, const Principal& who,
+             const net::Response& res) {
+    if (res.status != 201 && !(req.method == "DELETE" && res.status == 202))
+      return;
+    const char* what =
+        r.endpoint == Endpoint::kManifest
+            ? (req.method == "DELETE" ? "delete-manifest" : "push-manifest")
+        : r.endpoint == Endpoint::kBlob ? "delete-blob"
+                                        : "push-blob";
+    std::string reference =
+        r.endpoint == Endpoint::kManifest || r.endpoint == Endpoint::kBlob
+            ? r.reference
+            : "";
+    log_.Audit(req, who.user, what, r.name, reference,
+               res.get_header_value("Docker-Content-Digest"));
   }
 
   const Config cfg_;
   Store* const store_;
   AccessLog log_;
   std::unique_ptr<Mirror> mirror_;  // when upstreams are configured
+  std::unique_ptr<AccessControl> access_;  // when auth is configured
+  std::atomic<bool> read_only_{false};
   std::unique_ptr<net::HttpServer> svr_;
   std::thread janitor_;
   Mutex stop_mu_;
@@ -156,5 +238,6 @@ Registry::~Registry() = default;
 Result<int> Registry::Bind() { return impl_->Bind(); }
 Status Registry::Serve() { return impl_->Serve(); }
 void Registry::Shutdown() { impl_->Shutdown(); }
+Status Registry::Reload(const Config& cfg) { return impl_->Reload(cfg); }
 
 }  // namespace ocib::registry

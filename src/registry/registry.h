@@ -26,8 +26,13 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Binds the listening socket. Returns the bound port.
+  // Reads the TLS and auth files the config names and binds the listening
+  // socket. Returns the bound port. Errors name the file or key at fault.
   Result<int> Bind();
+  // SIGHUP: takes read_only from `cfg`, reads the TLS certificate and key
+  // and the htpasswd and ACL files again. What fails to load keeps its
+  // previous value, and the error is returned. Any thread.
+  Status Reload(const Config& cfg);
   // Serves until Shutdown(). REQUIRES: Bind() succeeded.
   Status Serve();
   void Shutdown();

@@ -1,23 +1,26 @@
 #include "registry/route_table.h"
 
+#include "auth/acl.h"
+
 namespace ocib::registry {
 
 const std::vector<RouteSpec>& ApiRoutes() {
   static const std::vector<RouteSpec> routes = {
-      {Endpoint::kBase, "GET", true, false, Base},
-      {Endpoint::kCatalog, "GET", true, false, Catalog},
-      {Endpoint::kTagsList, "GET", true, false, TagsList},
-      {Endpoint::kManifest, "GET", true, false, GetManifest},
-      {Endpoint::kManifest, "PUT", false, true, PutManifest},
-      {Endpoint::kManifest, "DELETE", false, true, DeleteManifest},
-      {Endpoint::kBlob, "GET", true, false, GetBlob},
-      {Endpoint::kBlob, "DELETE", false, true, DeleteBlob},
-      {Endpoint::kUploads, "POST", false, true, StartUpload},
-      {Endpoint::kUpload, "GET", false, false, UploadStatus},
-      {Endpoint::kUpload, "PATCH", false, true, PatchUpload},
-      {Endpoint::kUpload, "PUT", false, true, PutUpload},
-      {Endpoint::kUpload, "DELETE", false, true, CancelUpload},
-      {Endpoint::kReferrers, "GET", true, false, Referrers},
+      {Endpoint::kBase, "GET", true, false, 0, Base},
+      {Endpoint::kCatalog, "GET", true, false, auth::kCatalog, Catalog},
+      {Endpoint::kTagsList, "GET", true, false, auth::kPull, TagsList},
+      {Endpoint::kManifest, "GET", true, false, auth::kPull, GetManifest},
+      {Endpoint::kManifest, "PUT", false, true, auth::kPush, PutManifest},
+      {Endpoint::kManifest, "DELETE", false, true, auth::kDelete,
+       DeleteManifest},
+      {Endpoint::kBlob, "GET", true, false, auth::kPull, GetBlob},
+      {Endpoint::kBlob, "DELETE", false, true, auth::kDelete, DeleteBlob},
+      {Endpoint::kUploads, "POST", false, true, auth::kPush, StartUpload},
+      {Endpoint::kUpload, "GET", false, false, auth::kPush, UploadStatus},
+      {Endpoint::kUpload, "PATCH", false, true, auth::kPush, PatchUpload},
+      {Endpoint::kUpload, "PUT", false, true, auth::kPush, PutUpload},
+      {Endpoint::kUpload, "DELETE", false, true, auth::kPush, CancelUpload},
+      {Endpoint::kReferrers, "GET", true, false, auth::kPull, Referrers},
   };
   return routes;
 }

@@ -16,7 +16,8 @@ struct RouteSpec {
   Endpoint endpoint;
   std::string_view method;  // GET rows also answer HEAD when head is set
   bool head;
-  bool writes;  // changes the store (push, delete, upload)
+  bool writes;      // changes the store (push, delete, upload)
+  unsigned action;  // auth::Action the caller needs (0: none)
   Handler handler;
 };
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/media_types.h"
+#include "auth/acl.h"
 #include "registry/handlers.h"
 
 namespace ocib::registry {
@@ -21,17 +22,36 @@ void Catalog(const Services& s, RequestContext& ctx) {
   if (!PageParams(ctx.req, &n, &has_n, &last))
     return SendError(ctx.res, ErrorCode::kPaginationNumberInvalid);
   json body = {{"repositories", json::array()}};
+  size_t limit = has_n ? std::min(n, kMaxPage) : 0;
   if (!has_n || n > 0) {
-    auto page =
-        s.store->ListRepositories(has_n ? std::min(n, kMaxPage) : 0, last);
-    if (!page.ok())
-      return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
-    for (auto& name : page->items) body["repositories"].push_back(name);
-    if (page->more)
-      ctx.res.set_header("Link",
-                         "</v2/_catalog?last=" + page->items.back() +
-                             "&n=" + std::to_string(std::min(n, kMaxPage)) +
-                             ">; rel=\"next\"");
+    // Only repositories the caller may pull are listed: pages are read
+    // from the store until `limit` of those are found.
+    std::string after = last;
+    bool more = false;
+    std::vector<std::string> shown;
+    while (true) {
+      auto page = s.store->ListRepositories(limit, after);
+      if (!page.ok())
+        return SendError(ctx.res, ErrorCode::kUnknown, page.status().message());
+      for (auto& name : page->items) {
+        if (limit > 0 && shown.size() == limit) {
+          more = true;
+          break;
+        }
+        if (ctx.caller.May(name, auth::kPull)) shown.push_back(name);
+      }
+      if (more || !page->more || page->items.empty()) break;
+      if (limit > 0 && shown.size() == limit) {
+        more = true;
+        break;
+      }
+      after = page->items.back();
+    }
+    for (auto& name : shown) body["repositories"].push_back(name);
+    if (more && !shown.empty())
+      ctx.res.set_header("Link", "</v2/_catalog?last=" + shown.back() +
+                                     "&n=" + std::to_string(limit) +
+                                     ">; rel=\"next\"");
   }
   ctx.res.status = 200;
   ctx.res.set_content(body.dump(), "application/json");

@@ -3,6 +3,7 @@
 // PUT, GET and DELETE of /v2/<name>/blobs/uploads/<id>.
 #include "net/http_parser.h"
 #include "oci/reference.h"
+#include "auth/acl.h"
 #include "registry/handlers.h"
 
 namespace ocib::registry {
@@ -118,9 +119,11 @@ void StartUpload(const Services& s, RequestContext& ctx) {
     std::string from = req.get_param_value("from");
     if (!from.empty() && !oci::ValidRepositoryName(from))
       return SendError(res, ErrorCode::kNameInvalid, from);
-    // Mount only from a repository that holds the blob; otherwise fall
-    // back to an upload session (202), as the spec allows.
-    if (!from.empty() && s.store->StatLinkedBlob(from, *d).ok() &&
+    // Mount only from a repository that holds the blob and that the
+    // caller may pull; otherwise fall back to an upload session (202), as
+    // the spec allows.
+    if (!from.empty() && ctx.caller.May(from, auth::kPull) &&
+        s.store->StatLinkedBlob(from, *d).ok() &&
         s.store->LinkBlob(r.name, *d).ok())
       return BlobCreated(ctx, *d);
   } else if (req.has_param("digest")) {
