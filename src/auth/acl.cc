@@ -32,8 +32,10 @@ unsigned ParseAction(std::string_view a) {
 
 std::string ActionList(unsigned actions) {
   std::string out;
-  for (auto [bit, name] : {std::pair{kPull, "pull"}, {kPush, "push"},
-                           {kDelete, "delete"}, {kCatalog, "catalog"}})
+  for (auto [bit, name] : {std::pair{kPull, "pull"},
+                           {kPush, "push"},
+                           {kDelete, "delete"},
+                           {kCatalog, "catalog"}})
     if (actions & bit) out += (out.empty() ? "" : ",") + std::string(name);
   return out;
 }
@@ -62,8 +64,9 @@ bool GlobMatch(std::string_view pattern, std::string_view n) {
       if (t[i] == kStar || t[i] == kDeep)
         m[i][j] = m[i + 1][j] ||
                   (more && (t[i] == kDeep || n[j] != '/') && m[i][j + 1]);
-      else if (more && (t[i] == kAny ? n[j] != '/'
-                                     : t[i] == static_cast<unsigned char>(n[j])))
+      else if (more &&
+               (t[i] == kAny ? n[j] != '/'
+                             : t[i] == static_cast<unsigned char>(n[j])))
         m[i][j] = m[i + 1][j + 1];
     }
   return m[0][0];
@@ -139,7 +142,8 @@ Result<Acl> Acl::Parse(std::string_view text) {
 }
 
 bool Acl::Applies(const Rule& r, std::string_view user) const {
-  if (user.empty()) return r.anonymous;
+  if (r.anonymous) return true;  // what anonymous callers may, anyone may
+  if (user.empty()) return false;
   for (const auto& u : r.users)
     if (u == "*" || u == user) return true;
   for (const auto& g : r.groups)
@@ -164,12 +168,6 @@ bool Acl::MayListCatalog(std::string_view user) const {
   return false;
 }
 
-bool Acl::AnyAnonymous() const {
-  for (const auto& r : rules_)
-    if (r.anonymous) return true;
-  return false;
-}
-
 std::string Scope::str() const {
   std::string a;
   for (const auto& x : actions) a += (a.empty() ? "" : ",") + x;
@@ -181,7 +179,8 @@ std::vector<Scope> ParseScopes(std::string_view text) {
   while (!text.empty()) {
     size_t sp = text.find(' ');
     std::string_view item = text.substr(0, sp);
-    text = sp == std::string_view::npos ? std::string_view() : text.substr(sp + 1);
+    text =
+        sp == std::string_view::npos ? std::string_view() : text.substr(sp + 1);
     size_t first = item.find(':');
     size_t last = item.rfind(':');
     if (first == std::string_view::npos || first == last) continue;
@@ -192,7 +191,8 @@ std::vector<Scope> ParseScopes(std::string_view text) {
     while (!acts.empty()) {
       size_t c = acts.find(',');
       if (c != 0) s.actions.emplace_back(acts.substr(0, c));
-      acts = c == std::string_view::npos ? std::string_view() : acts.substr(c + 1);
+      acts =
+          c == std::string_view::npos ? std::string_view() : acts.substr(c + 1);
     }
     if (s.type.empty() || s.name.empty() || s.actions.empty()) continue;
     out.push_back(std::move(s));

@@ -9,9 +9,10 @@
 //               "actions": ["pull"]},
 //              {"users": ["*"], "actions": ["catalog"]}]}
 // A rule applies to a user named in "users" ("*": every authenticated
-// user) or a member of one of its "groups", and to clients without
-// credentials when "anonymous" is true. "repository" is a glob on the
-// name: '*' matches within one path component, '**' across components,
+// user) or a member of one of its "groups"; with "anonymous": true it
+// applies to everyone, clients without credentials included. "repository" is a
+// glob on the name: '*' matches within one path component, '**' across
+// components,
 // '?' one character; without it the rule covers every repository.
 // Actions: pull, push, delete, catalog (list the catalog) and admin (all
 // of them). Grants add up; what no rule grants is denied.
@@ -52,8 +53,6 @@ class Acl {
   unsigned Granted(std::string_view user, std::string_view repository) const;
   // True if `user` may list the catalog.
   bool MayListCatalog(std::string_view user) const;
-  // True if some rule applies to anonymous callers.
-  bool AnyAnonymous() const;
 
  private:
   struct Rule {

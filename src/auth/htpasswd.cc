@@ -73,7 +73,8 @@ Status ParseHtpasswd(std::string_view text,
     ++line_no;
     size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    text =
+        nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     size_t b = line.find_first_not_of(" \t");
     if (b == std::string_view::npos || line[b] == '#') continue;
@@ -98,7 +99,8 @@ bool BcryptMatches(std::string_view password, const std::string& hash) {
   std::string pw(password);
   if (pw.find('\0') != std::string::npos) return false;
   data->initialized = 0;
-  const char* out = crypt_rn(pw.c_str(), hash.c_str(), data.get(), sizeof *data);
+  const char* out =
+      crypt_rn(pw.c_str(), hash.c_str(), data.get(), sizeof *data);
   OPENSSL_cleanse(pw.data(), pw.size());
   if (!out || out[0] == '*') return false;
   size_t n = std::char_traits<char>::length(out);
@@ -154,8 +156,7 @@ class Htpasswd::Impl {
     }
   }
 
-  bool Verify(std::string_view user, std::string_view password)
-      EXCLUDES(mu_) {
+  bool Verify(std::string_view user, std::string_view password) EXCLUDES(mu_) {
     MaybeReload();
     std::string key = CacheKey(user, password);
     std::string hash;

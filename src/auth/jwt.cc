@@ -65,8 +65,8 @@ std::string AlgorithmFor(EVP_PKEY* key) {
     case EVP_PKEY_EC: {
       char group[64] = {0};
       size_t len = 0;
-      if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME,
-                                         group, sizeof group, &len) == 1 &&
+      if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                         sizeof group, &len) == 1 &&
           (std::string(group) == "prime256v1" || std::string(group) == "P-256"))
         return "ES256";
       return "";
@@ -82,8 +82,8 @@ bool RawToDer(const std::string& raw, std::string* der) {
   ECDSA_SIG* sig = ECDSA_SIG_new();
   BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), 32,
                         nullptr);
-  BIGNUM* s = BN_bin2bn(
-      reinterpret_cast<const unsigned char*>(raw.data()) + 32, 32, nullptr);
+  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + 32,
+                        32, nullptr);
   if (!sig || !r || !s || ECDSA_SIG_set0(sig, r, s) != 1) {
     BN_free(r);
     BN_free(s);
@@ -106,11 +106,10 @@ bool DerToRaw(const std::string& der, std::string* raw) {
   const BIGNUM *r, *s;
   ECDSA_SIG_get0(sig, &r, &s);
   raw->assign(64, '\0');
-  bool ok =
-      BN_bn2binpad(r, reinterpret_cast<unsigned char*>(raw->data()), 32) ==
-          32 &&
-      BN_bn2binpad(s, reinterpret_cast<unsigned char*>(raw->data()) + 32, 32) ==
-          32;
+  bool ok = BN_bn2binpad(r, reinterpret_cast<unsigned char*>(raw->data()),
+                         32) == 32 &&
+            BN_bn2binpad(s, reinterpret_cast<unsigned char*>(raw->data()) + 32,
+                         32) == 32;
   ECDSA_SIG_free(sig);
   return ok;
 }
@@ -122,12 +121,11 @@ bool VerifySignature(EVP_PKEY* key, const std::string& alg,
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   if (!ctx) return false;
   const EVP_MD* md = alg == "EdDSA" ? nullptr : EVP_sha256();
-  bool ok =
-      EVP_DigestVerifyInit(ctx, nullptr, md, nullptr, key) == 1 &&
-      EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()),
-                       sig.size(),
-                       reinterpret_cast<const unsigned char*>(data.data()),
-                       data.size()) == 1;
+  bool ok = EVP_DigestVerifyInit(ctx, nullptr, md, nullptr, key) == 1 &&
+            EVP_DigestVerify(
+                ctx, reinterpret_cast<const unsigned char*>(sig.data()),
+                sig.size(), reinterpret_cast<const unsigned char*>(data.data()),
+                data.size()) == 1;
   EVP_MD_CTX_free(ctx);
   ERR_clear_error();
   return ok;
@@ -345,7 +343,8 @@ Status KeySet::Verify(const Jwt& jwt,
   EVP_PKEY* key = nullptr;
   if (jwt.header.contains("kid") && jwt.header["kid"].is_string()) {
     auto it = rep_->keys.find(jwt.header["kid"].get<std::string>());
-    if (it == rep_->keys.end()) return Invalid("token signed by an unknown key");
+    if (it == rep_->keys.end())
+      return Invalid("token signed by an unknown key");
     key = it->second.get();
   } else if (jwt.header.contains("x5c") && jwt.header["x5c"].is_array() &&
              !jwt.header["x5c"].empty() && jwt.header["x5c"].size() <= 8) {
@@ -354,9 +353,10 @@ Status KeySet::Verify(const Jwt& jwt,
       if (!c.is_string()) return Invalid("token x5c is not a chain");
       bool ok;
       std::string der = StdBase64Decode(c.get<std::string>(), &ok);
-      const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-      X509* x = ok ? d2i_X509(nullptr, &p, static_cast<long>(der.size()))
-                   : nullptr;
+      const unsigned char* p =
+          reinterpret_cast<const unsigned char*>(der.data());
+      X509* x =
+          ok ? d2i_X509(nullptr, &p, static_cast<long>(der.size())) : nullptr;
       if (!x) return Invalid("token x5c is not a chain");
       chain.emplace_back(x);
     }
@@ -393,7 +393,8 @@ Result<Signer> Signer::FromPemFiles(const std::string& key_file,
   if (!bio) return Invalid("token signing key: cannot read " + key_file);
   s.key_ = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
-  if (!s.key_) return Invalid("token signing key: no PEM private key in " + key_file);
+  if (!s.key_)
+    return Invalid("token signing key: no PEM private key in " + key_file);
   s.alg_ = AlgorithmFor(s.key_);
   if (s.alg_.empty())
     return Invalid("token signing key: must be RSA, EC P-256 or Ed25519");
@@ -405,8 +406,8 @@ Result<Signer> Signer::FromPemFiles(const std::string& key_file,
       unsigned char* der = nullptr;
       int n = i2d_X509(x, &der);
       if (n > 0)
-        s.x5c_.push_back(StdBase64Encode(
-            std::string_view(reinterpret_cast<char*>(der), static_cast<size_t>(n))));
+        s.x5c_.push_back(StdBase64Encode(std::string_view(
+            reinterpret_cast<char*>(der), static_cast<size_t>(n))));
       OPENSSL_free(der);
       X509_free(x);
     }
@@ -419,7 +420,9 @@ Result<Signer> Signer::FromPemFiles(const std::string& key_file,
 }
 
 Signer::Signer(Signer&& o) noexcept
-    : key_(o.key_), alg_(std::move(o.alg_)), kid_(std::move(o.kid_)),
+    : key_(o.key_),
+      alg_(std::move(o.alg_)),
+      kid_(std::move(o.kid_)),
       x5c_(std::move(o.x5c_)) {
   o.key_ = nullptr;
 }
@@ -428,8 +431,8 @@ Signer::~Signer() { EVP_PKEY_free(key_); }
 Result<std::string> Signer::Sign(const nlohmann::json& claims) const {
   nlohmann::json header = {{"typ", "JWT"}, {"alg", alg_}, {"kid", kid_}};
   if (!x5c_.empty()) header["x5c"] = x5c_;
-  std::string input = Base64UrlEncode(header.dump()) + "." +
-                      Base64UrlEncode(claims.dump());
+  std::string input =
+      Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(claims.dump());
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   const EVP_MD* md = alg_ == "EdDSA" ? nullptr : EVP_sha256();
   size_t len = 0;

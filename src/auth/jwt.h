@@ -64,7 +64,8 @@ class KeySet {
 
   // Checks the signature of `jwt` with the key it names. `algorithms`
   // lists the accepted "alg" values.
-  Status Verify(const Jwt& jwt, const std::vector<std::string>& algorithms) const;
+  Status Verify(const Jwt& jwt,
+                const std::vector<std::string>& algorithms) const;
 
  private:
   struct Rep;

@@ -46,9 +46,10 @@ void LoginThrottle::Trim(Clock::time_point now) {
       ++it;
   if (entries_.size() < o_.max_keys) return;
   // Still full of live entries: drop the oldest windows.
-  auto oldest = std::min_element(
-      entries_.begin(), entries_.end(),
-      [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+  auto oldest = std::min_element(entries_.begin(), entries_.end(),
+                                 [](const auto& a, const auto& b) {
+                                   return a.second.first < b.second.first;
+                                 });
   if (oldest != entries_.end()) entries_.erase(oldest);
 }
 

@@ -159,6 +159,7 @@ struct RegistryClient::Impl {
   std::unique_ptr<httplib::ClientImpl> http;
   std::string credentials;    // "user:password" or ""
   bool insecure_tls = false;  // HTTPS without verification, HTTP fallback
+  std::string ca_cert;        // CA bundle for HTTPS; "" = the system's
   int retries = 6;
   httplib::Headers auth_headers;
 
@@ -242,6 +243,13 @@ struct RegistryClient::Impl {
       }
     }
     httplib::Client tc(m[1].str());
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+    // The token endpoint is trusted as the registry is (docker uses one
+    // TLS configuration for both).
+    tc.set_ca_cert_path(ca_cert.empty() ? "/etc/ssl/certs/ca-certificates.crt"
+                                        : ca_cert);
+    tc.enable_server_certificate_verification(!insecure_tls);
+#endif
     tc.set_connection_timeout(10, 0);
     tc.set_read_timeout(30, 0);
     std::string path = m[2].matched ? m[2].str() : "/";
@@ -332,6 +340,7 @@ RegistryClient::RegistryClient(const std::string& host,
   impl_->host = host;
   impl_->credentials = credentials;
   impl_->retries = conn.retries;
+  impl_->ca_cert = conn.ca_cert;
   bool tls;
   if (!conn.scheme.empty()) {
     tls = conn.scheme == "https";

@@ -5,13 +5,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,10 +55,10 @@ struct Conn {
     if (ssl) SSL_free(ssl);
   }
   int fd = -1;
-  SSL* ssl = nullptr;     // with TLS: the session over fd
-  short want = POLLIN;    // what the last I/O that could not go on waits for
+  SSL* ssl = nullptr;      // with TLS: the session over fd
+  short want = POLLIN;     // what the last I/O that could not go on waits for
   bool watch_out = false;  // the event thread waits for fd to be writable
-  std::string peer_cn;    // a verified client certificate's CN
+  std::string peer_cn;     // a verified client certificate's CN
   std::string remote_addr;
   int remote_port = 0;
   std::string
@@ -244,8 +244,7 @@ class ConnBody : public RequestBody {
     if (expect_continue_ && !continue_sent_) {
       static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
       continue_sent_ = true;
-      if (!SendAll(c_, kContinue, sizeof kContinue - 1,
-                   o_.write_timeout_ms)) {
+      if (!SendAll(c_, kContinue, sizeof kContinue - 1, o_.write_timeout_ms)) {
         broken_ = true;
         return false;
       }
@@ -931,8 +930,7 @@ class HttpServer::Impl {
     bool stream = res.provider && !head_only;
     std::string out = Serialize(res, head_only || res.body.size() > kInlineBody,
                                 close, &c->req);
-    if (!SendAll(c, out.data(), out.size(), o_.write_timeout_ms))
-      return false;
+    if (!SendAll(c, out.data(), out.size(), o_.write_timeout_ms)) return false;
     if (!head_only && !res.provider && res.body.size() > kInlineBody)
       return SendAll(c, res.body.data(), res.body.size(), o_.write_timeout_ms);
     if (!stream) return true;

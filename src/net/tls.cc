@@ -33,10 +33,9 @@ Result<std::shared_ptr<TlsContext>> MakeTlsContext(const TlsConfig& cfg) {
     return Status(Code::kInvalidArgument,
                   "tls.min_version must be \"1.2\" or \"1.3\"");
   SSL_CTX_set_min_proto_version(raw, min);
-  SSL_CTX_set_options(raw, SSL_OP_NO_RENEGOTIATION |
-                               SSL_OP_CIPHER_SERVER_PREFERENCE |
-                               SSL_OP_NO_COMPRESSION |
-                               SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_options(
+      raw, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+               SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE |
                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);

@@ -111,7 +111,8 @@ class AclSource {
     if (!cfg.acl.empty()) {
       auto acl = auth::Acl::Parse(cfg.acl);
       if (!acl.ok())
-        return Status(Code::kInvalidArgument, "auth.acl: " + acl.status().message());
+        return Status(Code::kInvalidArgument,
+                      "auth.acl: " + acl.status().message());
       acl_ = std::make_shared<auth::Acl>(std::move(*acl));
       return Status::Ok();
     }
@@ -210,7 +211,8 @@ class AccessControl::Impl {
         RETURN_IF_ERROR(keys_.AddPemBundle(cfg_.token.rootcertbundle));
       if (!cfg_.token.jwks.empty()) {
         std::ifstream in(cfg_.token.jwks);
-        if (!in) return Status(Code::kNotFound, "cannot read " + cfg_.token.jwks);
+        if (!in)
+          return Status(Code::kNotFound, "cannot read " + cfg_.token.jwks);
         std::stringstream ss;
         ss << in.rdbuf();
         if (Status s = keys_.AddJwks(ss.str()); !s.ok())
@@ -232,7 +234,9 @@ class AccessControl::Impl {
                     Principal* who, net::Response& res) {
     *who = Principal();
     std::string cred;
-    if (AuthHeader(req, "Basic", &cred)) {
+    // "Basic Og==" (empty user and password), as some clients send when
+    // they have no credentials, is anonymous.
+    if (AuthHeader(req, "Basic", &cred) && cred != "Og==") {
       std::string user;
       int64_t retry = 0;
       if (!CheckBasic(req, cred, &user, &retry)) {
@@ -251,7 +255,7 @@ class AccessControl::Impl {
       }
       return true;
     }
-    if (req.has_header("Authorization")) {
+    if (req.has_header("Authorization") && cred != "Og==") {
       Challenge(req, scope, "", res);
       return false;
     }
@@ -308,9 +312,11 @@ class AccessControl::Impl {
     auto jwt = auth::ParseJwt(token);
     if (!jwt.ok() || !keys_.Verify(*jwt, algorithms_).ok()) return false;
     const json& c = jwt->claims;
-    int64_t exp = c.contains("exp") && c["exp"].is_number() ? c["exp"].get<int64_t>() : 0;
+    int64_t exp =
+        c.contains("exp") && c["exp"].is_number() ? c["exp"].get<int64_t>() : 0;
     if (exp <= now) return false;
-    if (c.contains("nbf") && (!c["nbf"].is_number() || c["nbf"].get<int64_t>() > now + kClockSkew))
+    if (c.contains("nbf") &&
+        (!c["nbf"].is_number() || c["nbf"].get<int64_t>() > now + kClockSkew))
       return false;
     if (c.value("iss", json()) != issuer_) return false;
     const json aud = c.value("aud", json());
@@ -321,16 +327,22 @@ class AccessControl::Impl {
     Principal p;
     p.via = Principal::Via::kBearer;
     p.own_token = signer_.has_value();
-    p.user = c.contains("sub") && c["sub"].is_string() ? c["sub"].get<std::string>() : "";
+    p.user = c.contains("sub") && c["sub"].is_string()
+                 ? c["sub"].get<std::string>()
+                 : "";
     if (c.contains("access") && c["access"].is_array())
       for (const auto& a : c["access"]) {
         if (!a.is_object() || !a.contains("name") || !a["name"].is_string())
           continue;
-        std::string type = a.value("type", json()).is_string() ? a["type"].get<std::string>() : "";
+        std::string type = a.value("type", json()).is_string()
+                               ? a["type"].get<std::string>()
+                               : "";
         unsigned bits = ActionBits(a.value("actions", json()));
         if (type == "repository")
-          p.token_access[a["name"].get<std::string>()] |= bits & (kPull | kPush | kDelete);
-        else if (type == "registry" && a["name"] == "catalog" && (bits & kCatalog))
+          p.token_access[a["name"].get<std::string>()] |=
+              bits & (kPull | kPush | kDelete);
+        else if (type == "registry" && a["name"] == "catalog" &&
+                 (bits & kCatalog))
           p.token_catalog = true;
       }
     MutexLock l(&mu_);
@@ -368,10 +380,9 @@ class AccessControl::Impl {
     return AclCatalog(who.user);
   }
 
-  bool AnonymousAllowed() {
-    if (bearer()) return false;  // anonymous callers fetch a token
-    auto acl = acl_.Get();
-    return acl && acl->AnyAnonymous();
+  bool Listed(const Principal& who, std::string_view repo) {
+    if (who.via == Principal::Via::kBearer && !who.own_token) return true;
+    return AclGranted(who.user, repo) & kPull;
   }
 
   void Refuse(const net::Request& req, const Principal& who,
@@ -382,14 +393,14 @@ class AccessControl::Impl {
     if (token) {
       // A token lacking what the token server would grant: ask the client
       // to fetch one for this scope.
-      bool widen = !who.own_token ||
-                   (repo.empty() ? AclCatalog(who.user)
-                                 : (AclGranted(who.user, repo) & action) == action);
+      bool widen =
+          !who.own_token ||
+          (repo.empty() ? AclCatalog(who.user)
+                        : (AclGranted(who.user, repo) & action) == action);
       if (widen || who.user.empty())
         return Challenge(req, scope, widen ? "insufficient_scope" : "", res);
     }
-    SendDenied(res, repo.empty() ? std::string("catalog")
-                                 : std::string(repo));
+    SendDenied(res, repo.empty() ? std::string("catalog") : std::string(repo));
   }
 
   static void SendDenied(net::Response& res, const std::string& what) {
@@ -400,8 +411,9 @@ class AccessControl::Impl {
   static bool TooMany(net::Response& res, int64_t retry) {
     res.status = 429;
     res.set_header("Retry-After", std::to_string(retry));
-    res.set_content(ErrorBody(ErrorCode::kTooManyRequests, "too many failed logins"),
-                    "application/json");
+    res.set_content(
+        ErrorBody(ErrorCode::kTooManyRequests, "too many failed logins"),
+        "application/json");
     return false;
   }
 
@@ -425,11 +437,11 @@ class AccessControl::Impl {
     }
     res.status = 401;
     res.set_header("WWW-Authenticate", h);
-    res.set_content(ErrorBody(ErrorCode::kUnauthorized,
-                              error == "insufficient_scope"
-                                  ? "insufficient scope"
-                                  : "authentication required"),
-                    "application/json");
+    res.set_content(
+        ErrorBody(ErrorCode::kUnauthorized, error == "insufficient_scope"
+                                                ? "insufficient scope"
+                                                : "authentication required"),
+        "application/json");
   }
 
   // ---- the token server ----
@@ -441,7 +453,8 @@ class AccessControl::Impl {
     if (req.method != "GET" && req.method != "HEAD" && !post) {
       res.status = 405;
       res.set_header("Allow", "GET, POST");
-      res.set_content(ErrorBody(ErrorCode::kMethodNotAllowed, ""), "application/json");
+      res.set_content(ErrorBody(ErrorCode::kMethodNotAllowed, ""),
+                      "application/json");
       return;
     }
     if (post) {
@@ -455,7 +468,8 @@ class AccessControl::Impl {
         text.append(p, n);
         return true;
       });
-      if (too_big) return OAuthError(res, 413, "invalid_request", "request too large");
+      if (too_big)
+        return OAuthError(res, 413, "invalid_request", "request too large");
       net::ParseQuery(text, &form);
     }
     const auto& params = post ? form : req.params;
@@ -467,7 +481,8 @@ class AccessControl::Impl {
     if (!service.empty() && service != service_)
       return OAuthError(res, 400, "invalid_request", "unknown service");
     std::string user;
-    bool offline = param("offline_token") == "true" || param("access_type") == "offline";
+    bool offline =
+        param("offline_token") == "true" || param("access_type") == "offline";
     if (post) {
       std::string grant = param("grant_type");
       if (grant == "password") {
@@ -475,14 +490,17 @@ class AccessControl::Impl {
         int64_t retry = 0;
         if (!CheckCredentials(req, u, pw, &retry)) {
           if (retry > 0) return (void)TooMany(res, retry);
-          return OAuthError(res, 401, "invalid_grant", "incorrect username or password");
+          return OAuthError(res, 401, "invalid_grant",
+                            "incorrect username or password");
         }
         user = u;
       } else if (grant == "refresh_token") {
         if (!VerifyRefresh(param("refresh_token"), &user))
-          return OAuthError(res, 401, "invalid_grant", "refresh token invalid or expired");
+          return OAuthError(res, 401, "invalid_grant",
+                            "refresh token invalid or expired");
       } else {
-        return OAuthError(res, 400, "unsupported_grant_type", "grant_type must be password or refresh_token");
+        return OAuthError(res, 400, "unsupported_grant_type",
+                          "grant_type must be password or refresh_token");
       }
     } else {
       std::string cred;
@@ -491,13 +509,16 @@ class AccessControl::Impl {
         if (!CheckBasic(req, cred, &user, &retry)) {
           if (retry > 0) return (void)TooMany(res, retry);
           res.status = 401;
-          res.set_header("WWW-Authenticate", "Basic realm=\"" + cfg_.realm + "\"");
-          res.set_content(ErrorBody(ErrorCode::kUnauthorized, "incorrect username or password"),
+          res.set_header("WWW-Authenticate",
+                         "Basic realm=\"" + cfg_.realm + "\"");
+          res.set_content(ErrorBody(ErrorCode::kUnauthorized,
+                                    "incorrect username or password"),
                           "application/json");
           return;
         }
       } else if (req.has_header("Authorization")) {
-        return OAuthError(res, 401, "invalid_request", "only Basic credentials are taken here");
+        return OAuthError(res, 401, "invalid_request",
+                          "only Basic credentials are taken here");
       }
     }
     res.log_user = user;
@@ -512,25 +533,31 @@ class AccessControl::Impl {
           json actions = json::array();
           for (const auto& a : s.actions) {
             unsigned bit = auth::ParseAction(a);
-            if (bit && (bit & (kPull | kPush | kDelete)) && (granted & bit) == (bit & (kPull | kPush | kDelete)))
+            if (bit && (bit & (kPull | kPush | kDelete)) &&
+                (granted & bit) == (bit & (kPull | kPush | kDelete)))
               actions.push_back(a);
           }
-          access.push_back({{"type", "repository"}, {"name", s.name}, {"actions", actions}});
+          access.push_back(
+              {{"type", "repository"}, {"name", s.name}, {"actions", actions}});
         } else if (s.type == "registry" && s.name == "catalog") {
           json actions = json::array();
           if (AclCatalog(user)) actions.push_back("*");
-          access.push_back({{"type", "registry"}, {"name", "catalog"}, {"actions", actions}});
+          access.push_back({{"type", "registry"},
+                            {"name", "catalog"},
+                            {"actions", actions}});
         }
       }
     }
     std::time_t now = std::time(nullptr);
     int64_t ttl = cfg_.token_server.expiration_seconds;
-    json claims = {{"iss", issuer_}, {"sub", user}, {"aud", service_},
-                   {"exp", now + ttl}, {"nbf", now - 1}, {"iat", now},
+    json claims = {{"iss", issuer_},       {"sub", user},     {"aud", service_},
+                   {"exp", now + ttl},     {"nbf", now - 1},  {"iat", now},
                    {"jti", RandomHex(16)}, {"access", access}};
     auto token = signer_->Sign(claims);
     if (!token.ok()) return OAuthError(res, 500, "server_error", "cannot sign");
-    json out = {{"access_token", *token}, {"expires_in", ttl}, {"issued_at", Rfc3339(now)}};
+    json out = {{"access_token", *token},
+                {"expires_in", ttl},
+                {"issued_at", Rfc3339(now)}};
     if (post) {
       out["token_type"] = "Bearer";
       out["scope"] = requested;
@@ -538,9 +565,14 @@ class AccessControl::Impl {
       out["token"] = *token;
     }
     if (offline && !user.empty()) {
-      json refresh = {{"iss", issuer_}, {"sub", user}, {"aud", service_},
-                      {"exp", now + cfg_.token_server.refresh_expiration_seconds},
-                      {"iat", now}, {"jti", RandomHex(16)}, {"ocireg_refresh", true}};
+      json refresh = {
+          {"iss", issuer_},
+          {"sub", user},
+          {"aud", service_},
+          {"exp", now + cfg_.token_server.refresh_expiration_seconds},
+          {"iat", now},
+          {"jti", RandomHex(16)},
+          {"ocireg_refresh", true}};
       auto r = signer_->Sign(refresh);
       if (r.ok()) out["refresh_token"] = *r;
     }
@@ -554,7 +586,8 @@ class AccessControl::Impl {
     if (!jwt.ok() || !keys_.Verify(*jwt, algorithms_).ok()) return false;
     const json& c = jwt->claims;
     std::time_t now = std::time(nullptr);
-    if (c.value("ocireg_refresh", false) != true || c.value("iss", json()) != issuer_ ||
+    if (c.value("ocireg_refresh", false) != true ||
+        c.value("iss", json()) != issuer_ ||
         c.value("aud", json()) != service_ || !c.contains("exp") ||
         !c["exp"].is_number() || c["exp"].get<int64_t>() <= now ||
         !c.contains("sub") || !c["sub"].is_string())
@@ -566,8 +599,9 @@ class AccessControl::Impl {
   static void OAuthError(net::Response& res, int status, const char* error,
                          const char* description) {
     res.status = status;
-    res.set_content(json({{"error", error}, {"error_description", description}}).dump(),
-                    "application/json");
+    res.set_content(
+        json({{"error", error}, {"error_description", description}}).dump(),
+        "application/json");
   }
 
   Status Reload() {
@@ -588,30 +622,36 @@ class AccessControl::Impl {
   AclSource acl_;
   auth::LoginThrottle throttle_;
   Mutex mu_;
-  std::unordered_map<std::string, std::pair<std::time_t, Principal>> token_cache_
-      GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::pair<std::time_t, Principal>>
+      token_cache_ GUARDED_BY(mu_);
 };
 
-AccessControl::AccessControl(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AccessControl::AccessControl(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
 AccessControl::~AccessControl() = default;
 
-Result<std::unique_ptr<AccessControl>> AccessControl::Make(const AuthConfig& cfg) {
+Result<std::unique_ptr<AccessControl>> AccessControl::Make(
+    const AuthConfig& cfg) {
   auto impl = std::make_unique<Impl>(cfg);
   RETURN_IF_ERROR(impl->Init());
   return std::unique_ptr<AccessControl>(new AccessControl(std::move(impl)));
 }
 
-bool AccessControl::Authenticate(const net::Request& req, const std::string& scope,
-                                 Principal* who, net::Response& res) {
+bool AccessControl::Authenticate(const net::Request& req,
+                                 const std::string& scope, Principal* who,
+                                 net::Response& res) {
   return impl_->Authenticate(req, scope, who, res);
 }
-unsigned AccessControl::Granted(const Principal& who, std::string_view repo) const {
+unsigned AccessControl::Granted(const Principal& who,
+                                std::string_view repo) const {
   return impl_->Granted(who, repo);
 }
 bool AccessControl::MayListCatalog(const Principal& who) const {
   return impl_->MayListCatalog(who);
 }
-bool AccessControl::AnonymousAllowed() const { return impl_->AnonymousAllowed(); }
+bool AccessControl::Listed(const Principal& who, std::string_view repo) const {
+  return impl_->Listed(who, repo);
+}
 void AccessControl::Refuse(const net::Request& req, const Principal& who,
                            const std::string& scope, unsigned action,
                            std::string_view repo, net::Response& res) const {

@@ -5,7 +5,9 @@
 //
 // Contract, as Distribution and the Docker token spec:
 //  - A request without credentials is anonymous; it may do what the ACL
-//    grants "anonymous" rules, and nothing else.
+//    grants "anonymous" rules, and nothing else. GET /v2/ always
+//    challenges it, so that logins check credentials; docker then pulls
+//    public repositories with an anonymous token (token auth).
 //  - Bad credentials get 401 UNAUTHORIZED with the challenge
 //    (WWW-Authenticate: Basic realm=.., or Bearer realm=..,service=..,
 //    scope=..); too many failed logins from one user or address get 429
@@ -55,11 +57,11 @@ class AccessControl {
   // The auth::Action bits `who` holds on `repository`.
   unsigned Granted(const Principal& who, std::string_view repository) const;
   bool MayListCatalog(const Principal& who) const;
-  // True if GET /v2/ answers anonymous callers 200 so that clients go on
-  // without credentials: with Basic auth, when the ACL opens some
-  // repository to them. (With tokens they get the challenge and fetch an
-  // anonymous token.)
-  bool AnonymousAllowed() const;
+  // True if the catalog shown to `who` includes `repository`: one they may
+  // pull (by the ACL, for tokens of ocireg's own token server, whose
+  // catalog scope carries no repositories; every one for tokens of an
+  // external issuer, as Distribution).
+  bool Listed(const Principal& who, std::string_view repository) const;
   // Refuses a request `who` may not make: 401 with the challenge for
   // `scope` (anonymous callers, or a token that could be widened), else
   // 403 DENIED naming `what`.

@@ -84,9 +84,8 @@ void AccessLog::Audit(const net::Request& req, const std::string& user,
                              {"repository", repository},
                              {"reference", reference},
                              {"digest", digest}}));
-  Write(&mu_, Iso8601Now() + " audit " + action +
-                  " user=" + OrDash(net::EscapeForLog(user)) +
-                  " client=" + Client(req) +
+  Write(&mu_, Iso8601Now() + " audit " + action + " user=" +
+                  OrDash(net::EscapeForLog(user)) + " client=" + Client(req) +
                   " repository=" + OrDash(net::EscapeForLog(repository)) +
                   " reference=" + OrDash(net::EscapeForLog(reference)) +
                   " digest=" + OrDash(net::EscapeForLog(digest)) + "\n");

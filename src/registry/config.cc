@@ -139,14 +139,12 @@ FieldParser Bool(bool* out) {
   return [out](const json& v, const char* k) { return BoolField(v, k, out); };
 }
 FieldParser Int(int64_t lo, int64_t hi, int64_t* out) {
-  return [=](const json& v, const char* k) {
-    return IntField(v, k, lo, hi, out);
-  };
+  return
+      [=](const json& v, const char* k) { return IntField(v, k, lo, hi, out); };
 }
 FieldParser Int(int64_t lo, int64_t hi, int* out) {
-  return [=](const json& v, const char* k) {
-    return IntField(v, k, lo, hi, out);
-  };
+  return
+      [=](const json& v, const char* k) { return IntField(v, k, lo, hi, out); };
 }
 
 Status ParseTls(const json& v, net::TlsConfig* t) {
@@ -184,9 +182,8 @@ Status ParseAuth(const json& v, AuthConfig* a) {
                   for (const auto& e : v) {
                     if (!e.is_string() ||
                         (e != "RS256" && e != "ES256" && e != "EdDSA"))
-                      return InvalidArgument(
-                          "config key \"" + std::string(k) +
-                          "\" takes RS256, ES256 and EdDSA");
+                      return InvalidArgument("config key \"" + std::string(k) +
+                                             "\" takes RS256, ES256 and EdDSA");
                     t.algorithms.push_back(e.get<std::string>());
                   }
                   return Status::Ok();
@@ -203,8 +200,7 @@ Status ParseAuth(const json& v, AuthConfig* a) {
                {"issuer", Str(&ts.issuer)},
                {"service", Str(&ts.service)},
                {"realm", Str(&ts.realm)},
-               {"expiration_seconds",
-                Int(10, 86400, &ts.expiration_seconds)},
+               {"expiration_seconds", Int(10, 86400, &ts.expiration_seconds)},
                {"refresh_expiration_seconds",
                 Int(60, 365LL * 86400, &ts.refresh_expiration_seconds)}});
         }},

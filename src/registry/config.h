@@ -41,9 +41,9 @@ struct AuthConfig {
   std::string htpasswd;          // bcrypt users file
   // Tokens from an external issuer (Distribution's "token" auth).
   struct Token {
-    std::string realm;    // the issuer's URL, for the challenge
-    std::string service;  // "aud" of accepted tokens
-    std::string issuer;   // "iss" of accepted tokens
+    std::string realm;           // the issuer's URL, for the challenge
+    std::string service;         // "aud" of accepted tokens
+    std::string issuer;          // "iss" of accepted tokens
     std::string rootcertbundle;  // PEM certificates (or public keys)
     std::string jwks;            // a JWKS file
     std::vector<std::string> algorithms = {"RS256", "ES256", "EdDSA"};

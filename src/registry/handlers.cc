@@ -1,15 +1,19 @@
 // What the handlers share: the request body reader, errors, pagination.
 #include "registry/handlers.h"
 
-#include "registry/access_control.h"
-
 #include <cstdio>
+
+#include "registry/access_control.h"
 
 namespace ocib::registry {
 
 bool Caller::May(std::string_view repository, unsigned actions) const {
   if (!access) return true;
   return (access->Granted(*who, repository) & actions) == actions;
+}
+
+bool Caller::Lists(std::string_view repository) const {
+  return !access || access->Listed(*who, repository);
 }
 
 bool Body::declared_length(uint64_t* n) const {

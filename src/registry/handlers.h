@@ -60,6 +60,8 @@ struct Caller {
   const Principal* who = nullptr;
   // True if the caller holds `actions` (auth::Action bits) on `repository`.
   bool May(std::string_view repository, unsigned actions) const;
+  // True if the catalog shows `repository` to the caller.
+  bool Lists(std::string_view repository) const;
 };
 
 // One request in flight: the matched route, the request, its body, the

@@ -175,8 +175,8 @@ int main(int argc, char** argv) {
           }
           Status s = reg.Reload(next);
           std::fprintf(stderr, "ocireg: reloaded%s%s%s\n",
-                       next.read_only ? " (read-only)" : "",
-                       s.ok() ? "" : ": ", s.ok() ? "" : s.message().c_str());
+                       next.read_only ? " (read-only)" : "", s.ok() ? "" : ": ",
+                       s.ok() ? "" : s.message().c_str());
           continue;
         }
         std::fprintf(stderr, "ocireg: %s, finishing in-flight requests\n",

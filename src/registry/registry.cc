@@ -169,16 +169,15 @@ class Registry::Impl {
 
   // Authenticates the caller and checks the action the route needs. On a
   // refusal the answer is in `res` and the result is false.
-  bool Authorize(const Route& r, const RouteSpec* spec,
-                 const net::Request& req, Principal* who, net::Response& res) {
+  bool Authorize(const Route& r, const RouteSpec* spec, const net::Request& req,
+                 Principal* who, net::Response& res) {
     unsigned action = spec ? spec->action : auth::kPull;
     std::string scope;
     if (r.endpoint == Endpoint::kCatalog) {
       scope = "registry:catalog:*";
     } else if (r.endpoint != Endpoint::kBase) {
-      scope = RepositoryScope(r.name, action == auth::kPush
-                                          ? auth::kPull | auth::kPush
-                                          : action);
+      scope = RepositoryScope(
+          r.name, action == auth::kPush ? auth::kPull | auth::kPush : action);
       std::string from = req.get_param_value("from");
       if (r.endpoint == Endpoint::kUploads && req.has_param("mount") &&
           !from.empty() && from != r.name)
@@ -188,8 +187,7 @@ class Registry::Impl {
     res.log_user = who->user;
     bool ok;
     if (r.endpoint == Endpoint::kBase)
-      ok = !who->user.empty() || who->via == Principal::Via::kBearer ||
-           access_->AnonymousAllowed();
+      ok = !who->user.empty() || who->via == Principal::Via::kBearer;
     else if (r.endpoint == Endpoint::kCatalog)
       ok = access_->MayListCatalog(*who);
     else
@@ -222,7 +220,7 @@ class Registry::Impl {
   const Config cfg_;
   Store* const store_;
   AccessLog log_;
-  std::unique_ptr<Mirror> mirror_;  // when upstreams are configured
+  std::unique_ptr<Mirror> mirror_;         // when upstreams are configured
   std::unique_ptr<AccessControl> access_;  // when auth is configured
   std::atomic<bool> read_only_{false};
   std::unique_ptr<net::HttpServer> svr_;

@@ -2,8 +2,8 @@
 // /v2/<name>/tags/list and /v2/<name>/referrers/<digest>.
 #include <nlohmann/json.hpp>
 
-#include "oci/media_types.h"
 #include "auth/acl.h"
+#include "oci/media_types.h"
 #include "registry/handlers.h"
 
 namespace ocib::registry {
@@ -38,7 +38,7 @@ void Catalog(const Services& s, RequestContext& ctx) {
           more = true;
           break;
         }
-        if (ctx.caller.May(name, auth::kPull)) shown.push_back(name);
+        if (ctx.caller.Lists(name)) shown.push_back(name);
       }
       if (more || !page->more || page->items.empty()) break;
       if (limit > 0 && shown.size() == limit) {
@@ -49,9 +49,8 @@ void Catalog(const Services& s, RequestContext& ctx) {
     }
     for (auto& name : shown) body["repositories"].push_back(name);
     if (more && !shown.empty())
-      ctx.res.set_header("Link", "</v2/_catalog?last=" + shown.back() +
-                                     "&n=" + std::to_string(limit) +
-                                     ">; rel=\"next\"");
+      ctx.res.set_header("Link", "</v2/_catalog?last=" + shown.back() + "&n=" +
+                                     std::to_string(limit) + ">; rel=\"next\"");
   }
   ctx.res.status = 200;
   ctx.res.set_content(body.dump(), "application/json");

@@ -1,9 +1,9 @@
 // Blob uploads: POST /v2/<name>/blobs/uploads/ (monolithic with ?digest=,
 // cross-repository mount with ?mount=&from=, or a session), and PATCH,
 // PUT, GET and DELETE of /v2/<name>/blobs/uploads/<id>.
+#include "auth/acl.h"
 #include "net/http_parser.h"
 #include "oci/reference.h"
-#include "auth/acl.h"
 #include "registry/handlers.h"
 
 namespace ocib::registry {

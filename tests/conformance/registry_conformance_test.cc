@@ -7,6 +7,7 @@
 #include <atomic>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <thread>
 
 #include "registry_process.h"
@@ -1018,18 +1019,21 @@ TEST_CASE("SIGTERM lets an in-flight upload finish") {
 }
 
 TEST_CASE(
-    "access log: one line per request with method, path, status, bytes, "
-    "duration, client") {
+    "access log: one line per request with client address and port, user, "
+    "method, path, status, bytes, duration and User-Agent") {
   TempDir dir;
   std::string log;
   {
     RegistryProcess reg(dir.path() + "/store");
-    reg.Client()->Get("/v2/nope/tags/list");
+    auto c = reg.Client();
+    c->Get("/v2/nope/tags/list", {{"User-Agent", "probe/1.0 \"x\""}});
     reg.Stop();
     std::ifstream in(reg.log_path());
     log.assign(std::istreambuf_iterator<char>(in), {});
   }
-  CHECK(log.find("127.0.0.1 \"GET /v2/nope/tags/list\" 404 ") !=
-        std::string::npos);
-  CHECK(log.find("ms\n") != std::string::npos);
+  std::smatch m;
+  CHECK(std::regex_search(
+      log, m,
+      std::regex("Z 127\\.0\\.0\\.1:[0-9]+ - \"GET /v2/nope/tags/list\" 404 "
+                 "[0-9]+ [0-9.]+ms \"probe/1\\.0 \\\\x22x\\\\x22\"\n")));
 }
