@@ -13,6 +13,9 @@
 #                                   Distribution's proxy; bench-mirror.sh)
 #   scripts/bench.sh --load        (1,000 hostile connections: slowloris,
 #                                   idle, pulling; bench-load.sh)
+#   scripts/bench.sh --tls         (TLS and htpasswd on both servers: push,
+#                                   pull, authenticated GET/HEAD rates;
+#                                   bench-tls.sh)
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
 # (for latencies and RSS, lower is better), medians of N runs. ocireg
@@ -30,10 +33,11 @@ while [ $# -gt 0 ]; do
     --client) shift; exec bash "$(dirname "$0")/bench-client.sh" "$@" ;;
     --mirror) shift; exec bash "$(dirname "$0")/bench-mirror.sh" "$@" ;;
     --load) shift; exec bash "$(dirname "$0")/bench-load.sh" "$@" ;;
+    --tls) shift; exec bash "$(dirname "$0")/bench-tls.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load | --tls" >&2; exit 2 ;;
   esac
 done
 

@@ -52,10 +52,10 @@ if [ "$sanitizers" = 1 ]; then
   if ocib_build "$OCIB_ROOT/build-asan" RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
       -DOCIB_SANITIZE=address,undefined -DOCIB_FUZZ=ON >/dev/null; then
     log2=$(mktemp)
-    (cd "$OCIB_ROOT/build-asan" && ctest --output-on-failure -L unit) 2>&1 | tee "$log2"
+    (cd "$OCIB_ROOT/build-asan" && ctest --output-on-failure -L 'unit|sanitize') 2>&1 | tee "$log2"
     count_ctest "$log2" asan
     secs="${OCIB_FUZZ_SECONDS:-30}"
-    for f in http_head manifest reference dockerfile tar config; do
+    for f in http_head manifest reference dockerfile tar config auth; do
       corpus=$(mktemp -d)
       cp "$OCIB_ROOT/tests/fuzz/corpus/$f/"* "$corpus/"
       flog=$(mktemp)
@@ -83,7 +83,7 @@ if [ "$sanitizers" = 1 ]; then
       -DOCIB_SANITIZE=thread >/dev/null; then
     log3=$(mktemp)
     (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$OCIB_ROOT/tests/tsan.supp" \
-      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e)$') 2>&1 | tee "$log3"
+      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e|conformance_tls_auth|registry_auth)$') 2>&1 | tee "$log3"
     count_ctest "$log3" tsan
   else
     failed=$((failed + 1))

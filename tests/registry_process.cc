@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -34,6 +36,12 @@ RegistryProcess::RegistryProcess(std::string root,
                                    "127.0.0.1:0", "--root",  root_,
                                    "--port-file", port_file_};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
+  // OCIB_TEST_CONFIG: run every test registry with this config (TLS and
+  // auth); its listen and root are replaced by the flags above.
+  if (const char* cfg = std::getenv("OCIB_TEST_CONFIG")) {
+    args.push_back("--config");
+    args.push_back(cfg);
+  }
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
@@ -71,7 +79,21 @@ RegistryProcess::~RegistryProcess() {
 }
 
 std::unique_ptr<httplib::Client> RegistryProcess::Client() const {
-  auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  const char* ca = std::getenv("OCIB_TEST_CA");
+  const char* creds = std::getenv("OCIB_TEST_CREDENTIALS");
+  std::unique_ptr<httplib::Client> c;
+  if (ca && *ca) {
+    c = std::make_unique<httplib::Client>("https://127.0.0.1:" +
+                                          std::to_string(port_));
+    c->set_ca_cert_path(ca);
+    c->enable_server_certificate_verification(true);
+  } else {
+    c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  }
+  if (creds && std::strchr(creds, ':')) {
+    std::string u(creds, std::strchr(creds, ':'));
+    c->set_basic_auth(u, std::strchr(creds, ':') + 1);
+  }
   c->set_read_timeout(60, 0);
   c->set_write_timeout(60, 0);
   c->set_keep_alive(true);

@@ -1,6 +1,11 @@
 // Runs the real ocireg binary for tests: a temp store, a free loopback port
 // (the server binds port 0 and reports it through --port-file), readiness
 // via GET /v2/. Stops it with SIGTERM (or SIGKILL on request) by PID.
+//
+// With OCIB_TEST_CONFIG set, each registry also gets --config with that
+// file (the conformance suite's run with TLS and auth); Client() then
+// speaks HTTPS verified against OCIB_TEST_CA and sends the Basic
+// credentials in OCIB_TEST_CREDENTIALS ("user:password").
 #pragma once
 
 #include <httplib.h>

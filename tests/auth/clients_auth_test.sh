@@ -89,12 +89,18 @@ CTRD=$!
 PIDS+=($CTRD)
 CTR="ctr -a $C/containerd.sock -n ocibauth"
 for i in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
-check "ctr pull with --user and --tlscacert" $CTR images pull --user alice:s3cret --tlscacert "$W/ca.pem" "$R/team/base:v1"
-check_fails "ctr pull without credentials is refused" $CTR images pull --tlscacert "$W/ca.pem" "$R/team/podman:v1"
+# ctr 1.6 speaks plain HTTP to loopback hosts unless a hosts directory
+# names the https server.
+HD="$W/hosts.d/$R"
+mkdir -p "$HD"
+printf 'server = "https://%s"\n[host."https://%s"]\n  capabilities = ["pull", "resolve", "push"]\n' "$R" "$R" > "$HD/hosts.toml"
+HOSTS="--hosts-dir $W/hosts.d"
+check "ctr pull with --user and --tlscacert" $CTR images pull $HOSTS --user alice:s3cret --tlscacert "$W/ca.pem" "$R/team/base:v1"
+check_fails "ctr pull without credentials is refused" $CTR images pull $HOSTS --tlscacert "$W/ca.pem" "$R/team/podman:v1"
 $CTR images tag "$R/team/base:v1" "$R/team/ctr:v1" >/dev/null
-check "ctr push with --user" $CTR images push --user alice:s3cret --tlscacert "$W/ca.pem" "$R/team/ctr:v1"
+check "ctr push with --user" $CTR images push $HOSTS --user alice:s3cret --tlscacert "$W/ca.pem" "$R/team/ctr:v1"
 check_fails "ctr pull with a CA that did not sign the certificate fails" \
-  $CTR images pull --user alice:s3cret --tlscacert /etc/ssl/certs/ca-certificates.crt "$R/team/ctr:v1"
+  $CTR images pull $HOSTS --user alice:s3cret --tlscacert /etc/ssl/certs/ca-certificates.crt "$R/team/ctr:v1"
 stop_pid $CTRD
 
 # --- docker -------------------------------------------------------------

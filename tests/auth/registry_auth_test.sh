@@ -363,6 +363,31 @@ expect "mTLS: ci-bot may not push elsewhere" 403 \
 flush
 has "mTLS: the access log names ci-bot" '127.0.0.1:[0-9]+ ci-bot "POST /v2/bots/app/blobs/uploads/" 202' mtls.log
 
+# --- the mirror: auth applies to mirrored names; upstream credentials stay --
+htpasswd -Bbn -C 10 upstream-user up-secret-pw > up.htpasswd 2>/dev/null
+start up '{"listen": "127.0.0.1:0", "root": "'$W'/up-store", "auth": {"htpasswd": {"path": "'$W'/up.htpasswd"}}}'
+q $S copy --dest-tls-verify=false --dest-creds upstream-user:up-secret-pw docker-archive:tiny.tar "docker://127.0.0.1:$P_up/library/tiny:v1"
+cat > mirror-acl.json <<'JSON'
+{"rules": [{"repository": "library/**", "users": ["bob"], "actions": ["pull"]},
+           {"users": ["alice"], "actions": ["admin"]}]}
+JSON
+start mir '{"listen": "127.0.0.1:0", "root": "'$W'/mir-store", "tls": {'"$TLS"'},
+  "proxy": {"upstreams": [{"url": "http://127.0.0.1:'$P_up'", "username": "upstream-user", "password": "up-secret-pw"}]},
+  "auth": {"htpasswd": {"path": "'$W'/htpasswd"}, "acl_file": "'$W'/mirror-acl.json"}}'
+MIR=127.0.0.1:$P_mir
+expect "mirror: anonymous pull of a mirrored name is 401" 401 "$(code --cacert ca.pem "https://$MIR/v2/library/tiny/manifests/v1")"
+expect "mirror: carol (no grant) gets 403" 403 "$(code --cacert ca.pem -u carol:c4rol "https://$MIR/v2/library/tiny/manifests/v1")"
+expect "mirror: bob (pull on library/**) gets the mirrored manifest" 200 \
+  "$(code --cacert ca.pem -u bob:b0b-pw -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "https://$MIR/v2/library/tiny/manifests/v1")"
+UPB64=$(printf 'upstream-user:up-secret-pw' | base64)
+if grep -q -e up-secret-pw -e "$UPB64" body headers; then fail "mirror: upstream credentials reached the client"; else
+  pass "mirror: upstream credentials do not reach the client"; fi
+$S inspect --cert-dir "$W/certs.d" --creds bob:b0b-pw "docker://$MIR/library/tiny:v1" >sk.out 2>&1 &&
+  pass "mirror: skopeo pulls through the mirror as bob" || { fail "skopeo through the mirror"; tail -3 sk.out; }
+flush
+n=$(grep -c -e up-secret-pw -e "$UPB64" mir.log mir.err | awk -F: '{s+=$2} END{print s}')
+expect "mirror: upstream credentials are not logged" 0 "$n"
+
 # --- the login throttle (last: it locks out 127.0.0.1) -------------------------
 expect "alice before the lockout" 200 "$(code --cacert ca.pem -u alice:s3cret "https://$TOK/v2/team/app/tags/list")"
 for i in $(seq 10); do curl -s -o /dev/null --cacert ca.pem -u "eve$i:guess" "https://$TOK/v2/_catalog"; done

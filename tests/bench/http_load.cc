@@ -12,9 +12,13 @@
 //       POST, PATCH chunks (default 16 MiB) with Content-Range, PUT
 //       ?digest=, on one keep-alive connection, as docker and containerd do
 //       prints: seconds
+// URLs may be https:// (TLS, certificate not verified: loopback only);
+// -H 'Name: value' adds a header to every request (e.g. Authorization).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,11 +43,16 @@ struct Url {
   std::string host;
   int port = 80;
   std::string path;
+  bool tls = false;
 };
 
+std::string g_headers;  // -H lines, each ending in CRLF
+
 bool ParseUrl(const std::string& u, Url* out) {
-  if (u.rfind("http://", 0) != 0) return false;
-  std::string rest = u.substr(7);
+  out->tls = u.rfind("https://", 0) == 0;
+  if (out->tls) out->port = 443;
+  if (u.rfind("http://", 0) != 0 && !out->tls) return false;
+  std::string rest = u.substr(out->tls ? 8 : 7);
   size_t slash = rest.find('/');
   std::string hp = rest.substr(0, slash);
   out->path = slash == std::string::npos ? "/" : rest.substr(slash);
@@ -58,6 +67,8 @@ class Conn {
   explicit Conn(const Url& u) : url_(u) {}
   ~Conn() { Close(); }
   void Close() {
+    if (ssl_) SSL_free(ssl_);
+    ssl_ = nullptr;
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     buf_.clear();
@@ -71,7 +82,13 @@ class Conn {
     a.sin_family = AF_INET;
     a.sin_port = htons(url_.port);
     inet_pton(AF_INET, url_.host.c_str(), &a.sin_addr);
-    return ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      return false;
+    if (!url_.tls) return true;
+    static SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    ssl_ = SSL_new(ctx);
+    SSL_set_fd(ssl_, fd_);
+    return SSL_connect(ssl_) == 1;
   }
   // Sends a request and reads the whole response. Returns the status, or
   // -1 on a connection error (the connection is then reopened next time).
@@ -79,9 +96,10 @@ class Conn {
          std::string_view body, std::string* location = nullptr,
          const std::string& extra_headers = "") {
     if (fd_ < 0 && !Connect()) return -1;
-    std::string req =
-        method + " " + target + " HTTP/1.1\r\nHost: " + url_.host +
-        "\r\nContent-Type: application/octet-stream\r\n" + extra_headers;
+    std::string req = method + " " + target +
+                      " HTTP/1.1\r\nHost: " + url_.host +
+                      "\r\nContent-Type: application/octet-stream\r\n" +
+                      g_headers + extra_headers;
     if (method == "POST" || method == "PUT" || method == "PATCH")
       req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     req += "\r\n";
@@ -133,7 +151,12 @@ class Conn {
   bool SendAll(std::string_view s) {
     size_t off = 0;
     while (off < s.size()) {
-      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      ssize_t n =
+          ssl_
+              ? SSL_write(
+                    ssl_, s.data() + off,
+                    static_cast<int>(std::min<size_t>(s.size() - off, 1 << 30)))
+              : ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
       if (n <= 0) return false;
       off += n;
     }
@@ -141,13 +164,15 @@ class Conn {
   }
   bool Fill() {
     char tmp[65536];
-    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    ssize_t n = ssl_ ? SSL_read(ssl_, tmp, sizeof tmp)
+                     : ::recv(fd_, tmp, sizeof tmp, 0);
     if (n <= 0) return false;
     buf_.append(tmp, n);
     return true;
   }
   Url url_;
   int fd_ = -1;
+  SSL* ssl_ = nullptr;
   std::string buf_;
 };
 
@@ -281,6 +306,7 @@ int PushChunked(const Url& base, const std::string& repo,
 }  // namespace
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // a closed TLS connection is an error, not exit
   if (argc < 3) {
     std::fprintf(stderr,
                  "usage: http-load head|get URL [-c N] [-d S] | push-small URL "
@@ -310,6 +336,8 @@ int main(int argc, char** argv) {
       blobs = std::atoi(argv[i + 1]);
     else if (f == "-s")
       size = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (f == "-H")
+      g_headers += std::string(argv[i + 1]) + "\r\n";
   }
   if (mode == "head") return Load("HEAD", url, conns, seconds);
   if (mode == "get") return Load("GET", url, conns, seconds);
