@@ -153,7 +153,7 @@ for s in OCI ANON DIST; do
 done
 AES=$(openssl speed -evp aes-128-gcm -seconds 2 -bytes 16384 2>/dev/null | awk '/^AES-128-GCM/ {sub(/k$/, "", $NF); printf "%.0f", $NF * 1000 / 1e6}')
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else if (a / b < 0.1) printf "%.4fx", a / b; else printf "%.2fx", a / b}'; }
 row() { printf '| %-46s | %12s | %12s | %8s |\n' "$1" "$2" "$3" "$4"; }
 echo
 echo "Machine: openssl speed -evp aes-128-gcm (16 KiB blocks, one core): $AES MB/s"
@@ -164,9 +164,9 @@ row "---" "---:" "---:" "---:"
 row "TLS push ${SIZE_MIB} MiB, monolithic (MB/s)" "${R[push,OCI]}" "${R[push,DIST]}" "$(ratio "${R[push,OCI]}" "${R[push,DIST]}")"
 row "TLS pull ${SIZE_MIB} MiB (MB/s)" "${R[pull,OCI]}" "${R[pull,DIST]}" "$(ratio "${R[pull,OCI]}" "${R[pull,DIST]}")"
 row "authenticated manifest GET, 64 conns (req/s)" "${R[mget,OCI]}" "${R[mget,DIST]}" "$(ratio "${R[mget,OCI]}" "${R[mget,DIST]}")"
-row "authenticated manifest GET p99 (ms)" "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}" "$(ratio "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}")"
+row "authenticated manifest GET p99 (ms, lower is better)" "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}" "$(ratio "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}")"
 row "authenticated blob HEAD, 64 conns (req/s)" "${R[head,OCI]}" "${R[head,DIST]}" "$(ratio "${R[head,OCI]}" "${R[head,DIST]}")"
-row "authenticated blob HEAD p99 (ms)" "${R[headp99,OCI]}" "${R[headp99,DIST]}" "$(ratio "${R[headp99,OCI]}" "${R[headp99,DIST]}")"
+row "authenticated blob HEAD p99 (ms, lower is better)" "${R[headp99,OCI]}" "${R[headp99,DIST]}" "$(ratio "${R[headp99,OCI]}" "${R[headp99,DIST]}")"
 row "ocireg anonymous manifest GET over TLS (req/s)" "${R[mget,ANON]}" "" ""
 row "ocireg authenticated / anonymous manifest GET" "$(ratio "${R[mget,OCI]}" "${R[mget,ANON]}")" "" ""
 row "ocireg anonymous blob HEAD over TLS (req/s)" "${R[head,ANON]}" "" ""

@@ -106,13 +106,14 @@ unsigned ActionBits(const json& actions) {
 // An ACL, from the config or a file re-read when it changes.
 class AclSource {
  public:
-  Status Init(const AuthConfig& cfg) {
+  Status Init(const AuthConfig& cfg) EXCLUDES(mu_) {
     path_ = cfg.acl_file;
     if (!cfg.acl.empty()) {
       auto acl = auth::Acl::Parse(cfg.acl);
       if (!acl.ok())
         return Status(Code::kInvalidArgument,
                       "auth.acl: " + acl.status().message());
+      MutexLock l(&mu_);
       acl_ = std::make_shared<auth::Acl>(std::move(*acl));
       return Status::Ok();
     }

@@ -363,6 +363,15 @@ expect "mTLS: ci-bot may not push elsewhere" 403 \
 flush
 has "mTLS: the access log names ci-bot" '127.0.0.1:[0-9]+ ci-bot "POST /v2/bots/app/blobs/uploads/" 202' mtls.log
 
+# --- a warning when serving beyond loopback without TLS or auth ------------
+"$BIN/ocireg" serve --listen 0.0.0.0:0 --root "$W/wide-store" --port-file wide.port >/dev/null 2>wide.err &
+wide=$!
+for i in $(seq 100); do [ -s wide.port ] && break; sleep 0.05; done
+kill "$wide"; wait "$wide" 2>/dev/null
+has "plain HTTP beyond loopback: a warning naming the risk" 'WARNING: serving plain HTTP on 0\.0\.0\.0: passwords, tokens and images cross the network unencrypted' wide.err
+has "no authentication beyond loopback: a warning" 'WARNING: no authentication: anyone who can reach 0\.0\.0\.0 may push and delete' wide.err
+grep -q WARNING tok.err && fail "a warning for a TLS registry with auth on loopback" || pass "no warning on loopback with TLS and auth"
+
 # --- the mirror: auth applies to mirrored names; upstream credentials stay --
 htpasswd -Bbn -C 10 upstream-user up-secret-pw > up.htpasswd 2>/dev/null
 start up '{"listen": "127.0.0.1:0", "root": "'$W'/up-store", "auth": {"htpasswd": {"path": "'$W'/up.htpasswd"}}}'
