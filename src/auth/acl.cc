@@ -168,6 +168,14 @@ bool Acl::MayListCatalog(std::string_view user) const {
   return false;
 }
 
+bool Acl::IsAdmin(std::string_view user) const {
+  for (const auto& r : rules_)
+    if (r.actions == kAllActions && (r.pattern.empty() || r.pattern == "**") &&
+        !user.empty() && Applies(r, user))
+      return true;
+  return false;
+}
+
 std::string Scope::str() const {
   std::string a;
   for (const auto& x : actions) a += (a.empty() ? "" : ",") + x;

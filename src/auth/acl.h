@@ -53,6 +53,9 @@ class Acl {
   unsigned Granted(std::string_view user, std::string_view repository) const;
   // True if `user` may list the catalog.
   bool MayListCatalog(std::string_view user) const;
+  // True if `user` holds admin on every repository (a rule with "admin"
+  // and no repository, or "**"): registry operations such as GC.
+  bool IsAdmin(std::string_view user) const;
 
  private:
   struct Rule {

@@ -381,6 +381,13 @@ class AccessControl::Impl {
     return AclCatalog(who.user);
   }
 
+  bool IsAdmin(const Principal& who) {
+    if (who.via == Principal::Via::kBearer && !who.own_token) return false;
+    auto acl = acl_.Get();
+    if (acl) return acl->IsAdmin(who.user);
+    return !who.user.empty();
+  }
+
   bool Listed(const Principal& who, std::string_view repo) {
     if (who.via == Principal::Via::kBearer && !who.own_token) return true;
     return AclGranted(who.user, repo) & kPull;
@@ -649,6 +656,9 @@ unsigned AccessControl::Granted(const Principal& who,
 }
 bool AccessControl::MayListCatalog(const Principal& who) const {
   return impl_->MayListCatalog(who);
+}
+bool AccessControl::IsAdmin(const Principal& who) const {
+  return impl_->IsAdmin(who);
 }
 bool AccessControl::Listed(const Principal& who, std::string_view repo) const {
   return impl_->Listed(who, repo);

@@ -57,6 +57,9 @@ class AccessControl {
   // The auth::Action bits `who` holds on `repository`.
   unsigned Granted(const Principal& who, std::string_view repository) const;
   bool MayListCatalog(const Principal& who) const;
+  // True if `who` may run registry operations (garbage collection): the
+  // ACL's admin on every repository; with no ACL, any authenticated user.
+  bool IsAdmin(const Principal& who) const;
   // True if the catalog shown to `who` includes `repository`: one they may
   // pull (by the ACL, for tokens of ocireg's own token server, whose
   // catalog scope carries no repositories; every one for tokens of an

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "oci/image_ref.h"
+#include "registry/garbage_collector.h"
 
 namespace ocib::registry {
 namespace {
@@ -217,6 +218,26 @@ Status ParseAuth(const json& v, AuthConfig* a) {
        {"lockout_seconds", Int(1, 86400, &a->lockout_seconds)}});
 }
 
+FieldParser Duration(int64_t* out) {
+  return [out](const json& v, const char* k) {
+    std::string text;
+    RETURN_IF_ERROR(StrField(v, k, &text));
+    auto d = ParseDurationSeconds(text);
+    if (!d.ok())
+      return InvalidArgument("config key \"" + std::string(k) +
+                             "\": " + d.status().message());
+    *out = *d;
+    return Status::Ok();
+  };
+}
+
+Status ParseGc(const json& v, Config::Gc* g) {
+  return ParseObject(v, "gc",
+                     {{"interval", Duration(&g->interval_seconds)},
+                      {"min_age", Duration(&g->min_age_seconds)},
+                      {"delete_untagged", Bool(&g->delete_untagged)}});
+}
+
 }  // namespace
 
 std::string Upstream::host() const {
@@ -378,6 +399,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseTls(v, &c.tls);
     else if (k == "auth")
       s = ParseAuth(v, &c.auth);
+    else if (k == "gc")
+      s = ParseGc(v, &c.gc);
     else if (k == "read_only")
       s = BoolField(v, "read_only", &c.read_only);
     else if (k == "log_format")

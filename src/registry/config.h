@@ -103,6 +103,13 @@ struct Config {
   // Refuse every write with 405 UNSUPPORTED (maintenance); re-read on
   // SIGHUP.
   bool read_only = false;
+  // Online garbage collection (registry/garbage_collector.h), as
+  // durations "90s", "1h", "0s"; interval 0 turns the schedule off.
+  struct Gc {
+    int64_t interval_seconds = 3600;
+    int64_t min_age_seconds = 3600;
+    bool delete_untagged = false;
+  } gc;
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

@@ -4,6 +4,10 @@
 //                [--port-file FILE] [--mirror [NS=]URL]...
 //                [--tls-cert FILE --tls-key FILE] [--read-only]
 //
+//   ocireg gc --root DIR [--dry-run] [--min-age DURATION] [--delete-untagged]
+//       garbage collection of a stopped registry's store (min-age 0s
+//       unless given: nothing else can use it meanwhile)
+//
 // SIGHUP re-reads the config file's read_only, the TLS certificate and
 // key, and the htpasswd and ACL files; SIGTERM/SIGINT stop gracefully.
 #include <malloc.h>
@@ -18,6 +22,7 @@
 #include <vector>
 
 #include "registry/config.h"
+#include "registry/garbage_collector.h"
 #include "registry/registry.h"
 #include "store/blob_store.h"
 
@@ -33,7 +38,9 @@ int Usage() {
       "unqualified names\n"
       "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n"
       "  --tls-cert/--tls-key  serve HTTPS with this PEM certificate and key\n"
-      "  --read-only       refuse every write (maintenance)\n");
+      "  --read-only       refuse every write (maintenance)\n"
+      "       ocireg gc --root DIR [--dry-run] [--min-age DURATION] "
+      "[--delete-untagged]\n");
   return 2;
 }
 
@@ -46,10 +53,51 @@ int Fail(const std::string& msg) {
   return 1;
 }
 
+// ocireg gc: collects garbage in a store no server has open.
+int Gc(int argc, char** argv) {
+  using namespace ocib;
+  std::string root;
+  registry::GcOptions o;
+  o.min_age_seconds = 0;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--root" && i + 1 < argc) {
+      root = argv[++i];
+    } else if (a == "--dry-run") {
+      o.dry_run = true;
+    } else if (a == "--delete-untagged") {
+      o.delete_untagged = true;
+    } else if (a == "--min-age" && i + 1 < argc) {
+      auto d = registry::ParseDurationSeconds(argv[++i]);
+      if (!d.ok()) return Fail("--min-age: " + d.status().message());
+      o.min_age_seconds = *d;
+    } else {
+      std::fprintf(stderr, "ocireg: unknown or incomplete gc flag %s\n",
+                   a.c_str());
+      return Usage();
+    }
+  }
+  if (root.empty()) return Fail("gc needs --root DIR");
+  StoreOptions so;
+  so.root = root;
+  auto store = OpenStore(so);
+  if (!store.ok())
+    return Fail("store " + root + ": " + store.status().message() +
+                " (is a server using it? use POST /admin/gc there)");
+  auto st = registry::CollectGarbage(store->get(), o);
+  if (!st.ok()) return Fail("gc: " + st.status().message());
+  if (o.dry_run)
+    for (const auto& w : st->would_delete)
+      std::printf("would delete %s\n", w.c_str());
+  std::printf("%s%s\n", o.dry_run ? "dry run: " : "", st->Summary().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace ocib;
+  if (argc >= 2 && std::string(argv[1]) == "gc") return Gc(argc, argv);
   if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
   std::string config_path, listen, root, port_file, tls_cert, tls_key;
   bool read_only = false;

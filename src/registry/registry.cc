@@ -78,6 +78,8 @@ class Registry::Impl {
 
   Status Serve() {
     janitor_ = std::thread([this] { Janitor(); });
+    if (cfg_.gc.interval_seconds > 0)
+      gc_thread_ = std::thread([this] { GcLoop(); });
     Status served = svr_->Serve();
     {
       MutexLock l(&stop_mu_);
@@ -85,6 +87,7 @@ class Registry::Impl {
     }
     stop_cv_.SignalAll();
     janitor_.join();
+    if (gc_thread_.joinable()) gc_thread_.join();
     log_.Flush();
     if (mirror_) {
       Mirror::Stats st = mirror_->stats();
@@ -136,10 +139,87 @@ class Registry::Impl {
     }
   }
 
+  // Runs GC every gc.interval until Serve ends.
+  void GcLoop() EXCLUDES(stop_mu_) {
+    while (true) {
+      {
+        MutexLock l(&stop_mu_);
+        auto until =
+            Clock::now() + std::chrono::seconds(cfg_.gc.interval_seconds);
+        while (!stopping_ && Clock::now() < until)
+          stop_cv_.WaitFor(&stop_mu_, until - Clock::now());
+        if (stopping_) return;
+      }
+      GcOptions o;
+      o.min_age_seconds = cfg_.gc.min_age_seconds;
+      o.delete_untagged = cfg_.gc.delete_untagged;
+      (void)RunGc(o);
+    }
+  }
+
+  // One GC run at a time; the outcome goes to the server log.
+  Result<GcStats> RunGc(const GcOptions& o) EXCLUDES(gc_mu_) {
+    MutexLock l(&gc_mu_);
+    auto st = CollectGarbage(store_, o);
+    if (st.ok())
+      std::fprintf(stderr, "ocireg: gc%s: %s\n", o.dry_run ? " (dry run)" : "",
+                   st->Summary().c_str());
+    else
+      std::fprintf(stderr, "ocireg: gc: %s\n", st.status().ToString().c_str());
+    return st;
+  }
+
+  // POST /admin/gc[?dry_run=true&min_age=0s&delete_untagged=true]: runs
+  // GC now and answers its counters as JSON. Admins only.
+  void AdminGc(const net::Request& req, net::Response& res) {
+    if (access_) {
+      Principal who;
+      if (!access_->Authenticate(req, "", &who, res)) return;
+      res.log_user = who.user;
+      if (!access_->IsAdmin(who)) {
+        if (who.user.empty()) return access_->Refuse(req, who, "", 0, "", res);
+        return SendError(res, ErrorCode::kDenied, "admin only");
+      }
+    }
+    if (req.method != "POST")
+      return SendError(res, ErrorCode::kMethodNotAllowed, "POST /admin/gc");
+    GcOptions o;
+    o.min_age_seconds = cfg_.gc.min_age_seconds;
+    o.delete_untagged = cfg_.gc.delete_untagged;
+    o.dry_run = req.get_param_value("dry_run") == "true";
+    if (req.has_param("delete_untagged"))
+      o.delete_untagged = req.get_param_value("delete_untagged") == "true";
+    if (req.has_param("min_age")) {
+      auto d = ParseDurationSeconds(req.get_param_value("min_age"));
+      if (!d.ok())
+        return SendError(res, ErrorCode::kUnsupported, d.status().message());
+      o.min_age_seconds = *d;
+    }
+    auto st = RunGc(o);
+    if (!st.ok()) return SendError(res, ErrorCode::kUnknown, "gc failed");
+    char body[512];
+    std::snprintf(
+        body, sizeof body,
+        "{\"dry_run\":%s,\"repositories\":%llu,\"manifests_deleted\":%llu,"
+        "\"links_removed\":%llu,\"blobs_deleted\":%llu,"
+        "\"bytes_reclaimed\":%llu,\"orphan_blobs\":%llu,"
+        "\"repositories_removed\":%llu,\"seconds\":%.3f}",
+        o.dry_run ? "true" : "false", (unsigned long long)st->repositories,
+        (unsigned long long)st->manifests_deleted,
+        (unsigned long long)st->links_removed,
+        (unsigned long long)st->blobs_deleted,
+        (unsigned long long)st->bytes_reclaimed,
+        (unsigned long long)st->orphan_blobs,
+        (unsigned long long)st->repositories_removed, st->seconds);
+    res.status = 200;
+    res.set_content(body, "application/json");
+  }
+
   void Dispatch(const net::Request& req, net::Response& res,
                 net::RequestBody& reader) {
     if (access_ && access_->token_server() && req.path == "/token")
       return access_->ServeToken(req, reader, res);
+    if (req.path == "/admin/gc") return AdminGc(req, res);
     Body body{reader};
     Route r = MatchRoute(req.path);
     Principal who;
@@ -223,6 +303,8 @@ class Registry::Impl {
   std::unique_ptr<Mirror> mirror_;         // when upstreams are configured
   std::unique_ptr<AccessControl> access_;  // when auth is configured
   std::atomic<bool> read_only_{false};
+  std::thread gc_thread_;
+  Mutex gc_mu_;  // one GC run at a time
   std::unique_ptr<net::HttpServer> svr_;
   std::thread janitor_;
   Mutex stop_mu_;

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "registry/config.h"
+#include "registry/garbage_collector.h"
 #include "store/blob_store.h"
 #include "util/status.h"
 

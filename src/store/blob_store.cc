@@ -41,10 +41,31 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Internal(what + ": " + reason);
 }
 
+}  // namespace
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
 int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+// A touch time value ("l" links, "z" entries): 8 bytes, or empty (stores
+// written before touch times: as old as can be).
+std::string TimeValue(int64_t micros) {
+  return keys::Encoder().U64(static_cast<uint64_t>(micros)).out();
+}
+int64_t ParseTime(std::string_view v) {
+  uint64_t t = 0;
+  keys::Decoder d(v);
+  return d.U64(&t) ? static_cast<int64_t>(t) : 0;
 }
 
 bool ValidUploadId(const std::string& id) {
@@ -121,6 +142,7 @@ std::string EncodeManifest(const ManifestRecord& m) {
       .Str(m.artifact_type);
   EncodeAnnotations(e, m.annotations);
   e.Str(m.content);
+  e.U64(static_cast<uint64_t>(m.touched_micros));
   return e.out();
 }
 
@@ -133,6 +155,9 @@ Result<ManifestRecord> DecodeManifest(const Digest& digest,
   if (!d.Str(&m.media_type) || !d.Str(&subject) || !d.Str(&m.artifact_type) ||
       !DecodeAnnotations(d, &m.annotations) || !d.Str(&m.content))
     return Internal("corrupt manifest record " + digest.str());
+  uint64_t touched = 0;  // absent in records written before touch times
+  if (!d.done() && d.U64(&touched))
+    m.touched_micros = static_cast<int64_t>(touched);
   if (!subject.empty()) {
     auto s = Digest::Parse(subject);
     if (!s.ok()) return Internal("corrupt manifest subject");
@@ -698,7 +723,7 @@ class RocksStore : public Store {
     if (GetBlobRecord(d, &r).ok()) {
       if (r.refs > 0) --r.refs;
       b.Put(keys::Blob(d), r.Encode());
-      if (r.refs == 0) b.Put(keys::Unreferenced(d), "");
+      if (r.refs == 0) b.Put(keys::Unreferenced(d), TimeValue(NowMicros()));
     }
     return Written(db_->Write(nosync_wo_, &b), "unlink blob");
   }
@@ -729,8 +754,25 @@ class RocksStore : public Store {
       if (!Exists(keys::Link(repo, d))) return NotFound(d.str());
     for (const auto& d : required_manifests)
       if (!Exists(keys::Manifest(repo, d))) return NotFound(d.str());
+    // Everything this manifest depends on is touched with it, so a
+    // collector's earlier decision cannot remove it (see blob_store.h).
+    const int64_t now = NowMicros();
     rocksdb::WriteBatch b;
-    b.Put(keys::Manifest(repo, m.digest), EncodeManifest(m));
+    for (const auto& d : required_blobs)
+      b.Put(keys::Link(repo, d), TimeValue(now));
+    std::vector<Digest> touched = required_manifests;
+    if (m.subject) touched.push_back(*m.subject);
+    for (const auto& d : touched) {
+      if (d == m.digest) continue;
+      std::string v;
+      if (!db_->Get(ro_, keys::Manifest(repo, d), &v).ok()) continue;
+      ASSIGN_OR_RETURN(ManifestRecord child, DecodeManifest(d, v));
+      child.touched_micros = now;
+      b.Put(keys::Manifest(repo, d), EncodeManifest(child));
+    }
+    ManifestRecord stored = m;
+    stored.touched_micros = now;
+    b.Put(keys::Manifest(repo, m.digest), EncodeManifest(stored));
     if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
     if (m.subject)
       b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
@@ -829,6 +871,179 @@ class RocksStore : public Store {
     return out;
   }
 
+  // --- for a garbage collector ---
+  Status WalkUnreferenced(
+      const std::function<void(const Digest&, int64_t)>& fn) override {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    std::string prefix(1, keys::kUnreferencedKind);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next()) {
+      auto d = Digest::Parse(it->key().ToStringView().substr(1));
+      if (d.ok()) fn(*d, ParseTime(it->value().ToStringView()));
+    }
+    return FromRocks(it->status(), "scan unreferenced");
+  }
+
+  Status DeleteBlobIfIdle(const Digest& d, int64_t cutoff) override {
+    std::lock_guard<std::mutex> dl(DigestLock(d));
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      BlobRecord r;
+      RETURN_IF_ERROR(GetBlobRecord(d, &r));
+      std::string z;
+      if (r.refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
+        return FailedPrecondition(d.str() + " is linked");
+      if (ParseTime(z) >= cutoff)
+        return FailedPrecondition(d.str() + " was touched since the cutoff");
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Blob(d));
+      b.Delete(keys::Unreferenced(d));
+      b.Delete(keys::Inline(d));
+      RETURN_IF_ERROR(
+          Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+    }
+    RETURN_IF_ERROR(Durable());
+    // Record first, then bytes: a crash in between leaves orphan bytes,
+    // which RemoveOrphanBytes finds, never a record without bytes.
+    return bytes_->Remove(d);
+  }
+
+  Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() override {
+    uint64_t n = 0, bytes = 0;
+    std::vector<Digest> all;
+    RETURN_IF_ERROR(bytes_->ListBlobs(&all));
+    for (const Digest& d : all) {
+      std::lock_guard<std::mutex> dl(DigestLock(d));
+      if (Exists(keys::Blob(d)) || Exists(keys::Pending(d))) continue;
+      auto h = bytes_->Open(d);
+      uint64_t size = h.ok() ? (*h)->size() : 0;
+      h = Status(Code::kNotFound, "");
+      if (bytes_->Remove(d).ok()) {
+        ++n;
+        bytes += size;
+      }
+    }
+    return std::make_pair(n, bytes);
+  }
+
+  Result<RepositoryContents> ReadRepository(const std::string& repo) override {
+    const rocksdb::Snapshot* snap;
+    {
+      // Taken under the metadata lock: a manifest PUT is wholly in it or
+      // stamps its touches after it.
+      std::lock_guard<std::mutex> l(meta_mu_);
+      snap = db_->GetSnapshot();
+    }
+    rocksdb::ReadOptions ro = ro_;
+    ro.snapshot = snap;
+    RepositoryContents out;
+    Status st = ReadRepositoryAt(ro, repo, &out);
+    db_->ReleaseSnapshot(snap);
+    if (!st.ok()) return st;
+    return out;
+  }
+
+  Status ReadRepositoryAt(const rocksdb::ReadOptions& ro,
+                          const std::string& repo, RepositoryContents* out) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    auto scan = [&](const std::string& prefix, auto&& fn) -> Status {
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+           it->Next()) {
+        auto key = it->key().ToStringView().substr(prefix.size());
+        RETURN_IF_ERROR(fn(key, it->value().ToStringView()));
+      }
+      return FromRocks(it->status(), "read repository");
+    };
+    RETURN_IF_ERROR(scan(keys::LinkPrefix(repo), [&](auto k, auto v) {
+      auto d = Digest::Parse(k);
+      if (!d.ok()) return Internal("corrupt link key");
+      out->links.emplace_back(*d, ParseTime(v));
+      return Status::Ok();
+    }));
+    RETURN_IF_ERROR(scan(keys::ManifestPrefix(repo), [&](auto k, auto v) {
+      auto d = Digest::Parse(k);
+      if (!d.ok()) return Internal("corrupt manifest key");
+      auto m = DecodeManifest(*d, v);
+      if (!m.ok()) return m.status();
+      out->manifests.push_back(std::move(*m));
+      return Status::Ok();
+    }));
+    return scan(keys::TagPrefix(repo), [&](auto k, auto v) {
+      auto d = Digest::Parse(v);
+      if (!d.ok()) return Internal("corrupt tag");
+      out->tags.emplace_back(std::string(k), *d);
+      return Status::Ok();
+    });
+  }
+
+  Status UnlinkIfIdle(const std::string& repo, const Digest& d,
+                      int64_t cutoff) override {
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      std::string v;
+      if (!db_->Get(ro_, keys::Link(repo, d), &v).ok())
+        return NotFound(d.str() + " is not linked in " + repo);
+      int64_t touched = ParseTime(v);
+      if (touched >= cutoff)
+        return FailedPrecondition(d.str() + " was touched since the cutoff");
+      BlobRecord r;
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Link(repo, d));
+      if (GetBlobRecord(d, &r).ok()) {
+        if (r.refs > 0) --r.refs;
+        b.Put(keys::Blob(d), r.Encode());
+        // Unreferenced since its last link was last touched.
+        if (r.refs == 0) b.Put(keys::Unreferenced(d), TimeValue(touched));
+      }
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blob"));
+    }
+    return Durable();
+  }
+
+  Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,
+                              int64_t cutoff) override {
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      std::string v;
+      auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
+      if (s.IsNotFound())
+        return NotFound("manifest " + d.str() + " not in " + repo);
+      RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+      ASSIGN_OR_RETURN(ManifestRecord m, DecodeManifest(d, v));
+      if (m.touched_micros >= cutoff)
+        return FailedPrecondition(d.str() + " was touched since the cutoff");
+      std::string prefix = keys::TagPrefix(repo), text = d.str();
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+           it->Next())
+        if (it->value() == text)
+          return FailedPrecondition(d.str() + " is tagged");
+      RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Manifest(repo, d));
+      if (m.subject) b.Delete(keys::Referrer(repo, *m.subject, d));
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete manifest"));
+    }
+    return Durable();
+  }
+
+  Status RemoveRepositoryIfEmpty(const std::string& repo) override {
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      for (const std::string& prefix :
+           {keys::LinkPrefix(repo), keys::TagPrefix(repo),
+            keys::ManifestPrefix(repo)}) {
+        it->Seek(prefix);
+        if (it->Valid() && it->key().starts_with(prefix))
+          return FailedPrecondition(repo + " is not empty");
+      }
+      RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Repo(repo)),
+                              "remove repository"));
+    }
+    return Durable();
+  }
+
   // --- used by Writer ---
   Result<BlobInfo> CommitWriter(Writer& w, const Digest& expected,
                                 std::optional<uint64_t> expected_size,
@@ -897,9 +1112,11 @@ class RocksStore : public Store {
       if (in_db)
         b.Put(keys::Inline(expected),
               rocksdb::Slice(size == 0 ? "" : w.inline_buf_.get(), size));
-      b.Put(keys::Unreferenced(expected), "");
+      b.Put(keys::Unreferenced(expected), TimeValue(NowMicros()));
       b.Delete(keys::Pending(expected));
     }
+    if (exists && r.refs == 0 && link_repo.empty())  // uploaded again: touched
+      b.Put(keys::Unreferenced(expected), TimeValue(NowMicros()));
     if (!link_repo.empty())
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
     if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
@@ -1019,9 +1236,12 @@ class RocksStore : public Store {
     } else {
       RETURN_IF_ERROR(GetBlobRecord(d, &r));
     }
-    if (Exists(keys::Link(repo, d))) return Status::Ok();
+    if (Exists(keys::Link(repo, d))) {
+      b->Put(keys::Link(repo, d), TimeValue(NowMicros()));  // touched
+      return Status::Ok();
+    }
     ++r.refs;
-    b->Put(keys::Link(repo, d), "");
+    b->Put(keys::Link(repo, d), TimeValue(NowMicros()));
     b->Put(keys::Blob(d), r.Encode());
     b->Delete(keys::Unreferenced(d));
     b->Put(keys::Repo(repo), "");

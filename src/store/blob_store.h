@@ -32,6 +32,16 @@
 // garbage collector can find candidates without walking every blob
 // (ListUnreferencedBlobs / DeleteBlob).
 //
+// Touch times, for a garbage collector's grace window (all microseconds
+// since the epoch, by the system clock): a link records when it was last
+// made or required by a manifest PUT; a manifest when it was put or last
+// required by another manifest (an index's child, a referrer's subject);
+// an unreferenced blob when it lost its last link (that link's touch time)
+// or was last committed unlinked. The *IfIdle operations act only on what
+// was not touched since a cutoff, checked under the metadata lock, so a
+// collector that decided from an earlier snapshot (ReadRepository) can
+// never remove what a concurrent push has just come to depend on.
+//
 // Thread safety: a Store is thread-safe. Byte I/O runs without store locks;
 // metadata read-check-write sequences (link, unlink, manifest put/delete,
 // commit, blob delete) are serialised by one internal mutex and applied as
@@ -139,6 +149,16 @@ struct ManifestRecord {
   std::optional<Digest> subject;  // OCI 1.1 `subject`, indexed as referrer
   std::string artifact_type;
   std::map<std::string, std::string> annotations;
+  // Set by the store: when the manifest was put or last required by
+  // another (see touch times above). Ignored by PutManifest.
+  int64_t touched_micros = 0;
+};
+
+// A repository's index as of one moment (ReadRepository).
+struct RepositoryContents {
+  std::vector<std::pair<Digest, int64_t>> links;  // digest, touched
+  std::vector<ManifestRecord> manifests;
+  std::vector<std::pair<std::string, Digest>> tags;
 };
 
 struct ReferrerRecord {
@@ -204,6 +224,17 @@ class BlobAdmin {
   // Calls fn for every blob in the CAS, in digest order. Stops early and
   // returns kInternal on a database error.
   virtual Status WalkBlobs(const std::function<void(const BlobInfo&)>& fn) = 0;
+  // Calls fn for every unreferenced blob with the time it became so.
+  virtual Status WalkUnreferenced(
+      const std::function<void(const Digest&, int64_t since_micros)>& fn) = 0;
+  // DeleteBlob, only if the blob has been unreferenced since before
+  // `cutoff_micros`: kFailedPrecondition if it is linked or was touched
+  // at or after the cutoff, kNotFound if absent.
+  virtual Status DeleteBlobIfIdle(const Digest& d, int64_t cutoff_micros) = 0;
+  // Removes CAS bytes that have no blob record and no commit in progress
+  // (left by a crash between a record's deletion and its bytes').
+  // Returns how many blobs' bytes went, and how many bytes.
+  virtual Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() = 0;
 };
 
 class RepositoryIndex {
@@ -247,7 +278,27 @@ class RepositoryIndex {
   // Manifests of repo whose subject is `subject`, in referrer digest order.
   virtual Result<std::vector<ReferrerRecord>> ListReferrers(
       const std::string& repo, const Digest& subject) = 0;
+
+  // --- for a garbage collector (see touch times above) ---
+  // Links, manifests (with their touch times) and tags of repo, all as of
+  // one moment.
+  virtual Result<RepositoryContents> ReadRepository(
+      const std::string& repo) = 0;
+  // Unlinks d from repo if the link was last touched before the cutoff;
+  // kFailedPrecondition if touched since, kNotFound if not linked.
+  virtual Status UnlinkIfIdle(const std::string& repo, const Digest& d,
+                              int64_t cutoff_micros) = 0;
+  // Deletes an untagged manifest (and its referrer entry) last touched
+  // before the cutoff; kFailedPrecondition if touched since or tagged.
+  virtual Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,
+                                      int64_t cutoff_micros) = 0;
+  // Forgets repo (it leaves the catalog) if it has no link, manifest or
+  // tag left; kFailedPrecondition otherwise.
+  virtual Status RemoveRepositoryIfEmpty(const std::string& repo) = 0;
 };
+
+// Microseconds since the epoch, the unit of the store's touch times.
+int64_t NowMicros();
 
 class Store : public BlobReader,
               public Ingester,

@@ -56,6 +56,8 @@ class ByteBackend {
   virtual Result<std::unique_ptr<BlobReadHandle>> Open(const Digest& d) = 0;
   // Succeeds if absent.
   virtual Status Remove(const Digest& d) = 0;
+  // Appends the digest of every blob whose bytes the backend holds.
+  virtual Status ListBlobs(std::vector<Digest>* out) = 0;
 };
 
 // Files under root: blobs/<algorithm>/<2 hex>/<hex> and uploads/<key>.

@@ -277,6 +277,21 @@ class FileBackend : public ByteBackend {
     return Status::Ok();
   }
 
+  Status ListBlobs(std::vector<Digest>* out) override {
+    std::error_code ec;
+    std::filesystem::path top(root_ + "/blobs");
+    if (!std::filesystem::exists(top, ec)) return Status::Ok();
+    for (const auto& alg : std::filesystem::directory_iterator(top, ec))
+      for (const auto& fan : std::filesystem::directory_iterator(alg, ec))
+        for (const auto& f : std::filesystem::directory_iterator(fan, ec)) {
+          auto d = Digest::Parse(alg.path().filename().string() + ":" +
+                                 f.path().filename().string());
+          if (d.ok()) out->push_back(*d);
+        }
+    if (ec) return Errno("list blobs");
+    return Status::Ok();
+  }
+
  private:
   std::string SpoolPath(const std::string& key) const {
     return root_ + "/uploads/" + key;

@@ -31,6 +31,9 @@ std::string LinkPrefix(const std::string& repo) {
 std::string Link(const std::string& repo, const Digest& d) {
   return InRepo('l', repo, d.str());
 }
+std::string ManifestPrefix(const std::string& repo) {
+  return InRepo('m', repo, "");
+}
 std::string Manifest(const std::string& repo, const Digest& d) {
   return InRepo('m', repo, d.str());
 }

@@ -46,6 +46,7 @@ std::string Upload(const std::string& id);
 std::string Repo(const std::string& repo);
 std::string LinkPrefix(const std::string& repo);
 std::string Link(const std::string& repo, const Digest& d);
+std::string ManifestPrefix(const std::string& repo);
 std::string Manifest(const std::string& repo, const Digest& d);
 std::string TagPrefix(const std::string& repo);
 std::string Tag(const std::string& repo, const std::string& tag);

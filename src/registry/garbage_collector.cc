@@ -1,0 +1,199 @@
+#include "registry/garbage_collector.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "oci/manifest.h"
+
+namespace ocib::registry {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Marks and sweeps one repository. *parse_failed: a kept manifest that does
+// not parse (then no link is removed).
+// In a dry run, *dry_unlinked counts the links each blob would lose.
+Status CollectRepository(Store* store, const std::string& repo,
+                         const GcOptions& o, int64_t cutoff, GcStats* st,
+                         std::map<Digest, uint64_t>* dry_unlinked) {
+  ASSIGN_OR_RETURN(RepositoryContents c, store->ReadRepository(repo));
+  std::map<Digest, const ManifestRecord*> manifests;
+  std::map<Digest, std::vector<Digest>> referrers;  // subject -> referrers
+  for (const auto& m : c.manifests) {
+    manifests[m.digest] = &m;
+    if (m.subject) referrers[*m.subject].push_back(m.digest);
+  }
+  std::vector<Digest> work;
+  for (const auto& [tag, d] : c.tags) work.push_back(d);
+  // Roots: tagged manifests; every manifest unless delete_untagged, save
+  // referrers whose subject is gone (they go with it); anything young.
+  for (const auto& m : c.manifests) {
+    bool orphan_referrer = m.subject && !manifests.count(*m.subject);
+    if ((!o.delete_untagged && !orphan_referrer) || m.touched_micros >= cutoff)
+      work.push_back(m.digest);
+  }
+  std::set<Digest> kept, blobs;
+  bool parse_failed = false;
+  while (!work.empty()) {
+    Digest d = work.back();
+    work.pop_back();
+    auto it = manifests.find(d);
+    if (it == manifests.end() || !kept.insert(d).second) continue;
+    auto parsed =
+        oci::ParseManifest(it->second->content, it->second->media_type);
+    if (!parsed.ok()) {
+      parse_failed = true;
+      continue;
+    }
+    if (parsed->config) blobs.insert(parsed->config->digest);
+    for (const auto& l : parsed->layers) blobs.insert(l.digest);
+    for (const auto& m : parsed->manifests) work.push_back(m.digest);
+    if (parsed->subject) work.push_back(parsed->subject->digest);
+    auto r = referrers.find(d);
+    if (r != referrers.end())
+      work.insert(work.end(), r->second.begin(), r->second.end());
+  }
+  for (const auto& m : c.manifests) {
+    if (kept.count(m.digest)) continue;
+    if (o.dry_run) {
+      st->would_delete.push_back(repo + "@" + m.digest.str());
+      ++st->manifests_deleted;
+      continue;
+    }
+    Status s = store->DeleteManifestIfIdle(repo, m.digest, cutoff);
+    if (s.ok())
+      ++st->manifests_deleted;
+    else if (s.code() != Code::kFailedPrecondition &&
+             s.code() != Code::kNotFound)
+      return s;
+  }
+  if (parse_failed) {
+    std::fprintf(stderr,
+                 "ocireg: gc: %s has a manifest that does not parse; its "
+                 "blobs are kept\n",
+                 repo.c_str());
+    return Status::Ok();
+  }
+  for (const auto& [d, touched] : c.links) {
+    if (blobs.count(d) || touched >= cutoff) continue;
+    if (o.dry_run) {
+      ++st->links_removed;
+      ++(*dry_unlinked)[d];
+      continue;
+    }
+    Status s = store->UnlinkIfIdle(repo, d, cutoff);
+    if (s.ok())
+      ++st->links_removed;
+    else if (s.code() != Code::kFailedPrecondition &&
+             s.code() != Code::kNotFound)
+      return s;
+  }
+  if (!o.dry_run && store->RemoveRepositoryIfEmpty(repo).ok())
+    ++st->repositories_removed;
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string GcStats::Summary() const {
+  char buf[400];
+  std::snprintf(
+      buf, sizeof buf,
+      "%llu repositories, %llu manifests and %llu links removed, "
+      "%llu blobs (%llu bytes) reclaimed, %llu orphaned blobs, "
+      "%llu empty repositories, in %.3f s",
+      (unsigned long long)repositories, (unsigned long long)manifests_deleted,
+      (unsigned long long)links_removed, (unsigned long long)blobs_deleted,
+      (unsigned long long)bytes_reclaimed, (unsigned long long)orphan_blobs,
+      (unsigned long long)repositories_removed, seconds);
+  return buf;
+}
+
+Result<GcStats> CollectGarbage(Store* store, const GcOptions& o) {
+  auto t0 = Clock::now();
+  GcStats st;
+  int64_t cutoff = NowMicros() - o.min_age_seconds * 1000000;
+  // Every repository, paged.
+  std::map<Digest, uint64_t> dry_unlinked;
+  std::string last;
+  while (true) {
+    ASSIGN_OR_RETURN(Page p, store->ListRepositories(1000, last));
+    for (const auto& repo : p.items) {
+      ++st.repositories;
+      RETURN_IF_ERROR(
+          CollectRepository(store, repo, o, cutoff, &st, &dry_unlinked));
+    }
+    if (!p.more || p.items.empty()) break;
+    last = p.items.back();
+  }
+  // Blobs without links. The cutoff is taken again: links removed above
+  // count as unreferenced since they were last touched.
+  int64_t blob_cutoff = NowMicros() - o.min_age_seconds * 1000000;
+  std::vector<Digest> idle;
+  RETURN_IF_ERROR(store->WalkUnreferenced([&](const Digest& d, int64_t since) {
+    if (since < blob_cutoff) idle.push_back(d);
+  }));
+  // A dry run also counts the blobs that would lose their last link.
+  for (const auto& [d, n] : dry_unlinked) {
+    auto info = store->StatBlob(d);
+    if (info.ok() && info->refs > 0 && info->refs <= n) idle.push_back(d);
+  }
+  for (const Digest& d : idle) {
+    auto info = store->StatBlob(d);
+    if (o.dry_run) {
+      st.would_delete.push_back(d.str());
+      ++st.blobs_deleted;
+      if (info.ok()) st.bytes_reclaimed += info->size;
+      continue;
+    }
+    Status s = store->DeleteBlobIfIdle(d, blob_cutoff);
+    if (s.ok()) {
+      ++st.blobs_deleted;
+      if (info.ok()) st.bytes_reclaimed += info->size;
+    } else if (s.code() != Code::kFailedPrecondition &&
+               s.code() != Code::kNotFound) {
+      return s;
+    }
+  }
+  if (!o.dry_run) {
+    ASSIGN_OR_RETURN(auto orphans, store->RemoveOrphanBytes());
+    st.orphan_blobs = orphans.first;
+    st.bytes_reclaimed += orphans.second;
+  }
+  st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return st;
+}
+
+Result<int64_t> ParseDurationSeconds(const std::string& text) {
+  if (text.empty()) return Status(Code::kInvalidArgument, "empty duration");
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    int64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      n = n * 10 + (text[i] - '0');
+      if (n > 100LL * 365 * 86400)
+        return Status(Code::kInvalidArgument, "duration too long: " + text);
+      ++i;
+    }
+    if (i == start || i == text.size())
+      return Status(Code::kInvalidArgument,
+                    "duration \"" + text + "\" must be like 90s, 15m, 1h, 7d");
+    char unit = text[i++];
+    int64_t mult = unit == 's'   ? 1
+                   : unit == 'm' ? 60
+                   : unit == 'h' ? 3600
+                   : unit == 'd' ? 86400
+                                 : 0;
+    if (!mult)
+      return Status(Code::kInvalidArgument,
+                    "duration \"" + text + "\" must be like 90s, 15m, 1h, 7d");
+    total += n * mult;
+  }
+  return total;
+}
+
+}  // namespace ocib::registry
