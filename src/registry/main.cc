@@ -7,6 +7,8 @@
 //   ocireg gc --root DIR [--dry-run] [--min-age DURATION] [--delete-untagged]
 //       garbage collection of a stopped registry's store (min-age 0s
 //       unless given: nothing else can use it meanwhile)
+//   ocireg du --root DIR [--json]
+//       bytes per namespace and repository of a registry's store
 //
 // SIGHUP re-reads the config file's read_only, the TLS certificate and
 // key, and the htpasswd and ACL files; SIGTERM/SIGINT stop gracefully.
@@ -24,6 +26,7 @@
 #include "registry/config.h"
 #include "registry/garbage_collector.h"
 #include "registry/registry.h"
+#include "registry/usage.h"
 #include "store/blob_store.h"
 
 namespace {
@@ -40,7 +43,8 @@ int Usage() {
       "  --tls-cert/--tls-key  serve HTTPS with this PEM certificate and key\n"
       "  --read-only       refuse every write (maintenance)\n"
       "       ocireg gc --root DIR [--dry-run] [--min-age DURATION] "
-      "[--delete-untagged]\n");
+      "[--delete-untagged]\n"
+      "       ocireg du --root DIR [--json]\n");
   return 2;
 }
 
@@ -51,6 +55,34 @@ bool IsLoopback(const std::string& host) {
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "ocireg: %s\n", msg.c_str());
   return 1;
+}
+
+// ocireg du: disk use of a store (a read-only snapshot, so it also works
+// beside a running server).
+int Du(int argc, char** argv) {
+  using namespace ocib;
+  std::string root;
+  bool json = false;
+  for (int i = 2; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--root" && i + 1 < argc)
+      root = argv[++i];
+    else if (a == "--json")
+      json = true;
+    else
+      return Usage();
+  }
+  if (root.empty()) return Fail("du needs --root DIR");
+  StoreOptions so;
+  so.root = root;
+  so.read_only = true;
+  auto store = OpenStore(so);
+  if (!store.ok())
+    return Fail("store " + root + ": " + store.status().message());
+  auto u = registry::ComputeUsage(store->get());
+  if (!u.ok()) return Fail("du: " + u.status().message());
+  std::fputs(json ? (u->Json() + "\n").c_str() : u->Table().c_str(), stdout);
+  return 0;
 }
 
 // ocireg gc: collects garbage in a store no server has open.
@@ -98,6 +130,7 @@ int Gc(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace ocib;
   if (argc >= 2 && std::string(argv[1]) == "gc") return Gc(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "du") return Du(argc, argv);
   if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
   std::string config_path, listen, root, port_file, tls_cert, tls_key;
   bool read_only = false;

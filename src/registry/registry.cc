@@ -18,6 +18,7 @@
 #include "registry/mirror.h"
 #include "registry/route_table.h"
 #include "registry/routes.h"
+#include "registry/usage.h"
 #include "util/mutex.h"
 
 namespace ocib::registry {
@@ -172,15 +173,7 @@ class Registry::Impl {
   // POST /admin/gc[?dry_run=true&min_age=0s&delete_untagged=true]: runs
   // GC now and answers its counters as JSON. Admins only.
   void AdminGc(const net::Request& req, net::Response& res) {
-    if (access_) {
-      Principal who;
-      if (!access_->Authenticate(req, "", &who, res)) return;
-      res.log_user = who.user;
-      if (!access_->IsAdmin(who)) {
-        if (who.user.empty()) return access_->Refuse(req, who, "", 0, "", res);
-        return SendError(res, ErrorCode::kDenied, "admin only");
-      }
-    }
+    if (!Admin(req, res)) return;
     if (req.method != "POST")
       return SendError(res, ErrorCode::kMethodNotAllowed, "POST /admin/gc");
     GcOptions o;
@@ -215,11 +208,37 @@ class Registry::Impl {
     res.set_content(body, "application/json");
   }
 
+  // True if the caller may use /admin/ endpoints; else answers 401/403.
+  bool Admin(const net::Request& req, net::Response& res) {
+    if (!access_) return true;
+    Principal who;
+    if (!access_->Authenticate(req, "", &who, res)) return false;
+    res.log_user = who.user;
+    if (access_->IsAdmin(who)) return true;
+    if (who.user.empty())
+      access_->Refuse(req, who, "", 0, "", res);
+    else
+      SendError(res, ErrorCode::kDenied, "admin only");
+    return false;
+  }
+
+  // GET /admin/usage: bytes per repository and namespace (usage.h).
+  void AdminUsage(const net::Request& req, net::Response& res) {
+    if (!Admin(req, res)) return;
+    if (req.method != "GET" && req.method != "HEAD")
+      return SendError(res, ErrorCode::kMethodNotAllowed, "GET /admin/usage");
+    auto u = ComputeUsage(store_);
+    if (!u.ok()) return SendError(res, ErrorCode::kUnknown, "usage failed");
+    res.status = 200;
+    res.set_content(u->Json(), "application/json");
+  }
+
   void Dispatch(const net::Request& req, net::Response& res,
                 net::RequestBody& reader) {
     if (access_ && access_->token_server() && req.path == "/token")
       return access_->ServeToken(req, reader, res);
     if (req.path == "/admin/gc") return AdminGc(req, res);
+    if (req.path == "/admin/usage") return AdminUsage(req, res);
     Body body{reader};
     Route r = MatchRoute(req.path);
     Principal who;

@@ -363,6 +363,12 @@ expect "mTLS: ci-bot may not push elsewhere" 403 \
 flush
 has "mTLS: the access log names ci-bot" '127.0.0.1:[0-9]+ ci-bot "POST /v2/bots/app/blobs/uploads/" 202' mtls.log
 
+# --- the GC admin endpoint is for admins --------------------------------------
+expect "POST /admin/gc anonymous: 401" 401 "$(code --cacert ca.pem -X POST "https://$TOK/admin/gc?dry_run=true")"
+expect "POST /admin/gc as bob (no admin): 403" 403 "$(code --cacert ca.pem -u bob:b0b-pw -X POST "https://$TOK/admin/gc?dry_run=true")"
+expect "POST /admin/gc as alice (admin): 200" 200 "$(code --cacert ca.pem -u alice:s3cret -X POST "https://$TOK/admin/gc?dry_run=true")"
+has "... with the run's counters" '"dry_run":true,"repositories":[0-9]+' body
+
 # --- a warning when serving beyond loopback without TLS or auth ------------
 "$BIN/ocireg" serve --listen 0.0.0.0:0 --root "$W/wide-store" --port-file wide.port >/dev/null 2>wide.err &
 wide=$!

@@ -49,6 +49,19 @@ pulls "$R/team/other:a" && pass "team/other:a (shared layer) still pulls" || fai
 expect_code "b's manifest is gone" 404 "$(curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/team/app/manifests/sha256:$BD")"
 grep -q "ocireg: gc: .* blobs (.* bytes) reclaimed" "$W/r/server.log" && pass "the run is logged with its counters" || fail "no gc log line"
 
+# --- usage per repository and namespace ---------------------------------------
+curl -s "http://$R/admin/usage" > usage.json
+python3 - "$W/usage.json" <<'PY' && pass "GET /admin/usage: per repository and namespace, app's bytes counted once in team" || fail "usage: $(cat usage.json)"
+import json, sys
+u = json.load(open(sys.argv[1]))
+app, other, team = u["repositories"]["team/app"], u["repositories"]["team/other"], u["namespaces"]["team"]
+assert app["bytes"] > 0 and other["bytes"] > 0, u
+assert team["bytes"] < app["bytes"] + other["bytes"], u   # the shared layer once
+assert u["total"]["bytes"] >= team["bytes"], u
+PY
+"$BIN_DIR/ocireg" du --root "$STORE" > du.out 2>&1 && grep -qE '^namespace +[0-9]+ +[0-9]+  team$' du.out &&
+  grep -qE '^repository .* team/app$' du.out && pass "ocireg du beside the running server" || { fail "ocireg du"; cat du.out; }
+
 # --- the grace window ---------------------------------------------------
 make_layout "$W/c" v1 gc-c
 CD=$($S copy --dest-tls-verify=false "oci:$W/c:v1" "docker://$R/team/young:c" >/dev/null; \
