@@ -231,6 +231,26 @@ FieldParser Duration(int64_t* out) {
   };
 }
 
+Status ParseRetention(const json& v, std::vector<RetentionRule>* out) {
+  if (!v.is_array())
+    return InvalidArgument("config key \"retention\" must be a list of rules");
+  for (size_t i = 0; i < v.size(); ++i) {
+    RetentionRule r;
+    std::string where = "retention[" + std::to_string(i) + "]";
+    RETURN_IF_ERROR(
+        ParseObject(v[i], where,
+                    {{"repository", Str(&r.repository)},
+                     {"keep_newest", Int(0, 1000000, &r.keep_newest)},
+                     {"keep_tags", Str(&r.keep_tags)},
+                     {"remove_older_than", Duration(&r.remove_older_than)},
+                     {"keep_untagged_for", Duration(&r.keep_untagged_for)}}));
+    if (Status s = ValidateRetention(r); !s.ok())
+      return InvalidArgument("config key \"" + where + "\": " + s.message());
+    out->push_back(std::move(r));
+  }
+  return Status::Ok();
+}
+
 Status ParseGc(const json& v, Config::Gc* g) {
   return ParseObject(v, "gc",
                      {{"interval", Duration(&g->interval_seconds)},
@@ -401,6 +421,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseAuth(v, &c.auth);
     else if (k == "gc")
       s = ParseGc(v, &c.gc);
+    else if (k == "retention")
+      s = ParseRetention(v, &c.retention);
     else if (k == "read_only")
       s = BoolField(v, "read_only", &c.read_only);
     else if (k == "log_format")

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "net/tls.h"
+#include "registry/garbage_collector.h"
 #include "util/status.h"
 
 namespace ocib::registry {
@@ -110,6 +111,7 @@ struct Config {
     int64_t min_age_seconds = 3600;
     bool delete_untagged = false;
   } gc;
+  std::vector<RetentionRule> retention;  // "retention": [...]
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

@@ -1,10 +1,13 @@
 #include "registry/garbage_collector.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <regex>
 #include <set>
 
+#include "auth/acl.h"
 #include "oci/manifest.h"
 
 namespace ocib::registry {
@@ -14,11 +17,66 @@ using Clock = std::chrono::steady_clock;
 
 // Marks and sweeps one repository. *parse_failed: a kept manifest that does
 // not parse (then no link is removed).
+const RetentionRule* RuleFor(const GcOptions& o, const std::string& repo) {
+  for (const auto& r : o.retention)
+    if (r.repository.empty() || auth::GlobMatch(r.repository, repo)) return &r;
+  return nullptr;
+}
+
+// Removes the tags `rule` does not keep (from c.tags too, so the mark
+// sees what is left).
+Status ApplyRetention(Store* store, const std::string& repo,
+                      const RetentionRule& rule, const GcOptions& o,
+                      RepositoryContents* c, GcStats* st) {
+  if (rule.keep_newest < 0 && rule.remove_older_than < 0) return Status::Ok();
+  std::vector<TagEntry> tags = c->tags;
+  std::sort(tags.begin(), tags.end(), [](const TagEntry& a, const TagEntry& b) {
+    return a.pushed_micros != b.pushed_micros
+               ? a.pushed_micros > b.pushed_micros
+               : a.name < b.name;
+  });
+  std::regex keep(rule.keep_tags.empty() ? "$^" : rule.keep_tags);
+  int64_t young = NowMicros() - rule.remove_older_than * 1000000;
+  std::set<std::string> removed;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    const TagEntry& t = tags[i];
+    bool kept =
+        (!rule.keep_tags.empty() && std::regex_search(t.name, keep)) ||
+        (rule.keep_newest >= 0 && i < static_cast<size_t>(rule.keep_newest)) ||
+        (rule.remove_older_than >= 0 && t.pushed_micros >= young);
+    if (kept) continue;
+    if (o.dry_run) {
+      st->would_delete.push_back(repo + ":" + t.name);
+    } else {
+      Status s =
+          store->DeleteTagIfUnchanged(repo, t.name, t.digest, t.pushed_micros);
+      if (s.code() == Code::kFailedPrecondition) continue;  // pushed again
+      if (!s.ok() && s.code() != Code::kNotFound) return s;
+    }
+    ++st->tags_removed;
+    removed.insert(t.name);
+  }
+  std::erase_if(c->tags,
+                [&](const TagEntry& t) { return removed.count(t.name) > 0; });
+  return Status::Ok();
+}
+
 // In a dry run, *dry_unlinked counts the links each blob would lose.
 Status CollectRepository(Store* store, const std::string& repo,
                          const GcOptions& o, int64_t cutoff, GcStats* st,
                          std::map<Digest, uint64_t>* dry_unlinked) {
   ASSIGN_OR_RETURN(RepositoryContents c, store->ReadRepository(repo));
+  const RetentionRule* rule = RuleFor(o, repo);
+  bool untagged_go = o.delete_untagged;
+  int64_t manifest_cutoff = cutoff;
+  if (rule) {
+    RETURN_IF_ERROR(ApplyRetention(store, repo, *rule, o, &c, st));
+    if (rule->keep_untagged_for >= 0) {
+      untagged_go = true;
+      manifest_cutoff =
+          std::min(cutoff, NowMicros() - rule->keep_untagged_for * 1000000);
+    }
+  }
   std::map<Digest, const ManifestRecord*> manifests;
   std::map<Digest, std::vector<Digest>> referrers;  // subject -> referrers
   for (const auto& m : c.manifests) {
@@ -26,12 +84,13 @@ Status CollectRepository(Store* store, const std::string& repo,
     if (m.subject) referrers[*m.subject].push_back(m.digest);
   }
   std::vector<Digest> work;
-  for (const auto& [tag, d] : c.tags) work.push_back(d);
+  for (const auto& t : c.tags) work.push_back(t.digest);
   // Roots: tagged manifests; every manifest unless delete_untagged, save
   // referrers whose subject is gone (they go with it); anything young.
   for (const auto& m : c.manifests) {
     bool orphan_referrer = m.subject && !manifests.count(*m.subject);
-    if ((!o.delete_untagged && !orphan_referrer) || m.touched_micros >= cutoff)
+    if ((!untagged_go && !orphan_referrer) ||
+        m.touched_micros >= manifest_cutoff)
       work.push_back(m.digest);
   }
   std::set<Digest> kept, blobs;
@@ -62,7 +121,7 @@ Status CollectRepository(Store* store, const std::string& repo,
       ++st->manifests_deleted;
       continue;
     }
-    Status s = store->DeleteManifestIfIdle(repo, m.digest, cutoff);
+    Status s = store->DeleteManifestIfIdle(repo, m.digest, manifest_cutoff);
     if (s.ok())
       ++st->manifests_deleted;
     else if (s.code() != Code::kFailedPrecondition &&
@@ -103,11 +162,12 @@ std::string GcStats::Summary() const {
       buf, sizeof buf,
       "%llu repositories, %llu manifests and %llu links removed, "
       "%llu blobs (%llu bytes) reclaimed, %llu orphaned blobs, "
-      "%llu empty repositories, in %.3f s",
+      "%llu empty repositories, %llu tags by retention, in %.3f s",
       (unsigned long long)repositories, (unsigned long long)manifests_deleted,
       (unsigned long long)links_removed, (unsigned long long)blobs_deleted,
       (unsigned long long)bytes_reclaimed, (unsigned long long)orphan_blobs,
-      (unsigned long long)repositories_removed, seconds);
+      (unsigned long long)repositories_removed,
+      (unsigned long long)tags_removed, seconds);
   return buf;
 }
 
@@ -164,6 +224,18 @@ Result<GcStats> CollectGarbage(Store* store, const GcOptions& o) {
   }
   st.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return st;
+}
+
+Status ValidateRetention(const RetentionRule& r) {
+  try {
+    std::regex re(r.keep_tags.empty() ? "$^" : r.keep_tags);
+  } catch (const std::regex_error&) {
+    return Status(Code::kInvalidArgument,
+                  "keep_tags is not a regular expression: " + r.keep_tags);
+  }
+  if (r.keep_newest < -1)
+    return Status(Code::kInvalidArgument, "keep_newest must be >= 0");
+  return Status::Ok();
 }
 
 Result<int64_t> ParseDurationSeconds(const std::string& text) {

@@ -34,10 +34,25 @@
 
 namespace ocib::registry {
 
+// A retention policy for the repositories whose name matches `repository`
+// (a glob as the ACL's; the first matching rule applies). A tag stays if
+// it matches keep_tags, is among the keep_newest most recently pushed, or
+// was pushed within remove_older_than; with neither count nor age rule
+// every tag stays. Untagged manifests older than keep_untagged_for go
+// (even without delete_untagged). Applied before GC's mark.
+struct RetentionRule {
+  std::string repository;          // "" = every repository
+  int64_t keep_newest = -1;        // -1: no count rule
+  std::string keep_tags;           // ECMAScript regex; "" = none
+  int64_t remove_older_than = -1;  // seconds; -1: no age rule
+  int64_t keep_untagged_for = -1;  // seconds; -1: as gc.delete_untagged
+};
+
 struct GcOptions {
   int64_t min_age_seconds = 3600;
   bool delete_untagged = false;
   bool dry_run = false;  // only count and list what would go
+  std::vector<RetentionRule> retention;
 };
 
 struct GcStats {
@@ -48,12 +63,16 @@ struct GcStats {
   uint64_t bytes_reclaimed = 0;
   uint64_t orphan_blobs = 0;  // bytes without a record, removed
   uint64_t repositories_removed = 0;
+  uint64_t tags_removed = 0;  // by retention rules
   double seconds = 0;
   std::vector<std::string> would_delete;  // dry run: "repo@digest", digests
   std::string Summary() const;            // one line for the log
 };
 
 Result<GcStats> CollectGarbage(Store* store, const GcOptions& options);
+
+// Checks a rule (its regex compiles, its numbers make sense).
+Status ValidateRetention(const RetentionRule& rule);
 
 // Parses a duration such as "90s", "15m", "1h", "7d", "0s" (also "1h30m").
 Result<int64_t> ParseDurationSeconds(const std::string& text);

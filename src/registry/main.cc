@@ -4,7 +4,8 @@
 //                [--port-file FILE] [--mirror [NS=]URL]...
 //                [--tls-cert FILE --tls-key FILE] [--read-only]
 //
-//   ocireg gc --root DIR [--dry-run] [--min-age DURATION] [--delete-untagged]
+//   ocireg gc --root DIR [--config FILE] [--dry-run] [--min-age DURATION]
+//             [--delete-untagged]   (the config gives retention rules)
 //       garbage collection of a stopped registry's store (min-age 0s
 //       unless given: nothing else can use it meanwhile)
 //   ocireg du --root DIR [--json]
@@ -42,7 +43,8 @@ int Usage() {
       "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n"
       "  --tls-cert/--tls-key  serve HTTPS with this PEM certificate and key\n"
       "  --read-only       refuse every write (maintenance)\n"
-      "       ocireg gc --root DIR [--dry-run] [--min-age DURATION] "
+      "       ocireg gc --root DIR [--config FILE] [--dry-run] "
+      "[--min-age DURATION] "
       "[--delete-untagged]\n"
       "       ocireg du --root DIR [--json]\n");
   return 2;
@@ -99,6 +101,11 @@ int Gc(int argc, char** argv) {
       o.dry_run = true;
     } else if (a == "--delete-untagged") {
       o.delete_untagged = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      auto c = registry::LoadConfig(argv[++i]);
+      if (!c.ok()) return Fail(c.status().message());
+      o.delete_untagged = o.delete_untagged || c->gc.delete_untagged;
+      o.retention = c->retention;
     } else if (a == "--min-age" && i + 1 < argc) {
       auto d = registry::ParseDurationSeconds(argv[++i]);
       if (!d.ok()) return Fail("--min-age: " + d.status().message());

@@ -154,6 +154,7 @@ class Registry::Impl {
       GcOptions o;
       o.min_age_seconds = cfg_.gc.min_age_seconds;
       o.delete_untagged = cfg_.gc.delete_untagged;
+      o.retention = cfg_.retention;
       (void)RunGc(o);
     }
   }
@@ -180,6 +181,7 @@ class Registry::Impl {
     o.min_age_seconds = cfg_.gc.min_age_seconds;
     o.delete_untagged = cfg_.gc.delete_untagged;
     o.dry_run = req.get_param_value("dry_run") == "true";
+    o.retention = cfg_.retention;
     if (req.has_param("delete_untagged"))
       o.delete_untagged = req.get_param_value("delete_untagged") == "true";
     if (req.has_param("min_age")) {
@@ -196,14 +198,16 @@ class Registry::Impl {
         "{\"dry_run\":%s,\"repositories\":%llu,\"manifests_deleted\":%llu,"
         "\"links_removed\":%llu,\"blobs_deleted\":%llu,"
         "\"bytes_reclaimed\":%llu,\"orphan_blobs\":%llu,"
-        "\"repositories_removed\":%llu,\"seconds\":%.3f}",
+        "\"repositories_removed\":%llu,\"tags_removed\":%llu,"
+        "\"seconds\":%.3f}",
         o.dry_run ? "true" : "false", (unsigned long long)st->repositories,
         (unsigned long long)st->manifests_deleted,
         (unsigned long long)st->links_removed,
         (unsigned long long)st->blobs_deleted,
         (unsigned long long)st->bytes_reclaimed,
         (unsigned long long)st->orphan_blobs,
-        (unsigned long long)st->repositories_removed, st->seconds);
+        (unsigned long long)st->repositories_removed,
+        (unsigned long long)st->tags_removed, st->seconds);
     res.status = 200;
     res.set_content(body, "application/json");
   }

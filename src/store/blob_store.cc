@@ -773,7 +773,10 @@ class RocksStore : public Store {
     ManifestRecord stored = m;
     stored.touched_micros = now;
     b.Put(keys::Manifest(repo, m.digest), EncodeManifest(stored));
-    if (!tag.empty()) b.Put(keys::Tag(repo, tag), m.digest.str());
+    if (!tag.empty()) {
+      b.Put(keys::Tag(repo, tag), m.digest.str());
+      b.Put(keys::TagTime(repo, tag), TimeValue(now));
+    }
     if (m.subject)
       b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
     b.Put(keys::Repo(repo), "");
@@ -820,7 +823,12 @@ class RocksStore : public Store {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
-      if (it->value() == digest_text) b.Delete(it->key());
+      if (it->value() == digest_text) {
+        b.Delete(it->key());
+        std::string time_key = it->key().ToString();
+        time_key[0] = 'T';
+        b.Delete(time_key);
+      }
     }
     RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
     return Written(db_->Write(nosync_wo_, &b), "delete manifest");
@@ -831,8 +839,28 @@ class RocksStore : public Store {
       std::lock_guard<std::mutex> l(meta_mu_);
       if (!Exists(keys::Tag(repo, tag)))
         return NotFound("tag " + tag + " not in " + repo);
-      RETURN_IF_ERROR(
-          Written(db_->Delete(nosync_wo_, keys::Tag(repo, tag)), "delete tag"));
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Tag(repo, tag));
+      b.Delete(keys::TagTime(repo, tag));
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete tag"));
+    }
+    return Durable();
+  }
+
+  Status DeleteTagIfUnchanged(const std::string& repo, const std::string& tag,
+                              const Digest& d, int64_t pushed) override {
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      std::string v, t;
+      if (!db_->Get(ro_, keys::Tag(repo, tag), &v).ok())
+        return NotFound("tag " + tag + " not in " + repo);
+      bool timed = db_->Get(ro_, keys::TagTime(repo, tag), &t).ok();
+      if (v != d.str() || (timed ? ParseTime(t) : 0) != pushed)
+        return FailedPrecondition("tag " + tag + " was pushed again");
+      rocksdb::WriteBatch b;
+      b.Delete(keys::Tag(repo, tag));
+      b.Delete(keys::TagTime(repo, tag));
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete tag"));
     }
     return Durable();
   }
@@ -968,10 +996,19 @@ class RocksStore : public Store {
       out->manifests.push_back(std::move(*m));
       return Status::Ok();
     }));
-    return scan(keys::TagPrefix(repo), [&](auto k, auto v) {
+    RETURN_IF_ERROR(scan(keys::TagPrefix(repo), [&](auto k, auto v) {
       auto d = Digest::Parse(v);
       if (!d.ok()) return Internal("corrupt tag");
-      out->tags.emplace_back(std::string(k), *d);
+      out->tags.push_back(TagEntry{std::string(k), *d, 0});
+      return Status::Ok();
+    }));
+    std::string tag_time_prefix = keys::TagTime(repo, "");
+    size_t i = 0;
+    return scan(tag_time_prefix, [&](auto k, auto v) {
+      // Both scans are in tag order; a time without its tag is skipped.
+      while (i < out->tags.size() && out->tags[i].name < k) ++i;
+      if (i < out->tags.size() && out->tags[i].name == k)
+        out->tags[i].pushed_micros = ParseTime(v);
       return Status::Ok();
     });
   }

@@ -155,10 +155,15 @@ struct ManifestRecord {
 };
 
 // A repository's index as of one moment (ReadRepository).
+struct TagEntry {
+  std::string name;
+  Digest digest = Digest::Of("");
+  int64_t pushed_micros = 0;  // last PUT of the tag (0: before push times)
+};
 struct RepositoryContents {
   std::vector<std::pair<Digest, int64_t>> links;  // digest, touched
   std::vector<ManifestRecord> manifests;
-  std::vector<std::pair<std::string, Digest>> tags;
+  std::vector<TagEntry> tags;
 };
 
 struct ReferrerRecord {
@@ -292,6 +297,12 @@ class RepositoryIndex {
   // before the cutoff; kFailedPrecondition if touched since or tagged.
   virtual Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,
                                       int64_t cutoff_micros) = 0;
+  // Deletes the tag if it still names `d` and was last pushed at
+  // `pushed_micros` (retention decided from a snapshot);
+  // kFailedPrecondition if it changed since, kNotFound if gone.
+  virtual Status DeleteTagIfUnchanged(const std::string& repo,
+                                      const std::string& tag, const Digest& d,
+                                      int64_t pushed_micros) = 0;
   // Forgets repo (it leaves the catalog) if it has no link, manifest or
   // tag left; kFailedPrecondition otherwise.
   virtual Status RemoveRepositoryIfEmpty(const std::string& repo) = 0;

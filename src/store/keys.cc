@@ -37,6 +37,9 @@ std::string ManifestPrefix(const std::string& repo) {
 std::string Manifest(const std::string& repo, const Digest& d) {
   return InRepo('m', repo, d.str());
 }
+std::string TagTime(const std::string& repo, const std::string& tag) {
+  return InRepo('T', repo, tag);
+}
 std::string TagPrefix(const std::string& repo) { return InRepo('t', repo, ""); }
 std::string Tag(const std::string& repo, const std::string& tag) {
   return InRepo('t', repo, tag);

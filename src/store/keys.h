@@ -14,6 +14,7 @@
 //   "l" <repo> \0 <digest>                  blob linked into repo
 //   "m" <repo> \0 <digest>                  manifest record
 //   "t" <repo> \0 <tag>                     tag -> digest text
+//   "T" <repo> \0 <tag>                     tag's push time (absent: 0)
 //   "f" <repo> \0 <subject> \0 <digest>     referrer record
 //
 // Digests appear as their text form ("sha256:<hex>"). Repository names can
@@ -50,6 +51,8 @@ std::string ManifestPrefix(const std::string& repo);
 std::string Manifest(const std::string& repo, const Digest& d);
 std::string TagPrefix(const std::string& repo);
 std::string Tag(const std::string& repo, const std::string& tag);
+// When the tag was last pushed ("T" <repo> \0 <tag>, microseconds).
+std::string TagTime(const std::string& repo, const std::string& tag);
 std::string ReferrerPrefix(const std::string& repo, const Digest& subject);
 std::string Referrer(const std::string& repo, const Digest& subject,
                      const Digest& d);

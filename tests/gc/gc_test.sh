@@ -117,6 +117,46 @@ gc "$R" "min_age=0s" >/dev/null
 curl -s "http://$R/v2/_catalog" | grep -q '"team/other"' && fail "team/other still in the catalog" || pass "an emptied repository leaves the catalog after GC"
 pulls "$R/team/app:a" && pass "team/app:a still pulls (its layer was shared with team/other)" || fail "team/app:a lost its layer"
 
+# --- retention rules -------------------------------------------------------------
+cat > "$W/ret.json" <<'JSON'
+{"gc": {"interval": "0s"},
+ "retention": [
+   {"repository": "ret/count", "keep_newest": 2, "keep_tags": "^release-"},
+   {"repository": "ret/age", "remove_older_than": "2s"},
+   {"repository": "ret/untagged", "keep_untagged_for": "2s"},
+   {"repository": "ret/**", "keep_newest": 0}
+ ]}
+JSON
+start_registry ret --config "$W/ret.json"
+RR=$REG_ret
+push_tag() { $S copy --dest-tls-verify=false "oci:$W/$1:v1" "docker://$RR/$2" >/dev/null; }
+tags_of() { curl -s "http://$RR/v2/$1/tags/list" | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin).get("tags") or [])))'; }
+for t in release-1 t1 t2 t3 t4; do push_tag a "ret/count:$t"; sleep 0.05; done
+push_tag a ret/age:old
+push_tag c ret/untagged:gone && curl -s -o /dev/null -X DELETE "http://$RR/v2/ret/untagged/manifests/gone"
+UG=$(python3 -c "import json; print(json.load(open('$W/c/index.json'))['manifests'][0]['digest'])")
+sleep 2.5
+push_tag a ret/age:new
+push_tag b ret/untagged:young && curl -s -o /dev/null -X DELETE "http://$RR/v2/ret/untagged/manifests/young"
+YG=$(python3 -c "import json; print(json.load(open('$W/b/index.json'))['manifests'][0]['digest'])")
+out=$(gc "$RR" "min_age=0s&dry_run=true")
+[ "$(echo "$out" | field tags_removed)" = 3 ] && [ "$(tags_of ret/count)" = "release-1 t1 t2 t3 t4" ] &&
+  pass "retention dry run: 3 tags would go, none went" || fail "retention dry run: $out / $(tags_of ret/count)"
+out=$(gc "$RR" "min_age=0s")
+expect_code "keep_newest 2 + keep_tags ^release-: the newest two and release-1 stay" "release-1 t3 t4" "$(tags_of ret/count)"
+expect_code "remove_older_than 2s: the old tag goes, the new stays" "new" "$(tags_of ret/age)"
+expect_code "keep_untagged_for 2s: an untagged manifest older than that goes" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$RR/v2/ret/untagged/manifests/$UG")"
+expect_code "... a younger one stays" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$RR/v2/ret/untagged/manifests/$YG")"
+RR_ok=1; rm -rf "$W/pulled"; $S copy --src-tls-verify=false "docker://$RR/ret/count:t4" "oci:$W/pulled:x" >/dev/null 2>&1 || RR_ok=0
+[ $RR_ok = 1 ] && pass "a retained tag still pulls after GC" || fail "retained tag broken"
+grep -q "3 tags by retention" "$W/ret/server.log" && pass "the run logs tags removed by retention" || fail "no retention count in the log"
+stop_pid "$PID_ret"
+echo '{"retention": [{"keep_tags": "(["}]}' > "$W/bad-ret.json"
+"$BIN_DIR/ocireg" serve --config "$W/bad-ret.json" --listen 127.0.0.1:0 --root "$W/badret" >/dev/null 2>"$W/err"; r=$?
+[ $r -ne 0 ] && grep -q 'retention\[0\].*keep_tags is not a regular expression' "$W/err" && pass "a bad retention regex stops the server with the key named" || fail "bad regex: $(cat "$W/err")"
+
 # --- 20 clients push and re-push shared layers while GC loops -----------------
 for i in 0 1 2 3; do make_layout "$W/s$i" v1 "shared-$i"; done
 # check_tagged PREFIX: every tag of load/<PREFIX>1..20 pulls and verifies;
