@@ -251,6 +251,25 @@ Status ParseRetention(const json& v, std::vector<RetentionRule>* out) {
   return Status::Ok();
 }
 
+Status ParseQuotas(const json& v, std::vector<QuotaRule>* out) {
+  if (!v.is_array())
+    return InvalidArgument("config key \"quotas\" must be a list");
+  for (size_t i = 0; i < v.size(); ++i) {
+    QuotaRule q;
+    int64_t bytes = -1;
+    std::string where = "quotas[" + std::to_string(i) + "]";
+    RETURN_IF_ERROR(ParseObject(
+        v[i], where,
+        {{"namespace", Str(&q.ns)}, {"bytes", Int(0, INT64_MAX, &bytes)}}));
+    if (q.ns.empty() || bytes < 0 || q.ns.back() == '/')
+      return InvalidArgument("config key \"" + where +
+                             "\" needs a namespace and bytes");
+    q.bytes = static_cast<uint64_t>(bytes);
+    out->push_back(std::move(q));
+  }
+  return Status::Ok();
+}
+
 Status ParseGc(const json& v, Config::Gc* g) {
   return ParseObject(v, "gc",
                      {{"interval", Duration(&g->interval_seconds)},
@@ -423,6 +442,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseGc(v, &c.gc);
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);
+    else if (k == "quotas")
+      s = ParseQuotas(v, &c.quotas);
     else if (k == "read_only")
       s = BoolField(v, "read_only", &c.read_only);
     else if (k == "log_format")

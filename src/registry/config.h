@@ -13,6 +13,7 @@
 
 #include "net/tls.h"
 #include "registry/garbage_collector.h"
+#include "registry/quota.h"
 #include "util/status.h"
 
 namespace ocib::registry {
@@ -112,6 +113,8 @@ struct Config {
     bool delete_untagged = false;
   } gc;
   std::vector<RetentionRule> retention;  // "retention": [...]
+  // "quotas": [{"namespace": "team", "bytes": N}] (registry/quota.h).
+  std::vector<QuotaRule> quotas;
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed

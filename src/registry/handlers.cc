@@ -2,6 +2,7 @@
 #include "registry/handlers.h"
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "registry/access_control.h"
 
@@ -57,6 +58,15 @@ void SendError(net::Response& res, ErrorCode code, std::string_view detail) {
     detail = "internal error (details in the server log)";
   }
   res.set_content(ErrorBody(code, detail), "application/json");
+}
+
+void SendDenied(net::Response& res, const std::string& message) {
+  res.status = 403;
+  nlohmann::json e = {{"code", "DENIED"}, {"message", message}};
+  res.set_content(
+      nlohmann::json({{"errors", nlohmann::json::array({e})}})
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+      "application/json");
 }
 
 void SendNotFound(const Services& s, RequestContext& ctx, ErrorCode code,

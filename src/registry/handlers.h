@@ -21,6 +21,7 @@
 #include "registry/config.h"
 #include "registry/errcode.h"
 #include "registry/mirror.h"
+#include "registry/quota.h"
 #include "registry/routes.h"
 #include "store/blob_store.h"
 
@@ -47,8 +48,13 @@ struct Body {
 struct Services {
   const Config& cfg;
   Store* store;
-  Mirror* mirror;  // null unless upstreams are configured
+  Mirror* mirror;        // null unless upstreams are configured
+  const Quotas* quotas;  // null unless quotas are configured
 };
+
+// 403 DENIED with `message` as the error's message (clients print it:
+// docker shows "denied: <message>").
+void SendDenied(net::Response& res, const std::string& message);
 
 class AccessControl;
 struct Principal;

@@ -248,7 +248,8 @@ class Registry::Impl {
     Principal who;
     Caller caller{access_.get(), &who};
     RequestContext ctx{r, req, res, body, caller};
-    Services services{cfg_, store_, mirror_.get()};
+    Services services{cfg_, store_, mirror_.get(),
+                      quotas_.empty() ? nullptr : &quotas_};
     if (r.endpoint == Endpoint::kUnknown)
       return SendError(res, ErrorCode::kNotFound, req.path);
     bool repository =
@@ -326,6 +327,7 @@ class Registry::Impl {
   std::unique_ptr<Mirror> mirror_;         // when upstreams are configured
   std::unique_ptr<AccessControl> access_;  // when auth is configured
   std::atomic<bool> read_only_{false};
+  const Quotas quotas_{cfg_.quotas};
   std::thread gc_thread_;
   Mutex gc_mu_;  // one GC run at a time
   std::unique_ptr<net::HttpServer> svr_;

@@ -78,6 +78,20 @@ std::unique_ptr<BlobWriter> OpenSession(const Services& s,
   return std::move(*w);
 }
 
+// True if the repository's namespace has room for a blob of `size` bytes
+// (quota.h); else sends 403 DENIED naming usage and limit.
+bool QuotaAllows(const Services& s, RequestContext& ctx, const Digest* d,
+                 uint64_t size) {
+  if (!s.quotas) return true;
+  Status q = s.quotas->Check(s.store, ctx.route.name, d, size);
+  if (q.ok()) return true;
+  if (q.code() == Code::kFailedPrecondition)
+    SendDenied(ctx.res, q.message());
+  else
+    SendError(ctx.res, ErrorCode::kUnknown, q.message());
+  return false;
+}
+
 // Checks Content-Range (if any) against the session's offset.
 bool CheckRange(RequestContext& ctx, BlobWriter& w) {
   const net::Request& req = ctx.req;
@@ -122,18 +136,26 @@ void StartUpload(const Services& s, RequestContext& ctx) {
     // Mount only from a repository that holds the blob and that the
     // caller may pull; otherwise fall back to an upload session (202), as
     // the spec allows.
-    if (!from.empty() && ctx.caller.May(from, auth::kPull) &&
-        s.store->StatLinkedBlob(from, *d).ok() &&
-        s.store->LinkBlob(r.name, *d).ok())
-      return BlobCreated(ctx, *d);
+    auto held = from.empty() || !ctx.caller.May(from, auth::kPull)
+                    ? Result<BlobInfo>(Status(Code::kNotFound, ""))
+                    : s.store->StatLinkedBlob(from, *d);
+    if (held.ok()) {
+      if (!QuotaAllows(s, ctx, &*d, held->size)) return;
+      if (s.store->LinkBlob(r.name, *d).ok()) return BlobCreated(ctx, *d);
+    }
   } else if (req.has_param("digest")) {
     auto d = Digest::Parse(req.get_param_value("digest"));
     if (!d.ok())
       return SendError(res, ErrorCode::kDigestInvalid, d.status().message());
+    uint64_t declared;
+    if (ctx.body.declared_length(&declared) &&
+        !QuotaAllows(s, ctx, &*d, declared))
+      return;
     auto w = s.store->NewWriter();
     if (!w.ok())
       return SendError(res, ErrorCode::kUnknown, w.status().message());
     if (!ReceiveInto(**w, ctx)) return;
+    if (!QuotaAllows(s, ctx, &*d, (*w)->offset())) return;
     auto info = (*w)->Commit(*d, std::nullopt, r.name);
     if (!info.ok())
       return SendError(res,
@@ -163,7 +185,18 @@ void PutUpload(const Services& s, RequestContext& ctx) {
   if (!d.ok())
     return SendError(ctx.res, ErrorCode::kDigestInvalid, d.status().message());
   auto w = OpenSession(s, ctx);
-  if (!w || !CheckRange(ctx, *w) || !ReceiveInto(*w, ctx)) return;
+  if (!w || !CheckRange(ctx, *w)) return;
+  uint64_t declared;
+  if (ctx.body.declared_length(&declared) &&
+      !QuotaAllows(s, ctx, &*d, w->offset() + declared))
+    return;
+  if (!ReceiveInto(*w, ctx)) return;
+  if (!QuotaAllows(s, ctx, &*d, w->offset())) {
+    // Over quota at commit: the session's bytes are discarded.
+    w.reset();
+    s.store->AbortUpload(ctx.route.reference).IgnoreError();
+    return;
+  }
   auto info = w->Commit(*d, std::nullopt, ctx.route.name);
   if (!info.ok())
     return SendError(

@@ -28,6 +28,7 @@ htpasswd -Bbn -C 10 bob b0b-pw >> htpasswd 2>/dev/null
 cat > config.json <<JSON
 {"listen": "127.0.0.1:0", "root": "$W/store",
  "tls": {"cert_file": "$W/server.pem", "key_file": "$W/server.key"},
+ "quotas": [{"namespace": "tiny", "bytes": 1000}],
  "auth": {"htpasswd": {"path": "$W/htpasswd"}, "token_server": {"key_file": "$W/token.key"},
           "acl": {"rules": [{"users": ["alice"], "actions": ["admin"]},
                             {"repository": "team/**", "users": ["bob"], "actions": ["pull"]}]}}}
@@ -136,6 +137,10 @@ check "bob pulls team/docker" $DK pull "$R/team/docker:v1"
 $DK tag "$R/team/docker:v1" "$R/team/bob:v1"
 check_fails "bob's docker push is refused" $DK push "$R/team/bob:v1"
 grep -qi "denied" "$W/last.out" && pass "... as denied" || fail "docker refusal for bob: $(tail -1 "$W/last.out")"
+check "docker login as alice again" bash -c "echo s3cret | $DK login -u alice --password-stdin $R"
+$DK tag "$R/team/docker:v1" "$R/tiny/app:v1"
+check_fails "docker push over the namespace's quota fails" $DK push "$R/tiny/app:v1"
+grep -q "quota exceeded for namespace tiny" "$W/last.out" && pass "... with the quota message in docker's output" || fail "docker quota message: $(tail -2 "$W/last.out")"
 sleep 0.3
 grep -q 'audit push-manifest user=alice .* repository=team/docker reference=v1' access.log &&
   pass "audit log: alice's docker push" || fail "no audit line for the docker push"

@@ -157,6 +157,34 @@ echo '{"retention": [{"keep_tags": "(["}]}' > "$W/bad-ret.json"
 "$BIN_DIR/ocireg" serve --config "$W/bad-ret.json" --listen 127.0.0.1:0 --root "$W/badret" >/dev/null 2>"$W/err"; r=$?
 [ $r -ne 0 ] && grep -q 'retention\[0\].*keep_tags is not a regular expression' "$W/err" && pass "a bad retention regex stops the server with the key named" || fail "bad regex: $(cat "$W/err")"
 
+# --- quotas per namespace ---------------------------------------------------------
+LAYER_A=$(stat -c%s "$W/a/blobs/sha256/"* | sort -n | tail -1)
+cat > "$W/quota.json" <<JSON
+{"gc": {"interval": "0s"}, "quotas": [{"namespace": "small", "bytes": $((LAYER_A + 4096))}]}
+JSON
+start_registry q --config "$W/quota.json"
+QR=$REG_q
+$S copy --dest-tls-verify=false "oci:$W/a:v1" "docker://$QR/small/one:v1" >/dev/null 2>"$W/q.err" &&
+  pass "quota: an image within the namespace's quota pushes" || { fail "quota push within limit"; cat "$W/q.err"; }
+$S copy --dest-tls-verify=false "oci:$W/a:v1" "docker://$QR/small/two:v1" >/dev/null 2>"$W/q.err" &&
+  pass "quota: the same layers in another repository of the namespace cost nothing" || { fail "quota: shared layers refused"; cat "$W/q.err"; }
+if $S copy --dest-tls-verify=false "oci:$W/b:v1" "docker://$QR/small/three:v1" >/dev/null 2>"$W/q.err"; then
+  fail "quota: a push over the quota succeeded"
+else
+  grep -q "quota exceeded for namespace small: using .* of .*, this blob needs" "$W/q.err" &&
+    pass "quota: a push over it fails with usage and limit in skopeo's output" || { fail "quota message"; cat "$W/q.err"; }
+fi
+files=$(blob_files "$W/q/store")
+head -c 3000000 /dev/urandom > "$W/big.bin"
+BIGD=sha256:$(sha256sum "$W/big.bin" | cut -d' ' -f1)
+code=$(curl -s -o "$W/q.body" -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
+  --data-binary @"$W/big.bin" "http://$QR/v2/small/four/blobs/uploads/?digest=$BIGD")
+[ "$code" = 403 ] && grep -q '"code":"DENIED"' "$W/q.body" && [ "$(blob_files "$W/q/store")" = "$files" ] &&
+  pass "quota: a monolithic upload over it is refused before any byte is stored" || fail "monolithic over quota: $code $(cat "$W/q.body")"
+$S copy --dest-tls-verify=false "oci:$W/b:v1" "docker://$QR/other/three:v1" >/dev/null 2>&1 &&
+  pass "quota: other namespaces are not limited" || fail "quota leaked to another namespace"
+stop_pid "$PID_q"
+
 # --- 20 clients push and re-push shared layers while GC loops -----------------
 for i in 0 1 2 3; do make_layout "$W/s$i" v1 "shared-$i"; done
 # check_tagged PREFIX: every tag of load/<PREFIX>1..20 pulls and verifies;
