@@ -23,10 +23,11 @@ RULES = {
     "net": (["util"], ["httplib.h", "openssl/"]),
     "client": (["util", "store", "oci", "net"], ["httplib.h", "nlohmann/", "openssl/"]),
     "auth": (["util"], ["nlohmann/", "openssl/", "crypt.h"]),
-    "registry": (["util", "store", "oci", "net", "client", "auth"], ["nlohmann/", "openssl/"]),
+    "gc": (["util", "store", "oci", "auth/acl.h"], []),
+    "registry": (["util", "store", "oci", "net", "client", "auth", "gc"], ["nlohmann/", "openssl/"]),
     "image": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
-    "build": (["util", "store", "oci", "client", "image"], ["nlohmann/", "openssl/"]),
-    "ocibuild": (["util", "store", "oci", "client", "image", "build"], ["nlohmann/"]),
+    "build": (["util", "store", "oci", "client", "image", "gc"], ["nlohmann/", "openssl/"]),
+    "ocibuild": (["util", "store", "oci", "client", "image", "build", "gc"], ["nlohmann/"]),
 }
 THIRD_PARTY = ["crypt.h", "rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
 TEST_ONLY = ["doctest/"]

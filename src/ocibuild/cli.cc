@@ -56,7 +56,11 @@ const char* kUsage =
     "  history [--no-trunc] REF    one row per history entry\n"
     "  inspect REF                 manifest and config as JSON\n"
     "  tag SRC DST                 another name for an image\n"
-    "  rmi REF...                  remove tags (and untagged images)\n"
+    "  rmi REF...                  untag; delete what only that image used\n"
+    "  image prune [-a]            delete untagged images (-a: every image)\n"
+    "  builder prune [--keep-storage SIZE] [--filter until=DURATION]\n"
+    "                              delete build cache (all, or the oldest)\n"
+    "  system df                   space used by images and build cache\n"
     "  import FILE|- REF           a root filesystem tarball as a one-layer "
     "image\n"
     "  run [--rm] REF [CMD...]     run the image's entrypoint/cmd\n"
@@ -370,9 +374,12 @@ int RunCli(int argc, char** argv) {
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   static const std::set<std::string> known = {
-      "build", "images", "history", "inspect", "tag",  "rmi",   "import",
-      "run",   "push",   "pull",    "save",    "load", "login", "logout"};
+      "build",  "images", "history", "inspect", "tag",   "rmi",
+      "import", "run",    "push",    "pull",    "save",  "load",
+      "login",  "logout", "image",   "builder", "system"};
   if (!known.count(cmd)) return Usage("unknown command \"" + cmd + "\"");
+  if (cmd == "rmi" || cmd == "image" || cmd == "builder" || cmd == "system")
+    return DiskCommand(ctx, cmd, rest);
   if (cmd == "login") {
     std::string host, user, password;
     bool from_stdin = false;
@@ -441,19 +448,6 @@ int RunCli(int argc, char** argv) {
     if (!dst.ok()) return Fail(dst.status().message());
     Status s = ctx.images->Tag(*src, *dst);
     return s.ok() ? 0 : Fail(s.message());
-  }
-  if (cmd == "rmi") {
-    if (rest.empty()) return Usage("rmi needs an image");
-    int rc = 0;
-    for (const auto& r : rest) {
-      auto ref = ParseImageRef(r);
-      Status s = ref.ok() ? ctx.images->Remove(*ref) : ref.status();
-      if (!s.ok())
-        rc = Fail(s.message());
-      else
-        std::printf("Untagged: %s\n", ref->str().c_str());
-    }
-    return rc;
   }
   if (cmd == "import")
     return rest.size() == 2 ? Import(ctx, rest[0], rest[1])

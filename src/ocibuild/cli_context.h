@@ -33,6 +33,11 @@ struct Ctx {
 // and docker's config.json).
 image::TransferOptions UserTransferOptions();
 
+// rmi, image prune, builder prune, system df (prune_command.cc). Opens
+// the store itself.
+int DiskCommand(Ctx& ctx, const std::string& cmd,
+                const std::vector<std::string>& rest);
+
 // `ocibuild build` (build_command.cc).
 int Build(Ctx& ctx, std::vector<std::string> args);
 

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gc/garbage_collector.h"
 #include "oci/image_ref.h"
-#include "registry/garbage_collector.h"
 
 namespace ocib::registry {
 namespace {

@@ -11,12 +11,20 @@
 #include <string_view>
 #include <vector>
 
+#include "gc/garbage_collector.h"
 #include "net/tls.h"
-#include "registry/garbage_collector.h"
 #include "registry/quota.h"
 #include "util/status.h"
 
 namespace ocib::registry {
+
+// The garbage collector's types, as the config and server use them.
+using gc::CollectGarbage;
+using gc::GcOptions;
+using gc::GcStats;
+using gc::ParseDurationSeconds;
+using gc::RetentionRule;
+using gc::ValidateRetention;
 
 // One upstream of the pull-through mirror ("proxy": {"upstreams": [...]}).
 struct Upstream {

@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "gc/garbage_collector.h"
 #include "registry/config.h"
-#include "registry/garbage_collector.h"
 #include "registry/registry.h"
 #include "registry/usage.h"
 #include "store/blob_store.h"
@@ -91,7 +91,7 @@ int Du(int argc, char** argv) {
 int Gc(int argc, char** argv) {
   using namespace ocib;
   std::string root;
-  registry::GcOptions o;
+  gc::GcOptions o;
   o.min_age_seconds = 0;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -107,7 +107,7 @@ int Gc(int argc, char** argv) {
       o.delete_untagged = o.delete_untagged || c->gc.delete_untagged;
       o.retention = c->retention;
     } else if (a == "--min-age" && i + 1 < argc) {
-      auto d = registry::ParseDurationSeconds(argv[++i]);
+      auto d = gc::ParseDurationSeconds(argv[++i]);
       if (!d.ok()) return Fail("--min-age: " + d.status().message());
       o.min_age_seconds = *d;
     } else {
@@ -123,7 +123,7 @@ int Gc(int argc, char** argv) {
   if (!store.ok())
     return Fail("store " + root + ": " + store.status().message() +
                 " (is a server using it? use POST /admin/gc there)");
-  auto st = registry::CollectGarbage(store->get(), o);
+  auto st = gc::CollectGarbage(store->get(), o);
   if (!st.ok()) return Fail("gc: " + st.status().message());
   if (o.dry_run)
     for (const auto& w : st->would_delete)

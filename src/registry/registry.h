@@ -13,8 +13,8 @@
 
 #include <memory>
 
+#include "gc/garbage_collector.h"
 #include "registry/config.h"
-#include "registry/garbage_collector.h"
 #include "store/blob_store.h"
 #include "util/status.h"
 

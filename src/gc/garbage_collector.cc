@@ -1,4 +1,4 @@
-#include "registry/garbage_collector.h"
+#include "gc/garbage_collector.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,7 +10,7 @@
 #include "auth/acl.h"
 #include "oci/manifest.h"
 
-namespace ocib::registry {
+namespace ocib::gc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -268,4 +268,4 @@ Result<int64_t> ParseDurationSeconds(const std::string& text) {
   return total;
 }
 
-}  // namespace ocib::registry
+}  // namespace ocib::gc

@@ -1,6 +1,7 @@
 // Online garbage collection of a store: mark what tagged manifests (and,
 // unless delete_untagged, every manifest) reach, then remove the rest,
-// while pushes and pulls go on.
+// while pushes and pulls go on. Used by ocireg (schedule, admin endpoint,
+// `ocireg gc`) and by ocibuild (rmi, prune) on its local store.
 //
 // Per repository, from one snapshot (Store::ReadRepository): roots are the
 // tagged manifests, plus every untagged one unless delete_untagged (but
@@ -32,7 +33,7 @@
 #include "store/blob_store.h"
 #include "util/status.h"
 
-namespace ocib::registry {
+namespace ocib::gc {
 
 // A retention policy for the repositories whose name matches `repository`
 // (a glob as the ACL's; the first matching rule applies). A tag stays if
@@ -77,4 +78,4 @@ Status ValidateRetention(const RetentionRule& rule);
 // Parses a duration such as "90s", "15m", "1h", "7d", "0s" (also "1h30m").
 Result<int64_t> ParseDurationSeconds(const std::string& text);
 
-}  // namespace ocib::registry
+}  // namespace ocib::gc
