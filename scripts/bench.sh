@@ -13,6 +13,8 @@
 #                                   Distribution's proxy; bench-mirror.sh)
 #   scripts/bench.sh --load        (1,000 hostile connections: slowloris,
 #                                   idle, pulling; bench-load.sh)
+#   scripts/bench.sh --gc          (garbage collection: ocireg vs Distribution's
+#                                   garbage-collect; bench-gc.sh)
 #   scripts/bench.sh --tls         (TLS and htpasswd on both servers: push,
 #                                   pull, authenticated GET/HEAD rates;
 #                                   bench-tls.sh)
@@ -34,10 +36,11 @@ while [ $# -gt 0 ]; do
     --mirror) shift; exec bash "$(dirname "$0")/bench-mirror.sh" "$@" ;;
     --load) shift; exec bash "$(dirname "$0")/bench-load.sh" "$@" ;;
     --tls) shift; exec bash "$(dirname "$0")/bench-tls.sh" "$@" ;;
+    --gc) shift; exec bash "$(dirname "$0")/bench-gc.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load | --tls" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load | --tls | --gc" >&2; exit 2 ;;
   esac
 done
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "auth/acl.h"
 #include "oci/manifest.h"
@@ -14,6 +15,17 @@ namespace ocib::gc {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// Removals per store batch: small online (short lock holds between
+// requests), large offline (fewer syncs).
+size_t BatchSize(const GcOptions& o) { return o.pace ? 32 : 1024; }
+
+// With o.pace, sleeps twice as long as the work since `*since` took.
+void Pace(const GcOptions& o, Clock::time_point* since) {
+  if (!o.pace) return;
+  auto now = Clock::now();
+  std::this_thread::sleep_for(2 * (now - *since));
+  *since = Clock::now();
+}
 
 // Marks and sweeps one repository. *parse_failed: a kept manifest that does
 // not parse (then no link is removed).
@@ -135,6 +147,9 @@ Status CollectRepository(Store* store, const std::string& repo,
                  repo.c_str());
     return Status::Ok();
   }
+  if (o.sweep_delay_ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(o.sweep_delay_ms));
+  std::vector<Digest> unlink;
   for (const auto& [d, touched] : c.links) {
     if (blobs.count(d) || touched >= cutoff) continue;
     if (o.dry_run) {
@@ -142,12 +157,19 @@ Status CollectRepository(Store* store, const std::string& repo,
       ++(*dry_unlinked)[d];
       continue;
     }
-    Status s = store->UnlinkIfIdle(repo, d, cutoff);
-    if (s.ok())
-      ++st->links_removed;
-    else if (s.code() != Code::kFailedPrecondition &&
-             s.code() != Code::kNotFound)
-      return s;
+    unlink.push_back(d);
+  }
+  // In batches: one store lock and one sync each, short enough that
+  // pushes waiting for the lock hardly notice.
+  auto since = Clock::now();
+  const size_t batch = BatchSize(o);
+  for (size_t i = 0; i < unlink.size(); i += batch) {
+    std::vector<Digest> part(
+        unlink.begin() + i,
+        unlink.begin() + std::min(unlink.size(), i + batch));
+    ASSIGN_OR_RETURN(uint64_t n, store->UnlinkManyIfIdle(repo, part, cutoff));
+    st->links_removed += n;
+    Pace(o, &since);
   }
   if (!o.dry_run && store->RemoveRepositoryIfEmpty(repo).ok())
     ++st->repositories_removed;
@@ -182,8 +204,10 @@ Result<GcStats> CollectGarbage(Store* store, const GcOptions& o) {
     ASSIGN_OR_RETURN(Page p, store->ListRepositories(1000, last));
     for (const auto& repo : p.items) {
       ++st.repositories;
+      auto since = Clock::now();
       RETURN_IF_ERROR(
           CollectRepository(store, repo, o, cutoff, &st, &dry_unlinked));
+      Pace(o, &since);
     }
     if (!p.more || p.items.empty()) break;
     last = p.items.back();
@@ -200,21 +224,23 @@ Result<GcStats> CollectGarbage(Store* store, const GcOptions& o) {
     auto info = store->StatBlob(d);
     if (info.ok() && info->refs > 0 && info->refs <= n) idle.push_back(d);
   }
-  for (const Digest& d : idle) {
-    auto info = store->StatBlob(d);
-    if (o.dry_run) {
+  if (o.dry_run) {
+    for (const Digest& d : idle) {
+      auto info = store->StatBlob(d);
       st.would_delete.push_back(d.str());
       ++st.blobs_deleted;
       if (info.ok()) st.bytes_reclaimed += info->size;
-      continue;
     }
-    Status s = store->DeleteBlobIfIdle(d, blob_cutoff);
-    if (s.ok()) {
-      ++st.blobs_deleted;
-      if (info.ok()) st.bytes_reclaimed += info->size;
-    } else if (s.code() != Code::kFailedPrecondition &&
-               s.code() != Code::kNotFound) {
-      return s;
+  } else {
+    auto since = Clock::now();
+    const size_t batch = BatchSize(o);
+    for (size_t i = 0; i < idle.size(); i += batch) {
+      std::vector<Digest> part(idle.begin() + i,
+                               idle.begin() + std::min(idle.size(), i + batch));
+      ASSIGN_OR_RETURN(auto gone, store->DeleteBlobsIfIdle(part, blob_cutoff));
+      st.blobs_deleted += gone.first;
+      st.bytes_reclaimed += gone.second;
+      Pace(o, &since);
     }
   }
   if (!o.dry_run) {

@@ -53,6 +53,12 @@ struct GcOptions {
   int64_t min_age_seconds = 3600;
   bool delete_untagged = false;
   bool dry_run = false;  // only count and list what would go
+  // Online runs: after each batch of work, pause twice as long as it
+  // took, so the collector takes at most a third of a core from requests.
+  bool pace = false;
+  // Tests only: a pause between the mark and the sweep of each
+  // repository, widening the window a concurrent push could race.
+  int sweep_delay_ms = 0;
   std::vector<RetentionRule> retention;
 };
 

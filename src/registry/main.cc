@@ -78,6 +78,7 @@ int Du(int argc, char** argv) {
   StoreOptions so;
   so.root = root;
   so.read_only = true;
+  so.block_cache_bytes = 1 << 20;
   auto store = OpenStore(so);
   if (!store.ok())
     return Fail("store " + root + ": " + store.status().message());
@@ -119,6 +120,8 @@ int Gc(int argc, char** argv) {
   if (root.empty()) return Fail("gc needs --root DIR");
   StoreOptions so;
   so.root = root;
+  so.block_cache_bytes = 1 << 20;  // one pass over the metadata
+  so.write_buffer_bytes = 4 << 20;
   auto store = OpenStore(so);
   if (!store.ok())
     return Fail("store " + root + ": " + store.status().message() +

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -155,6 +156,7 @@ class Registry::Impl {
       o.min_age_seconds = cfg_.gc.min_age_seconds;
       o.delete_untagged = cfg_.gc.delete_untagged;
       o.retention = cfg_.retention;
+      o.pace = true;  // requests come first
       (void)RunGc(o);
     }
   }
@@ -182,6 +184,10 @@ class Registry::Impl {
     o.delete_untagged = cfg_.gc.delete_untagged;
     o.dry_run = req.get_param_value("dry_run") == "true";
     o.retention = cfg_.retention;
+    o.pace = req.get_param_value("pace") != "false";
+    // Tests widen the race window between mark and sweep with this.
+    if (const char* d = std::getenv("OCIREG_GC_TEST_SWEEP_DELAY_MS"))
+      o.sweep_delay_ms = std::atoi(d);
     if (req.has_param("delete_untagged"))
       o.delete_untagged = req.get_param_value("delete_untagged") == "true";
     if (req.has_param("min_age")) {

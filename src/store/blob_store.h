@@ -89,6 +89,11 @@ struct StoreOptions {
   // meanwhile; their later writes are not seen), no recovery, no fsync.
   // Every write fails. kNotFound if there is no store at root yet.
   bool read_only = false;
+  // RocksDB's block cache; 0 keeps its default (8 MiB). One-shot tools
+  // (ocireg gc, du) use less.
+  uint64_t block_cache_bytes = 0;
+  // RocksDB's memtable size; 0 keeps the default (64 MiB).
+  uint64_t write_buffer_bytes = 0;
 };
 
 struct BlobInfo {
@@ -236,6 +241,11 @@ class BlobAdmin {
   // `cutoff_micros`: kFailedPrecondition if it is linked or was touched
   // at or after the cutoff, kNotFound if absent.
   virtual Status DeleteBlobIfIdle(const Digest& d, int64_t cutoff_micros) = 0;
+  // DeleteBlobIfIdle for many blobs: their records go in one batch (made
+  // durable once), then their bytes. Skips the ones not idle. Returns how
+  // many were deleted and their bytes.
+  virtual Result<std::pair<uint64_t, uint64_t>> DeleteBlobsIfIdle(
+      const std::vector<Digest>& ds, int64_t cutoff_micros) = 0;
   // Removes CAS bytes that have no blob record and no commit in progress
   // (left by a crash between a record's deletion and its bytes').
   // Returns how many blobs' bytes went, and how many bytes.
@@ -293,6 +303,11 @@ class RepositoryIndex {
   // kFailedPrecondition if touched since, kNotFound if not linked.
   virtual Status UnlinkIfIdle(const std::string& repo, const Digest& d,
                               int64_t cutoff_micros) = 0;
+  // UnlinkIfIdle for many links of one repository in one batch; skips the
+  // ones touched since or gone. Returns how many were unlinked.
+  virtual Result<uint64_t> UnlinkManyIfIdle(const std::string& repo,
+                                            const std::vector<Digest>& ds,
+                                            int64_t cutoff_micros) = 0;
   // Deletes an untagged manifest (and its referrer entry) last touched
   // before the cutoff; kFailedPrecondition if touched since or tagged.
   virtual Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,

@@ -8,6 +8,10 @@
 //   http-load push-small URL_BASE REPO [-c WORKERS] [-n BLOBS] [-s SIZE]
 //       POST + PUT ?digest= per blob, as clients push small blobs
 //       prints: blobs, blobs/s, errors
+//   http-load populate URL_BASE [-c WORKERS] [-r REPOS] [-m MANIFESTS]
+//       [-l LAYERS] [-t TAGS] [-o ORPHANS] [-s SIZE]   (per repository)
+//       a registry's content for the GC benchmark
+//       prints: blobs, manifests, errors, seconds
 //   http-load push-chunked URL_BASE REPO FILE DIGEST [-s CHUNK_BYTES]
 //       POST, PATCH chunks (default 16 MiB) with Content-Range, PUT
 //       ?digest=, on one keep-alive connection, as docker and containerd do
@@ -97,8 +101,10 @@ class Conn {
          const std::string& extra_headers = "") {
     if (fd_ < 0 && !Connect()) return -1;
     std::string req = method + " " + target +
-                      " HTTP/1.1\r\nHost: " + url_.host +
-                      "\r\nContent-Type: application/octet-stream\r\n" +
+                      " HTTP/1.1\r\nHost: " + url_.host + "\r\n" +
+                      (extra_headers.find("Content-Type:") == std::string::npos
+                           ? "Content-Type: application/octet-stream\r\n"
+                           : "") +
                       g_headers + extra_headers;
     if (method == "POST" || method == "PUT" || method == "PATCH")
       req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
@@ -220,13 +226,15 @@ int PushSmall(const Url& base, const std::string& repo, int workers, int blobs,
   std::atomic<long> errors{0}, done{0};
   auto t0 = Clock::now();
   std::vector<std::thread> ts;
+  std::vector<std::vector<float>> lat(workers);
   unsigned long long seed =
       std::chrono::system_clock::now().time_since_epoch().count();
   for (int w = 0; w < workers; ++w) {
-    ts.emplace_back([&] {
+    ts.emplace_back([&, w] {
       Conn c(base);
       std::string body(size, '\0');
       for (int i; (i = next++) < blobs;) {
+        auto a = Clock::now();
         std::snprintf(body.data(), size, "blob %d of run %llu ", i, seed);
         std::string d = ocib::Digest::Of(body).str();
         std::string loc;
@@ -238,17 +246,109 @@ int PushSmall(const Url& base, const std::string& repo, int workers, int blobs,
         if (loc.rfind("http", 0) == 0) loc = loc.substr(loc.find('/', 8));
         loc += (loc.find('?') == std::string::npos ? "?" : "&");
         st = c.Do("PUT", loc + "digest=" + d, body);
-        if (st != 201)
+        if (st != 201) {
           ++errors;
-        else
+        } else {
           ++done;
+          lat[w].push_back(
+              std::chrono::duration<float, std::milli>(Clock::now() - a)
+                  .count());
+        }
       }
     });
   }
   for (auto& t : ts) t.join();
   double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("blobs %ld blobs/s %.0f errors %ld\n", done.load(),
-              done / elapsed, errors.load());
+  std::vector<float> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  double p99 =
+      all.empty() ? 0 : all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  std::printf("blobs %ld blobs/s %.0f errors %ld p99_ms %.2f\n", done.load(),
+              done / elapsed, errors.load(), p99);
+  return errors ? 1 : 0;
+}
+
+// populate: per repository, `manifests` images of one config and `layers`
+// layer blobs each (all distinct), the first `tags` tagged, the rest put
+// by digest; then `orphans` blobs no manifest names. Repositories are
+// bench/r<N>, shared out among the workers.
+int Populate(const Url& base, int workers, int repos, int manifests, int layers,
+             int tags, int orphans, size_t size) {
+  std::atomic<int> next{0};
+  std::atomic<long> errors{0}, blobs{0}, mans{0};
+  auto t0 = Clock::now();
+  unsigned long long seed =
+      std::chrono::system_clock::now().time_since_epoch().count();
+  auto push_blob = [&](Conn& c, const std::string& repo,
+                       const std::string& body) -> std::string {
+    std::string d = ocib::Digest::Of(body).str();
+    std::string loc;
+    if (c.Do("POST", "/v2/" + repo + "/blobs/uploads/", "", &loc) != 202 ||
+        loc.empty()) {
+      ++errors;
+      return d;
+    }
+    if (loc.rfind("http", 0) == 0) loc = loc.substr(loc.find('/', 8));
+    loc += (loc.find('?') == std::string::npos ? "?" : "&");
+    if (c.Do("PUT", loc + "digest=" + d, body) != 201)
+      ++errors;
+    else
+      ++blobs;
+    return d;
+  };
+  std::vector<std::thread> ts;
+  for (int w = 0; w < workers; ++w) {
+    ts.emplace_back([&] {
+      Conn c(base);
+      std::string body(size, '\0');
+      for (int r; (r = next++) < repos;) {
+        std::string repo = "bench/r" + std::to_string(r);
+        for (int m = 0; m < manifests; ++m) {
+          char cfg[256];
+          std::snprintf(
+              cfg, sizeof cfg,
+              "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":"
+              "{\"type\":\"layers\",\"diff_ids\":[]},\"comment\":\"%llu %d "
+              "%d\"}",
+              seed, r, m);
+          std::string cd = push_blob(c, repo, cfg);
+          std::string man =
+              "{\"schemaVersion\":2,\"mediaType\":\"application/"
+              "vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":"
+              "\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" +
+              cd + "\",\"size\":" + std::to_string(std::strlen(cfg)) +
+              "},\"layers\":[";
+          for (int l = 0; l < layers; ++l) {
+            std::snprintf(body.data(), size, "layer %llu %d %d %d ", seed, r, m,
+                          l);
+            std::string ld = push_blob(c, repo, body);
+            man += std::string(l ? "," : "") +
+                   "{\"mediaType\":\"application/"
+                   "vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" +
+                   ld + "\",\"size\":" + std::to_string(size) + "}";
+          }
+          man += "]}";
+          std::string ref =
+              m < tags ? "t" + std::to_string(m) : ocib::Digest::Of(man).str();
+          if (c.Do("PUT", "/v2/" + repo + "/manifests/" + ref, man, nullptr,
+                   "Content-Type: "
+                   "application/vnd.oci.image.manifest.v1+json\r\n") != 201)
+            ++errors;
+          else
+            ++mans;
+        }
+        for (int o = 0; o < orphans; ++o) {
+          std::snprintf(body.data(), size, "orphan %llu %d %d ", seed, r, o);
+          push_blob(c, repo, body);
+        }
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  std::printf("blobs %ld manifests %ld errors %ld seconds %.1f\n", blobs.load(),
+              mans.load(), errors.load(),
+              std::chrono::duration<double>(Clock::now() - t0).count());
   return errors ? 1 : 0;
 }
 
@@ -344,5 +444,15 @@ int main(int argc, char** argv) {
   if (mode == "push-small") return PushSmall(url, repo, conns, blobs, size);
   if (mode == "push-chunked")
     return PushChunked(url, repo, argv[4], argv[5], size);
+  if (mode == "populate") {
+    auto num = [&](const char* flag, int dflt) {
+      for (int i = 3; i + 1 < argc; ++i)
+        if (std::string(argv[i]) == flag) return std::atoi(argv[i + 1]);
+      return dflt;
+    };
+    return Populate(url, num("-c", 4), num("-r", 100), num("-m", 100),
+                    num("-l", 4), num("-t", 20), num("-o", 500),
+                    static_cast<size_t>(num("-s", 1024)));
+  }
   return 2;
 }

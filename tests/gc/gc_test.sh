@@ -23,7 +23,11 @@ pulls() {  # pulls REF: copies to an OCI layout (skopeo verifies every digest)
   rm -rf "$W/pulled" && $S copy --src-tls-verify=false "docker://$1" "oci:$W/pulled:x" >/dev/null 2>&1
 }
 
+# A pause between each repository's mark and sweep (a test hook) widens
+# the window in which a concurrent push could race the collector.
+export OCIREG_GC_TEST_SWEEP_DELAY_MS=5
 start_registry r
+unset OCIREG_GC_TEST_SWEEP_DELAY_MS
 R=$REG_r
 STORE="$W/r/store"
 
@@ -203,7 +207,7 @@ check_tagged() {
 # GC runs back to back; prints the number of refused pushes.
 push_while_gc() {
   rm -f "$W/stop-gc" "$W"/push-errors.* "$W/gc-loop.log"
-  ( while [ ! -e "$W/stop-gc" ]; do gc "$R" "min_age=$2&delete_untagged=true" >> "$W/gc-loop.log"; echo >> "$W/gc-loop.log"; done ) &
+  ( while [ ! -e "$W/stop-gc" ]; do gc "$R" "min_age=$2&delete_untagged=true&pace=false" >> "$W/gc-loop.log"; echo >> "$W/gc-loop.log"; done ) &
   local gcl=$! k pushers=()
   for k in $(seq 20); do
     ( for j in 1 2 3; do
