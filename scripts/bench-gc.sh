@@ -13,30 +13,21 @@
 #                         [--tags T] [--orphans O]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-
+NAME=gc
 REPOS=100 MANIFESTS=100 LAYERS=4 TAGS=20 ORPHANS=500
-while [ $# -gt 0 ]; do
+USAGE="[--repos N] [--manifests M] [--layers L] [--tags T] [--orphans O]"
+bench_flag() {
   case "$1" in
-    --repos) REPOS=$2; shift 2 ;;
-    --manifests) MANIFESTS=$2; shift 2 ;;
-    --layers) LAYERS=$2; shift 2 ;;
-    --tags) TAGS=$2; shift 2 ;;
-    --orphans) ORPHANS=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh --gc [--repos N] [--manifests M] [--layers L] [--tags T] [--orphans O]" >&2; exit 2 ;;
+    --repos) REPOS=$2 ;;
+    --manifests) MANIFESTS=$2 ;;
+    --layers) LAYERS=$2 ;;
+    --tags) TAGS=$2 ;;
+    --orphans) ORPHANS=$2 ;;
+    *) return 1 ;;
   esac
-done
-ocib_install "${OCIB_PACKAGES[@]}" time
-ocib_build "$OCIB_ROOT/build" Release >/dev/null
-BIN="$OCIB_ROOT/build/bin"
-
-W=$(mktemp -d /tmp/ocib-bench-gc.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
 }
-trap cleanup EXIT
+source "$(dirname "$0")/bench_lib.sh"
+ocib_install time
 stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 wait_http() { local i; for i in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
 

@@ -12,32 +12,18 @@
 #   scripts/bench.sh --tls [--runs N] [--size-mib N] [--duration S]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-
-RUNS=3
+NAME=tls
 SIZE_MIB=1024
 DURATION=10
-while [ $# -gt 0 ]; do
+USAGE="[--size-mib N] [--duration S]"
+bench_flag() {
   case "$1" in
-    --runs) RUNS=$2; shift 2 ;;
-    --size-mib) SIZE_MIB=$2; shift 2 ;;
-    --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh --tls [--runs N] [--size-mib N] [--duration S]" >&2; exit 2 ;;
+    --size-mib) SIZE_MIB=$2 ;;
+    --duration) DURATION=$2 ;;
+    *) return 1 ;;
   esac
-done
-
-ocib_install "${OCIB_PACKAGES[@]}"
-ocib_build "$OCIB_ROOT/build" Release >/dev/null
-BIN="$OCIB_ROOT/build/bin"
-
-W=$(mktemp -d /tmp/ocib-bench-tls.XXXXXX)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
-  rm -rf "$W"
 }
-trap cleanup EXIT
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+source "$(dirname "$0")/bench_lib.sh"
 mbps() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.0f", b / t / 1e6}'; }
 q() { "$@" >/dev/null 2>&1; }
 
@@ -51,7 +37,7 @@ htpasswd -nbB -C 10 bench 'bench-pass' > "$W/htpasswd" 2>/dev/null
 AUTH="Authorization: Basic $(printf 'bench:bench-pass' | base64)"
 
 # --- servers ---
-start_ocireg() {  # start_ocireg NAME CONFIG -> sets PORT_NAME, PID_NAME
+start_configured() {  # start_configured NAME CONFIG -> sets PORT_NAME, PID_NAME
   printf '%s\n' "$2" > "$W/$1.json"
   "$BIN/ocireg" serve --config "$W/$1.json" --port-file "$W/$1.port" >/dev/null 2>"$W/$1.err" &
   eval "PID_$1=$!"; PIDS+=($!)
@@ -59,9 +45,9 @@ start_ocireg() {  # start_ocireg NAME CONFIG -> sets PORT_NAME, PID_NAME
   eval "PORT_$1=$(cat "$W/$1.port")"
 }
 TLS='"tls": {"cert_file": "'$W'/server.pem", "key_file": "'$W'/server.key"}'
-start_ocireg OCI '{"listen": "127.0.0.1:0", "root": "'$W'/ocireg", '"$TLS"', "log_format": "off",
+start_configured OCI '{"listen": "127.0.0.1:0", "root": "'$W'/ocireg", '"$TLS"', "log_format": "off",
   "auth": {"htpasswd": {"path": "'$W'/htpasswd"}}}'
-start_ocireg ANON '{"listen": "127.0.0.1:0", "root": "'$W'/ocireg-anon", '"$TLS"', "log_format": "off"}'
+start_configured ANON '{"listen": "127.0.0.1:0", "root": "'$W'/ocireg-anon", '"$TLS"', "log_format": "off"}'
 DIST_PORT=$(free_port)
 cat > "$W/dist.yml" <<YML
 version: 0.1

@@ -1,11 +1,18 @@
 # Shared by the benchmark scripts (source it after lib.sh, with NAME set):
-# parses --runs, installs and builds, makes the work dir $W, stops every
-# PID in PIDS at exit, and offers now, median and start_ocireg.
+# parses --runs (and, when the script defines bench_flag FLAG VALUE, its
+# own flags that take a value; USAGE names them), installs and builds,
+# makes the work dir $W, stops every PID in PIDS at exit, and offers now,
+# median and start_ocireg.
 RUNS=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh --$NAME [--runs N]" >&2; exit 2 ;;
+    *)
+      if [ $# -ge 2 ] && declare -F bench_flag >/dev/null && bench_flag "$1" "$2"; then
+        shift 2
+      else
+        echo "usage: scripts/bench.sh --$NAME [--runs N] ${USAGE:-}" >&2; exit 2
+      fi ;;
   esac
 done
 ocib_install "${OCIB_PACKAGES[@]}"

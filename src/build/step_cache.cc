@@ -12,28 +12,12 @@
 #include <sstream>
 
 #include "build/build_run.h"
+#include "image/progress.h"
 
 namespace ocib::build {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-namespace {
-
-std::string HumanSize(uint64_t n) {
-  char buf[32];
-  if (n < 1000)
-    std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(n));
-  else if (n < 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1fkB", n / 1e3);
-  else if (n < 1000ull * 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1fMB", n / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.2fGB", n / 1e9);
-  return buf;
-}
-
-}  // namespace
 
 // Records a step's layer under its cache tag (thread-safe: the store is).
 Status PutCacheRecord(ImageStore* images, const std::string& tag,
@@ -107,11 +91,11 @@ void BuildRun::AddLayer(Stage& st, const LayerDescriptor& l, const Digest& diff,
     Say(st, " ---> Using cache");
   }
   if (compressing)  // the compressed digest is not known yet: the diff ID
-    Say(st, " ---> " + diff.str().substr(7, 12) + " (" + HumanSize(l.size) +
-                " uncompressed)");
+    Say(st, " ---> " + diff.str().substr(7, 12) + " (" +
+                image::HumanSize(l.size) + " uncompressed)");
   else
-    Say(st, " ---> " + l.digest.str().substr(7, 12) + " (" + HumanSize(l.size) +
-                ")");
+    Say(st, " ---> " + l.digest.str().substr(7, 12) + " (" +
+                image::HumanSize(l.size) + ")");
 }
 
 Result<LayerInfo> BuildRun::LayerFromTree(const std::string& dir,

@@ -290,6 +290,10 @@ Result<int64_t> ParseDurationSeconds(const std::string& text) {
       return Status(Code::kInvalidArgument,
                     "duration \"" + text + "\" must be like 90s, 15m, 1h, 7d");
     total += n * mult;
+    // Callers multiply by 10^6 (microseconds): keep far from overflow.
+    if (total > 100LL * 365 * 86400)
+      return Status(Code::kInvalidArgument,
+                    "duration \"" + text + "\" is longer than 100 years");
   }
   return total;
 }

@@ -19,6 +19,19 @@ std::string HumanBytes(double n) {
 
 }  // namespace
 
+std::string HumanSize(uint64_t n) {
+  char buf[32];
+  if (n < 1000)
+    std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(n));
+  else if (n < 1000 * 1000)
+    std::snprintf(buf, sizeof buf, "%.1fkB", n / 1e3);
+  else if (n < 1000ull * 1000 * 1000)
+    std::snprintf(buf, sizeof buf, "%.1fMB", n / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2fGB", n / 1e9);
+  return buf;
+}
+
 std::string ProgressBoard::Bar(uint64_t done, uint64_t total, double seconds,
                                int width) {
   int fill = total == 0

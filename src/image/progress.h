@@ -17,6 +17,10 @@
 
 namespace ocib::image {
 
+// A size in docker's units (powers of 1000): "512B", "1.2kB", "3.4MB",
+// "1.25GB".
+std::string HumanSize(uint64_t n);
+
 class ProgressBoard {
  public:
   ProgressBoard(std::ostream& out, bool tty) : out_(out), tty_(tty) {}

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "gc/garbage_collector.h"
+#include "image/progress.h"
 #include "ocibuild/cli_context.h"
 
 namespace ocib::cli {
@@ -28,18 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using image::kCacheRepo;
 
-std::string Human(uint64_t n) {  // docker's units (powers of 1000)
-  char buf[32];
-  if (n < 1000)
-    std::snprintf(buf, sizeof buf, "%lluB", (unsigned long long)n);
-  else if (n < 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1fkB", n / 1e3);
-  else if (n < 1000ull * 1000 * 1000)
-    std::snprintf(buf, sizeof buf, "%.1fMB", n / 1e6);
-  else
-    std::snprintf(buf, sizeof buf, "%.2fGB", n / 1e9);
-  return buf;
-}
+using image::HumanSize;
 
 // "10GB", "500MB", "1.5GiB", "1024" -> bytes; false if not a size.
 bool ParseSize(const std::string& s, uint64_t* out) {
@@ -173,7 +163,7 @@ int ImagePrune(Ctx& ctx, const std::vector<std::string>& args) {
   }
   auto freed = Sweep(ctx);
   if (!freed.ok()) return Fail(freed.status().message());
-  std::printf("\nTotal reclaimed space: %s\n", Human(*freed).c_str());
+  std::printf("\nTotal reclaimed space: %s\n", HumanSize(*freed).c_str());
   return 0;
 }
 
@@ -241,7 +231,7 @@ int BuilderPrune(Ctx& ctx, const std::vector<std::string>& args) {
   if (!swept.ok()) return Fail(swept.status().message());
   freed += *swept;
   std::printf("Deleted build cache records: %zu\n", removed);
-  std::printf("Total: %s\n", Human(freed).c_str());
+  std::printf("Total: %s\n", HumanSize(freed).c_str());
   return 0;
 }
 
@@ -280,13 +270,13 @@ int SystemDf(Ctx& ctx) {
   std::printf("%-16s%-8s%-8s%-12s%s\n", "TYPE", "TOTAL", "ACTIVE", "SIZE",
               "RECLAIMABLE");
   std::printf("%-16s%-8zu%-8d%-12s%s (%d%%)\n", "Images", images->size(), 0,
-              Human(image_bytes).c_str(), Human(image_only).c_str(),
+              HumanSize(image_bytes).c_str(), HumanSize(image_only).c_str(),
               pct(image_only, image_bytes));
   std::printf("%-16s%-8d%-8d%-12s%s\n", "Containers", 0, 0, "0B", "0B");
   std::printf("%-16s%-8d%-8d%-12s%s\n", "Local Volumes", 0, 0, "0B", "0B");
   std::printf("%-16s%-8llu%-8d%-12s%s\n", "Build Cache",
               (unsigned long long)u->cache_records, 0,
-              Human(cache_total).c_str(), Human(cache_total).c_str());
+              HumanSize(cache_total).c_str(), HumanSize(cache_total).c_str());
   return 0;
 }
 

@@ -730,15 +730,58 @@ class RocksStore : public Store {
     std::lock_guard<std::mutex> l(meta_mu_);
     if (!Exists(keys::Link(repo, d)))
       return NotFound(d.str() + " is not linked in " + repo);
-    BlobRecord r;
     rocksdb::WriteBatch b;
-    b.Delete(keys::Link(repo, d));
-    if (GetBlobRecord(d, &r).ok()) {
-      if (r.refs > 0) --r.refs;
-      b.Put(keys::Blob(d), r.Encode());
-      if (r.refs == 0) b.Put(keys::Unreferenced(d), TimeValue(NowMicros()));
-    }
+    StageUnlink(repo, d, NowMicros(), &b);
     return Written(db_->Write(nosync_wo_, &b), "unlink blob");
+  }
+
+  // REQUIRES: meta_mu_ held, the link exists. Adds to b the link's removal
+  // and the blob's lower count; at zero the blob is unreferenced since
+  // `since` (microseconds).
+  void StageUnlink(const std::string& repo, const Digest& d, int64_t since,
+                   rocksdb::WriteBatch* b) {
+    BlobRecord r;
+    b->Delete(keys::Link(repo, d));
+    if (!GetBlobRecord(d, &r).ok()) return;
+    if (r.refs > 0) --r.refs;
+    b->Put(keys::Blob(d), r.Encode());
+    if (r.refs == 0) b->Put(keys::Unreferenced(d), TimeValue(since));
+  }
+
+  // REQUIRES: meta_mu_ held. Stages the unlink if the link was last touched
+  // before the cutoff: kNotFound if not linked, kFailedPrecondition if
+  // touched since.
+  Status StageUnlinkIfIdle(const std::string& repo, const Digest& d,
+                           int64_t cutoff, rocksdb::WriteBatch* b) {
+    std::string v;
+    if (!db_->Get(ro_, keys::Link(repo, d), &v).ok())
+      return NotFound(d.str() + " is not linked in " + repo);
+    int64_t touched = ParseTime(v);
+    if (touched >= cutoff)
+      return FailedPrecondition(d.str() + " was touched since the cutoff");
+    // Unreferenced since its last link was last touched.
+    StageUnlink(repo, d, touched, b);
+    return Status::Ok();
+  }
+
+  // REQUIRES: d's stripe lock and meta_mu_ held. Stages the deletion of
+  // the blob's record if it has been unreferenced since before the cutoff
+  // (*size: its bytes): kNotFound if absent, kFailedPrecondition if linked
+  // or touched since.
+  Status StageDeleteIfIdle(const Digest& d, int64_t cutoff,
+                           rocksdb::WriteBatch* b, uint64_t* size) {
+    BlobRecord r;
+    RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    std::string z;
+    if (r.refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
+      return FailedPrecondition(d.str() + " is linked");
+    if (ParseTime(z) >= cutoff)
+      return FailedPrecondition(d.str() + " was touched since the cutoff");
+    b->Delete(keys::Blob(d));
+    b->Delete(keys::Unreferenced(d));
+    b->Delete(keys::Inline(d));
+    *size = r.size;
+    return Status::Ok();
   }
 
   Result<BlobInfo> StatLinkedBlob(const std::string& repo,
@@ -929,17 +972,9 @@ class RocksStore : public Store {
     std::lock_guard<std::mutex> dl(DigestLock(d));
     {
       std::lock_guard<std::mutex> l(meta_mu_);
-      BlobRecord r;
-      RETURN_IF_ERROR(GetBlobRecord(d, &r));
-      std::string z;
-      if (r.refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
-        return FailedPrecondition(d.str() + " is linked");
-      if (ParseTime(z) >= cutoff)
-        return FailedPrecondition(d.str() + " was touched since the cutoff");
       rocksdb::WriteBatch b;
-      b.Delete(keys::Blob(d));
-      b.Delete(keys::Unreferenced(d));
-      b.Delete(keys::Inline(d));
+      uint64_t size;
+      RETURN_IF_ERROR(StageDeleteIfIdle(d, cutoff, &b, &size));
       RETURN_IF_ERROR(
           Written(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
@@ -964,16 +999,9 @@ class RocksStore : public Store {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
       for (const auto& d : ds) {
-        BlobRecord r;
-        std::string z;
-        if (!GetBlobRecord(d, &r).ok() || r.refs > 0 ||
-            !db_->Get(ro_, keys::Unreferenced(d), &z).ok() ||
-            ParseTime(z) >= cutoff)
-          continue;
-        b.Delete(keys::Blob(d));
-        b.Delete(keys::Unreferenced(d));
-        b.Delete(keys::Inline(d));
-        gone.emplace_back(d, r.size);
+        uint64_t size;
+        if (StageDeleteIfIdle(d, cutoff, &b, &size).ok())
+          gone.emplace_back(d, size);
       }
       if (gone.empty()) return std::make_pair(uint64_t{0}, uint64_t{0});
       RETURN_IF_ERROR(
@@ -1001,20 +1029,8 @@ class RocksStore : public Store {
     {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
-      for (const auto& d : ds) {
-        std::string v;
-        if (!db_->Get(ro_, keys::Link(repo, d), &v).ok()) continue;
-        int64_t touched = ParseTime(v);
-        if (touched >= cutoff) continue;
-        BlobRecord r;
-        b.Delete(keys::Link(repo, d));
-        if (GetBlobRecord(d, &r).ok()) {
-          if (r.refs > 0) --r.refs;
-          b.Put(keys::Blob(d), r.Encode());
-          if (r.refs == 0) b.Put(keys::Unreferenced(d), TimeValue(touched));
-        }
-        ++n;
-      }
+      for (const auto& d : ds)
+        if (StageUnlinkIfIdle(repo, d, cutoff, &b).ok()) ++n;
       if (n == 0) return n;
       RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blobs"));
     }
@@ -1103,21 +1119,8 @@ class RocksStore : public Store {
                       int64_t cutoff) override {
     {
       std::lock_guard<std::mutex> l(meta_mu_);
-      std::string v;
-      if (!db_->Get(ro_, keys::Link(repo, d), &v).ok())
-        return NotFound(d.str() + " is not linked in " + repo);
-      int64_t touched = ParseTime(v);
-      if (touched >= cutoff)
-        return FailedPrecondition(d.str() + " was touched since the cutoff");
-      BlobRecord r;
       rocksdb::WriteBatch b;
-      b.Delete(keys::Link(repo, d));
-      if (GetBlobRecord(d, &r).ok()) {
-        if (r.refs > 0) --r.refs;
-        b.Put(keys::Blob(d), r.Encode());
-        // Unreferenced since its last link was last touched.
-        if (r.refs == 0) b.Put(keys::Unreferenced(d), TimeValue(touched));
-      }
+      RETURN_IF_ERROR(StageUnlinkIfIdle(repo, d, cutoff, &b));
       RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blob"));
     }
     return Durable();

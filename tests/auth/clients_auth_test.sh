@@ -71,25 +71,7 @@ grep -q "denied\|unauthorized\|authentication required" "$W/last.out" && pass ".
 $P system reset -f >/dev/null 2>&1
 
 # --- containerd's ctr -------------------------------------------------------
-C="$W/containerd"
-mkdir -p "$C"
-cat > "$C/config.toml" <<TOML
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$C/containerd.sock"
-[ttrpc]
-  address = "$C/containerd.sock.ttrpc"
-[debug]
-  address = "$C/debug.sock"
-TOML
-containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
-CTRD=$!
-PIDS+=($CTRD)
-CTR="ctr -a $C/containerd.sock -n ocibauth"
-for i in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+start_containerd ocibauth
 # ctr 1.6 speaks plain HTTP to loopback hosts unless a hosts directory
 # names the https server.
 HD="$W/hosts.d/$R"

@@ -369,6 +369,18 @@ expect "POST /admin/gc as bob (no admin): 403" 403 "$(code --cacert ca.pem -u bo
 expect "POST /admin/gc as alice (admin): 200" 200 "$(code --cacert ca.pem -u alice:s3cret -X POST "https://$TOK/admin/gc?dry_run=true")"
 has "... with the run's counters" '"dry_run":true,"repositories":[0-9]+' body
 
+# --- hostile input to what auth added ------------------------------------------
+expect "an absurd min_age (overflowing microseconds) is refused" 405 \
+  "$(code --cacert ca.pem -u alice:s3cret -X POST "https://$TOK/admin/gc?dry_run=true&min_age=99999999999999d")"
+head -c 200000 /dev/zero | tr '\0' a > big.form
+expect "a 200 KB POST /token body: 413, not buffered" 413 "$(code --cacert ca.pem -X POST --data-binary @big.form "https://$TOK/token")"
+expect "Basic credentials that are not base64: 401" 401 "$(code --cacert ca.pem -H 'Authorization: Basic !!!notbase64' "https://$TOK/v2/_catalog")"
+expect "Basic without a colon: 401" 401 "$(code --cacert ca.pem -H "Authorization: Basic $(printf alice | base64)" "https://$TOK/v2/_catalog")"
+expect "a 40 KB garbage Bearer token: 401" 401 "$(code --cacert ca.pem -H "Authorization: Bearer $(head -c 30000 /dev/urandom | base64 -w0 | head -c 40000)" "https://$TOK/v2/_catalog")"
+expect "an unknown scheme: 401" 401 "$(code --cacert ca.pem -H 'Authorization: Digest x' "https://$TOK/v2/_catalog")"
+expect "a header injected through the token's scope is not echoed" "" \
+  "$(curl -s -D - -o /dev/null --cacert ca.pem "https://$TOK/v2/team/app%0d%0aX-Evil:1/tags/list" | tr -d '\r' | grep -i '^x-evil')"
+
 # --- a warning when serving beyond loopback without TLS or auth ------------
 "$BIN/ocireg" serve --listen 0.0.0.0:0 --root "$W/wide-store" --port-file wide.port >/dev/null 2>wide.err &
 wide=$!

@@ -9,25 +9,7 @@ command -v containerd >/dev/null || { echo "containerd not installed"; echo "0 p
 start_registry r
 R=$REG_r
 S="skopeo --insecure-policy"
-C="$WORK/containerd"
-mkdir -p "$C"
-cat > "$C/config.toml" <<TOML
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$C/containerd.sock"
-[ttrpc]
-  address = "$C/containerd.sock.ttrpc"
-[debug]
-  address = "$C/debug.sock"
-TOML
-containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
-CTRD=$!
-trap 'stop_pid $CTRD; cleanup' EXIT
-CTR="ctr -a $C/containerd.sock -n ocibtest"
-for i in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+start_containerd ocibtest
 check "containerd is up" $CTR version
 
 seed_registry "$R" ctr

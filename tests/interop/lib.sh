@@ -44,6 +44,32 @@ start_registry() {
   eval "REGLOG_$name=$dir/access.log"
 }
 
+# start_containerd NAMESPACE: a private containerd (own root, state and
+# socket under $WORK/containerd, CRI off); sets CTRD (its PID, also in
+# PIDS) and CTR (ctr on its socket, in NAMESPACE).
+start_containerd() {
+  local c="$WORK/containerd"
+  mkdir -p "$c"
+  cat > "$c/config.toml" <<TOML
+version = 2
+root = "$c/root"
+state = "$c/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$c/containerd.sock"
+[ttrpc]
+  address = "$c/containerd.sock.ttrpc"
+[debug]
+  address = "$c/debug.sock"
+TOML
+  containerd --config "$c/config.toml" >"$c/containerd.log" 2>&1 &
+  CTRD=$!
+  PIDS+=("$CTRD")
+  CTR="ctr -a $c/containerd.sock -n $1"
+  local i
+  for i in $(seq 100); do $CTR version >/dev/null 2>&1 && break; sleep 0.1; done
+}
+
 stop_pid() {  # SIGTERM a PID we started and wait for it
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
