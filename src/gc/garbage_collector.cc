@@ -167,8 +167,11 @@ Status CollectRepository(Store* store, const std::string& repo,
     std::vector<Digest> part(
         unlink.begin() + i,
         unlink.begin() + std::min(unlink.size(), i + batch));
-    ASSIGN_OR_RETURN(uint64_t n, store->UnlinkManyIfIdle(repo, part, cutoff));
-    st->links_removed += n;
+    ASSIGN_OR_RETURN(UnlinkCount n,
+                     store->UnlinkManyIfIdle(repo, part, cutoff));
+    st->links_removed += n.links;
+    st->blobs_deleted += n.blobs;
+    st->bytes_reclaimed += n.bytes;
     Pace(o, &since);
   }
   if (!o.dry_run && store->RemoveRepositoryIfEmpty(repo).ok())

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -95,14 +96,24 @@ std::string RandomHex(size_t bytes) {
 }
 
 struct BlobRecord {
+  // Where the bytes are. Records written before this was kept say
+  // neither (kUnknown): their bytes may be a file.
+  enum Placement : uint64_t { kUnknown = 0, kInline = 1, kFile = 2 };
   uint64_t size = 0;
   uint64_t refs = 0;
+  uint64_t placement = kUnknown;
+  bool may_have_file() const { return placement != kInline; }
   std::string Encode() const {
-    return keys::Encoder().U64(size).U64(refs).out();
+    keys::Encoder e;
+    e.U64(size).U64(refs);
+    if (placement != kUnknown) e.U64(placement);  // older readers stop before
+    return e.out();
   }
   static bool Decode(std::string_view v, BlobRecord* r) {
     keys::Decoder d(v);
-    return d.U64(&r->size) && d.U64(&r->refs);
+    if (!d.U64(&r->size) || !d.U64(&r->refs)) return false;
+    r->placement = kUnknown;
+    return d.done() || d.U64(&r->placement);
   }
 };
 
@@ -433,9 +444,14 @@ class RocksStore : public Store {
     o.keep_log_file_num = 3;
     if (opts_.write_buffer_bytes > 0)
       o.write_buffer_size = opts_.write_buffer_bytes;
-    if (opts_.block_cache_bytes > 0) {
+    {
       rocksdb::BlockBasedTableOptions t;
-      t.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
+      if (opts_.block_cache_bytes > 0)
+        t.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
+      // Most point reads ask for keys that are not there (a pending
+      // promotion, a link not yet made, an upload's blob not yet known):
+      // a Bloom filter answers those without reading data blocks.
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
       o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
     }
     o.IncreaseParallelism(2);
@@ -769,19 +785,47 @@ class RocksStore : public Store {
   // (*size: its bytes): kNotFound if absent, kFailedPrecondition if linked
   // or touched since.
   Status StageDeleteIfIdle(const Digest& d, int64_t cutoff,
-                           rocksdb::WriteBatch* b, uint64_t* size) {
-    BlobRecord r;
-    RETURN_IF_ERROR(GetBlobRecord(d, &r));
+                           rocksdb::WriteBatch* b, BlobRecord* r) {
+    RETURN_IF_ERROR(GetBlobRecord(d, r));
     std::string z;
-    if (r.refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
+    if (r->refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
       return FailedPrecondition(d.str() + " is linked");
     if (ParseTime(z) >= cutoff)
       return FailedPrecondition(d.str() + " was touched since the cutoff");
     b->Delete(keys::Blob(d));
     b->Delete(keys::Unreferenced(d));
     b->Delete(keys::Inline(d));
-    *size = r.size;
     return Status::Ok();
+  }
+
+  // The stripe locks of ds, in ascending order (no deadlock with a
+  // committer, which holds one); taken before meta_mu_.
+  std::vector<std::unique_lock<std::mutex>> LockStripes(
+      const std::vector<Digest>& ds) {
+    std::vector<size_t> stripes;
+    for (const auto& d : ds) stripes.push_back(StripeOf(d));
+    std::sort(stripes.begin(), stripes.end());
+    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+    std::vector<std::unique_lock<std::mutex>> held;
+    for (size_t s : stripes) held.emplace_back(digest_locks_[s]);
+    return held;
+  }
+
+  // After the records of `gone` were deleted and made durable, and with
+  // no stripe lock held: removes their bytes, save where the same content
+  // was committed again meanwhile (its new record or promote intent keeps
+  // them). Returns their size. Leftovers: RemoveOrphanBytes.
+  uint64_t RemoveBytesOf(
+      const std::vector<std::pair<Digest, BlobRecord>>& gone) {
+    uint64_t bytes = 0;
+    for (const auto& [d, r] : gone) {
+      bytes += r.size;
+      if (!r.may_have_file()) continue;  // went with its record
+      std::lock_guard<std::mutex> dl(DigestLock(d));
+      if (Exists(keys::Blob(d)) || Exists(keys::Pending(d))) continue;
+      bytes_->Remove(d).IgnoreError();
+    }
+    return bytes;
   }
 
   Result<BlobInfo> StatLinkedBlob(const std::string& repo,
@@ -970,38 +1014,30 @@ class RocksStore : public Store {
 
   Status DeleteBlobIfIdle(const Digest& d, int64_t cutoff) override {
     std::lock_guard<std::mutex> dl(DigestLock(d));
+    BlobRecord r;
     {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
-      uint64_t size;
-      RETURN_IF_ERROR(StageDeleteIfIdle(d, cutoff, &b, &size));
+      RETURN_IF_ERROR(StageDeleteIfIdle(d, cutoff, &b, &r));
       RETURN_IF_ERROR(
           Written(db_->Write(nosync_wo_, &b), "delete blob record"));
     }
     RETURN_IF_ERROR(Durable());
     // Record first, then bytes: a crash in between leaves orphan bytes,
     // which RemoveOrphanBytes finds, never a record without bytes.
-    return bytes_->Remove(d);
+    return r.may_have_file() ? bytes_->Remove(d) : Status::Ok();
   }
 
   Result<std::pair<uint64_t, uint64_t>> DeleteBlobsIfIdle(
       const std::vector<Digest>& ds, int64_t cutoff) override {
-    // The digests' stripe locks in ascending order (no deadlock with a
-    // committer, which holds one), then the metadata lock.
-    std::vector<size_t> stripes;
-    for (const auto& d : ds) stripes.push_back(StripeOf(d));
-    std::sort(stripes.begin(), stripes.end());
-    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-    std::vector<std::unique_lock<std::mutex>> held;
-    for (size_t s : stripes) held.emplace_back(digest_locks_[s]);
-    std::vector<std::pair<Digest, uint64_t>> gone;
+    auto held = LockStripes(ds);
+    std::vector<std::pair<Digest, BlobRecord>> gone;
     {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
       for (const auto& d : ds) {
-        uint64_t size;
-        if (StageDeleteIfIdle(d, cutoff, &b, &size).ok())
-          gone.emplace_back(d, size);
+        BlobRecord r;
+        if (StageDeleteIfIdle(d, cutoff, &b, &r).ok()) gone.emplace_back(d, r);
       }
       if (gone.empty()) return std::make_pair(uint64_t{0}, uint64_t{0});
       RETURN_IF_ERROR(
@@ -1010,31 +1046,49 @@ class RocksStore : public Store {
     // Committers wait on these locks: release them before the sync.
     held.clear();
     RETURN_IF_ERROR(Durable());  // records before bytes
-    uint64_t bytes = 0;
-    for (const auto& [d, size] : gone) {
-      bytes += size;
-      // The same content may have been committed again meanwhile: its
-      // new record (or promote intent) keeps its bytes.
-      std::lock_guard<std::mutex> dl(DigestLock(d));
-      if (Exists(keys::Blob(d)) || Exists(keys::Pending(d))) continue;
-      bytes_->Remove(d).IgnoreError();  // leftovers: RemoveOrphanBytes
-    }
+    uint64_t bytes = RemoveBytesOf(gone);
     return std::make_pair(static_cast<uint64_t>(gone.size()), bytes);
   }
 
-  Result<uint64_t> UnlinkManyIfIdle(const std::string& repo,
-                                    const std::vector<Digest>& ds,
-                                    int64_t cutoff) override {
-    uint64_t n = 0;
+  Result<UnlinkCount> UnlinkManyIfIdle(const std::string& repo,
+                                       const std::vector<Digest>& ds,
+                                       int64_t cutoff) override {
+    // A blob losing its last link here has been unreferenced since that
+    // link's touch, before the cutoff: it is deleted in the same batch
+    // (one pass instead of a later DeleteBlobsIfIdle), under its stripe
+    // lock as any deletion.
+    auto held = LockStripes(ds);
+    UnlinkCount n;
+    std::vector<std::pair<Digest, BlobRecord>> gone;
     {
       std::lock_guard<std::mutex> l(meta_mu_);
       rocksdb::WriteBatch b;
-      for (const auto& d : ds)
-        if (StageUnlinkIfIdle(repo, d, cutoff, &b).ok()) ++n;
-      if (n == 0) return n;
+      for (const auto& d : ds) {
+        std::string v;
+        if (!db_->Get(ro_, keys::Link(repo, d), &v).ok()) continue;
+        int64_t touched = ParseTime(v);
+        if (touched >= cutoff) continue;  // linked again since
+        ++n.links;
+        b.Delete(keys::Link(repo, d));
+        BlobRecord r;
+        if (!GetBlobRecord(d, &r).ok()) continue;
+        if (r.refs > 1) {
+          --r.refs;
+          b.Put(keys::Blob(d), r.Encode());
+          continue;
+        }
+        b.Delete(keys::Blob(d));
+        b.Delete(keys::Inline(d));
+        b.Delete(keys::Unreferenced(d));
+        gone.emplace_back(d, r);
+      }
+      if (n.links == 0) return n;
       RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blobs"));
     }
-    RETURN_IF_ERROR(Durable());
+    held.clear();
+    RETURN_IF_ERROR(Durable());  // records before bytes
+    n.blobs = gone.size();
+    n.bytes = RemoveBytesOf(gone);
     return n;
   }
 
@@ -1234,6 +1288,7 @@ class RocksStore : public Store {
       GetBlobRecord(expected, &r).IgnoreError();  // refs may have changed
     } else {
       r.size = size;
+      r.placement = in_db ? BlobRecord::kInline : BlobRecord::kFile;
       b.Put(keys::Blob(expected), r.Encode());
       if (in_db)
         b.Put(keys::Inline(expected),

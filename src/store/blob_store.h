@@ -252,6 +252,14 @@ class BlobAdmin {
   virtual Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() = 0;
 };
 
+// What UnlinkManyIfIdle removed: links, and blobs (with their bytes)
+// that lost their last link.
+struct UnlinkCount {
+  uint64_t links = 0;
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;
+};
+
 class RepositoryIndex {
  public:
   virtual ~RepositoryIndex() = default;
@@ -303,11 +311,14 @@ class RepositoryIndex {
   // kFailedPrecondition if touched since, kNotFound if not linked.
   virtual Status UnlinkIfIdle(const std::string& repo, const Digest& d,
                               int64_t cutoff_micros) = 0;
-  // UnlinkIfIdle for many links of one repository in one batch; skips the
-  // ones touched since or gone. Returns how many were unlinked.
-  virtual Result<uint64_t> UnlinkManyIfIdle(const std::string& repo,
-                                            const std::vector<Digest>& ds,
-                                            int64_t cutoff_micros) = 0;
+  // UnlinkIfIdle for many links (distinct digests) of one repository in
+  // one batch; skips the ones touched since or gone. A blob whose last
+  // link goes is deleted with it: it has been unreferenced since that
+  // link's touch, before the cutoff, which is what DeleteBlobsIfIdle asks
+  // (records in the batch, made durable, then bytes).
+  virtual Result<UnlinkCount> UnlinkManyIfIdle(const std::string& repo,
+                                               const std::vector<Digest>& ds,
+                                               int64_t cutoff_micros) = 0;
   // Deletes an untagged manifest (and its referrer entry) last touched
   // before the cutoff; kFailedPrecondition if touched since or tagged.
   virtual Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,

@@ -762,6 +762,43 @@ TEST_CASE("gc: unreferenced blobs go only when idle; bytes after record") {
   CHECK(CountFiles(dir.path() + "/blobs") == 0);
 }
 
+TEST_CASE("gc: UnlinkManyIfIdle deletes the blobs that lose their last link") {
+  TempDir dir;
+  auto s = Open(dir.path());
+  auto file = Put(*s, RandomBytes(200000, 111), "a");  // bytes in a file
+  auto small = Put(*s, RandomBytes(500, 112), "a");    // bytes in the database
+  auto shared = Put(*s, RandomBytes(600, 113), "a");
+  REQUIRE(s->LinkBlob("b", shared.digest).ok());
+  auto never = Digest::Of("never linked");
+  CHECK(CountFiles(dir.path() + "/blobs") == 1);
+  int64_t cutoff = NowMicros() + 1;
+  auto young = Put(*s, RandomBytes(700, 114), "a");  // linked after the cutoff
+  auto n = s->UnlinkManyIfIdle(
+      "a", {file.digest, small.digest, shared.digest, young.digest, never},
+      cutoff);
+  REQUIRE(n.ok());
+  CHECK(n->links == 3);
+  CHECK(n->blobs == 2);
+  CHECK(n->bytes == file.size + small.size);
+  CHECK(s->StatBlob(file.digest).status().code() == Code::kNotFound);
+  CHECK(s->StatBlob(small.digest).status().code() == Code::kNotFound);
+  CHECK(CountFiles(dir.path() + "/blobs") == 0);
+  auto sh = s->StatBlob(shared.digest);
+  REQUIRE(sh.ok());
+  CHECK(sh->refs == 1);  // still linked in b
+  CHECK(s->StatLinkedBlob("a", young.digest).ok());
+  bool listed = false;
+  CHECK(s->WalkUnreferenced([&](const Digest& d, int64_t) {
+           listed |= d == file.digest || d == small.digest;
+         }).ok());
+  CHECK_FALSE(listed);
+  // Committed again afterwards: a whole new blob.
+  auto again = Put(*s, RandomBytes(200000, 111), "a");
+  CHECK(again.digest == file.digest);
+  CHECK(s->StatLinkedBlob("a", file.digest).ok());
+  CHECK(CountFiles(dir.path() + "/blobs") == 1);
+}
+
 TEST_CASE("gc: orphan bytes (no record) are removed, committed ones kept") {
   TempDir dir;
   std::string kept_data = RandomBytes(300000, 104),
