@@ -6,7 +6,7 @@
 # manifests and 2,000 tags, half of the blobs unreferenced. Then each
 # collects with the server stopped, as Distribution requires
 # (`ocireg gc --root`, `registry garbage-collect`): time and peak RSS.
-# Last, ocireg's push p99 at idle and while its online GC runs. Loopback
+# Last, ocireg's push and pull p99 at idle and while its online GC runs. Loopback
 # only; every process it starts is stopped by PID.
 #
 #   scripts/bench.sh --gc [--repos N] [--manifests M] [--layers L]
@@ -69,18 +69,27 @@ read -r DSEC DRSS < "$W/time.dist"
 echo "  ocireg gc: $(tail -1 "$W/gc.oci")" >&2
 echo "  Distribution: $(grep -c 'blob eligible for deletion' "$W/gc.dist" || true) blobs eligible for deletion" >&2
 
-# --- push latency at idle and during ocireg's online GC ---
+# --- push and pull latency at idle and during ocireg's online GC ---
+# The first online run (min_age 0s) reclaims the garbage made again here;
+# then runs with min_age 1h (marking all, removing nothing) follow back to
+# back until the pushes and pulls are done.
 "$BIN/ocireg" serve --listen "127.0.0.1:$P" --root "$W/ocireg" >/dev/null 2>&1 &
 OP=$!; PIDS+=($OP)
 wait_http "http://127.0.0.1:$P/v2/"
 "$BIN/http-load" populate "http://127.0.0.1:$P" -c 4 -r "$REPOS" -m 0 -l 0 -t 0 -o "$ORPHANS" >/dev/null  # garbage again
-IDLE=$("$BIN/http-load" push-small "http://127.0.0.1:$P" bench/idle -c 4 -n 4000 | awk '{print $8}')
+PULL_URL="http://127.0.0.1:$P/v2/bench/r0/manifests/t0"
+push_p99() { "$BIN/http-load" push-small "http://127.0.0.1:$P" "bench/$1" -c 4 -n 2000 | awk '{print $8}'; }
+pull_p99() { "$BIN/http-load" get "$PULL_URL" -c 4 -d 3 | awk '{print $8}'; }
+IDLE=$(push_p99 idle)
+IDLE_PULL=$(pull_p99)
 ( while [ ! -e "$W/stop" ]; do curl -s -X POST "http://127.0.0.1:$P/admin/gc?min_age=1h" >> "$W/online.json"; echo >> "$W/online.json"; done ) &
 LOOP=$!
 curl -s -X POST "http://127.0.0.1:$P/admin/gc?min_age=0s" > "$W/online-first.json" &
 FIRST=$!
-BUSY=$("$BIN/http-load" push-small "http://127.0.0.1:$P" bench/busy -c 4 -n 4000 | awk '{print $8}')
+BUSY=$(push_p99 busy)
+BUSY_PULL=$(pull_p99)
 wait $FIRST; touch "$W/stop"; wait $LOOP
+RUNS=$(grep -c '"seconds"' "$W/online.json" || true)
 stop "$OP"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }
@@ -94,5 +103,7 @@ row "GC, server stopped (s)" "$OSEC" "$DSEC" "$(ratio "$DSEC" "$OSEC") faster"
 row "GC peak RSS (KiB)" "$ORSS" "$DRSS" "$(ratio "$ORSS" "$DRSS")"
 row "ocireg push p99, idle (ms)" "$IDLE" "" ""
 row "ocireg push p99, during online GC (ms)" "$BUSY" "" "$(ratio "$BUSY" "$IDLE")"
+row "ocireg manifest GET p99, idle (ms)" "$IDLE_PULL" "" ""
+row "ocireg manifest GET p99, during online GC (ms)" "$BUSY_PULL" "" "$(ratio "$BUSY_PULL" "$IDLE_PULL")"
 echo
-echo "online GC run during the pushes: $(cat "$W/online-first.json")"
+echo "online GC during the pushes and pulls: $(cat "$W/online-first.json"), then $RUNS more runs (min_age 1h)"

@@ -18,13 +18,14 @@ import sys
 # module -> (project modules it may use, third-party headers it may use)
 RULES = {
     "util": ([], []),
+    "metrics": (["util"], []),
     "store": (["util"], ["rocksdb/", "openssl/"]),
     "oci": (["util", "store/digest.h"], ["nlohmann/"]),
     "net": (["util"], ["httplib.h", "openssl/"]),
     "client": (["util", "store", "oci", "net"], ["httplib.h", "nlohmann/", "openssl/"]),
     "auth": (["util"], ["nlohmann/", "openssl/", "crypt.h"]),
     "gc": (["util", "store", "oci", "auth/acl.h"], []),
-    "registry": (["util", "store", "oci", "net", "client", "auth", "gc"], ["nlohmann/", "openssl/"]),
+    "registry": (["util", "store", "oci", "net", "client", "auth", "gc", "metrics"], ["nlohmann/", "openssl/"]),
     "image": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
     "build": (["util", "store", "oci", "client", "image", "gc"], ["nlohmann/", "openssl/"]),
     "ocibuild": (["util", "store", "oci", "client", "image", "build", "gc"], ["nlohmann/"]),

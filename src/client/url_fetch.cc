@@ -55,4 +55,31 @@ Status FetchUrl(const std::string& url,
   return Status::Ok();
 }
 
+Result<int> PostUrl(
+    const std::string& url,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::string& body, const std::string& content_type,
+    int timeout_seconds) {
+  static const std::regex re("^(https?)://([^/?#]+)([/?][^#]*)?$");
+  std::smatch m;
+  if (!std::regex_match(url, m, re))
+    return InvalidArgument("invalid URL " + url +
+                           " (want http(s)://HOST/PATH)");
+  httplib::Client c(m[1].str() + "://" + m[2].str());
+  c.set_connection_timeout(timeout_seconds, 0);
+  c.set_read_timeout(timeout_seconds, 0);
+  c.set_write_timeout(timeout_seconds, 0);
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+  c.set_ca_cert_path("/etc/ssl/certs/ca-certificates.crt");
+  c.enable_server_certificate_verification(true);
+#endif
+  std::string path = m[3].matched ? m[3].str() : "/";
+  if (path[0] == '?') path = "/" + path;
+  httplib::Headers h;
+  for (const auto& [k, v] : headers) h.emplace(k, v);
+  auto r = c.Post(path, h, body, content_type);
+  if (!r) return Unavailable(httplib::to_string(r.error()));
+  return r->status;
+}
+
 }  // namespace ocib::client

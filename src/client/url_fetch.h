@@ -11,6 +11,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "store/digest.h"
 #include "util/status.h"
@@ -26,5 +28,15 @@ struct UrlFetchOptions {
 Status FetchUrl(const std::string& url,
                 const std::function<Status(const char*, size_t)>& sink,
                 const UrlFetchOptions& options = {});
+
+// POSTs body to url (http, or https verified with the system CAs) with
+// the given headers, within timeout_seconds for connecting, sending and
+// each read. Returns the answer's status code; kInvalidArgument for a
+// malformed URL, kUnavailable when there is no answer (refused, timed out).
+Result<int> PostUrl(
+    const std::string& url,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    const std::string& body, const std::string& content_type,
+    int timeout_seconds);
 
 }  // namespace ocib::client

@@ -50,11 +50,17 @@ constexpr auto kWorkerIdle = std::chrono::seconds(10);
 // A connection. Owned by the event thread while it waits for a head (or
 // lingers before close), by one worker while a request is served; handed
 // over through Impl's queues, never shared.
+// Bytes moved on every connection of one server, for its Stats.
+struct IoCounters {
+  std::atomic<uint64_t> received{0}, sent{0};
+};
+
 struct Conn {
   ~Conn() {
     if (ssl) SSL_free(ssl);
   }
   int fd = -1;
+  IoCounters* io = nullptr;
   SSL* ssl = nullptr;      // with TLS: the session over fd
   short want = POLLIN;     // what the last I/O that could not go on waits for
   bool watch_out = false;  // the event thread waits for fd to be writable
@@ -132,10 +138,12 @@ ssize_t ConnRecv(Conn* c, char* p, size_t n) {
     ssize_t r;
     do r = ::recv(c->fd, p, n, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
+    if (r > 0) c->io->received.fetch_add(r, std::memory_order_relaxed);
     return r;
   }
   ERR_clear_error();
   int r = SSL_read(c->ssl, p, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+  if (r > 0) c->io->received.fetch_add(r, std::memory_order_relaxed);
   return r > 0 ? r : TlsResult(c, r);
 }
 
@@ -146,10 +154,12 @@ ssize_t ConnSend(Conn* c, const char* p, size_t n) {
     ssize_t w;
     do w = ::send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (w < 0 && errno == EINTR);
+    if (w > 0) c->io->sent.fetch_add(w, std::memory_order_relaxed);
     return w;
   }
   ERR_clear_error();
   int w = SSL_write(c->ssl, p, static_cast<int>(std::min<size_t>(n, INT_MAX)));
+  if (w > 0) c->io->sent.fetch_add(w, std::memory_order_relaxed);
   return w > 0 ? w : TlsResult(c, w);
 }
 
@@ -440,8 +450,13 @@ class HttpServer::Impl {
 
   Stats stats() const {
     MutexLock l(&mu_);
-    return {static_cast<uint64_t>(open_.load()),
-            static_cast<uint64_t>(workers_)};
+    Stats s;
+    s.connections_open = static_cast<uint64_t>(open_.load());
+    s.workers = static_cast<uint64_t>(workers_);
+    s.requests_in_flight = static_cast<uint64_t>(in_flight_.load());
+    s.bytes_received = io_.received.load(std::memory_order_relaxed);
+    s.bytes_sent = io_.sent.load(std::memory_order_relaxed);
+    return s;
   }
 
   Status Serve() {
@@ -544,6 +559,7 @@ class HttpServer::Impl {
       ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       auto* c = new Conn;
       c->fd = fd;
+      c->io = &io_;
       char buf[INET6_ADDRSTRLEN] = {0};
       if (ss.ss_family == AF_INET) {
         auto* a = reinterpret_cast<sockaddr_in*>(&ss);
@@ -802,6 +818,7 @@ class HttpServer::Impl {
   void Serve(Conn* c, char* buf) {
     while (true) {
       auto t0 = Clock::now();
+      ++in_flight_;
       ++c->served;
       c->in.erase(0, c->head_size);
       c->scanned = 0;
@@ -844,6 +861,7 @@ class HttpServer::Impl {
           0)
         close = true;
       bool ok = WriteResponse(c, res, close);
+      --in_flight_;
       if (logger_)
         logger_(req, res,
                 std::chrono::duration<double, std::milli>(Clock::now() - t0)
@@ -956,8 +974,10 @@ class HttpServer::Impl {
   int listen_fd_ = -1, stop_fd_ = -1, return_fd_ = -1, ep_ = -1;
   char listen_tag_ = 0, stop_tag_ = 0, return_tag_ = 0;
   std::string busy_response_;
-  std::atomic<int> open_{0};  // connections open
-  std::atomic<int> away_{0};  // connections with the workers
+  std::atomic<int> open_{0};       // connections open
+  std::atomic<int> away_{0};       // connections with the workers
+  std::atomic<int> in_flight_{0};  // requests between head and response
+  IoCounters io_;
   std::atomic<bool> stopping_{false};
 
   mutable Mutex tls_mu_;

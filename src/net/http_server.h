@@ -91,8 +91,11 @@ class HttpServer {
 
   // Counters, for tests and the operator.
   struct Stats {
-    uint64_t connections_open;
-    uint64_t workers;
+    uint64_t connections_open = 0;
+    uint64_t workers = 0;
+    uint64_t requests_in_flight = 0;  // heads read, responses not yet sent
+    uint64_t bytes_received = 0;      // since start, all connections
+    uint64_t bytes_sent = 0;
   };
   Stats stats() const;
 

@@ -26,6 +26,7 @@
 #include "image/tar_reader.h"
 #include "image/transfer.h"
 #include "ocibuild/cli_context.h"
+#include "util/version.h"
 
 namespace ocib::cli {
 namespace {
@@ -371,6 +372,10 @@ int RunCli(int argc, char** argv) {
   if (args.empty() || args[0] == "-h" || args[0] == "--help" ||
       args[0] == "help")
     return Usage();
+  if (args[0] == "--version" || args[0] == "version") {
+    std::printf("ocibuild %s (commit %s)\n", Version(), GitCommit());
+    return 0;
+  }
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   static const std::set<std::string> known = {

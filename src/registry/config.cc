@@ -270,6 +270,98 @@ Status ParseQuotas(const json& v, std::vector<QuotaRule>* out) {
   return Status::Ok();
 }
 
+Status StrList(const json& v, const std::string& key,
+               std::vector<std::string>* out) {
+  if (!v.is_array())
+    return InvalidArgument("config key \"" + key +
+                           "\" must be a list of strings");
+  for (const auto& e : v) {
+    if (!e.is_string())
+      return InvalidArgument("config key \"" + key +
+                             "\" must be a list of strings");
+    out->push_back(e.get<std::string>());
+  }
+  return Status::Ok();
+}
+
+Status ParseNotifications(const json& v,
+                          std::vector<NotificationEndpoint>* out) {
+  if (!v.is_object())
+    return InvalidArgument("config key \"notifications\" must be an object");
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (it.key() == "events") continue;  // Distribution's; nothing to set
+    if (it.key() != "endpoints")
+      return InvalidArgument("unknown config key \"notifications." + it.key() +
+                             "\"");
+    if (!it.value().is_array())
+      return InvalidArgument(
+          "config key \"notifications.endpoints\" must be a list");
+    for (const auto& ej : it.value()) {
+      NotificationEndpoint e;
+      auto headers = [&e](const json& h, const char* k) -> Status {
+        if (!h.is_object())
+          return InvalidArgument(std::string("config key \"") + k +
+                                 "\" must be an object of lists");
+        for (auto hi = h.begin(); hi != h.end(); ++hi) {
+          std::vector<std::string> values;
+          if (hi.value().is_string())
+            values.push_back(hi.value().get<std::string>());
+          else
+            RETURN_IF_ERROR(StrList(hi.value(), k, &values));
+          for (auto& value : values) {
+            if (value.find_first_of("\r\n") != std::string::npos ||
+                hi.key().find_first_of("\r\n: ") != std::string::npos)
+              return InvalidArgument(std::string("config key \"") + k +
+                                     "\" has a bad header");
+            e.headers.emplace_back(hi.key(), value);
+          }
+        }
+        return Status::Ok();
+      };
+      auto list = [](std::vector<std::string>* out) {
+        return
+            [out](const json& l, const char* k) { return StrList(l, k, out); };
+      };
+      auto ignore = [&](const json& ig, const char* k) {
+        return ParseObject(ig, k,
+                           {{"mediatypes", list(&e.ignored_media_types)},
+                            {"actions", list(&e.ignored_actions)}});
+      };
+      RETURN_IF_ERROR(
+          ParseObject(ej, "notifications.endpoints[]",
+                      {{"name", Str(&e.name)},
+                       {"url", Str(&e.url)},
+                       {"disabled", Bool(&e.disabled)},
+                       {"headers", headers},
+                       {"timeout", Duration(&e.timeout_seconds)},
+                       {"backoff", Duration(&e.backoff_seconds)},
+                       {"threshold", Int(0, 1000000, &e.threshold)},
+                       {"ignoredmediatypes", list(&e.ignored_media_types)},
+                       {"ignore", ignore},
+                       {"repositories", list(&e.repositories)},
+                       {"actions", list(&e.actions)}}));
+      if (e.name.empty() || e.name.find('\0') != std::string::npos)
+        return InvalidArgument(
+            "config key \"notifications.endpoints[].name\" is required");
+      if (e.url.rfind("http://", 0) != 0 && e.url.rfind("https://", 0) != 0)
+        return InvalidArgument("notification endpoint \"" + e.name +
+                               "\": url must be http:// or https://");
+      for (const auto& a : e.actions)
+        if (a != "push" && a != "pull" && a != "delete" && a != "mount")
+          return InvalidArgument("notification endpoint \"" + e.name +
+                                 "\": unknown action \"" + a + "\"");
+      if (e.timeout_seconds < 1) e.timeout_seconds = 1;
+      if (e.backoff_seconds < 1) e.backoff_seconds = 1;
+      for (const auto& o : *out)
+        if (o.name == e.name)
+          return InvalidArgument("notification endpoint \"" + e.name +
+                                 "\" is named twice");
+      out->push_back(std::move(e));
+    }
+  }
+  return Status::Ok();
+}
+
 Status ParseGc(const json& v, Config::Gc* g) {
   return ParseObject(v, "gc",
                      {{"interval", Duration(&g->interval_seconds)},
@@ -303,7 +395,10 @@ Result<Upstream> ParseMirrorFlag(const std::string& value) {
   return u;
 }
 
-std::string Config::host() const {
+std::string Config::host() const { return HostOf(listen); }
+int Config::port() const { return PortOf(listen); }
+
+std::string HostOf(const std::string& listen) {
   size_t colon = listen.rfind(':');
   std::string h = colon == std::string::npos ? listen : listen.substr(0, colon);
   if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
@@ -311,7 +406,7 @@ std::string Config::host() const {
   return h;
 }
 
-int Config::port() const {
+int PortOf(const std::string& listen) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos || colon + 1 >= listen.size()) return -1;
   int p = 0;
@@ -327,6 +422,16 @@ Status Validate(const Config& c) {
   if (c.port() < 0 || c.host().empty())
     return InvalidArgument("config key \"listen\" must be HOST:PORT, got \"" +
                            c.listen + "\"");
+  if (!c.debug.listen.empty()) {
+    if (PortOf(c.debug.listen) < 0 || HostOf(c.debug.listen).empty())
+      return InvalidArgument(
+          "config key \"debug.listen\" must be HOST:PORT, got \"" +
+          c.debug.listen + "\"");
+    if (c.debug.listen == c.listen && c.port() != 0)
+      return InvalidArgument(
+          "config key \"debug.listen\" must differ from \"listen\": "
+          "metrics are never served on the public address");
+  }
   if (c.root.empty())
     return InvalidArgument("config key \"root\" must not be empty");
   if (c.log_format != "text" && c.log_format != "json" && c.log_format != "off")
@@ -440,6 +545,10 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseAuth(v, &c.auth);
     else if (k == "gc")
       s = ParseGc(v, &c.gc);
+    else if (k == "notifications")
+      s = ParseNotifications(v, &c.notifications);
+    else if (k == "debug")
+      s = ParseObject(v, "debug", {{"listen", Str(&c.debug.listen)}});
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);
     else if (k == "quotas")

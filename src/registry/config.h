@@ -81,6 +81,26 @@ struct AuthConfig {
   }
 };
 
+// A webhook receiving events, as Distribution's notifications.endpoints
+// (same envelope, so existing receivers work). Events are queued in the
+// store before the request is answered and delivered in order, retried
+// with backoff, also across restarts (registry/notifications.h).
+struct NotificationEndpoint {
+  std::string name;  // unique; names its queue
+  std::string url;   // http(s)://host[:port]/path
+  bool disabled = false;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int64_t timeout_seconds = 5;
+  int64_t backoff_seconds = 1;  // first retry wait; doubles up to 60 s
+  int64_t threshold = 3;        // accepted as Distribution's; unused
+  std::vector<std::string> ignored_media_types;  // "ignoredmediatypes"
+  std::vector<std::string> ignored_actions;      // "ignore": {"actions"}
+  // ocireg's filters: only these repositories (auth/acl.h globs) and
+  // actions ("push", "pull", "delete", "mount"); empty: all.
+  std::vector<std::string> repositories;
+  std::vector<std::string> actions;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:5000";  // host:port
   std::string root = "./data";            // store directory
@@ -123,10 +143,22 @@ struct Config {
   std::vector<RetentionRule> retention;  // "retention": [...]
   // "quotas": [{"namespace": "team", "bytes": N}] (registry/quota.h).
   std::vector<QuotaRule> quotas;
+  // The operator's address ("debug": {"listen": "127.0.0.1:5001"}):
+  // GET /metrics (Prometheus), /healthz and /readyz. Empty: off. Never
+  // the public address.
+  struct Debug {
+    std::string listen;
+  } debug;
+  // "notifications": {"endpoints": [...]}
+  std::vector<NotificationEndpoint> notifications;
 
   std::string host() const;
   int port() const;  // -1 if listen is malformed
 };
+
+// HOST:PORT split ([v6] brackets removed); port -1 if malformed.
+std::string HostOf(const std::string& listen);
+int PortOf(const std::string& listen);
 
 // Reads and validates a JSON config file; keys it does not name keep their
 // defaults.

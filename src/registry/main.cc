@@ -3,6 +3,7 @@
 //   ocireg serve [--config FILE] [--listen HOST:PORT] [--root DIR]
 //                [--port-file FILE] [--mirror [NS=]URL]...
 //                [--tls-cert FILE --tls-key FILE] [--read-only]
+//                [--debug-listen HOST:PORT]
 //
 //   ocireg gc --root DIR [--config FILE] [--dry-run] [--min-age DURATION]
 //             [--delete-untagged]   (the config gives retention rules)
@@ -10,6 +11,7 @@
 //       unless given: nothing else can use it meanwhile)
 //   ocireg du --root DIR [--json]
 //       bytes per namespace and repository of a registry's store
+//   ocireg --version
 //
 // SIGHUP re-reads the config file's read_only, the TLS certificate and
 // key, and the htpasswd and ACL files; SIGTERM/SIGINT stop gracefully.
@@ -29,6 +31,7 @@
 #include "registry/registry.h"
 #include "registry/usage.h"
 #include "store/blob_store.h"
+#include "util/version.h"
 
 namespace {
 
@@ -43,10 +46,13 @@ int Usage() {
       "  --mirror NS=URL   mirror of URL for namespace NS (may repeat)\n"
       "  --tls-cert/--tls-key  serve HTTPS with this PEM certificate and key\n"
       "  --read-only       refuse every write (maintenance)\n"
+      "  --debug-listen HOST:PORT  serve /metrics, /healthz and /readyz "
+      "there\n"
       "       ocireg gc --root DIR [--config FILE] [--dry-run] "
       "[--min-age DURATION] "
       "[--delete-untagged]\n"
-      "       ocireg du --root DIR [--json]\n");
+      "       ocireg du --root DIR [--json]\n"
+      "       ocireg --version\n");
   return 2;
 }
 
@@ -139,10 +145,16 @@ int Gc(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace ocib;
+  if (argc >= 2 && (std::string(argv[1]) == "--version" ||
+                    std::string(argv[1]) == "version")) {
+    std::printf("ocireg %s (commit %s)\n", Version(), GitCommit());
+    return 0;
+  }
   if (argc >= 2 && std::string(argv[1]) == "gc") return Gc(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "du") return Du(argc, argv);
   if (argc < 2 || std::string(argv[1]) != "serve") return Usage();
-  std::string config_path, listen, root, port_file, tls_cert, tls_key;
+  std::string config_path, listen, root, port_file, tls_cert, tls_key,
+      debug_listen;
   bool read_only = false;
   std::vector<std::string> mirrors;
   for (int i = 2; i < argc; ++i) {
@@ -155,6 +167,7 @@ int main(int argc, char** argv) {
     std::string mirror;
     bool ok = (a == "--config" && value(&config_path)) ||
               (a == "--listen" && value(&listen)) ||
+              (a == "--debug-listen" && value(&debug_listen)) ||
               (a == "--root" && value(&root)) ||
               (a == "--port-file" && value(&port_file)) ||
               (a == "--tls-cert" && value(&tls_cert)) ||
@@ -175,6 +188,7 @@ int main(int argc, char** argv) {
     cfg = *c;
   }
   if (!listen.empty()) cfg.listen = listen;
+  if (!debug_listen.empty()) cfg.debug.listen = debug_listen;
   if (!root.empty()) cfg.root = root;
   if (!tls_cert.empty()) cfg.tls.cert_file = tls_cert;
   if (!tls_key.empty()) cfg.tls.key_file = tls_key;

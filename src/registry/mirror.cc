@@ -88,6 +88,7 @@ Mirror::Mirror(std::vector<Upstream> upstreams, Store* store)
       st.credentials = client::DockerConfigCredentials(u.credentials_file)
                            .Credentials(u.host());
     st.session = std::make_shared<client::ClientSession>();
+    st.counters = std::make_unique<Counters>();
   }
 }
 
@@ -123,14 +124,46 @@ std::optional<Mirror::Target> Mirror::Resolve(const std::string& name,
   return std::nullopt;
 }
 
-void Mirror::Count(CacheOutcome o) {
-  if (o == CacheOutcome::kHit) ++hits_;
-  if (o == CacheOutcome::kMiss) ++misses_;
-  if (o == CacheOutcome::kStale) ++upstream_errors_;
+void Mirror::Count(const Upstream& u, CacheOutcome o) {
+  Counters& c = *upstream_state_.at(&u).counters;
+  if (o == CacheOutcome::kHit) ++c.hits;
+  if (o == CacheOutcome::kMiss) ++c.misses;
+  if (o == CacheOutcome::kStale) {
+    ++c.stale;
+    ++c.errors;  // served stale because the upstream failed
+  }
+}
+
+void Mirror::Failed(const Upstream& u) {
+  ++upstream_state_.at(&u).counters->errors;
+}
+
+template <class F>
+auto Mirror::Timed(const Upstream& u, F&& call) {
+  auto t0 = Clock::now();
+  auto r = call();
+  upstream_state_.at(&u).counters->latency.Observe(
+      std::chrono::duration<double>(Clock::now() - t0).count());
+  return r;
 }
 
 Mirror::Stats Mirror::stats() const {
-  return {hits_.load(), misses_.load(), upstream_errors_.load()};
+  Stats out;
+  for (const auto& u : upstreams_) {
+    const Counters& c = *upstream_state_.at(&u).counters;
+    UpstreamStats us;
+    us.ns = u.ns;
+    us.hits = c.hits.load();
+    us.misses = c.misses.load();
+    us.stale = c.stale.load();
+    us.errors = c.errors.load();
+    us.latency = c.latency.snapshot();
+    out.hits += us.hits;
+    out.misses += us.misses;
+    out.upstream_errors += us.errors;
+    out.upstreams.push_back(std::move(us));
+  }
+  return out;
 }
 
 Result<ManifestRecord> Mirror::Manifest(const Target& t,
@@ -154,16 +187,17 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t,
   if (reference.find(':') != std::string::npos) {
     ASSIGN_OR_RETURN(Digest d, Digest::Parse(reference));
     if (auto m = store_->GetManifest(t.local_repo, d); m.ok()) {
-      Count(*outcome = CacheOutcome::kHit);
+      Count(*t.upstream, *outcome = CacheOutcome::kHit);
       return *m;
     }
     auto c = UpstreamClient(u, 0);
-    auto f = c.GetManifest(t.upstream_repo, reference);
+    auto f =
+        Timed(u, [&] { return c.GetManifest(t.upstream_repo, reference); });
     if (!f.ok()) {
-      if (UpstreamDown(f.status())) ++upstream_errors_;
+      if (UpstreamDown(f.status())) Failed(*t.upstream);
       return Named(u, f.status());
     }
-    Count(*outcome = CacheOutcome::kMiss);
+    Count(*t.upstream, *outcome = CacheOutcome::kMiss);
     return store_fetched(*f, "");
   }
   const std::string key = t.local_repo + "\n" + reference;
@@ -179,34 +213,36 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t,
     }
     auto local = store_->GetManifest(t.local_repo, *cached);
     if (fresh && local.ok()) {
-      Count(*outcome = CacheOutcome::kHit);
+      Count(*t.upstream, *outcome = CacheOutcome::kHit);
       return *local;
     }
     auto c = UpstreamClient(u, 0);
-    auto head = c.HeadManifest(t.upstream_repo, reference);
+    auto head =
+        Timed(u, [&] { return c.HeadManifest(t.upstream_repo, reference); });
     if (head.ok() && *head == *cached && local.ok()) {
       MutexLock l(&fresh_mu_);
       checked_[key] = Clock::now();
-      Count(*outcome = CacheOutcome::kHit);
+      Count(*t.upstream, *outcome = CacheOutcome::kHit);
       return *local;
     }
     if (!head.ok() && UpstreamDown(head.status()) && local.ok()) {
-      Count(*outcome = CacheOutcome::kStale);  // upstream down: the cached copy
+      Count(*t.upstream,
+            *outcome = CacheOutcome::kStale);  // upstream down: the cached copy
       return *local;
     }
     if (!head.ok() && head.status().code() == Code::kNotFound)
       return head.status();
   }
   auto c = UpstreamClient(u, 0);
-  auto f = c.GetManifest(t.upstream_repo, reference);
+  auto f = Timed(u, [&] { return c.GetManifest(t.upstream_repo, reference); });
   if (!f.ok()) {
     if (cached.ok() && UpstreamDown(f.status())) {
       if (auto local = store_->GetManifest(t.local_repo, *cached); local.ok()) {
-        Count(*outcome = CacheOutcome::kStale);
+        Count(*t.upstream, *outcome = CacheOutcome::kStale);
         return *local;
       }
     }
-    if (UpstreamDown(f.status())) ++upstream_errors_;
+    if (UpstreamDown(f.status())) Failed(*t.upstream);
     return Named(u, f.status());
   }
   ASSIGN_OR_RETURN(ManifestRecord rec, store_fetched(*f, reference));
@@ -214,7 +250,7 @@ Result<ManifestRecord> Mirror::Manifest(const Target& t,
     MutexLock l(&fresh_mu_);
     checked_[key] = Clock::now();
   }
-  Count(*outcome = CacheOutcome::kMiss);
+  Count(*t.upstream, *outcome = CacheOutcome::kMiss);
   return rec;
 }
 
@@ -223,16 +259,17 @@ Result<uint64_t> Mirror::BlobSize(const Target& t, const Digest& d,
   if (auto info = store_->StatBlob(d); info.ok()) {
     if (!store_->StatLinkedBlob(t.local_repo, d).ok())
       store_->LinkBlob(t.local_repo, d).IgnoreError();
-    Count(*outcome = CacheOutcome::kHit);
+    Count(*t.upstream, *outcome = CacheOutcome::kHit);
     return info->size;
   }
   auto c = UpstreamClient(*t.upstream, 0);
-  auto size = c.BlobSize(t.upstream_repo, d);
+  auto size =
+      Timed(*t.upstream, [&] { return c.BlobSize(t.upstream_repo, d); });
   if (!size.ok()) {
-    if (UpstreamDown(size.status())) ++upstream_errors_;
+    if (UpstreamDown(size.status())) Failed(*t.upstream);
     return Named(*t.upstream, size.status());
   }
-  Count(*outcome = CacheOutcome::kMiss);
+  Count(*t.upstream, *outcome = CacheOutcome::kMiss);
   return *size;
 }
 
@@ -243,7 +280,7 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
     if (!store_->StatLinkedBlob(t.local_repo, d).ok())
       RETURN_IF_ERROR(store_->LinkBlob(t.local_repo, d));
     ASSIGN_OR_RETURN(auto h, store_->OpenBlob(d));
-    Count(*outcome = CacheOutcome::kHit);
+    Count(*t.upstream, *outcome = CacheOutcome::kHit);
     return std::shared_ptr<BlobReadHandle>(std::move(h));
   }
   std::shared_ptr<Fetch> f;
@@ -260,7 +297,7 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
       std::thread([this, f, t] { RunFetch(f, t); }).detach();
     }
   }
-  Count(*outcome = CacheOutcome::kMiss);
+  Count(*t.upstream, *outcome = CacheOutcome::kMiss);
   uint64_t size;
   {
     MutexLock l(&f->mu);
@@ -314,9 +351,10 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
     fetch_cv_.SignalAll();
   };
   auto c = UpstreamClient(*t.upstream, 2);
-  auto size = c.BlobSize(t.upstream_repo, f->digest);
+  auto size = Timed(*t.upstream,
+                    [&] { return c.BlobSize(t.upstream_repo, f->digest); });
   if (!size.ok()) {
-    if (UpstreamDown(size.status())) ++upstream_errors_;
+    if (UpstreamDown(size.status())) Failed(*t.upstream);
     return finish(Named(*t.upstream, size.status()));
   }
   auto w = store_->NewWriter();
@@ -339,7 +377,7 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
                                f->cv.SignalAll();
                              });
   if (!s.ok()) {
-    if (UpstreamDown(s)) ++upstream_errors_;
+    if (UpstreamDown(s)) Failed(*t.upstream);
     return finish(Named(*t.upstream, s));
   }
   finish(Status::Ok());
@@ -348,19 +386,19 @@ void Mirror::RunFetch(std::shared_ptr<Fetch> f, Target t) {
 Result<std::vector<std::string>> Mirror::Tags(const Target& t,
                                               CacheOutcome* outcome) {
   auto c = UpstreamClient(*t.upstream, 0);
-  auto tags = c.ListTags(t.upstream_repo);
+  auto tags = Timed(*t.upstream, [&] { return c.ListTags(t.upstream_repo); });
   if (tags.ok()) {
-    Count(*outcome = CacheOutcome::kMiss);
+    Count(*t.upstream, *outcome = CacheOutcome::kMiss);
     std::sort(tags->begin(), tags->end());
     return *tags;
   }
   if (!UpstreamDown(tags.status())) return tags.status();
   auto page = store_->ListTags(t.local_repo, 0, "");
   if (!page.ok() || page->items.empty()) {
-    ++upstream_errors_;
+    Failed(*t.upstream);
     return Named(*t.upstream, tags.status());
   }
-  Count(*outcome = CacheOutcome::kStale);
+  Count(*t.upstream, *outcome = CacheOutcome::kStale);
   return page->items;
 }
 

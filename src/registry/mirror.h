@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "client/registry_client.h"
+#include "metrics/metrics.h"
 #include "registry/config.h"
 #include "store/blob_store.h"
 #include "util/mutex.h"
@@ -54,8 +55,17 @@ class Mirror {
     std::string upstream_repo;  // the name upstream
     std::string local_repo;     // the name in the store
   };
+  // Per upstream (by namespace), for the metrics: requests answered from
+  // the cache (hits), fetched (misses), served stale while the upstream
+  // failed; upstream failures; latency of metadata requests upstream.
+  struct UpstreamStats {
+    std::string ns;
+    uint64_t hits = 0, misses = 0, stale = 0, errors = 0;
+    metrics::Histogram::Snapshot latency;
+  };
   struct Stats {
-    uint64_t hits = 0, misses = 0, upstream_errors = 0;
+    uint64_t hits = 0, misses = 0, upstream_errors = 0;  // totals
+    std::vector<UpstreamStats> upstreams;
   };
 
   Mirror(std::vector<Upstream> upstreams, Store* store);
@@ -81,7 +91,11 @@ class Mirror {
  private:
   struct Fetch;
   void RunFetch(std::shared_ptr<Fetch> f, Target t);
-  void Count(CacheOutcome o);
+  void Count(const Upstream& u, CacheOutcome o);
+  void Failed(const Upstream& u);
+  // Runs call() (a request upstream), recording its latency.
+  template <class F>
+  auto Timed(const Upstream& u, F&& call);
   // A client for upstream u: cheap to make; its credentials (read once,
   // at construction) and its session (tokens, plain-HTTP knowledge) are
   // the upstream's, shared by every request.
@@ -89,9 +103,14 @@ class Mirror {
 
   const std::vector<Upstream> upstreams_;
   Store* const store_;
+  struct Counters {
+    std::atomic<uint64_t> hits{0}, misses{0}, stale{0}, errors{0};
+    metrics::Histogram latency{&metrics::DefaultSecondsBuckets()};
+  };
   struct UpstreamState {
     std::string credentials;  // "user:password" or ""
     std::shared_ptr<client::ClientSession> session;
+    std::unique_ptr<Counters> counters;
   };
   std::map<const Upstream*, UpstreamState>
       upstream_state_;  // fixed after construction
@@ -105,8 +124,6 @@ class Mirror {
   std::map<std::string, std::shared_ptr<Fetch>> fetches_
       GUARDED_BY(fetch_mu_);               // by digest
   int running_ GUARDED_BY(fetch_mu_) = 0;  // fetch threads
-
-  std::atomic<uint64_t> hits_{0}, misses_{0}, upstream_errors_{0};
 };
 
 }  // namespace ocib::registry

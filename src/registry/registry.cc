@@ -3,6 +3,10 @@
 // (access log flushes, expired upload reclaim).
 #include "registry/registry.h"
 
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -15,10 +19,13 @@
 #include "net/http_server.h"
 #include "registry/access_control.h"
 #include "registry/access_log.h"
+#include "registry/debug_server.h"
 #include "registry/handlers.h"
 #include "registry/mirror.h"
+#include "registry/notifications.h"
 #include "registry/route_table.h"
 #include "registry/routes.h"
+#include "registry/server_metrics.h"
 #include "registry/usage.h"
 #include "util/mutex.h"
 
@@ -53,10 +60,12 @@ class Registry::Impl {
     o.head.max_header_bytes = static_cast<size_t>(cfg_.max_header_bytes);
     o.default_headers.emplace("Docker-Distribution-API-Version",
                               "registry/2.0");
-    net::Logger logger;
-    if (cfg_.log_format != "off")
-      logger = [this](const net::Request& req, const net::Response& res,
-                      double ms) { log_.Log(req, res, ms); };
+    const bool log = cfg_.log_format != "off";
+    net::Logger logger = [this, log](const net::Request& req,
+                                     const net::Response& res, double ms) {
+      metrics_.Request(req, res, ms);
+      if (log) log_.Log(req, res, ms);
+    };
     svr_ = std::make_unique<net::HttpServer>(
         std::move(o),
         [this](const net::Request& req, net::Response& res,
@@ -75,6 +84,21 @@ class Registry::Impl {
     if (!port.ok())
       return Internal("cannot bind " + cfg_.listen +
                       " (in use, or not a local address)");
+    if (!cfg_.notifications.empty()) {
+      notifier_ =
+          std::make_unique<Notifier>(cfg_.notifications, store_,
+                                     cfg_.host() + ":" + std::to_string(*port));
+      metrics_.WatchNotifier(notifier_.get());
+    }
+    metrics_.Watch(svr_.get(), store_, mirror_.get());
+    if (!cfg_.debug.listen.empty()) {
+      debug_ = std::make_unique<DebugServer>(&metrics_, store_);
+      auto dp =
+          debug_->Bind(HostOf(cfg_.debug.listen), PortOf(cfg_.debug.listen));
+      if (!dp.ok()) return dp.status();
+      std::fprintf(stderr, "ocireg: metrics and health on http://%s:%d\n",
+                   HostOf(cfg_.debug.listen).c_str(), *dp);
+    }
     return *port;
   }
 
@@ -82,7 +106,15 @@ class Registry::Impl {
     janitor_ = std::thread([this] { Janitor(); });
     if (cfg_.gc.interval_seconds > 0)
       gc_thread_ = std::thread([this] { GcLoop(); });
+    if (notifier_) notifier_->Start();
+    std::thread debug_thread;
+    if (debug_) debug_thread = std::thread([this] { (void)debug_->Serve(); });
     Status served = svr_->Serve();
+    if (debug_) {
+      debug_->Stop();
+      debug_thread.join();
+    }
+    if (notifier_) notifier_->Stop();
     {
       MutexLock l(&stop_mu_);
       stopping_ = true;
@@ -133,8 +165,10 @@ class Registry::Impl {
       if (Clock::now() < next_purge) continue;
       next_purge = Clock::now() + std::chrono::seconds(60);
       auto n = store_->PurgeExpiredUploads(std::chrono::system_clock::now());
-      if (n.ok() && *n > 0)
+      if (n.ok() && *n > 0) {
+        metrics_.UploadsExpired(*n);
         std::fprintf(stderr, "ocireg: reclaimed %zu expired uploads\n", *n);
+      }
       if (!n.ok())
         std::fprintf(stderr, "ocireg: upload expiry: %s\n",
                      n.status().ToString().c_str());
@@ -161,10 +195,22 @@ class Registry::Impl {
     }
   }
 
-  // One GC run at a time; the outcome goes to the server log.
+  // One GC run at a time; the outcome goes to the server log and the
+  // metrics. A paced (online) run has a thread of its own at a lower CPU
+  // priority (nice 10), so requests come first on a busy machine.
   Result<GcStats> RunGc(const GcOptions& o) EXCLUDES(gc_mu_) {
     MutexLock l(&gc_mu_);
-    auto st = CollectGarbage(store_, o);
+    Result<GcStats> st = Status(Code::kInternal, "gc did not run");
+    if (o.pace) {
+      std::thread t([&] {
+        (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
+        st = CollectGarbage(store_, o);
+      });
+      t.join();
+    } else {
+      st = CollectGarbage(store_, o);
+    }
+    metrics_.GcRun(st, o.dry_run);
     if (st.ok())
       std::fprintf(stderr, "ocireg: gc%s: %s\n", o.dry_run ? " (dry run)" : "",
                    st->Summary().c_str());
@@ -222,7 +268,7 @@ class Registry::Impl {
   bool Admin(const net::Request& req, net::Response& res) {
     if (!access_) return true;
     Principal who;
-    if (!access_->Authenticate(req, "", &who, res)) return false;
+    if (!Authenticate(req, "", &who, res)) return false;
     res.log_user = who.user;
     if (access_->IsAdmin(who)) return true;
     if (who.user.empty())
@@ -245,13 +291,100 @@ class Registry::Impl {
 
   void Dispatch(const net::Request& req, net::Response& res,
                 net::RequestBody& reader) {
-    if (access_ && access_->token_server() && req.path == "/token")
-      return access_->ServeToken(req, reader, res);
+    Principal who;
+    Handle(req, res, reader, &who);
+    if (notifier_) Notify(req, res, who);
+  }
+
+  // The event a request makes (notifications.h), queued before it is
+  // answered: manifest and blob pushes, pulls (GET), mounts, deletions.
+  void Notify(const net::Request& req, const net::Response& res,
+              const Principal& who) {
+    Route r = MatchRoute(req.path);
+    if (!r.name_valid) return;
+    Event e;
+    const std::string& m = req.method;
+    const int st = res.status;
+    std::string digest = res.get_header_value("Docker-Content-Digest");
+    bool reference_is_digest = r.reference.find(':') != std::string::npos;
+    if (r.endpoint == Endpoint::kManifest) {
+      if (m == "PUT" && st == 201)
+        e.action = "push";
+      else if (m == "GET" && st == 200)
+        e.action = "pull";
+      else if (m == "DELETE" && st == 202)
+        e.action = "delete";
+      else
+        return;
+      if (!reference_is_digest) e.tag = r.reference;
+      if (e.action == "delete") {
+        if (reference_is_digest) e.digest = r.reference;
+      } else {
+        e.digest = digest;
+        auto d = Digest::Parse(digest);
+        if (d.ok())
+          if (auto rec = store_->GetManifest(r.name, *d); rec.ok()) {
+            e.media_type = rec->media_type;
+            e.size = static_cast<int64_t>(rec->content.size());
+          }
+        e.url = PublicUrl(req, "/v2/" + r.name + "/manifests/" + digest);
+      }
+    } else if (r.endpoint == Endpoint::kBlob) {
+      if (m == "GET" && (st == 200 || st == 206))
+        e.action = "pull";
+      else if (m == "DELETE" && st == 202)
+        e.action = "delete";
+      else
+        return;
+      e.digest = r.reference;
+    } else if ((r.endpoint == Endpoint::kUpload && m == "PUT" && st == 201) ||
+               (r.endpoint == Endpoint::kUploads && m == "POST" && st == 201)) {
+      e.action = req.has_param("mount") ? "mount" : "push";
+      if (e.action == "mount") e.from_repository = req.get_param_value("from");
+      e.digest = digest;
+    } else {
+      return;
+    }
+    if (r.endpoint != Endpoint::kManifest && e.action != "delete") {
+      e.media_type = "application/octet-stream";
+      if (auto d = Digest::Parse(e.digest); d.ok())
+        if (auto info = store_->StatBlob(*d); info.ok())
+          e.size = static_cast<int64_t>(info->size);
+      e.url = PublicUrl(req, "/v2/" + r.name + "/blobs/" + e.digest);
+    }
+    e.repository = r.name;
+    e.request_addr = req.remote_addr + ":" + std::to_string(req.remote_port);
+    e.request_host = req.get_header_value("Host");
+    e.request_method = m;
+    e.user_agent = req.get_header_value("User-Agent");
+    e.actor = who.user;
+    if (Status s = notifier_->Emit(e); !s.ok())
+      std::fprintf(stderr,
+                   "ocireg: notifications: an event was not queued: %s\n",
+                   s.message().c_str());
+  }
+
+  std::string PublicUrl(const net::Request& req, const std::string& path) {
+    std::string host = req.get_header_value("Host");
+    if (host.empty()) host = cfg_.listen;
+    return std::string(cfg_.tls.enabled() ? "https://" : "http://") + host +
+           path;
+  }
+
+  void Handle(const net::Request& req, net::Response& res,
+              net::RequestBody& reader, Principal* who_out) {
+    if (access_ && access_->token_server() && req.path == "/token") {
+      access_->ServeToken(req, reader, res);
+      // Logins (credentials exchanged for a token), not anonymous tokens.
+      if (req.has_header("Authorization") || req.method == "POST")
+        metrics_.Login("token", res.status == 200);
+      return;
+    }
     if (req.path == "/admin/gc") return AdminGc(req, res);
     if (req.path == "/admin/usage") return AdminUsage(req, res);
     Body body{reader};
     Route r = MatchRoute(req.path);
-    Principal who;
+    Principal& who = *who_out;
     Caller caller{access_.get(), &who};
     RequestContext ctx{r, req, res, body, caller};
     Services services{cfg_, store_, mirror_.get(),
@@ -277,6 +410,22 @@ class Registry::Impl {
     if (spec->writes) Audit(r, req, who, res);
   }
 
+  // access_->Authenticate, counted in the metrics when credentials came.
+  bool Authenticate(const net::Request& req, const std::string& scope,
+                    Principal* who, net::Response& res) {
+    bool ok = access_->Authenticate(req, scope, who, res);
+    std::string h = req.get_header_value("Authorization");
+    const char* kind = who->via == Principal::Via::kBasic    ? "basic"
+                       : who->via == Principal::Via::kBearer ? "bearer"
+                       : who->via == Principal::Via::kCertificate
+                           ? "certificate"
+                       : strncasecmp(h.c_str(), "Basic ", 6) == 0  ? "basic"
+                       : strncasecmp(h.c_str(), "Bearer ", 7) == 0 ? "bearer"
+                                                                   : nullptr;
+    if (kind) metrics_.Login(kind, ok);
+    return ok;
+  }
+
   // Authenticates the caller and checks the action the route needs. On a
   // refusal the answer is in `res` and the result is false.
   bool Authorize(const Route& r, const RouteSpec* spec, const net::Request& req,
@@ -293,7 +442,7 @@ class Registry::Impl {
           !from.empty() && from != r.name)
         scope += " " + RepositoryScope(from, auth::kPull);
     }
-    if (!access_->Authenticate(req, scope, who, res)) return false;
+    if (!Authenticate(req, scope, who, res)) return false;
     res.log_user = who->user;
     bool ok;
     if (r.endpoint == Endpoint::kBase)
@@ -330,6 +479,9 @@ class Registry::Impl {
   const Config cfg_;
   Store* const store_;
   AccessLog log_;
+  ServerMetrics metrics_;
+  std::unique_ptr<DebugServer> debug_;     // when debug.listen is set
+  std::unique_ptr<Notifier> notifier_;     // when endpoints are configured
   std::unique_ptr<Mirror> mirror_;         // when upstreams are configured
   std::unique_ptr<AccessControl> access_;  // when auth is configured
   std::atomic<bool> read_only_{false};

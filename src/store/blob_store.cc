@@ -704,6 +704,7 @@ class RocksStore : public Store {
       b.Delete(keys::Inline(d));
       RETURN_IF_ERROR(
           Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+      CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     RETURN_IF_ERROR(Durable());
     // The record is gone, so the bytes are unreachable; remove them after
@@ -1021,6 +1022,7 @@ class RocksStore : public Store {
       RETURN_IF_ERROR(StageDeleteIfIdle(d, cutoff, &b, &r));
       RETURN_IF_ERROR(
           Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+      CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     RETURN_IF_ERROR(Durable());
     // Record first, then bytes: a crash in between leaves orphan bytes,
@@ -1042,6 +1044,8 @@ class RocksStore : public Store {
       if (gone.empty()) return std::make_pair(uint64_t{0}, uint64_t{0});
       RETURN_IF_ERROR(
           Written(db_->Write(nosync_wo_, &b), "delete blob records"));
+      for (const auto& [d, r] : gone)
+        CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     // Committers wait on these locks: release them before the sync.
     held.clear();
@@ -1084,12 +1088,73 @@ class RocksStore : public Store {
       }
       if (n.links == 0) return n;
       RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blobs"));
+      for (const auto& [d, r] : gone)
+        CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     held.clear();
     RETURN_IF_ERROR(Durable());  // records before bytes
     n.blobs = gone.size();
     n.bytes = RemoveBytesOf(gone);
     return n;
+  }
+
+  Result<StoreStats> Stats() override {
+    StoreStats out;
+    {
+      MutexLock sl(&stats_mu_);
+      if (!counted_) {
+        // One walk of a snapshot, taken with the deltas of that moment.
+        const rocksdb::Snapshot* snap;
+        int64_t n0, b0;
+        {
+          std::lock_guard<std::mutex> l(meta_mu_);
+          snap = db_->GetSnapshot();
+          n0 = blob_delta_;
+          b0 = blob_bytes_delta_;
+        }
+        rocksdb::ReadOptions ro = ro_;
+        ro.snapshot = snap;
+        int64_t n = 0, bytes = 0;
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+        std::string prefix(1, keys::kBlobKind);
+        for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+             it->Next()) {
+          BlobRecord r;
+          if (!BlobRecord::Decode(it->value().ToStringView(), &r)) continue;
+          ++n;
+          bytes += static_cast<int64_t>(r.size);
+        }
+        Status st = FromRocks(it->status(), "count blobs");
+        it.reset();
+        db_->ReleaseSnapshot(snap);
+        RETURN_IF_ERROR(st);
+        blob_base_ = n - n0;
+        blob_bytes_base_ = bytes - b0;
+        counted_ = true;
+      }
+      std::lock_guard<std::mutex> l(meta_mu_);
+      out.blobs =
+          static_cast<uint64_t>(std::max<int64_t>(0, blob_base_ + blob_delta_));
+      out.blob_bytes = static_cast<uint64_t>(
+          std::max<int64_t>(0, blob_bytes_base_ + blob_bytes_delta_));
+    }
+    {
+      MutexLock l(&uploads_mu_);
+      out.uploads_open = upload_repo_.size();
+    }
+    uint64_t v = 0;
+    if (db_->GetIntProperty("rocksdb.total-sst-files-size", &v))
+      out.database_bytes += v;
+    if (db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &v))
+      out.database_bytes += v;
+    return out;
+  }
+
+  Status ProbeWritable() override {
+    if (opts_.read_only) return FailedPrecondition("opened read-only");
+    RETURN_IF_ERROR(CheckSpace());
+    return Written(db_->Put(nosync_wo_, keys::Probe(), TimeValue(NowMicros())),
+                   "readiness probe");
   }
 
   Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() override {
@@ -1108,6 +1173,82 @@ class RocksStore : public Store {
       }
     }
     return std::make_pair(n, bytes);
+  }
+
+  // --- DurableQueues ---
+  Status Append(const std::vector<std::pair<std::string, std::string>>& entries)
+      override {
+    if (entries.empty()) return Status::Ok();
+    {
+      std::lock_guard<std::mutex> l(meta_mu_);
+      if (queue_seq_ == 0) {
+        // The next sequence number: past every entry of every queue.
+        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+        uint64_t last = 0;
+        for (it->Seek(std::string(1, keys::kQueueKind));
+             it->Valid() && it->key()[0] == keys::kQueueKind; it->Next()) {
+          std::string_view k = it->key().ToStringView();
+          if (k.size() < 9) continue;
+          uint64_t seq = 0;
+          for (size_t i = k.size() - 8; i < k.size(); ++i)
+            seq = (seq << 8) | static_cast<unsigned char>(k[i]);
+          last = std::max(last, seq);
+        }
+        RETURN_IF_ERROR(FromRocks(it->status(), "scan queues"));
+        queue_seq_ = last + 1;
+      }
+      rocksdb::WriteBatch b;
+      for (const auto& [q, payload] : entries)
+        b.Put(keys::QueueEntry(q, queue_seq_++), payload);
+      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "queue entries"));
+    }
+    return Durable();
+  }
+
+  Result<std::vector<QueueEntry>> Peek(const std::string& queue,
+                                       size_t max) override {
+    std::vector<QueueEntry> out;
+    std::string prefix = keys::QueuePrefix(queue);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    for (it->Seek(prefix);
+         it->Valid() && it->key().starts_with(prefix) && out.size() < max;
+         it->Next()) {
+      std::string_view k = it->key().ToStringView().substr(prefix.size());
+      if (k.size() != 8) continue;
+      QueueEntry e;
+      for (char c : k) e.seq = (e.seq << 8) | static_cast<unsigned char>(c);
+      e.payload = it->value().ToString();
+      out.push_back(std::move(e));
+    }
+    RETURN_IF_ERROR(FromRocks(it->status(), "read queue"));
+    return out;
+  }
+
+  Status Ack(const std::string& queue, uint64_t through) override {
+    rocksdb::WriteBatch b;
+    std::string prefix = keys::QueuePrefix(queue);
+    std::string end = keys::QueueEntry(queue, through);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
+                           it->key().compare(end) <= 0;
+         it->Next())
+      b.Delete(it->key());
+    RETURN_IF_ERROR(FromRocks(it->status(), "read queue"));
+    if (b.Count() == 0) return Status::Ok();
+    RETURN_IF_ERROR(
+        Written(db_->Write(nosync_wo_, &b), "acknowledge queue entries"));
+    return Durable();
+  }
+
+  Result<uint64_t> QueueLength(const std::string& queue) override {
+    uint64_t n = 0;
+    std::string prefix = keys::QueuePrefix(queue);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
+         it->Next())
+      ++n;
+    RETURN_IF_ERROR(FromRocks(it->status(), "count queue"));
+    return n;
   }
 
   Result<RepositoryContents> ReadRepository(const std::string& repo) override {
@@ -1302,6 +1443,7 @@ class RocksStore : public Store {
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
     if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
     RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "commit blob"));
+    if (!exists) CountBlobs(1, static_cast<int64_t>(size));
     l.unlock();
     RETURN_IF_ERROR(Durable());
     if (exists) bytes_->RemoveSpool(w.spool_key_).IgnoreError();
@@ -1540,6 +1682,20 @@ class RocksStore : public Store {
   std::mutex meta_mu_;
   // Serialises promotion of one digest against its deletion.
   std::array<std::mutex, 64> digest_locks_;
+
+  // Blob records made (+) and deleted (-) since open, changed under
+  // meta_mu_ with the write; Stats() adds them to one walk of a snapshot.
+  void CountBlobs(int64_t n, int64_t bytes) {
+    blob_delta_ += n;
+    blob_bytes_delta_ += bytes;
+  }
+  int64_t blob_delta_ = 0, blob_bytes_delta_ = 0;  // guarded by meta_mu_
+  uint64_t queue_seq_ = 0;  // next queue entry; 0: not read yet (meta_mu_)
+  Mutex stats_mu_;
+  bool counted_ GUARDED_BY(stats_mu_) = false;
+  // The records at open: a walk's figure less the deltas at its snapshot.
+  int64_t blob_base_ GUARDED_BY(stats_mu_) = 0;
+  int64_t blob_bytes_base_ GUARDED_BY(stats_mu_) = 0;
 
   Mutex sessions_mu_;
   std::unordered_map<std::string, SessionState> sessions_

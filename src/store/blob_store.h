@@ -223,6 +223,13 @@ class UploadManager {
       std::chrono::system_clock::time_point now) = 0;
 };
 
+struct StoreStats {
+  uint64_t blobs = 0;
+  uint64_t blob_bytes = 0;
+  uint64_t uploads_open = 0;
+  uint64_t database_bytes = 0;  // tables and memtables
+};
+
 class BlobAdmin {
  public:
   virtual ~BlobAdmin() = default;
@@ -246,6 +253,14 @@ class BlobAdmin {
   // many were deleted and their bytes.
   virtual Result<std::pair<uint64_t, uint64_t>> DeleteBlobsIfIdle(
       const std::vector<Digest>& ds, int64_t cutoff_micros) = 0;
+  // Figures for an operator (metrics): blobs and their bytes in the CAS,
+  // open upload sessions, the database's size. The first call walks the
+  // blob records once; later ones are counters.
+  virtual Result<StoreStats> Stats() = 0;
+  // Readiness: a small unsynced write to the database, after the free
+  // space check. kInternal past the space reserve or when the database
+  // refuses writes; kFailedPrecondition when opened read-only.
+  virtual Status ProbeWritable() = 0;
   // Removes CAS bytes that have no blob record and no commit in progress
   // (left by a crash between a record's deletion and its bytes').
   // Returns how many blobs' bytes went, and how many bytes.
@@ -337,11 +352,35 @@ class RepositoryIndex {
 // Microseconds since the epoch, the unit of the store's touch times.
 int64_t NowMicros();
 
+// Durable FIFO queues of opaque entries (the registry's notifications):
+// entries survive a crash once Append returns, and come back in append
+// order until acknowledged. Queue names must not contain \0.
+struct QueueEntry {
+  uint64_t seq = 0;  // increasing across all queues
+  std::string payload;
+};
+
+class DurableQueues {
+ public:
+  virtual ~DurableQueues() = default;
+  // Appends each (queue, payload) pair, all in one durable write.
+  virtual Status Append(
+      const std::vector<std::pair<std::string, std::string>>& entries) = 0;
+  // Up to `max` of queue's oldest entries, oldest first.
+  virtual Result<std::vector<QueueEntry>> Peek(const std::string& queue,
+                                               size_t max) = 0;
+  // Removes queue's entries with seq <= through (made durable).
+  virtual Status Ack(const std::string& queue, uint64_t through) = 0;
+  // How many entries queue holds (a walk: for metrics, not hot paths).
+  virtual Result<uint64_t> QueueLength(const std::string& queue) = 0;
+};
+
 class Store : public BlobReader,
               public Ingester,
               public UploadManager,
               public BlobAdmin,
-              public RepositoryIndex {
+              public RepositoryIndex,
+              public DurableQueues {
  public:
   // Flushes and closes the database. Writers must be destroyed first.
   ~Store() override = default;

@@ -841,3 +841,63 @@ TEST_CASE("gc: an emptied repository leaves the catalog") {
   REQUIRE(page.ok());
   CHECK(page->items.empty());
 }
+
+// --- durable queues (the registry's notifications) and figures ---
+
+TEST_CASE("queues: append, peek in order, ack; entries survive a reopen") {
+  TempDir dir;
+  uint64_t last = 0;
+  {
+    auto s = Open(dir.path());
+    REQUIRE(s->Append({{"a", "1"}, {"b", "x"}, {"a", "2"}}).ok());
+    REQUIRE(s->Append({{"a", "3"}}).ok());
+    auto p = s->Peek("a", 2);
+    REQUIRE(p.ok());
+    REQUIRE(p->size() == 2);
+    CHECK((*p)[0].payload == "1");
+    CHECK((*p)[1].payload == "2");
+    CHECK((*p)[0].seq < (*p)[1].seq);
+    REQUIRE(s->Ack("a", (*p)[1].seq).ok());
+    CHECK(*s->QueueLength("a") == 1);
+    CHECK(*s->QueueLength("b") == 1);
+    last = s->Peek("a", 10)->back().seq;
+  }
+  auto s = Open(dir.path());
+  auto p = s->Peek("a", 10);
+  REQUIRE(p.ok());
+  REQUIRE(p->size() == 1);
+  CHECK((*p)[0].payload == "3");
+  // New entries after a reopen sort after the old ones.
+  REQUIRE(s->Append({{"a", "4"}}).ok());
+  p = s->Peek("a", 10);
+  REQUIRE(p->size() == 2);
+  CHECK((*p)[1].payload == "4");
+  CHECK((*p)[1].seq > last);
+  CHECK(s->Peek("b", 10)->at(0).payload == "x");  // other queues untouched
+  CHECK(s->Peek("none", 10)->empty());
+}
+
+TEST_CASE("stats: blobs and bytes follow commits and deletions") {
+  TempDir dir;
+  {
+    auto s = Open(dir.path());
+    Put(*s, RandomBytes(1000, 201), "r");
+    Put(*s, RandomBytes(200000, 202), "r");
+  }
+  auto s = Open(dir.path());
+  auto st = s->Stats();  // counted by a walk after the reopen
+  REQUIRE(st.ok());
+  CHECK(st->blobs == 2);
+  CHECK(st->blob_bytes == 201000);
+  auto b = Put(*s, RandomBytes(3000, 203));
+  Put(*s, RandomBytes(3000, 203));  // the same blob again: no new record
+  st = s->Stats();
+  CHECK(st->blobs == 3);
+  CHECK(st->blob_bytes == 204000);
+  REQUIRE(s->DeleteBlob(b.digest).ok());
+  st = s->Stats();
+  CHECK(st->blobs == 2);
+  CHECK(st->blob_bytes == 201000);
+  CHECK(st->database_bytes > 0);
+  CHECK(s->ProbeWritable().ok());
+}

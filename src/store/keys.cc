@@ -17,6 +17,7 @@ std::string InRepo(char k, const std::string& repo, std::string_view rest) {
 }  // namespace
 
 std::string Schema() { return "S"; }
+std::string Probe() { return "H"; }
 std::string Blob(const Digest& d) { return Kind(kBlobKind, d.str()); }
 std::string Pending(const Digest& d) { return Kind(kPendingKind, d.str()); }
 std::string Inline(const Digest& d) { return Kind(kInlineKind, d.str()); }
@@ -81,6 +82,16 @@ bool Decoder::Str(std::string* s) {
   s->assign(in_.substr(0, n));
   in_.remove_prefix(n);
   return true;
+}
+
+std::string QueuePrefix(const std::string& queue) {
+  return std::string(1, kQueueKind) + queue + std::string(1, '\0');
+}
+
+std::string QueueEntry(const std::string& queue, uint64_t seq) {
+  std::string k = QueuePrefix(queue);
+  for (int i = 7; i >= 0; --i) k += static_cast<char>((seq >> (8 * i)) & 0xff);
+  return k;
 }
 
 }  // namespace ocib::keys

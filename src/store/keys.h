@@ -3,6 +3,7 @@
 // One column family; the first byte of a key names its kind:
 //
 //   "S"                                     schema version, "2" (see below)
+//   "H"                                     last readiness probe's time
 //   "b" <digest>                            blob record: size, refs
 //   "i" <digest>                            a small blob's bytes, kept in
 //                                           the database instead of a file
@@ -16,6 +17,7 @@
 //   "t" <repo> \0 <tag>                     tag -> digest text
 //   "T" <repo> \0 <tag>                     tag's push time (absent: 0)
 //   "f" <repo> \0 <subject> \0 <digest>     referrer record
+//   "q" <queue> \0 <seq, 8 bytes BE>        a durable queue's entry
 //
 // Digests appear as their text form ("sha256:<hex>"). Repository names can
 // not contain \0 (the registry validates them), so "<repo>\0" is a prefix
@@ -38,6 +40,7 @@ namespace ocib::keys {
 inline constexpr std::string_view kSchemaVersion = "2";
 
 std::string Schema();
+std::string Probe();
 std::string Blob(const Digest& d);
 std::string Pending(const Digest& d);
 // Bytes of a small blob kept in the database instead of a file.
@@ -56,6 +59,9 @@ std::string TagTime(const std::string& repo, const std::string& tag);
 std::string ReferrerPrefix(const std::string& repo, const Digest& subject);
 std::string Referrer(const std::string& repo, const Digest& subject,
                      const Digest& d);
+std::string QueuePrefix(const std::string& queue);
+std::string QueueEntry(const std::string& queue, uint64_t seq);
+inline constexpr char kQueueKind = 'q';
 
 inline constexpr char kBlobKind = 'b';
 inline constexpr char kPendingKind = 'p';

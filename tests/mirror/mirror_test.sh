@@ -28,8 +28,10 @@ upstream_blob() {
 start_registry up
 seed_registry "$REG_up" mirror
 BUSYBOX="sha256:$DIGEST"
+MIR_DEBUG=127.0.0.1:$(free_port)
 cat > "$WORK/mirror.json" <<JSON
-{"proxy": {"upstreams": [{"url": "http://$REG_up", "tag_freshness_seconds": 3, "timeout_seconds": 5}]}}
+{"proxy": {"upstreams": [{"url": "http://$REG_up", "tag_freshness_seconds": 3, "timeout_seconds": 5}]},
+ "debug": {"listen": "$MIR_DEBUG"}}
 JSON
 start_registry mir --config "$WORK/mirror.json"
 M=$REG_mir
@@ -187,7 +189,17 @@ curl -s "http://$M/v2/library/busybox/tags/list" | jq -e '.tags | index("latest"
 flush
 grep -q 'cache=stale' "$REGLOG_mir" && pass "serving from cache while upstream is down is logged" || fail "stale not logged"
 
-# The counters (for the metrics endpoint to come) are reported at shutdown.
+# The counters, per upstream, at the metrics endpoint (and at shutdown).
+curl -s "http://$MIR_DEBUG/metrics" > "$WORK/mirror.prom"
+metric() { awk -v m="$1" '$1 == m {print $2}' "$WORK/mirror.prom"; }
+for o in hit miss stale; do
+  v=$(metric "ocireg_mirror_requests_total{upstream=\"docker.io\",outcome=\"$o\"}")
+  [ "${v:-0}" -ge 1 ] 2>/dev/null && pass "metrics: mirror $o count per upstream ($v)" || fail "metrics: mirror $o: ${v:-none}"
+done
+v=$(metric 'ocireg_mirror_upstream_errors_total{upstream="docker.io"}')
+[ "${v:-0}" -ge 1 ] 2>/dev/null && pass "metrics: upstream errors ($v)" || fail "metrics: upstream errors: ${v:-none}"
+v=$(metric 'ocireg_mirror_upstream_request_duration_seconds_count{upstream="docker.io"}')
+[ "${v:-0}" -ge 1 ] 2>/dev/null && pass "metrics: upstream latency observed ($v requests)" || fail "metrics: upstream latency: ${v:-none}"
 stop_pid "$PID_mir"
 grep -E 'mirror: [1-9][0-9]* hits, [1-9][0-9]* misses, [1-9][0-9]* upstream errors' "$WORK/mir/server.log" >/dev/null &&
   pass "hit, miss and upstream-error counts are kept" || { fail "mirror counters"; cat "$WORK/mir/server.log"; }
