@@ -8,7 +8,8 @@ OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
   libcpp-httplib-dev nlohmann-json3-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libcrypt-dev doctest-dev
   xz-utils bzip2 clang-format
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
-  docker-registry apache2-utils nginx-light python3-jwt python3-cryptography prometheus)
+  docker-registry apache2-utils nginx-light python3-jwt python3-cryptography prometheus
+  chromium python3-websocket)
 
 # The sanitizer and fuzzing builds of scripts/test.sh (clang with its
 # runtimes and libFuzzer).

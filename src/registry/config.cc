@@ -553,6 +553,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseRetention(v, &c.retention);
     else if (k == "quotas")
       s = ParseQuotas(v, &c.quotas);
+    else if (k == "ui")
+      s = BoolField(v, "ui", &c.ui);
     else if (k == "read_only")
       s = BoolField(v, "read_only", &c.read_only);
     else if (k == "log_format")

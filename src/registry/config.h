@@ -149,6 +149,8 @@ struct Config {
   struct Debug {
     std::string listen;
   } debug;
+  // The web catalog at / and /ui/ (registry/web_ui.h).
+  bool ui = true;
   // "notifications": {"endpoints": [...]}
   std::vector<NotificationEndpoint> notifications;
 

@@ -27,6 +27,7 @@
 #include "registry/routes.h"
 #include "registry/server_metrics.h"
 #include "registry/usage.h"
+#include "registry/web_ui.h"
 #include "util/mutex.h"
 
 namespace ocib::registry {
@@ -48,6 +49,7 @@ class Registry::Impl {
       if (!ac.ok()) return ac.status();
       access_ = std::move(*ac);
     }
+    if (cfg_.ui) ui_ = std::make_unique<WebUi>(store_, access_.get());
     net::ServerOptions o;
     o.max_workers = cfg_.threads;
     o.max_connections = cfg_.max_connections;
@@ -381,6 +383,7 @@ class Registry::Impl {
       return;
     }
     if (req.path == "/admin/gc") return AdminGc(req, res);
+    if (ui_ && ui_->Handle(req, res)) return;
     if (req.path == "/admin/usage") return AdminUsage(req, res);
     Body body{reader};
     Route r = MatchRoute(req.path);
@@ -482,6 +485,7 @@ class Registry::Impl {
   ServerMetrics metrics_;
   std::unique_ptr<DebugServer> debug_;     // when debug.listen is set
   std::unique_ptr<Notifier> notifier_;     // when endpoints are configured
+  std::unique_ptr<WebUi> ui_;              // unless "ui": false
   std::unique_ptr<Mirror> mirror_;         // when upstreams are configured
   std::unique_ptr<AccessControl> access_;  // when auth is configured
   std::atomic<bool> read_only_{false};
