@@ -254,6 +254,13 @@ int main(int argc, char** argv) {
                    "can be read or altered; set tls.cert_file and "
                    "tls.key_file\n",
                    cfg.host().c_str());
+    if (!cfg.debug.listen.empty() &&
+        !IsLoopback(registry::HostOf(cfg.debug.listen)))
+      std::fprintf(stderr,
+                   "ocireg: WARNING: metrics and health on %s are plain "
+                   "HTTP without authentication; keep that address to a "
+                   "trusted network\n",
+                   cfg.debug.listen.c_str());
     if (!cfg.auth.enabled() && !IsLoopback(cfg.host()))
       std::fprintf(stderr,
                    "ocireg: WARNING: no authentication: anyone who can reach "
