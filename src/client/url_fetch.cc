@@ -2,28 +2,51 @@
 
 #include <httplib.h>
 
+#include <memory>
 #include <regex>
 
 namespace ocib::client {
 
-Status FetchUrl(const std::string& url,
-                const std::function<Status(const char*, size_t)>& sink,
-                const UrlFetchOptions& options) {
+namespace {
+
+// A client for url's scheme and host (https verified with the system CAs),
+// and the path to ask for.
+struct Target {
+  std::unique_ptr<httplib::Client> client;
+  std::string path;
+};
+
+Result<Target> ClientFor(const std::string& url, int connect_timeout_seconds,
+                         int read_timeout_seconds) {
   static const std::regex re("^(https?)://([^/?#]+)([/?][^#]*)?$");
   std::smatch m;
   if (!std::regex_match(url, m, re))
     return InvalidArgument("invalid URL " + url +
                            " (want http(s)://HOST/PATH)");
-  httplib::Client c(m[1].str() + "://" + m[2].str());
-  c.set_connection_timeout(options.connect_timeout_seconds, 0);
-  c.set_read_timeout(options.read_timeout_seconds, 0);
-  c.set_follow_location(true);
+  Target t;
+  t.client = std::make_unique<httplib::Client>(m[1].str() + "://" + m[2].str());
+  t.client->set_connection_timeout(connect_timeout_seconds, 0);
+  t.client->set_read_timeout(read_timeout_seconds, 0);
+  t.client->set_write_timeout(read_timeout_seconds, 0);
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-  c.set_ca_cert_path("/etc/ssl/certs/ca-certificates.crt");
-  c.enable_server_certificate_verification(true);
+  t.client->set_ca_cert_path("/etc/ssl/certs/ca-certificates.crt");
+  t.client->enable_server_certificate_verification(true);
 #endif
-  std::string path = m[3].matched ? m[3].str() : "/";
-  if (path[0] == '?') path = "/" + path;
+  t.path = m[3].matched ? m[3].str() : "/";
+  if (t.path[0] == '?') t.path = "/" + t.path;
+  return t;
+}
+
+}  // namespace
+
+Status FetchUrl(const std::string& url,
+                const std::function<Status(const char*, size_t)>& sink,
+                const UrlFetchOptions& options) {
+  ASSIGN_OR_RETURN(Target t, ClientFor(url, options.connect_timeout_seconds,
+                                       options.read_timeout_seconds));
+  httplib::Client& c = *t.client;
+  c.set_follow_location(true);
+  const std::string& path = t.path;
   Hasher hasher;
   Status sink_status;
   int status = 0;
@@ -60,24 +83,10 @@ Result<int> PostUrl(
     const std::vector<std::pair<std::string, std::string>>& headers,
     const std::string& body, const std::string& content_type,
     int timeout_seconds) {
-  static const std::regex re("^(https?)://([^/?#]+)([/?][^#]*)?$");
-  std::smatch m;
-  if (!std::regex_match(url, m, re))
-    return InvalidArgument("invalid URL " + url +
-                           " (want http(s)://HOST/PATH)");
-  httplib::Client c(m[1].str() + "://" + m[2].str());
-  c.set_connection_timeout(timeout_seconds, 0);
-  c.set_read_timeout(timeout_seconds, 0);
-  c.set_write_timeout(timeout_seconds, 0);
-#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
-  c.set_ca_cert_path("/etc/ssl/certs/ca-certificates.crt");
-  c.enable_server_certificate_verification(true);
-#endif
-  std::string path = m[3].matched ? m[3].str() : "/";
-  if (path[0] == '?') path = "/" + path;
+  ASSIGN_OR_RETURN(Target t, ClientFor(url, timeout_seconds, timeout_seconds));
   httplib::Headers h;
   for (const auto& [k, v] : headers) h.emplace(k, v);
-  auto r = c.Post(path, h, body, content_type);
+  auto r = t.client->Post(t.path, h, body, content_type);
   if (!r) return Unavailable(httplib::to_string(r.error()));
   return r->status;
 }

@@ -93,6 +93,10 @@ struct NotificationEndpoint {
   int64_t timeout_seconds = 5;
   int64_t backoff_seconds = 1;  // first retry wait; doubles up to 60 s
   int64_t threshold = 3;        // accepted as Distribution's; unused
+  // Events kept for the endpoint while it is down; past it new events for
+  // it are dropped (logged and counted), so a dead receiver cannot fill
+  // the disk ("max_pending").
+  int64_t max_pending = 1000000;
   std::vector<std::string> ignored_media_types;  // "ignoredmediatypes"
   std::vector<std::string> ignored_actions;      // "ignore": {"actions"}
   // ocireg's filters: only these repositories (auth/acl.h globs) and

@@ -58,7 +58,8 @@ struct Notifier::Sender {
   NotificationEndpoint ep;
   std::string queue;
   std::thread thread;
-  std::atomic<uint64_t> delivered{0}, failures{0};
+  std::atomic<uint64_t> delivered{0}, failures{0}, dropped{0};
+  std::atomic<int64_t> pending{0};  // counted at Start, then kept
 };
 
 std::string EventJson(const Event& e, const std::string& id,
@@ -131,8 +132,19 @@ bool Notifier::Accepts(const NotificationEndpoint& ep, const Event& e) const {
 Status Notifier::Emit(const Event& e) {
   std::vector<std::pair<std::string, std::string>> entries;
   std::string payload;
+  std::vector<Sender*> taking;
   for (const auto& s : senders_) {
     if (!Accepts(s->ep, e)) continue;
+    if (s->pending.load() >= s->ep.max_pending) {
+      if (s->dropped++ % 1000 == 0)
+        std::fprintf(stderr,
+                     "ocireg: notifications: endpoint %s has %lld events "
+                     "waiting (max_pending); new ones are dropped\n",
+                     s->ep.name.c_str(),
+                     static_cast<long long>(s->pending.load()));
+      continue;
+    }
+    taking.push_back(s.get());
     // One id per event: the same JSON goes to every endpoint.
     if (payload.empty())
       payload = EventJson(e, Uuid(), Timestamp(), source_addr_, instance_id_);
@@ -140,6 +152,7 @@ Status Notifier::Emit(const Event& e) {
   }
   if (entries.empty()) return Status::Ok();
   RETURN_IF_ERROR(store_->Append(entries));
+  for (Sender* s : taking) ++s->pending;
   {
     MutexLock l(&mu_);
     ++emitted_;
@@ -150,6 +163,8 @@ Status Notifier::Emit(const Event& e) {
 
 void Notifier::Start() {
   for (auto& s : senders_) {
+    auto n = store_->QueueLength(s->queue);
+    s->pending = n.ok() ? static_cast<int64_t>(*n) : 0;
     Sender* raw = s.get();
     s->thread = std::thread([this, raw] { Run(raw); });
   }
@@ -170,10 +185,10 @@ std::vector<Notifier::EndpointStats> Notifier::stats() const {
   for (const auto& s : senders_) {
     EndpointStats st;
     st.name = s->ep.name;
-    auto n = store_->QueueLength(s->queue);
-    st.pending = n.ok() ? *n : 0;
+    st.pending = static_cast<uint64_t>(std::max<int64_t>(0, s->pending.load()));
     st.delivered = s->delivered.load();
     st.failures = s->failures.load();
+    st.dropped = s->dropped.load();
     out.push_back(std::move(st));
   }
   return out;
@@ -214,8 +229,10 @@ void Notifier::Run(Sender* s) {
                         "application/vnd.docker.distribution.events.v1+json",
                         static_cast<int>(s->ep.timeout_seconds));
     if (res.ok() && *res >= 200 && *res < 400) {
-      if (store_->Ack(s->queue, batch->back().seq).ok())
+      if (store_->Ack(s->queue, batch->back().seq).ok()) {
         s->delivered += batch->size();
+        s->pending -= static_cast<int64_t>(batch->size());
+      }
       backoff_ms = s->ep.backoff_seconds * 1000;
       continue;
     }

@@ -9,7 +9,9 @@
 // request is answered; one sender per endpoint posts the queue's oldest
 // events in order, removes them once the receiver answers 2xx/3xx, and
 // otherwise retries the same events with backoff (doubling up to 60 s),
-// across restarts and kill -9. The guarantee is at-least-once in order per
+// across restarts and kill -9. An endpoint holding max_pending events
+// takes no new ones until it drains (they are dropped and counted). The
+// guarantee is at-least-once in order per
 // endpoint (so per repository): an event is sent again only if the
 // registry stopped between the receiver's answer and the removal; each
 // event's "id" is stable for receivers to drop such duplicates.
@@ -60,7 +62,7 @@ class Notifier {
 
   struct EndpointStats {
     std::string name;
-    uint64_t pending = 0, delivered = 0, failures = 0;
+    uint64_t pending = 0, delivered = 0, failures = 0, dropped = 0;
   };
   std::vector<EndpointStats> stats() const;
 

@@ -182,6 +182,11 @@ ServerMetrics::ServerMetrics()
              "retried.");
     for (const auto& s : st)
       e.Sample("ocireg_notifications_failures_total", ep, {s.name}, s.failures);
+    e.Family("ocireg_notifications_dropped_total", "counter",
+             "Events not queued because the endpoint already held "
+             "max_pending.");
+    for (const auto& s : st)
+      e.Sample("ocireg_notifications_dropped_total", ep, {s.name}, s.dropped);
   });
   r_.AddCollector(metrics::ProcessCollector());
   r_.AddCollector([](metrics::Exposition& e) {

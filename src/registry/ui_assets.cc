@@ -112,7 +112,11 @@ async function api(path) {
   if (a) headers['Authorization'] = a;
   const r = await fetch('/ui/api/' + path, {headers, credentials: 'omit'});
   const j = await r.json().catch(() => ({}));
-  if (r.status === 401) { sessionStorage.removeItem(authKey); throw {login: true, tried: !!a, message: j.error}; }
+  if (r.status === 401) {
+    // Only the credentials this request used: a newer login may be set.
+    if (sessionStorage.getItem(authKey) === a) sessionStorage.removeItem(authKey);
+    throw {login: true, tried: !!a, message: j.error};
+  }
   if (!r.ok) throw {message: j.error || ('HTTP ' + r.status)};
   return j;
 }
@@ -123,7 +127,7 @@ function setWho(user, auth) {
   if (user) {
     who.append('signed in as ', el('b', {text: user}),
       el('button', {id: 'logout', text: 'Log out', onclick: () => {
-        sessionStorage.removeItem(authKey); location.hash = '#/'; route(); }}));
+        sessionStorage.removeItem(authKey); go('#/'); }}));
   } else if (auth) {
     who.append(el('a', {href: '#/login', id: 'login-link', text: 'Log in'}));
   }
@@ -139,8 +143,7 @@ function showLogin(message) {
     ev.preventDefault();
     const bytes = new TextEncoder().encode(user.value + ':' + pass.value);
     sessionStorage.setItem(authKey, 'Basic ' + btoa(String.fromCharCode(...bytes)));
-    location.hash = '#/';
-    route();
+    go('#/');
   };
   main.replaceChildren(form);
 }
@@ -156,11 +159,13 @@ async function repositories(q) {
     clearTimeout(timer);
     timer = setTimeout(() => { history.replaceState(null, '', '#/?q=' + encodeURIComponent(search.value)); load(true); }, 150);
   };
-  let next = null, shown = 0;
+  let next = null, shown = 0, loads = 0;
   async function load(reset) {
-    if (reset) { list.replaceChildren(); next = null; shown = 0; }
-    const p = 'repositories?n=50&q=' + encodeURIComponent(search.value) + (next ? '&last=' + encodeURIComponent(next) : '');
+    const mine = ++loads;  // a newer search replaces this one's answer
+    const p = 'repositories?n=50&q=' + encodeURIComponent(search.value) + (!reset && next ? '&last=' + encodeURIComponent(next) : '');
     const j = await api(p);
+    if (mine !== loads) return;
+    if (reset) { list.replaceChildren(); next = null; shown = 0; }
     setWho(j.user, j.auth);
     for (const name of j.repositories) {
       list.append(el('li', {}, el('a', {href: '#/r/' + encodeURIComponent(name), class: 'repo', text: name})));
@@ -196,7 +201,7 @@ async function repository(name) {
   main.replaceChildren(el('p', {}, el('a', {href: '#/', text: 'Repositories'})),
     el('h1', {id: 'repo-name', text: name}),
     el('div', {class: 'pull'}, pull, copy),
-    el('h2', {text: 'Tags (' + j.tags.length + ')'}),
+    el('h2', {text: 'Tags (' + j.tagCount + (j.truncated ? ', the newest ' + j.tags.length + ' shown' : '') + ')'}),
     table('tags', ['Tag', 'Digest', 'Size', 'Platforms', 'Pushed'], rows));
 }
 
@@ -243,7 +248,14 @@ async function image(name, digest) {
   main.replaceChildren(...parts);
 }
 
+// Shows `hash`: one route() either way (a changed hash fires hashchange).
+function go(hash) {
+  if (location.hash === hash) route(); else location.hash = hash;
+}
+
+let generation = 0;
 async function route() {
+  const mine = ++generation;
   const h = decodeURIComponent(location.hash.replace(/^#/, '')) || '/';
   try {
     if (h === '/login') { setWho('', true); return showLogin(''); }
@@ -255,6 +267,7 @@ async function route() {
     const q = h.startsWith('/?q=') ? h.slice(4) : '';
     return await repositories(q);
   } catch (e) {
+    if (mine !== generation) return;  // a newer route() owns the page
     if (e && e.login) { setWho('', true); return showLogin(e.tried ? e.message : ''); }
     main.replaceChildren(el('p', {class: 'error', id: 'error', text: (e && e.message) || String(e)}));
   } finally {

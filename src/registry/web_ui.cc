@@ -191,6 +191,11 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
                            ? a.pushed_micros > b.pushed_micros
                            : a.name < b.name;
               });
+    // The newest kMaxTags: a page stays bounded however many tags a
+    // pusher makes (each may mean a config read).
+    constexpr size_t kMaxTags = 500;
+    const bool truncated = sorted.size() > kMaxTags;
+    if (truncated) sorted.resize(kMaxTags);
     for (const auto& t : sorted) {
       json tag = {{"tag", t.name},
                   {"digest", t.digest.str()},
@@ -206,7 +211,7 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
           for (const auto& c : m->manifests)
             if (c.platform_os) platforms.push_back(Platform(c));
           if (!m->is_index && m->config) {
-            auto cfg = ReadSmallBlob(store_, m->config->digest, 4 << 20);
+            auto cfg = ReadSmallBlob(store_, m->config->digest, 256 << 10);
             json cj = cfg.ok() ? json::parse(*cfg, nullptr, false) : json();
             if (cj.is_object() && cj.contains("os") && cj["os"].is_string() &&
                 cj.contains("architecture") && cj["architecture"].is_string())
@@ -218,7 +223,11 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
       }
       tags.push_back(tag);
     }
-    return SendJson(res, 200, {{"name", name}, {"tags", tags}});
+    return SendJson(res, 200,
+                    {{"name", name},
+                     {"tags", tags},
+                     {"truncated", truncated},
+                     {"tagCount", contents->tags.size()}});
   }
   if (what != "image") return SendJson(res, 404, {{"error", "not found"}});
   auto d = Digest::Parse(req.get_param_value("digest"));

@@ -5,7 +5,8 @@
 //       names containing TEXT, N at a time (at most 500) after NAME;
 //       {"repositories": [...], "next": NAME or null, "user", "auth"}
 //   GET /ui/api/repository?name=NAME
-//       its tags with digest, media type, size, platforms and push time
+//       its tags (the newest 500) with digest, media type, size,
+//       platforms and push time
 //   GET /ui/api/image?name=NAME&digest=DIGEST
 //       the manifest or index (platforms), the config (entrypoint, cmd,
 //       env, labels, exposed ports...), layers with sizes, the history as

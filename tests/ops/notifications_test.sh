@@ -29,7 +29,8 @@ cat > ocireg.json <<JSON
     "headers": {"Authorization": ["Bearer sekrit"]}, "timeout": "1s", "backoff": "1s"},
    {"name": "pushes", "url": "http://127.0.0.1:$RP/pushes", "actions": ["push"],
     "repositories": ["team/**"], "ignoredmediatypes": ["application/octet-stream"]},
-   {"name": "off", "url": "http://127.0.0.1:1/never", "disabled": true}
+   {"name": "off", "url": "http://127.0.0.1:1/never", "disabled": true},
+   {"name": "dead", "url": "http://127.0.0.1:1/never", "max_pending": 2, "backoff": "60s", "actions": ["push"]}
  ]}}
 JSON
 start_registry r --config "$W/ocireg.json"
@@ -90,6 +91,11 @@ ev = [json.loads(l) for l in open(sys.argv[1])]
 assert len(ev) == 1 and ev[0]["action"] == "push", ev
 assert ev[0]["target"]["mediaType"] != "application/octet-stream", ev
 PY
+
+p=$(metric 'ocireg_notifications_pending{endpoint="dead"}'); d=$(metric 'ocireg_notifications_dropped_total{endpoint="dead"}')
+[ "$p" = 2 ] && [ "${d:-0}" -ge 1 ] && pass "a dead endpoint keeps max_pending (2) events and drops the rest ($d dropped)" ||
+  fail "max_pending: pending=$p dropped=$d"
+[ -z "$(metric 'ocireg_notifications_pending{endpoint="off"}')" ] && pass "a disabled endpoint has no queue" || fail "disabled endpoint queued"
 
 # --- B: the receiver fails, then recovers -------------------------------------
 echo fail > recv/mode

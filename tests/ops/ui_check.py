@@ -112,6 +112,8 @@ try:
     names = b.wait("document.querySelectorAll('#repos a.repo').length && "
                    "[...document.querySelectorAll('#repos a.repo')].map(e => e.textContent)")
     check(names == ["team/app"], "alice sees only what she may pull: %s" % names)
+    if names != ["team/app"]:
+        print("    page: %r" % b.js("document.getElementById('main').innerText"))
     check(b.js("document.getElementById('who').textContent").startswith("signed in as alice"),
           "signed in as alice")
     shot(b, "signed-in")
