@@ -51,12 +51,14 @@ std::string Platform(const oci::Descriptor& d) {
 
 // Size of what a manifest references (config and layers); for an index,
 // the sum over its children found in `by_digest`.
-int64_t ContentSize(const oci::Manifest& m,
-                    const std::map<Digest, const ManifestRecord*>& by_digest,
-                    int depth = 0) {
-  int64_t total = 0;
-  if (m.config) total += m.config->size;
-  for (const auto& l : m.layers) total += l.size;
+// Sizes come from clients: negative ones count 0 and the sum is unsigned.
+uint64_t ContentSize(const oci::Manifest& m,
+                     const std::map<Digest, const ManifestRecord*>& by_digest,
+                     int depth = 0) {
+  auto size = [](int64_t n) { return n > 0 ? static_cast<uint64_t>(n) : 0; };
+  uint64_t total = 0;
+  if (m.config) total += size(m.config->size);
+  for (const auto& l : m.layers) total += size(l.size);
   if (depth < 2)
     for (const auto& c : m.manifests) {
       auto it = by_digest.find(c.digest);
@@ -302,7 +304,9 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
       if (cj.contains("history") && cj["history"].is_array())
         for (const auto& h : cj["history"]) {
           if (!h.is_object()) continue;
-          bool empty = h.value("empty_layer", false);
+          bool empty = h.contains("empty_layer") &&
+                       h["empty_layer"].is_boolean() &&
+                       h["empty_layer"].get<bool>();
           int64_t size = 0;
           std::string layer_digest;
           if (!empty && layer < m->layers.size()) {

@@ -30,7 +30,9 @@ class Browser:
              "--window-size=1280,900", "--remote-debugging-address=127.0.0.1",
              "--remote-debugging-port=%d" % port,
              "--user-data-dir=" + self.profile, "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its scratch files go with the profile, removed at close.
+            env=dict(os.environ, TMPDIR=self.profile))
         pages = None
         for _ in range(200):
             try:

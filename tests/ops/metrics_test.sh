@@ -41,21 +41,34 @@ grep -q '^ocireg_build_info{version="[0-9.]*",commit="[0-9a-z]*"} 1$' first.prom
   pass "build info carries version and commit" || fail "build info: $(grep build_info first.prom)"
 
 # --- Prometheus scraping it ---------------------------------------------------
-PP=$(free_port)
 cat > prometheus.yml <<YML
 global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: ocireg
     static_configs: [{targets: ["$D"]}]
 YML
-prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/prom" \
-  --web.listen-address="127.0.0.1:$PP" > prometheus.log 2>&1 &
-PIDS+=($!)
-for i in $(seq 150); do curl -sf "http://127.0.0.1:$PP/-/ready" >/dev/null && break; sleep 0.2; done
+# Up to 3 tries, each on a fresh port (another process may take a port
+# between free_port and the bind); its log is shown if none comes up.
+for try in 1 2 3; do
+  PP=$(free_port)
+  rm -rf "$W/prom"
+  prometheus --config.file="$W/prometheus.yml" --storage.tsdb.path="$W/prom" \
+    --web.listen-address="127.0.0.1:$PP" > prometheus.log 2>&1 &
+  PROM=$!; PIDS+=($PROM)
+  for i in $(seq 200); do curl -sf "http://127.0.0.1:$PP/-/ready" >/dev/null && break 2; sleep 0.2; done
+  echo "    prometheus did not become ready on $PP (try $try):"; tail -5 prometheus.log | sed 's/^/    /'
+  kill "$PROM" 2>/dev/null; wait "$PROM" 2>/dev/null
+done
 # query EXPR -> the first result's value ("" if none)
 query() {
   curl -s --get --data-urlencode "query=$1" "http://127.0.0.1:$PP/api/v1/query" |
-    python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'
+    python3 -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]
+    print(r[0]["value"][1] if r else "")
+except Exception:
+    print("")'
 }
 # wait_query EXPR PYTHON_CONDITION_ON_v: polls until it holds (10 s).
 wait_query() {
@@ -68,7 +81,7 @@ wait_query() {
   echo "${v:-none}"; return 1
 }
 
-v=$(wait_query 'up{job="ocireg"}' 'v == 1') && pass "Prometheus scrapes ocireg (up = $v)" || fail "up: $v"
+v=$(wait_query 'up{job="ocireg"}' 'v == 1') && pass "Prometheus scrapes ocireg (up = $v)" || { fail "up: $v"; tail -20 prometheus.log; }
 
 make_layout "$W/img" v1 metrics
 check "skopeo pushes with a password" $S copy --dest-tls-verify=false --dest-creds ops:s3cret "oci:$W/img:v1" "docker://$R/team/app:v1"

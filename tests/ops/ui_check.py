@@ -57,7 +57,7 @@ try:
          "s.dispatchEvent(new Event('input'))")
     found = b.wait("(() => { const t = [...document.querySelectorAll('#repos a.repo')]"
                    ".map(e => e.textContent); return t.length && t.every(x => x.includes('team/')) && t; })()")
-    check(found == ["team/app", "team/multi"], "search 'team/' finds team/app and team/multi: %s" % found)
+    check(found == ["team/app", "team/multi", "team/odd"], "search 'team/' finds team/app, team/multi and team/odd: %s" % found)
     shot(b, "search")
 
     # --- a repository ---

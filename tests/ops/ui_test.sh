@@ -108,6 +108,18 @@ assert len(j["layers"]) == 2 and len(j["history"]) == 3 and len(j["referrers"]) 
 assert j["history"][0]["createdBy"].startswith("RUN") and j["history"][1]["emptyLayer"], j["history"]
 PY
 
+# A config with odd types (a history entry that is not an object,
+# empty_layer a string, Env a number) still shows; sizes stay sane.
+echo '{"architecture":"amd64","os":"linux","config":{"Env":7,"Labels":{"a":1}},"rootfs":{"type":"layers","diff_ids":[]},"history":["x",{"created_by":"odd","empty_layer":"yes"}]}' > odd.json
+upload "$R" team/odd odd.json
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[]}' \
+  "$(sha odd.json)" "$(stat -c%s odd.json)" > odd-manifest.json
+c=$(code -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @odd-manifest.json "http://$R/v2/team/odd/manifests/v1")
+c2=$(code "http://$R/ui/api/image?name=team/odd&digest=sha256:$(sha odd-manifest.json)")
+c3=$(code "http://$R/ui/api/repository?name=team/odd")
+[ "$c" = 201 ] && [ "$c2" = 200 ] && [ "$c3" = 200 ] && pass "a config with odd types still shows (PUT $c, image $c2, tags $c3)" ||
+  fail "odd config: PUT $c, image $c2, tags $c3"
+
 # --- a registry with users and an ACL -----------------------------------------
 htpasswd -Bbn -C 10 alice alice-pw > htpasswd 2>/dev/null
 htpasswd -Bbn -C 10 bob bob-pw >> htpasswd 2>/dev/null
