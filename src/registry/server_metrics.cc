@@ -1,6 +1,9 @@
 #include "registry/server_metrics.h"
 
+#include <atomic>
 #include <chrono>
+#include <map>
+#include <tuple>
 
 #include "registry/mirror.h"
 #include "registry/notifications.h"
@@ -23,14 +26,19 @@ double Now() {
       .count();
 }
 
+uint64_t NextId() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
+
 }  // namespace
 
-const char* EndpointClass(const std::string& path) {
+const char* EndpointClass(const std::string& path, Endpoint matched) {
   if (path == "/token") return "token";
   if (path.rfind("/admin/", 0) == 0) return "admin";
   if (path == "/" || path.rfind("/ui/", 0) == 0 || path == "/ui") return "ui";
   if (path.rfind("/v2", 0) != 0) return "other";
-  switch (MatchRoute(path).endpoint) {
+  switch (matched) {
     case Endpoint::kBase:
       return "base";
     case Endpoint::kCatalog:
@@ -53,7 +61,8 @@ const char* EndpointClass(const std::string& path) {
 }
 
 ServerMetrics::ServerMetrics()
-    : requests_(r_.AddCounter("ocireg_http_requests_total",
+    : id_(NextId()),
+      requests_(r_.AddCounter("ocireg_http_requests_total",
                               "HTTP requests answered, by endpoint class, "
                               "method and status code.",
                               {"endpoint", "method", "code"})),
@@ -210,12 +219,30 @@ void ServerMetrics::WatchNotifier(const Notifier* notifier) {
 
 void ServerMetrics::Request(const net::Request& req, const net::Response& res,
                             double ms) {
-  const char* endpoint = EndpointClass(req.path);
-  requests_
-      .With({endpoint, MethodLabel(req.method), std::to_string(res.status)})
-      .Inc();
-  duration_.With({endpoint}).Observe(ms / 1000);
   Endpoint e = MatchRoute(req.path).endpoint;
+  const char* endpoint = EndpointClass(req.path, e);
+  const char* method = MethodLabel(req.method);
+  // The label values are from fixed sets, so each worker keeps the
+  // metrics it used: the family's lock and label strings are paid once
+  // per combination and thread, not per request.
+  struct Key {
+    uint64_t self;  // id_: never reused, unlike an address
+    const char* endpoint;
+    const char* method;
+    int status;
+    bool operator<(const Key& o) const {
+      return std::tie(self, endpoint, method, status) <
+             std::tie(o.self, o.endpoint, o.method, o.status);
+    }
+  };
+  thread_local std::map<Key, std::pair<metrics::Counter*, metrics::Histogram*>>
+      cache;
+  auto& hit = cache[Key{id_, endpoint, method, res.status}];
+  if (!hit.first)
+    hit = {&requests_.With({endpoint, method, std::to_string(res.status)}),
+           &duration_.With({endpoint})};
+  hit.first->Inc();
+  hit.second->Observe(ms / 1000);
   bool monolithic = e == Endpoint::kUploads && req.method == "POST" &&
                     res.status == 201 && !req.has_param("mount");
   if ((e == Endpoint::kUploads && req.method == "POST" && res.status == 202) ||

@@ -27,6 +27,7 @@
 #include "metrics/metrics.h"
 #include "net/http.h"
 #include "net/http_server.h"
+#include "registry/routes.h"
 #include "store/blob_store.h"
 #include "util/status.h"
 
@@ -53,6 +54,7 @@ class ServerMetrics {
   std::string Render() const;
 
  private:
+  const uint64_t id_;  // keys the workers' caches of labelled metrics
   metrics::Registry r_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Histogram>& duration_;
@@ -75,6 +77,7 @@ class ServerMetrics {
 // The endpoint class of a path, for labels: "base", "catalog", "tags",
 // "manifest", "blob", "upload", "referrers", "token", "admin", "ui",
 // "other".
-const char* EndpointClass(const std::string& path);
+// `matched`: MatchRoute(path).endpoint.
+const char* EndpointClass(const std::string& path, Endpoint matched);
 
 }  // namespace ocib::registry

@@ -86,6 +86,12 @@ Result<std::string> ReadSmallBlob(Store* store, const Digest& d,
   return out;
 }
 
+// j[key] if it is a string, else "" (configs come from clients).
+std::string StrField(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 json StrList(const json& v) {
   json out = json::array();
   if (v.is_array())
@@ -215,10 +221,9 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
           if (!m->is_index && m->config) {
             auto cfg = ReadSmallBlob(store_, m->config->digest, 256 << 10);
             json cj = cfg.ok() ? json::parse(*cfg, nullptr, false) : json();
-            if (cj.is_object() && cj.contains("os") && cj["os"].is_string() &&
-                cj.contains("architecture") && cj["architecture"].is_string())
-              platforms.push_back(cj["os"].get<std::string>() + "/" +
-                                  cj["architecture"].get<std::string>());
+            if (cj.is_object() && !StrField(cj, "os").empty())
+              platforms.push_back(StrField(cj, "os") + "/" +
+                                  StrField(cj, "architecture"));
           }
           tag["platforms"] = platforms;
         }
@@ -277,26 +282,16 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
       if (c.contains("Labels") && c["Labels"].is_object())
         for (auto it = c["Labels"].begin(); it != c["Labels"].end(); ++it)
           if (it.value().is_string()) labels[it.key()] = it.value();
-      out["config"] = {
-          {"os",
-           cj.contains("os") && cj["os"].is_string() ? cj["os"] : json("")},
-          {"architecture",
-           cj.contains("architecture") && cj["architecture"].is_string()
-               ? cj["architecture"]
-               : json("")},
-          {"created", cj.contains("created") && cj["created"].is_string()
-                          ? cj["created"]
-                          : json("")},
-          {"entrypoint", StrList(c.value("Entrypoint", json()))},
-          {"cmd", StrList(c.value("Cmd", json()))},
-          {"env", StrList(c.value("Env", json()))},
-          {"workingDir", c.contains("WorkingDir") && c["WorkingDir"].is_string()
-                             ? c["WorkingDir"]
-                             : json("")},
-          {"user",
-           c.contains("User") && c["User"].is_string() ? c["User"] : json("")},
-          {"labels", labels},
-          {"exposedPorts", ports}};
+      out["config"] = {{"os", StrField(cj, "os")},
+                       {"architecture", StrField(cj, "architecture")},
+                       {"created", StrField(cj, "created")},
+                       {"entrypoint", StrList(c.value("Entrypoint", json()))},
+                       {"cmd", StrList(c.value("Cmd", json()))},
+                       {"env", StrList(c.value("Env", json()))},
+                       {"workingDir", StrField(c, "WorkingDir")},
+                       {"user", StrField(c, "User")},
+                       {"labels", labels},
+                       {"exposedPorts", ports}};
       // As `docker history`: newest first; a step that made a layer shows
       // that layer's size, an empty one 0.
       json history = json::array();
@@ -314,20 +309,12 @@ void WebUi::Api(const net::Request& req, net::Response& res) {
             layer_digest = m->layers[layer].digest.str();
             ++layer;
           }
-          history.push_back(
-              {{"created", h.contains("created") && h["created"].is_string()
-                               ? h["created"]
-                               : json("")},
-               {"createdBy",
-                h.contains("created_by") && h["created_by"].is_string()
-                    ? h["created_by"]
-                    : json("")},
-               {"comment", h.contains("comment") && h["comment"].is_string()
-                               ? h["comment"]
-                               : json("")},
-               {"emptyLayer", empty},
-               {"size", size},
-               {"layer", layer_digest}});
+          history.push_back({{"created", StrField(h, "created")},
+                             {"createdBy", StrField(h, "created_by")},
+                             {"comment", StrField(h, "comment")},
+                             {"emptyLayer", empty},
+                             {"size", size},
+                             {"layer", layer_digest}});
         }
       std::reverse(history.begin(), history.end());
       out["history"] = history;
