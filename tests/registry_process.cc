@@ -35,13 +35,32 @@ RegistryProcess::RegistryProcess(std::string root,
   std::vector<std::string> args = {OciregPath(),  "serve",   "--listen",
                                    "127.0.0.1:0", "--root",  root_,
                                    "--port-file", port_file_};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
   // OCIB_TEST_CONFIG: run every test registry with this config (TLS and
-  // auth); its listen and root are replaced by the flags above.
+  // auth, or object storage); its listen and root are replaced by the
+  // flags above.
+  // "@UNIQUE@" in that file becomes a name of the root's own (e.g. an
+  // object-store prefix per store).
   if (const char* cfg = std::getenv("OCIB_TEST_CONFIG")) {
+    std::ifstream in(cfg);
+    std::string text((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    std::string path = cfg;
+    if (size_t at = text.find("@UNIQUE@"); at != std::string::npos) {
+      // Named after the root, so a restart on the same root finds it.
+      std::string name;
+      for (char ch : std::filesystem::weakly_canonical(root_).string())
+        name += (ch == '/') ? '_' : ch;
+      do {
+        text.replace(at, 8, name);
+      } while ((at = text.find("@UNIQUE@")) != std::string::npos);
+      path = root_ + "/../config-" + tag + ".json";
+      std::ofstream(path) << text;
+    }
     args.push_back("--config");
-    args.push_back(cfg);
+    args.push_back(path);
   }
+  // After it: a test's own --config replaces it.
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {

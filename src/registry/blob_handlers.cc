@@ -74,17 +74,12 @@ void ServeBlob(std::shared_ptr<BlobReadHandle> h, const Digest& d,
     res.set_content("", "application/octet-stream");
     return;
   }
-  auto buf = std::make_shared<std::vector<char>>();
-  res.set_content_provider(len, "application/octet-stream",
-                           [h, buf, start](uint64_t offset, uint64_t length,
-                                           const net::BodyWriter& write) {
-                             if (buf->empty()) buf->resize(kReadChunk);
-                             auto n = h->ReadAt(
-                                 start + offset, buf->data(),
-                                 std::min<uint64_t>(length, kReadChunk));
-                             if (!n.ok() || *n == 0) return false;
-                             return write(buf->data(), *n);
-                           });
+  res.set_content_provider(
+      len, "application/octet-stream",
+      [h, start](uint64_t offset, uint64_t length,
+                 const net::BodyWriter& write) {
+        return h->StreamRange(start + offset, length, write).ok();
+      });
 }
 
 void DeleteBlob(const Services& s, RequestContext& ctx) {

@@ -435,6 +435,8 @@ Status Validate(const Config& c) {
   }
   if (c.root.empty())
     return InvalidArgument("config key \"root\" must not be empty");
+  if (c.s3.enabled() && c.s3.bucket.empty())
+    return InvalidArgument("config key \"storage.s3.bucket\" must be set");
   if (c.log_format != "text" && c.log_format != "json" && c.log_format != "off")
     return InvalidArgument(
         "config key \"log_format\" must be text, json or off");
@@ -550,6 +552,23 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
       s = ParseNotifications(v, &c.notifications);
     else if (k == "debug")
       s = ParseObject(v, "debug", {{"listen", Str(&c.debug.listen)}});
+    else if (k == "storage")
+      s = ParseObject(
+          v, "storage",
+          {{"s3", [&c](const json& s3, const char* key) {
+              Config::S3& o = c.s3;
+              return ParseObject(
+                  s3, key,
+                  {{"regionendpoint", Str(&o.regionendpoint)},
+                   {"region", Str(&o.region)},
+                   {"bucket", Str(&o.bucket)},
+                   {"rootdirectory", Str(&o.rootdirectory)},
+                   {"accesskey", Str(&o.accesskey)},
+                   {"secretkey", Str(&o.secretkey)},
+                   {"credentials_file", Str(&o.credentials_file)},
+                   {"ca_file", Str(&o.ca_file)},
+                   {"chunksize", Int(5 << 20, 1LL << 30, &o.chunksize)}});
+            }}});
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);
     else if (k == "quotas")

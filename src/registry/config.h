@@ -153,6 +153,23 @@ struct Config {
   struct Debug {
     std::string listen;
   } debug;
+  // "storage": {"s3": {...}}: blob bytes in an S3-compatible bucket
+  // (objstore/s3_backend.h) instead of files under root, which keeps the
+  // index. Key names follow Distribution's S3 driver.
+  struct S3 {
+    std::string regionendpoint;  // http(s)://HOST[:PORT]; empty: files
+    std::string region = "us-east-1";
+    std::string bucket;
+    std::string rootdirectory;  // key prefix, e.g. "/registry"
+    // Else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, else the
+    // [default] profile of credentials_file (AWS's shared format).
+    std::string accesskey;
+    std::string secretkey;
+    std::string credentials_file;
+    std::string ca_file;          // https: CA bundle; empty: the system's
+    int64_t chunksize = 8 << 20;  // bytes gathered per segment (>= 5 MiB)
+    bool enabled() const { return !regionendpoint.empty(); }
+  } s3;
   // The web catalog at / and /ui/ (registry/web_ui.h).
   bool ui = true;
   // "notifications": {"endpoints": [...]}

@@ -28,7 +28,6 @@
 namespace ocib::registry {
 
 inline constexpr size_t kIoChunk = 1 << 20;  // request body writes to the store
-inline constexpr size_t kReadChunk = 256 << 10;  // blob reads for responses
 inline constexpr size_t kMaxPage = 10000;        // listing page cap
 
 // A request body, read at most once.

@@ -29,6 +29,7 @@
 #include "gc/garbage_collector.h"
 #include "registry/config.h"
 #include "registry/registry.h"
+#include "registry/storage.h"
 #include "registry/usage.h"
 #include "store/blob_store.h"
 #include "util/version.h"
@@ -98,6 +99,7 @@ int Du(int argc, char** argv) {
 int Gc(int argc, char** argv) {
   using namespace ocib;
   std::string root;
+  registry::Config cfg;  // its storage section says where blob bytes are
   gc::GcOptions o;
   o.min_age_seconds = 0;
   for (int i = 2; i < argc; ++i) {
@@ -113,6 +115,7 @@ int Gc(int argc, char** argv) {
       if (!c.ok()) return Fail(c.status().message());
       o.delete_untagged = o.delete_untagged || c->gc.delete_untagged;
       o.retention = c->retention;
+      cfg = *c;
     } else if (a == "--min-age" && i + 1 < argc) {
       auto d = gc::ParseDurationSeconds(argv[++i]);
       if (!d.ok()) return Fail("--min-age: " + d.status().message());
@@ -128,7 +131,7 @@ int Gc(int argc, char** argv) {
   so.root = root;
   so.block_cache_bytes = 1 << 20;  // one pass over the metadata
   so.write_buffer_bytes = 4 << 20;
-  auto store = OpenStore(so);
+  auto store = registry::OpenConfiguredStore(cfg, so);
   if (!store.ok())
     return Fail("store " + root + ": " + store.status().message() +
                 " (is a server using it? use POST /admin/gc there)");
@@ -233,7 +236,7 @@ int main(int argc, char** argv) {
   so.sync = cfg.sync;
   so.written_cache_bytes = static_cast<uint64_t>(cfg.written_cache_mib) << 20;
   so.reserved_bytes = static_cast<uint64_t>(cfg.reserved_space_mib) << 20;
-  auto store = OpenStore(so);
+  auto store = registry::OpenConfiguredStore(cfg, so);
   if (!store.ok())
     return Fail("store " + cfg.root + ": " + store.status().message());
 

@@ -1425,7 +1425,8 @@ class RocksStore : public Store {
       // bytes, never a visible half blob.
       RETURN_IF_ERROR(Written(db_->Put(nosync_wo_, keys::Pending(expected), ""),
                               "write promote intent"));
-      Status s = bytes_->Promote(w.spool_key_, expected);
+      Status s = w.spool_->Flush();
+      if (s.ok()) s = bytes_->Promote(w.spool_key_, expected);
       // The bytes are made durable after the rename and before the record:
       // on a journalling file system the directory sync has then already
       // committed them, and the file sync finds little left to do. Until
@@ -1497,6 +1498,13 @@ class RocksStore : public Store {
     }
     // Bytes still in memory go to a spool file, so the session resumes.
     if (!w.spool_ && w.inline_size_ > 0 && !w.Materialize().ok()) {
+      Release(w.session_id_, std::nullopt, 0);
+      return;
+    }
+    // Bytes a backend still holds in memory go to where another writer
+    // (or process) finds them; if that fails, the session keeps what was
+    // stored and its hash is rebuilt from those bytes.
+    if (w.spool_ && !w.spool_->Flush().ok()) {
       Release(w.session_id_, std::nullopt, 0);
       return;
     }
@@ -1759,12 +1767,19 @@ Result<BlobInfo> Writer::Commit(const Digest& expected,
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
+  return OpenStore(options, nullptr);
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
+                                         std::unique_ptr<ByteBackend> bytes) {
   if (options.root.empty()) return InvalidArgument("store root is empty");
   std::error_code ec;
   std::filesystem::create_directories(options.root, ec);
   if (ec) return Internal("create " + options.root + ": " + ec.message());
-  ASSIGN_OR_RETURN(auto bytes, NewFileBackend(options.root, options.sync,
-                                              options.written_cache_bytes));
+  if (!bytes) {
+    ASSIGN_OR_RETURN(bytes, NewFileBackend(options.root, options.sync,
+                                           options.written_cache_bytes));
+  }
   auto store = std::make_unique<RocksStore>(options, std::move(bytes));
   RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<Store>(std::move(store));

@@ -392,5 +392,11 @@ class Store : public BlobReader,
 // Recovery on open: removes bytes of half-promoted blobs and of ingests
 // that never became sessions.
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+// The same with blob bytes in `bytes` (e.g. an object store) instead of
+// files under options.root; null means the file backend. The database
+// stays under options.root.
+class ByteBackend;
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
+                                         std::unique_ptr<ByteBackend> bytes);
 
 }  // namespace ocib

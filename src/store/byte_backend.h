@@ -33,6 +33,10 @@ class SpoolFile {
   virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
   // Makes the bytes durable.
   virtual Status Sync() = 0;
+  // Makes appended bytes that the backend still holds in memory visible to
+  // a later OpenSpool or Promote (in any process). A no-op for backends
+  // that write through.
+  virtual Status Flush() { return Status::Ok(); }
   // Last modification time, seconds since the epoch.
   virtual int64_t modified_unix() const = 0;
 };

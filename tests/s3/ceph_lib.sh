@@ -1,0 +1,101 @@
+# A throwaway single-node Ceph cluster with an S3 gateway, from Debian's
+# packages: one monitor, one OSD on memstore (RAM only), radosgw (beast)
+# on a loopback port, pool size 1, cephx off, no systemd. Source it, then
+#   start_ceph DIR [MEMSTORE_MIB]   # DIR short: admin socket paths < 108 chars
+# sets S3_ENDPOINT (http://127.0.0.1:PORT), S3_ACCESS_KEY, S3_SECRET_KEY and
+# CEPH_PIDS (mon, osd, rgw); stop_ceph kills them (SIGKILL: SIGTERM makes the
+# memstore OSD write its memory to disk) and waits for each.
+# Needs free_port (scripts/lib.sh).
+
+CEPH_PIDS=()
+
+ceph_wait_port() {  # ceph_wait_port PORT SECONDS
+  local i
+  for i in $(seq $(($2 * 20))); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+start_ceph() {
+  local dir="$1" mem_mib="${2:-4096}"
+  CEPH_DIR="$dir"
+  mkdir -p "$dir"/{mon,osd,run,log}
+  local fsid mon_port rgw_port
+  fsid=$(cat /proc/sys/kernel/random/uuid)
+  mon_port=$(free_port)
+  rgw_port=$(free_port)
+  cat >"$dir/ceph.conf" <<CONF
+[global]
+fsid = $fsid
+mon host = v2:127.0.0.1:$mon_port
+mon initial members = a
+auth cluster required = none
+auth service required = none
+auth client required = none
+ms bind msgr1 = false
+ms mon client mode = crc
+ms mon service mode = crc
+ms mon cluster mode = crc
+ms client mode = crc
+ms service mode = crc
+ms cluster mode = crc
+run dir = $dir/run
+log file = $dir/log/\$name.log
+admin socket = $dir/run/\$name.asok
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon warn on pool no redundancy = false
+paxos propose interval = 0.05
+mon data = $dir/mon
+osd data = $dir/osd
+osd objectstore = memstore
+memstore device bytes = $((mem_mib * 1024 * 1024))
+osd max object size = 1073741824
+rgw data = $dir/rgw
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw thread pool size = 64
+rgw dns name = 127.0.0.1
+CONF
+  local conf="$dir/ceph.conf"
+  monmaptool --create --addv a "[v2:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
+  ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >/dev/null 2>&1
+  ceph-mon -c "$conf" -i a -f >"$dir/log/mon.out" 2>&1 &
+  CEPH_PIDS+=($!)
+  ceph_wait_port "$mon_port" 20 || { echo "ceph-mon did not start"; tail "$dir/log/"*; return 1; }
+  local id
+  id=$(timeout 30 ceph -c "$conf" osd create) || { echo "osd create failed"; return 1; }
+  ceph-osd -c "$conf" -i "$id" --mkfs >/dev/null 2>&1
+  ceph-osd -c "$conf" -i "$id" -f >"$dir/log/osd.out" 2>&1 &
+  CEPH_PIDS+=($!)
+  local i
+  for i in $(seq 200); do
+    timeout 5 ceph -c "$conf" osd stat 2>/dev/null | grep -q "1 up" && break
+    sleep 0.1
+  done
+  mkdir -p "$dir/rgw"
+  radosgw -c "$conf" -n client.rgw -f >"$dir/log/rgw.out" 2>&1 &
+  CEPH_PIDS+=($!)
+  ceph_wait_port "$rgw_port" 60 || { echo "radosgw did not start"; tail -20 "$dir/log/"*; return 1; }
+  S3_ACCESS_KEY="OCIBTESTACCESSKEY000"
+  S3_SECRET_KEY="ocibtestsecretkey0000000000000000000000"
+  timeout 30 radosgw-admin -c "$conf" user create --uid=ocib --display-name=ocib \
+    --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >/dev/null || {
+    echo "radosgw-admin user create failed"; return 1; }
+  S3_ENDPOINT="http://127.0.0.1:$rgw_port"
+  CEPH_DIR="$dir"
+}
+
+stop_ceph() {
+  local p
+  for p in "${CEPH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${CEPH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  CEPH_PIDS=()
+  [ -n "${CEPH_DIR:-}" ] && rm -rf "$CEPH_DIR"
+  CEPH_DIR=""
+}
