@@ -28,7 +28,7 @@
 namespace ocib::registry {
 
 inline constexpr size_t kIoChunk = 1 << 20;  // request body writes to the store
-inline constexpr size_t kMaxPage = 10000;        // listing page cap
+inline constexpr size_t kMaxPage = 10000;    // listing page cap
 
 // A request body, read at most once.
 struct Body {
