@@ -9,7 +9,7 @@ OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
   xz-utils bzip2 clang-format
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
   docker-registry apache2-utils nginx-light python3-jwt python3-cryptography prometheus
-  chromium python3-websocket)
+  chromium python3-websocket ceph-mon ceph-osd radosgw ceph-common)
 
 # The sanitizer and fuzzing builds of scripts/test.sh (clang with its
 # runtimes and libFuzzer).

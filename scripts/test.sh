@@ -8,7 +8,8 @@
 #   3. a TSan build: the store concurrency test, the registry conformance
 #      suite (256 concurrent connections among them), the hardening suite
 #      (400 slowloris connections, caps, limits) and the builder's end to
-#      end suite (stages built in parallel, background layer compression).
+#      end suite (stages built in parallel, background layer compression)
+#      and the registry on S3 (tests/s3).
 # OCIB_SANITIZERS=0 runs phase 1 only. Extra arguments go to phase 1's
 # ctest. Ends with "N passed, M failed" over all phases.
 set -uo pipefail
@@ -83,7 +84,7 @@ if [ "$sanitizers" = 1 ]; then
       -DOCIB_SANITIZE=thread >/dev/null; then
     log3=$(mktemp)
     (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$OCIB_ROOT/tests/tsan.supp" \
-      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e|conformance_tls_auth|registry_auth|gc|metrics)$') 2>&1 | tee "$log3"
+      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e|conformance_tls_auth|registry_auth|gc|metrics|registry_s3)$') 2>&1 | tee "$log3"
     count_ctest "$log3" tsan
   else
     failed=$((failed + 1))

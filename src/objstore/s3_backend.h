@@ -40,7 +40,7 @@ struct S3BackendOptions {
 };
 
 // Connects and (optionally) creates the bucket. kInvalidArgument for bad
-// options; kUnavailable or kInternal when the store cannot be reached or
+// options; kUnreachable or kInternal when the store cannot be reached or
 // refuses.
 Result<std::unique_ptr<ByteBackend>> NewS3Backend(
     const S3BackendOptions& options);

@@ -102,6 +102,23 @@ std::string Md5Base64(const std::string& body) {
   return std::string(reinterpret_cast<char*>(out), n);
 }
 
+std::string ErrorText(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection:
+      return "cannot connect";
+    case httplib::Error::Read:
+      return "connection broke while reading";
+    case httplib::Error::Write:
+      return "connection broke while writing";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed";
+    case httplib::Error::SSLServerVerification:
+      return "server certificate not trusted";
+    default:
+      return httplib::to_string(e);
+  }
+}
+
 const char* kEmptySha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -237,7 +254,7 @@ class S3Client::Impl {
         return Internal("unsupported S3 method " + method);
       }
       if (!r) {
-        last_error = httplib::to_string(r.error());
+        last_error = ErrorText(r.error());
         continue;  // the connection is dropped with c
       }
       Answer a{r->status, std::move(r->body), r->headers};
@@ -249,7 +266,7 @@ class S3Client::Impl {
       }
       return a;
     }
-    return Unavailable("object store " + opts.endpoint + ": " + method +
+    return Unreachable("object store " + opts.endpoint + ": " + method +
                        " failed: " + last_error);
   }
 
@@ -354,19 +371,18 @@ Status S3Client::GetRange(
           }
           return true;
         });
-    if (stopped) return Unavailable("read stopped");
+    if (stopped) return Unreachable("read stopped");
     if (!r) {
       // Bytes already handed to the sink cannot be taken back.
       if (got > 0)
-        return Unavailable("object store read broke: " +
-                           httplib::to_string(r.error()));
-      last_error = httplib::to_string(r.error());
+        return Unreachable("object store read broke: " + ErrorText(r.error()));
+      last_error = ErrorText(r.error());
       continue;
     }
     impl_->Release(std::move(c));
     if (status == 206 || status == 200) {
       if (got != length)
-        return Unavailable("object store read returned " + std::to_string(got) +
+        return Unreachable("object store read returned " + std::to_string(got) +
                            " of " + std::to_string(length) + " bytes");
       return Status::Ok();
     }
@@ -377,7 +393,7 @@ Status S3Client::GetRange(
     }
     return Impl::Refused("get object", a);
   }
-  return Unavailable("object store " + impl_->opts.endpoint +
+  return Unreachable("object store " + impl_->opts.endpoint +
                      ": GET failed: " + last_error);
 }
 

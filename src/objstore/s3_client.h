@@ -6,7 +6,7 @@
 // prefix); the client URI-encodes them. Bodies sent are in memory and
 // signed with their SHA-256, which the server checks; large reads stream.
 //
-// Errors: kNotFound for 404 (NoSuchKey, NoSuchUpload); kUnavailable when
+// Errors: kNotFound for 404 (NoSuchKey, NoSuchUpload); kUnreachable when
 // the server cannot be reached or answers 5xx/503 SlowDown (retried a few
 // times first); kInternal for any other refusal, with the S3 error code
 // in the message (never a credential).
@@ -60,7 +60,7 @@ class S3Client {
   // Size and modification time; kNotFound if absent.
   Result<ObjectInfo> HeadObject(const std::string& key);
   // Streams bytes [offset, offset + length) to sink (which returns false
-  // to stop: then kUnavailable). kOutOfRange if the range starts past the end.
+  // to stop: then kUnreachable). kOutOfRange if the range starts past the end.
   Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
                   const std::function<bool(const char*, size_t)>& sink);
   // Succeeds if absent.

@@ -40,6 +40,7 @@ constexpr ErrorInfo kTable[] = {
      "method not allowed on this endpoint", 405},
     {ErrorCode::kUnavailable, "TOOMANYREQUESTS", "resource busy, retry later",
      429},
+    {ErrorCode::kStorageUnavailable, "UNAVAILABLE", "storage unavailable", 503},
     {ErrorCode::kUpstreamUnavailable, "UNAVAILABLE",
      "upstream registry unavailable", 503},
     {ErrorCode::kUnknown, "UNKNOWN", "unknown error", 500},
@@ -77,6 +78,8 @@ ErrorCode StatusToError(const Status& s, ErrorCode not_found) {
       return ErrorCode::kRangeInvalid;
     case Code::kUnavailable:
       return ErrorCode::kUnavailable;
+    case Code::kUnreachable:
+      return ErrorCode::kStorageUnavailable;
     default:
       return ErrorCode::kUnknown;
   }

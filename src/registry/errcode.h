@@ -35,6 +35,7 @@ enum class ErrorCode {
   kMethodNotAllowed,
   kUnavailable,
   kUpstreamUnavailable,
+  kStorageUnavailable,
   kUnknown,
 };
 

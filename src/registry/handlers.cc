@@ -56,6 +56,12 @@ void SendError(net::Response& res, ErrorCode code, std::string_view detail) {
     std::fprintf(stderr, "ocireg: internal error: %s\n",
                  net::EscapeForLog(detail).c_str());
     detail = "internal error (details in the server log)";
+  } else if (code == ErrorCode::kStorageUnavailable) {
+    // Names the object store's address: for the operator only.
+    std::fprintf(stderr, "ocireg: storage unavailable: %s\n",
+                 net::EscapeForLog(detail).c_str());
+    detail = "storage unavailable, retry later (details in the server log)";
+    res.set_header("Retry-After", "5");
   }
   res.set_content(ErrorBody(code, detail), "application/json");
 }

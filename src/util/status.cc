@@ -24,6 +24,8 @@ const char* CodeName(Code code) {
       return "Unavailable";
     case Code::kInternal:
       return "Internal";
+    case Code::kUnreachable:
+      return "Unreachable";
   }
   return "Unknown";
 }

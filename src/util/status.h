@@ -12,6 +12,8 @@
 //   kDigestMismatch      bytes do not hash to the digest the caller expected.
 //   kSizeMismatch        bytes do not have the size the caller expected.
 //   kUnavailable         transient: a lock is held elsewhere; retry later.
+//   kUnreachable         a service the call depends on (an object store)
+//                        cannot be reached or fails; retry later.
 //   kInternal            I/O or database failure; the message says which.
 //
 // Status and Result are values; they are thread-compatible (const use from
@@ -38,6 +40,7 @@ enum class Code {
   kSizeMismatch,
   kUnavailable,
   kInternal,
+  kUnreachable,
 };
 
 const char* CodeName(Code code);
@@ -86,6 +89,9 @@ inline Status OutOfRange(std::string m) {
 }
 inline Status Unavailable(std::string m) {
   return Status(Code::kUnavailable, std::move(m));
+}
+inline Status Unreachable(std::string m) {
+  return Status(Code::kUnreachable, std::move(m));
 }
 inline Status Internal(std::string m) {
   return Status(Code::kInternal, std::move(m));
