@@ -18,6 +18,8 @@
 #   scripts/bench.sh --tls         (TLS and htpasswd on both servers: push,
 #                                   pull, authenticated GET/HEAD rates;
 #                                   bench-tls.sh)
+#   scripts/bench.sh --s3          (blob bytes on Ceph RGW: ocireg vs
+#                                   Distribution's S3 driver; bench-s3.sh)
 #
 # Prints each figure for both servers and the ratio ocireg/Distribution
 # (for latencies and RSS, lower is better), medians of N runs. ocireg
@@ -37,10 +39,11 @@ while [ $# -gt 0 ]; do
     --load) shift; exec bash "$(dirname "$0")/bench-load.sh" "$@" ;;
     --tls) shift; exec bash "$(dirname "$0")/bench-tls.sh" "$@" ;;
     --gc) shift; exec bash "$(dirname "$0")/bench-gc.sh" "$@" ;;
+    --s3) shift; exec bash "$(dirname "$0")/bench-s3.sh" "$@" ;;
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load | --tls | --gc" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--size-mib N] [--duration S] | --builder | --client | --mirror | --load | --tls | --gc | --s3" >&2; exit 2 ;;
   esac
 done
 

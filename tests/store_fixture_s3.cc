@@ -38,9 +38,17 @@ std::string PrefixOf(const std::string& root) {
 size_t CountUnder(const std::string& prefix, bool spools) {
   auto c = objstore::S3Client::Create(S3());
   if (!c.ok()) std::abort();
-  if (spools) {
+  if (spools) {  // spools with objects or an open multipart upload
+    std::set<std::string> keys;
     auto p = (*c)->ListPrefixes(prefix);
-    return p.ok() ? p->size() : 0;
+    if (p.ok())
+      for (auto& k : *p) keys.insert(k.substr(prefix.size()));
+    auto u = (*c)->ListMultipartUploads(prefix);
+    if (u.ok())
+      for (auto& [k, id] : *u)
+        keys.insert(k.substr(prefix.size(), k.find('/', prefix.size()) -
+                                                prefix.size()));
+    return keys.size();
   }
   auto l = (*c)->List(prefix);
   return l.ok() ? l->size() : 0;

@@ -4,19 +4,16 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <future>
 #include <map>
 #include <mutex>
 
 namespace ocib::objstore {
 namespace {
 
-constexpr uint64_t kMinPart = 5ull << 20;  // S3's smallest multipart part
-
-struct Segment {
-  std::string key;
-  uint64_t offset = 0;
-  uint64_t size = 0;
-};
+constexpr uint64_t kMinPart = 5ull << 20;     // S3's smallest part
+constexpr uint64_t kMaxCopy = 5ull << 30;     // S3's largest CopyObject
+constexpr uint64_t kCopyPart = 512ull << 20;  // parts of a larger copy
 
 std::string OffsetName(uint64_t off) {
   char buf[17];
@@ -25,30 +22,53 @@ std::string OffsetName(uint64_t off) {
   return buf;
 }
 
+// What a spool's objects say about it.
+struct SpoolState {
+  std::string upload_id;  // empty: no multipart upload yet
+  std::vector<CompletedPart> parts;
+  uint64_t parts_bytes = 0;
+  uint64_t tail_size = 0;  // bytes in tail-<parts_bytes>
+  bool sealed = false;     // uploads/<key>/data exists
+  uint64_t sealed_size = 0;
+  int64_t modified = 0;
+  std::vector<std::string> objects;  // every object under the spool's prefix
+};
+
 class S3Backend;
 
 class S3Spool : public SpoolFile {
  public:
-  S3Spool(S3Backend* b, std::string key, std::vector<Segment> segs,
-          int64_t modified);
+  S3Spool(S3Backend* b, std::string key, SpoolState st);
   ~S3Spool() override;
 
   uint64_t size() const override {
     std::lock_guard<std::mutex> l(mu_);
-    return pending_off_ + pending_.size();
+    return Size();
   }
   Status Append(const char* data, size_t n) override;
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override;
   Status Sync() override { return Flush(); }
-  Status Flush() override {
-    std::lock_guard<std::mutex> l(mu_);
-    return WriteTail();
-  }
+  Status Flush() override;
+  Status Seal() override;
+  bool ReadableWhileOpen() const override { return false; }
+  bool CheapToReopen() const override { return false; }
   int64_t modified_unix() const override {
     std::lock_guard<std::mutex> l(mu_);
-    return modified_;
+    return st_.modified;
   }
 
+  // For Promote: the sealed object and its size; empty if not sealed.
+  std::pair<std::string, uint64_t> SealedObject() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!st_.sealed) return {"", 0};
+    return {DataKey(), st_.sealed_size};
+  }
+  // For RemoveSpool: waits for a part in flight; returns the upload id.
+  std::string Quiesce() {
+    std::lock_guard<std::mutex> l(mu_);
+    WaitInflight().IgnoreError();
+    return st_.upload_id;
+  }
   // Called by Promote: the bytes now live at blob_key.
   void Promoted(const std::string& blob_key) {
     std::lock_guard<std::mutex> l(mu_);
@@ -57,18 +77,33 @@ class S3Spool : public SpoolFile {
   const std::string& key() const { return key_; }
 
  private:
-  // Writes pending_ as the segment at pending_off_. A tail shorter than a
-  // part stays in memory too, and is rewritten longer by the next write.
-  Status WriteTail();
+  uint64_t Size() const {
+    return st_.sealed ? st_.sealed_size
+                      : st_.parts_bytes + inflight_data_.size() +
+                            (tail_loaded_ ? pending_.size() : st_.tail_size);
+  }
+  std::string DataKey() const;
+  std::string TailKey(uint64_t off) const;
+  Status EnsureUpload();
+  // Reads the stored tail back into pending_ (before appending to it).
+  Status LoadTail();
+  // Sends pending_ as the next part in the background, once the part
+  // before it is done.
+  Status StartPart();
+  Status WaitInflight();
 
   S3Backend* const b_;
   const std::string key_;
   mutable std::mutex mu_;
-  std::vector<Segment> segs_;  // written, each complete, in offset order
-  std::string pending_;        // bytes from pending_off_ on
-  uint64_t pending_off_ = 0;
-  bool pending_stored_ = false;  // pending_ is already the last segment
-  int64_t modified_ = 0;
+  SpoolState st_;
+  // The bytes past the parts (and past a part in flight). When
+  // tail_loaded_ is false they are only in the tail object (st_.tail_size
+  // of them), so an idle spool holds no memory.
+  std::string pending_;
+  bool tail_loaded_ = true;
+  bool tail_stored_ = false;  // pending_ equals the stored tail
+  std::future<Result<std::string>> inflight_;
+  std::string inflight_data_;
   std::string promoted_key_;
 };
 
@@ -107,12 +142,15 @@ class S3Backend : public ByteBackend {
  public:
   S3Backend(S3BackendOptions o, std::unique_ptr<S3Client> c)
       : o_(std::move(o)), c_(std::move(c)) {}
+  ~S3Backend() override {
+    // Spools must go before their store; a leaked one (a crash stand-in in
+    // tests) must not write through a destroyed client.
+    std::lock_guard<std::mutex> l(open_mu_);
+    for (auto& [k, s] : open_) s->Quiesce();
+  }
 
   S3Client* client() { return c_.get(); }
   uint64_t segment_bytes() const { return o_.segment_bytes; }
-  std::string SegmentKey(const std::string& spool, uint64_t off) const {
-    return SpoolPrefix(spool) + OffsetName(off);
-  }
   std::string SpoolPrefix(const std::string& spool) const {
     return o_.prefix + "uploads/" + spool + "/";
   }
@@ -136,82 +174,86 @@ class S3Backend : public ByteBackend {
       }
   }
 
+  // Spool keys are never reused (the store derives them from fresh random
+  // ids), so nothing is replaced; a crashed spool's objects and upload are
+  // removed by the store's recovery (ListSpools).
   Result<std::unique_ptr<SpoolFile>> CreateSpool(
       const std::string& key) override {
-    RETURN_IF_ERROR(RemoveSpool(key));
-    return std::unique_ptr<SpoolFile>(
-        new S3Spool(this, key, {}, static_cast<int64_t>(std::time(nullptr))));
+    SpoolState st;
+    st.modified = static_cast<int64_t>(std::time(nullptr));
+    return std::unique_ptr<SpoolFile>(new S3Spool(this, key, std::move(st)));
   }
 
   Result<std::unique_ptr<SpoolFile>> OpenSpool(
       const std::string& key) override {
-    ASSIGN_OR_RETURN(auto segs, Segments(key));
-    if (segs.empty()) return NotFound("no spool " + key);
-    int64_t modified = 0;
-    for (const auto& s : segs) modified = std::max(modified, s.second);
-    std::vector<Segment> v;
-    for (auto& s : segs) v.push_back(std::move(s.first));
-    return std::unique_ptr<SpoolFile>(
-        new S3Spool(this, key, std::move(v), modified));
+    ASSIGN_OR_RETURN(SpoolState st, ReadState(key));
+    if (st.upload_id.empty() && st.objects.empty())
+      return NotFound("no spool " + key);
+    return std::unique_ptr<SpoolFile>(new S3Spool(this, key, std::move(st)));
   }
 
   Status RemoveSpool(const std::string& key) override {
-    ASSIGN_OR_RETURN(auto objs, c_->List(SpoolPrefix(key)));
-    std::vector<std::string> keys;
-    for (auto& o : objs) keys.push_back(std::move(o.key));
-    if (keys.empty()) return Status::Ok();
-    return c_->DeleteObjects(keys);
+    std::vector<std::string> ids;
+    {
+      std::lock_guard<std::mutex> l(open_mu_);
+      auto [a, b] = open_.equal_range(key);
+      for (auto it = a; it != b; ++it) {
+        std::string id = it->second->Quiesce();
+        if (!id.empty()) ids.push_back(id);
+      }
+    }
+    ASSIGN_OR_RETURN(SpoolState st, ReadState(key));
+    if (!st.upload_id.empty()) ids.push_back(st.upload_id);
+    for (const auto& id : ids)
+      RETURN_IF_ERROR(c_->AbortMultipartUpload(DataKey(key), id));
+    if (st.objects.empty()) return Status::Ok();
+    return c_->DeleteObjects(st.objects);
   }
 
   Result<std::vector<std::string>> ListSpools() override {
     const std::string p = o_.prefix + "uploads/";
     ASSIGN_OR_RETURN(auto prefixes, c_->ListPrefixes(p));
+    ASSIGN_OR_RETURN(auto uploads, c_->ListMultipartUploads(p));
     std::vector<std::string> out;
     for (auto& s : prefixes)
       if (s.size() > p.size()) out.push_back(s.substr(p.size()));
+    for (auto& [k, id] : uploads) {
+      std::string rest = k.substr(p.size());
+      size_t slash = rest.find('/');
+      if (slash != std::string::npos) out.push_back(rest.substr(0, slash));
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
   }
 
   Status Promote(const std::string& key, const Digest& d) override {
-    ASSIGN_OR_RETURN(auto segs, Segments(key));
-    if (segs.empty())
-      return Internal("promote: spool " + key + " has no bytes");
+    std::pair<std::string, uint64_t> data;
+    {
+      std::lock_guard<std::mutex> l(open_mu_);
+      auto it = open_.find(key);
+      if (it != open_.end()) data = it->second->SealedObject();
+    }
+    if (data.first.empty()) {  // not open here: what the bucket holds
+      ASSIGN_OR_RETURN(SpoolState st, ReadState(key));
+      if (!st.sealed)
+        return Internal("promote: spool " + key + " is not sealed");
+      data = {DataKey(key), st.sealed_size};
+    }
     const std::string to = BlobKey(d);
-    if (segs.size() == 1) {
-      RETURN_IF_ERROR(c_->CopyObject(segs[0].first.key, to));
+    if (data.second <= kMaxCopy) {
+      RETURN_IF_ERROR(c_->CopyObject(data.first, to));
     } else {
-      ASSIGN_OR_RETURN(std::string id, c_->CreateMultipartUpload(to));
-      std::vector<CompletedPart> parts;
-      Status s;
-      for (size_t i = 0; i < segs.size() && s.ok(); ++i) {
-        const Segment& g = segs[i].first;
-        if (g.size < kMinPart && i + 1 < segs.size()) {
-          s = Internal("promote: spool " + key + " has a short middle segment");
-          break;
-        }
-        auto etag = c_->UploadPartCopy(to, id, static_cast<int>(i + 1), g.key,
-                                       0, g.size - 1);
-        if (!etag.ok())
-          s = etag.status();
-        else
-          parts.push_back({static_cast<int>(i + 1), *etag});
-      }
-      if (s.ok()) s = c_->CompleteMultipartUpload(to, id, parts);
-      if (!s.ok()) {
-        c_->AbortMultipartUpload(to, id).IgnoreError();
-        return s;
-      }
+      RETURN_IF_ERROR(CopyLarge(data.first, data.second, to));
     }
     {
       std::lock_guard<std::mutex> l(open_mu_);
       auto [a, b] = open_.equal_range(key);
       for (auto it = a; it != b; ++it) it->second->Promoted(to);
     }
-    std::vector<std::string> keys;
-    for (auto& s : segs) keys.push_back(s.first.key);
-    // Segments left by a failure here are only spool garbage: the blob is
-    // complete, and recovery removes spools without a session.
-    c_->DeleteObjects(keys).IgnoreError();
+    // Left by a failure here, the object is only spool garbage: recovery
+    // removes spools without a session.
+    c_->DeleteObject(data.first).IgnoreError();
     return Status::Ok();
   }
 
@@ -240,28 +282,74 @@ class S3Backend : public ByteBackend {
     return Status::Ok();
   }
 
+  std::string DataKey(const std::string& spool) const {
+    return SpoolPrefix(spool) + "data";
+  }
+  std::string TailKey(const std::string& spool, uint64_t off) const {
+    return SpoolPrefix(spool) + "tail-" + OffsetName(off);
+  }
+
  private:
-  // The spool's segments with their modification times, checked to be
-  // contiguous from offset 0.
-  Result<std::vector<std::pair<Segment, int64_t>>> Segments(
-      const std::string& key) {
+  Result<SpoolState> ReadState(const std::string& key) {
+    SpoolState st;
     const std::string p = SpoolPrefix(key);
     ASSIGN_OR_RETURN(auto objs, c_->List(p));
-    std::vector<std::pair<Segment, int64_t>> out;
-    uint64_t expect = 0;
+    std::map<uint64_t, ObjectInfo> tails;
     for (auto& o : objs) {
+      st.objects.push_back(o.key);
+      st.modified = std::max(st.modified, o.modified_unix);
       std::string name = o.key.substr(p.size());
-      if (name.size() != 16 ||
-          name.find_first_not_of("0123456789abcdef") != std::string::npos)
-        continue;
-      uint64_t off = std::stoull(name, nullptr, 16);
-      if (off != expect)
-        return Internal("spool " + key + " has a gap at offset " +
-                        std::to_string(expect));
-      expect = off + o.size;
-      out.push_back({Segment{o.key, off, o.size}, o.modified_unix});
+      if (name == "data") {
+        st.sealed = true;
+        st.sealed_size = o.size;
+      } else if (name.size() == 21 && name.rfind("tail-", 0) == 0 &&
+                 name.find_first_not_of("0123456789abcdef", 5) ==
+                     std::string::npos) {
+        tails[std::stoull(name.substr(5), nullptr, 16)] = o;
+      }
     }
-    return out;
+    if (st.sealed) return st;
+    ASSIGN_OR_RETURN(auto uploads, c_->ListMultipartUploads(DataKey(key)));
+    for (auto& [k, id] : uploads)
+      if (k == DataKey(key)) st.upload_id = id;  // at most one is started
+    if (!st.upload_id.empty()) {
+      ASSIGN_OR_RETURN(auto parts, c_->ListParts(DataKey(key), st.upload_id));
+      std::sort(parts.begin(), parts.end(), [](const auto& a, const auto& b) {
+        return a.number < b.number;
+      });
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (parts[i].number != static_cast<int>(i + 1))
+          return Internal("spool " + key + " is missing part " +
+                          std::to_string(i + 1));
+        st.parts.push_back({parts[i].number, parts[i].etag});
+        st.parts_bytes += parts[i].size;
+        st.modified = std::max(st.modified, parts[i].modified_unix);
+      }
+    }
+    // Only the tail that starts where the parts end is current; others
+    // were superseded by a part.
+    auto t = tails.find(st.parts_bytes);
+    if (t != tails.end()) st.tail_size = t->second.size;
+    return st;
+  }
+
+  Status CopyLarge(const std::string& from, uint64_t size,
+                   const std::string& to) {
+    ASSIGN_OR_RETURN(std::string id, c_->CreateMultipartUpload(to));
+    std::vector<CompletedPart> parts;
+    Status s;
+    for (uint64_t off = 0; off < size && s.ok(); off += kCopyPart) {
+      uint64_t last = std::min(size, off + kCopyPart) - 1;
+      int n = static_cast<int>(parts.size() + 1);
+      auto etag = c_->UploadPartCopy(to, id, n, from, off, last);
+      if (!etag.ok())
+        s = etag.status();
+      else
+        parts.push_back({n, *etag});
+    }
+    if (s.ok()) s = c_->CompleteMultipartUpload(to, id, parts);
+    if (!s.ok()) c_->AbortMultipartUpload(to, id).IgnoreError();
+    return s;
   }
 
   S3BackendOptions o_;
@@ -270,75 +358,158 @@ class S3Backend : public ByteBackend {
   std::multimap<std::string, S3Spool*> open_;
 };
 
-S3Spool::S3Spool(S3Backend* b, std::string key, std::vector<Segment> segs,
-                 int64_t modified)
-    : b_(b), key_(std::move(key)), segs_(std::move(segs)), modified_(modified) {
-  if (!segs_.empty()) {
-    const Segment& last = segs_.back();
-    pending_off_ = last.offset + last.size;
-  }
+S3Spool::S3Spool(S3Backend* b, std::string key, SpoolState st)
+    : b_(b), key_(std::move(key)), st_(std::move(st)) {
+  tail_loaded_ = st_.tail_size == 0;
+  tail_stored_ = st_.tail_size > 0;
   b_->Register(this);
 }
 
-S3Spool::~S3Spool() { b_->Unregister(this); }
-
-Status S3Spool::WriteTail() {
-  if (pending_.empty() || pending_stored_) return Status::Ok();
-  const std::string key = b_->SegmentKey(key_, pending_off_);
-  Status s = b_->client()->PutObject(key, pending_.data(), pending_.size());
-  if (!s.ok()) return s;
-  modified_ = static_cast<int64_t>(std::time(nullptr));
-  if (pending_.size() >= kMinPart) {
-    segs_.push_back({key, pending_off_, pending_.size()});
-    pending_off_ += pending_.size();
-    pending_.clear();
-  } else {
-    pending_stored_ = true;
+S3Spool::~S3Spool() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    WaitInflight().IgnoreError();
   }
+  b_->Unregister(this);
+}
+
+std::string S3Spool::DataKey() const { return b_->DataKey(key_); }
+std::string S3Spool::TailKey(uint64_t off) const {
+  return b_->TailKey(key_, off);
+}
+
+Status S3Spool::EnsureUpload() {
+  if (!st_.upload_id.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(st_.upload_id,
+                   b_->client()->CreateMultipartUpload(DataKey()));
+  return Status::Ok();
+}
+
+Status S3Spool::LoadTail() {
+  if (tail_loaded_) return Status::Ok();
+  std::string bytes;
+  bytes.reserve(st_.tail_size);
+  RETURN_IF_ERROR(b_->client()->GetRange(
+      TailKey(st_.parts_bytes), 0, st_.tail_size, [&](const char* d, size_t k) {
+        bytes.append(d, k);
+        return true;
+      }));
+  pending_ = std::move(bytes);
+  tail_loaded_ = true;
+  tail_stored_ = true;
+  return Status::Ok();
+}
+
+Status S3Spool::WaitInflight() {
+  if (!inflight_.valid()) return Status::Ok();
+  Result<std::string> etag = inflight_.get();
+  if (etag.ok()) {
+    if (st_.tail_size > 0) {  // the part took the stored tail's bytes
+      b_->client()->DeleteObject(TailKey(st_.parts_bytes)).IgnoreError();
+      st_.tail_size = 0;
+    }
+    st_.parts.push_back({static_cast<int>(st_.parts.size() + 1), *etag});
+    st_.parts_bytes += inflight_data_.size();
+    st_.modified = static_cast<int64_t>(std::time(nullptr));
+  } else {
+    // The bytes from that part on are lost: the spool ends at its parts
+    // (and the stored tail, which that part was to supersede).
+    pending_.clear();
+    tail_loaded_ = st_.tail_size == 0;
+  }
+  inflight_data_.clear();
+  return etag.status();
+}
+
+Status S3Spool::StartPart() {
+  RETURN_IF_ERROR(WaitInflight());
+  RETURN_IF_ERROR(EnsureUpload());
+  std::swap(inflight_data_, pending_);  // pending_ keeps the old capacity
+  pending_.clear();
+  tail_stored_ = false;
+  S3Client* c = b_->client();
+  std::string key = DataKey(), id = st_.upload_id;
+  int number = static_cast<int>(st_.parts.size() + 1);
+  const char* data = inflight_data_.data();
+  size_t n = inflight_data_.size();
+  inflight_ = std::async(std::launch::async, [=] {
+    return c->UploadPart(key, id, number, data, n);
+  });
   return Status::Ok();
 }
 
 Status S3Spool::Append(const char* data, size_t n) {
   std::lock_guard<std::mutex> l(mu_);
-  if (pending_.empty() && !segs_.empty() && segs_.back().size < kMinPart) {
-    // A reopened spool whose last segment is short: bring it back, so the
-    // next segment written replaces it with a longer one.
-    Segment last = segs_.back();
-    std::string bytes;
-    bytes.reserve(last.size);
-    RETURN_IF_ERROR(b_->client()->GetRange(last.key, 0, last.size,
-                                           [&](const char* d, size_t k) {
-                                             bytes.append(d, k);
-                                             return true;
-                                           }));
-    segs_.pop_back();
-    pending_off_ = last.offset;
-    pending_ = std::move(bytes);
-    pending_stored_ = true;
-  }
+  if (st_.sealed) return FailedPrecondition("spool " + key_ + " is sealed");
   if (n == 0) return Status::Ok();
+  RETURN_IF_ERROR(LoadTail());
   pending_.append(data, n);
-  pending_stored_ = false;
-  if (pending_.size() >= b_->segment_bytes()) return WriteTail();
+  tail_stored_ = false;
+  if (pending_.size() >= b_->segment_bytes()) return StartPart();
+  return Status::Ok();
+}
+
+Status S3Spool::Flush() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (st_.sealed) return Status::Ok();
+  RETURN_IF_ERROR(WaitInflight());
+  if (!tail_loaded_ || tail_stored_) return Status::Ok();
+  if (pending_.size() >= kMinPart) {
+    RETURN_IF_ERROR(StartPart());
+    return WaitInflight();
+  }
+  if (pending_.empty()) return Status::Ok();
+  RETURN_IF_ERROR(b_->client()->PutObject(TailKey(st_.parts_bytes),
+                                          pending_.data(), pending_.size()));
+  st_.tail_size = pending_.size();
+  st_.modified = static_cast<int64_t>(std::time(nullptr));
+  // An idle spool keeps no bytes in memory; the next Append reads them back.
+  pending_.clear();
+  pending_.shrink_to_fit();
+  tail_loaded_ = false;
+  tail_stored_ = true;
+  return Status::Ok();
+}
+
+Status S3Spool::Seal() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (st_.sealed) return Status::Ok();
+  RETURN_IF_ERROR(WaitInflight());
+  RETURN_IF_ERROR(LoadTail());
+  uint64_t size = st_.parts_bytes + pending_.size();
+  if (st_.parts.empty()) {
+    // Short enough for one object: no multipart upload needed.
+    RETURN_IF_ERROR(
+        b_->client()->PutObject(DataKey(), pending_.data(), pending_.size()));
+    if (!st_.upload_id.empty())
+      b_->client()
+          ->AbortMultipartUpload(DataKey(), st_.upload_id)
+          .IgnoreError();
+  } else {
+    if (!pending_.empty()) {  // the last part may be short
+      RETURN_IF_ERROR(StartPart());
+      RETURN_IF_ERROR(WaitInflight());
+    }
+    RETURN_IF_ERROR(b_->client()->CompleteMultipartUpload(
+        DataKey(), st_.upload_id, st_.parts));
+  }
+  st_.sealed = true;
+  st_.sealed_size = size;
+  pending_.clear();
+  pending_.shrink_to_fit();
+  if (st_.tail_size > 0) {
+    b_->client()->DeleteObject(TailKey(st_.parts_bytes)).IgnoreError();
+    st_.tail_size = 0;
+  }
   return Status::Ok();
 }
 
 Result<size_t> S3Spool::ReadAt(uint64_t offset, char* buf, size_t n) {
   std::lock_guard<std::mutex> l(mu_);
-  const uint64_t size = pending_off_ + pending_.size();
+  const uint64_t size = Size();
   if (offset > size) return OutOfRange("read offset past end of spool");
   n = std::min<uint64_t>(n, size - offset);
   if (n == 0) return size_t{0};
-  if (offset >= pending_off_) {
-    std::memcpy(buf, pending_.data() + (offset - pending_off_), n);
-    return n;
-  }
-  // A written segment: read up to its end, from the blob once promoted.
-  auto it = std::upper_bound(
-      segs_.begin(), segs_.end(), offset,
-      [](uint64_t o, const Segment& s) { return o < s.offset; });
-  --it;
-  n = std::min<uint64_t>(n, it->offset + it->size - offset);
   size_t got = 0;
   auto sink = [&](const char* d, size_t k) {
     if (got + k > n) return false;
@@ -346,13 +517,29 @@ Result<size_t> S3Spool::ReadAt(uint64_t offset, char* buf, size_t n) {
     got += k;
     return true;
   };
-  if (!promoted_key_.empty()) {
-    RETURN_IF_ERROR(b_->client()->GetRange(promoted_key_, offset, n, sink));
-  } else {
-    RETURN_IF_ERROR(
-        b_->client()->GetRange(it->key, offset - it->offset, n, sink));
+  if (!promoted_key_.empty() || st_.sealed) {
+    const std::string& key = promoted_key_.empty() ? DataKey() : promoted_key_;
+    RETURN_IF_ERROR(b_->client()->GetRange(key, offset, n, sink));
+    return got;
   }
-  return got;
+  uint64_t inflight_off = st_.parts_bytes;
+  uint64_t pending_off = inflight_off + inflight_data_.size();
+  if (offset >= pending_off) {
+    if (tail_loaded_) {
+      std::memcpy(buf, pending_.data() + (offset - pending_off), n);
+      return n;
+    }
+    RETURN_IF_ERROR(b_->client()->GetRange(TailKey(st_.parts_bytes),
+                                           offset - pending_off, n, sink));
+    return got;
+  }
+  if (offset >= inflight_off) {
+    n = std::min<uint64_t>(n, pending_off - offset);
+    std::memcpy(buf, inflight_data_.data() + (offset - inflight_off), n);
+    return n;
+  }
+  return Unavailable("bytes at " + std::to_string(offset) + " of spool " +
+                     key_ + " are readable once it is committed");
 }
 
 }  // namespace

@@ -4,22 +4,27 @@
 //
 // Layout under the configured prefix:
 //   blobs/<algorithm>/<hex>          a promoted blob, named by digest
-//   uploads/<spool key>/<offset>     a spool's bytes, in segments named by
-//                                    their first byte's offset (16 hex)
+//   uploads/<spool key>/data         a spool: a multipart upload, then
+//                                    (sealed) the object it completed into
+//   uploads/<spool key>/tail-<off>   the spool's last bytes past its parts
+//                                    (fewer than a part), from offset <off>
 //
-// A spool gathers appended bytes in memory and writes a segment object
-// once segment_bytes have gathered, and on Flush or Sync. Every segment
-// but the last is at least 5 MiB (a spool reopened with a short last
-// segment reads it back and rewrites it longer), so Promote can assemble
-// the blob with a server-side multipart copy (or one copy for a single
-// segment) without the bytes passing through this process again, then
-// deletes the segments. Memory per open spool stays under segment_bytes
-// plus one append, whatever the blob size. A spool's state is only its
-// objects, so any process with the same bucket can reopen it.
+// A spool is a multipart upload. Appended bytes gather in memory and go
+// up as a part once segment_bytes have gathered (one part uploads in the
+// background while the next gathers); at Flush (a request's end) bytes
+// short of a part go to the tail object, and are read back and sent as a
+// part once more arrive. Memory per open spool stays under two segments,
+// whatever the blob size, and an idle spool holds none. A spool's state is
+// its objects and upload, so any process can reopen it.
+//
+// Parts cannot be read before the upload completes: ReadAt of bytes in
+// parts answers kUnavailable until Seal completes the upload into
+// uploads/<key>/data. Promote then copies that object to its digest's key
+// (a copy by reference on Ceph RGW; a multipart copy past 5 GiB) and
+// deletes it. Removing a spool aborts its upload.
 //
 // Reads stream with ranged GETs. Bytes are signed with their SHA-256
-// (the server checks it) and the store verifies every blob's digest as it
-// arrives.
+// (the server checks it); the store verifies each blob's digest.
 //
 // Thread safety: as ByteBackend.
 #pragma once

@@ -485,6 +485,70 @@ Result<std::string> S3Client::CreateMultipartUpload(const std::string& key) {
   return id;
 }
 
+Result<std::string> S3Client::UploadPart(const std::string& key,
+                                         const std::string& upload_id,
+                                         int number, const char* data,
+                                         size_t n) {
+  ASSIGN_OR_RETURN(auto a, impl_->Call("PUT", key,
+                                       {{"partNumber", std::to_string(number)},
+                                        {"uploadId", upload_id}},
+                                       {}, data, n));
+  if (a.status != 200) return Impl::Refused("upload part", a);
+  auto it = a.headers.find("ETag");
+  if (it == a.headers.end() || it->second.empty())
+    return Internal("upload part: no ETag");
+  return it->second;
+}
+
+Result<std::vector<S3Client::PartInfo>> S3Client::ListParts(
+    const std::string& key, const std::string& upload_id) {
+  std::vector<PartInfo> out;
+  std::string marker;
+  for (;;) {
+    std::multimap<std::string, std::string> q = {{"uploadId", upload_id}};
+    if (!marker.empty()) q.emplace("part-number-marker", marker);
+    ASSIGN_OR_RETURN(auto a, impl_->Call("GET", key, q, {}));
+    if (a.status != 200) return Impl::Refused("list parts", a);
+    for (const auto& p : Tags(a.body, "Part")) {
+      PartInfo i;
+      i.number = std::atoi(Tag(p, "PartNumber").c_str());
+      i.size = std::strtoull(Tag(p, "Size").c_str(), nullptr, 10);
+      i.etag = Tag(p, "ETag");
+      i.modified_unix = ParseIsoTime(Tag(p, "LastModified"));
+      out.push_back(std::move(i));
+    }
+    if (Tag(a.body, "IsTruncated") != "true") break;
+    marker = Tag(a.body, "NextPartNumberMarker");
+    if (marker.empty())
+      return Internal("list parts: truncated without a marker");
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>>
+S3Client::ListMultipartUploads(const std::string& prefix) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string key_marker, id_marker;
+  for (;;) {
+    std::multimap<std::string, std::string> q = {{"uploads", ""},
+                                                 {"prefix", prefix}};
+    if (!key_marker.empty()) {
+      q.emplace("key-marker", key_marker);
+      q.emplace("upload-id-marker", id_marker);
+    }
+    ASSIGN_OR_RETURN(auto a, impl_->Call("GET", "", q, {}));
+    if (a.status != 200) return Impl::Refused("list multipart uploads", a);
+    for (const auto& u : Tags(a.body, "Upload"))
+      out.emplace_back(Tag(u, "Key"), Tag(u, "UploadId"));
+    if (Tag(a.body, "IsTruncated") != "true") break;
+    key_marker = Tag(a.body, "NextKeyMarker");
+    id_marker = Tag(a.body, "NextUploadIdMarker");
+    if (key_marker.empty())
+      return Internal("list multipart uploads: truncated without a marker");
+  }
+  return out;
+}
+
 Result<std::string> S3Client::UploadPartCopy(const std::string& key,
                                              const std::string& upload_id,
                                              int number,

@@ -75,6 +75,23 @@ class S3Client {
   Status CopyObject(const std::string& from, const std::string& to);
 
   Result<std::string> CreateMultipartUpload(const std::string& key);
+  // Uploads part `number` (1-based); returns its ETag.
+  Result<std::string> UploadPart(const std::string& key,
+                                 const std::string& upload_id, int number,
+                                 const char* data, size_t n);
+  struct PartInfo {
+    int number = 0;
+    uint64_t size = 0;
+    std::string etag;
+    int64_t modified_unix = 0;
+  };
+  // The parts uploaded so far, by number. kNotFound for an unknown upload.
+  Result<std::vector<PartInfo>> ListParts(const std::string& key,
+                                          const std::string& upload_id);
+  // In-progress multipart uploads whose key starts with prefix:
+  // {key, upload id}.
+  Result<std::vector<std::pair<std::string, std::string>>> ListMultipartUploads(
+      const std::string& prefix);
   // Copies [first, last] of `from` as part `number`; returns its ETag.
   Result<std::string> UploadPartCopy(const std::string& key,
                                      const std::string& upload_id, int number,

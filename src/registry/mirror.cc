@@ -322,6 +322,14 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
     }
     if (offset >= limit) return size_t{0};
     size_t take = static_cast<size_t>(std::min<uint64_t>(n, limit - offset));
+    Result<size_t> r = f->writer->ReadAt(offset, buf, take);
+    if (r.ok() || r.status().code() != Code::kUnavailable) return r;
+    // On an object store, bytes sent as parts are readable once committed.
+    {
+      MutexLock l(&f->mu);
+      while (f->state == Fetch::kRunning) f->cv.Wait(&f->mu);
+      if (f->state == Fetch::kFailed) return f->error;
+    }
     return f->writer->ReadAt(offset, buf, take);
   };
   return std::shared_ptr<BlobReadHandle>(

@@ -191,6 +191,12 @@ struct SessionState {
   bool busy = false;
   std::optional<Hasher> hasher;  // valid for `hashed` bytes
   uint64_t hashed = 0;
+  // Known here to have no spool yet (begun or left with no bytes spooled),
+  // so resuming needs no OpenSpool.
+  bool no_spool = false;
+  // An idle session's open spool, kept when reopening it costs round trips
+  // (SpoolFile::CheapToReopen).
+  std::unique_ptr<SpoolFile> spool;
 };
 
 class RocksStore;
@@ -559,6 +565,7 @@ class RocksStore : public Store {
     auto& st = sessions_[id];
     st.hasher.emplace();
     st.hashed = 0;
+    st.no_spool = true;
     return id;
   }
 
@@ -568,6 +575,8 @@ class RocksStore : public Store {
     RETURN_IF_ERROR(GetUploadRecord(id, &rec));
     std::optional<Hasher> hasher;
     uint64_t hashed = 0;
+    std::unique_ptr<SpoolFile> spool;
+    bool no_spool = false;
     {
       MutexLock l(&sessions_mu_);
       auto& st = sessions_[id];
@@ -577,16 +586,27 @@ class RocksStore : public Store {
       hasher = std::move(st.hasher);
       hashed = st.hashed;
       st.hasher.reset();
+      spool = std::move(st.spool);
+      no_spool = st.no_spool;
     }
     // No spool file: nothing was written yet (it is created lazily).
-    std::unique_ptr<SpoolFile> spool;
-    if (auto opened = bytes_->OpenSpool(SpoolKeyForSession(id)); opened.ok()) {
-      spool = std::move(*opened);
-    } else if (opened.status().code() != Code::kNotFound) {
-      Release(id, std::nullopt, 0);
-      return opened.status();
+    if (!spool && !no_spool) {
+      if (auto opened = bytes_->OpenSpool(SpoolKeyForSession(id));
+          opened.ok()) {
+        spool = std::move(*opened);
+      } else if (opened.status().code() != Code::kNotFound) {
+        Release(id, std::nullopt, 0);
+        return opened.status();
+      }
     }
     uint64_t size = spool ? spool->size() : 0;
+    if ((!hasher || hashed != size) && spool && !spool->ReadableWhileOpen()) {
+      // The bytes cannot be read back yet: they are hashed at commit.
+      auto* w = new Writer(this, id, SpoolKeyForSession(id), std::move(spool),
+                           Hasher());
+      w->hash_valid_ = false;
+      return std::unique_ptr<BlobWriter>(w);
+    }
     if (!hasher || hashed != size) {
       // After a restart (or a failed write) the hash state is rebuilt from
       // the spooled bytes.
@@ -610,6 +630,20 @@ class RocksStore : public Store {
   Result<UploadStatus> GetUpload(const std::string& id) override {
     UploadRecord rec;
     RETURN_IF_ERROR(GetUploadRecord(id, &rec));
+    {
+      MutexLock l(&sessions_mu_);
+      auto it = sessions_.find(id);
+      if (it != sessions_.end() && !it->second.busy) {
+        if (it->second.spool)
+          return UploadStatus{
+              id, rec.repo, it->second.spool->size(),
+              std::max<int64_t>(rec.updated,
+                                it->second.spool->modified_unix())};
+        if (it->second.no_spool)
+          return UploadStatus{id, rec.repo, 0,
+                              static_cast<int64_t>(rec.updated)};
+      }
+    }
     auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
     if (!spool.ok()) {
       if (spool.status().code() != Code::kNotFound) return spool.status();
@@ -1392,6 +1426,15 @@ class RocksStore : public Store {
                                              " bytes, expected " +
                                              std::to_string(*expected_size));
     }
+    // No more appends: every byte becomes readable (an object store
+    // completes its multipart upload).
+    if (w.spool_) {
+      Status s = w.spool_->Seal();
+      if (!s.ok()) {
+        DiscardWriter(w);
+        return s;
+      }
+    }
     Digest actual = Digest::Of("");
     if (w.hash_valid_ && w.hashed_ == size &&
         w.hasher_.algorithm() == expected.algorithm()) {
@@ -1425,8 +1468,7 @@ class RocksStore : public Store {
       // bytes, never a visible half blob.
       RETURN_IF_ERROR(Written(db_->Put(nosync_wo_, keys::Pending(expected), ""),
                               "write promote intent"));
-      Status s = w.spool_->Flush();
-      if (s.ok()) s = bytes_->Promote(w.spool_key_, expected);
+      Status s = bytes_->Promote(w.spool_key_, expected);
       // The bytes are made durable after the rename and before the record:
       // on a journalling file system the directory sync has then already
       // committed them, and the file sync finds little left to do. Until
@@ -1512,10 +1554,15 @@ class RocksStore : public Store {
     // session's last activity (see LastActivity).
     w.WaitHash();
     uint64_t size = w.offset();
+    std::unique_ptr<SpoolFile> keep;
+    if (w.spool_ && !w.spool_->CheapToReopen()) {
+      w.published_.store(nullptr, std::memory_order_release);
+      keep = std::move(w.spool_);
+    }
     if (w.hash_valid_ && w.hashed_ == size)
-      Release(w.session_id_, std::move(w.hasher_), size);
+      Release(w.session_id_, std::move(w.hasher_), size, std::move(keep));
     else
-      Release(w.session_id_, std::nullopt, 0);
+      Release(w.session_id_, std::nullopt, 0, std::move(keep));
   }
 
  private:
@@ -1531,13 +1578,17 @@ class RocksStore : public Store {
     sessions_.erase(w.session_id_);
   }
 
-  void Release(const std::string& id, std::optional<Hasher> h,
-               uint64_t hashed) {
+  // Ends a request's hold on session id, keeping what the next one needs.
+  void Release(const std::string& id, std::optional<Hasher> h, uint64_t hashed,
+               std::unique_ptr<SpoolFile> spool = nullptr) {
     MutexLock l(&sessions_mu_);
     auto& st = sessions_[id];
     st.busy = false;
     st.hasher = std::move(h);
     st.hashed = hashed;
+    // Only a release with no bytes written keeps "no spool" known.
+    st.no_spool = st.no_spool && hashed == 0 && !spool && st.hasher;
+    st.spool = std::move(spool);
   }
 
   Status RemoveSession(const std::string& id) {

@@ -11,6 +11,7 @@
 // Thread safety: a backend is thread-safe; a SpoolFile is used by one
 // thread at a time, except that ReadAt of bytes already appended may run
 // on other threads during an Append.
+
 #pragma once
 
 #include <memory>
@@ -37,6 +38,16 @@ class SpoolFile {
   // a later OpenSpool or Promote (in any process). A no-op for backends
   // that write through.
   virtual Status Flush() { return Status::Ok(); }
+  // Ends appending (the store calls it at commit, before hashing and
+  // Promote): afterwards every byte is readable with ReadAt.
+  virtual Status Seal() { return Flush(); }
+  // False when ReadAt of some appended bytes fails with kUnavailable until
+  // Seal (an object store's multipart upload): the store then hashes such
+  // a spool only at commit.
+  virtual bool ReadableWhileOpen() const { return true; }
+  // False when OpenSpool costs round trips: the store then keeps the
+  // spool of an idle upload session open between its requests.
+  virtual bool CheapToReopen() const { return true; }
   // Last modification time, seconds since the epoch.
   virtual int64_t modified_unix() const = 0;
 };

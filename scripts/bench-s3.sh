@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# ocireg with blob bytes on S3 against Distribution 2.8's S3 driver, both on
+# the same throwaway Ceph RGW (tests/s3/ceph_lib.sh; memstore, so the
+# object store's disk is RAM), in one run:
+#   * monolithic and chunked (16 MiB PATCHes) push of a SIZE_MIB blob, pull;
+#   * manifest GET at 64 connections (wrk), with server CPU per request;
+#   * 2,000 small blobs pushed by 8 workers (http-load push-small).
+# Distribution's blob GETs are proxied (redirect disabled), as ocireg's are.
+# One ocireg replica: the index stays in ocireg's embedded store.
+#
+#   scripts/bench.sh --s3 [--runs N] [--size-mib N]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+NAME=s3
+SIZE_MIB=1024
+USAGE="[--size-mib N]"
+bench_flag() { case "$1" in --size-mib) SIZE_MIB=$2 ;; *) return 1 ;; esac; }
+source "$(dirname "$0")/bench_lib.sh"
+ocib_install wrk docker-registry ceph-mon ceph-osd radosgw ceph-common
+source "$OCIB_ROOT/tests/s3/ceph_lib.sh"
+trap 'stop_ceph; cleanup' EXIT
+
+# Room for every run's blobs on both servers and their uploads in flight.
+start_ceph "$(mktemp -d /tmp/cb.XXXX)" $((SIZE_MIB * (RUNS * 4 + 4) + 2048)) >&2
+curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+  -H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d" " -f1)" -X PUT "$S3_ENDPOINT/dist" >/dev/null ||
+  { echo "cannot create the bucket for Distribution" >&2; exit 1; }
+cat >"$W/ocireg.json" <<JSON
+{"storage": {"s3": {"regionendpoint": "$S3_ENDPOINT", "bucket": "ocireg", "rootdirectory": "/bench",
+  "accesskey": "$S3_ACCESS_KEY", "secretkey": "$S3_SECRET_KEY"}}}
+JSON
+start_ocireg ocireg --config "$W/ocireg.json"
+OCI="http://$REG"; OCI_PID=${PIDS[-1]}
+start_distribution
+kill "$DIST_PID"; wait "$DIST_PID" 2>/dev/null || true
+port=${DIST#*:}
+cat >"$W/dist.yml" <<YML
+version: 0.1
+log:
+  level: error
+storage:
+  s3:
+    region: us-east-1
+    regionendpoint: $S3_ENDPOINT
+    bucket: dist
+    accesskey: $S3_ACCESS_KEY
+    secretkey: $S3_SECRET_KEY
+    secure: false
+    v4auth: true
+    rootdirectory: /bench
+  delete:
+    enabled: true
+  redirect:
+    disable: true
+http:
+  addr: 127.0.0.1:$port
+YML
+# A custom CA bundle in the environment makes its AWS SDK panic.
+env -u AWS_CA_BUNDLE docker-registry serve "$W/dist.yml" >"$W/dist2.log" 2>&1 &
+DIST_PID=$!; PIDS+=("$DIST_PID")
+for i in $(seq 200); do curl -sf "http://$DIST/v2/" >/dev/null && break; sleep 0.05; done
+curl -sf "http://$DIST/v2/" >/dev/null || { echo "Distribution did not start:"; cat "$W/dist2.log"; exit 1; } >&2
+DIST="http://$DIST"
+
+BLOB="$W/blob"
+head -c $((SIZE_MIB << 20)) /dev/urandom >"$BLOB"
+BYTES=$(stat -c%s "$BLOB")
+new_blob() { printf 'run%05d' "$1" | dd of="$BLOB" conv=notrunc status=none; echo "sha256:$(sha256sum "$BLOB" | cut -d' ' -f1)"; }
+location() {
+  local l; l=$(tr -d '\r' <"$2" | awk -F': ' 'tolower($1)=="location"{print $2}' | tail -1)
+  case "$l" in http*) ;; *) l="$1$l" ;; esac
+  case "$l" in *\?*) echo "$l&" ;; *) echo "$l?" ;; esac
+}
+push_mono() {
+  curl -s -o /dev/null -D "$W/h" -X POST "$1/v2/$2/blobs/uploads/"
+  local loc; loc=$(location "$1" "$W/h")
+  curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -X PUT -T "$BLOB" \
+    -H 'Content-Type: application/octet-stream' "${loc}digest=$3" >"$W/r"
+  read -r code t <"$W/r"
+  [ "$code" = 201 ] || { echo "push to $1 answered $code" >&2; exit 1; }
+  echo "$t"
+}
+pull() {
+  curl -s -o /dev/null -w '%{size_download} %{time_total}\n' "$1" >"$W/r"
+  read -r n t <"$W/r"
+  [ "$n" = "$BYTES" ] || { echo "pull of $1 got $n bytes" >&2; exit 1; }
+  echo "$t"
+}
+mbps() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.0f", b / t / 1e6}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+echo "machine: $(nproc) cores; blob $SIZE_MIB MiB; $RUNS runs; medians shown" >&2
+for run in $(seq "$RUNS"); do
+  D=$(new_blob "$run")
+  for s in OCI DIST; do
+    push_mono "${!s}" "bench/mono$run" "$D" >>"$W/mono.$s"
+    pull "${!s}/v2/bench/mono$run/blobs/$D" >>"$W/pull.$s"
+  done
+  D=$(new_blob "$((run + 1000))")
+  for s in OCI DIST; do
+    "$BIN/http-load" push-chunked "${!s}" "bench/chunk$run" "$BLOB" "$D" -s $((16 << 20)) >>"$W/chunk.$s" ||
+      { echo "chunked push to ${!s} failed" >&2; exit 1; }
+  done
+  echo "  run $run: seconds mono $(tail -1 "$W/mono.OCI")/$(tail -1 "$W/mono.DIST")" \
+    "chunked $(tail -1 "$W/chunk.OCI")/$(tail -1 "$W/chunk.DIST") pull $(tail -1 "$W/pull.OCI")/$(tail -1 "$W/pull.DIST") (ocireg/Distribution)" >&2
+done
+
+for s in OCI DIST; do
+  base=${!s}
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$W/cfg"
+  cd_=sha256:$(sha256sum "$W/cfg" | cut -d' ' -f1)
+  curl -s -o /dev/null -D "$W/h" -X POST "$base/v2/bench/img/blobs/uploads/"
+  curl -s -o /dev/null -X PUT --data-binary @"$W/cfg" -H 'Content-Type: application/octet-stream' "$(location "$base" "$W/h")digest=$cd_"
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"%s","size":%d},"layers":[]}' \
+    "$cd_" "$(stat -c%s "$W/cfg")" >"$W/man"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$W/man" \
+    -H 'Content-Type: application/vnd.docker.distribution.manifest.v2+json' "$base/v2/bench/img/manifests/latest")
+  [ "$code" = 201 ] || { echo "manifest PUT to $base answered $code" >&2; exit 1; }
+done
+p99_ms() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f\n", v}' "$1"; }
+for run in $(seq "$RUNS"); do
+  for s in OCI DIST; do
+    pid_var=${s}_PID; pid=${!pid_var}
+    c0=$(cpu_ticks "$pid")
+    wrk -t2 -c64 -d10s --latency -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "${!s}/v2/bench/img/manifests/latest" >"$W/wrk.$s"
+    c1=$(cpu_ticks "$pid")
+    reqs=$(awk '/requests in/ {print $1}' "$W/wrk.$s")
+    awk '/Requests\/sec/ {printf "%.0f\n", $2}' "$W/wrk.$s" >>"$W/mget.$s"
+    p99_ms "$W/wrk.$s" >>"$W/mgetp99.$s"
+    awk -v c="$((c1 - c0))" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f\n", c / hz / n * 1000}' >>"$W/cpu.$s"
+    errs=$(awk '/Non-2xx/ {print $4}' "$W/wrk.$s")
+    [ -z "$errs" ] || echo "warning: $s answered $errs non-2xx manifest GETs" >&2
+    "$BIN/http-load" push-small "${!s}" "bench/small$run" -c 8 -n 2000 >"$W/smallrun.$s"
+    awk '{print $4}' "$W/smallrun.$s" >>"$W/small.$s"
+  done
+  echo "  run $run: manifest GET req/s $(tail -1 "$W/mget.OCI")/$(tail -1 "$W/mget.DIST")" \
+    "p99 ms $(tail -1 "$W/mgetp99.OCI")/$(tail -1 "$W/mgetp99.DIST"), small blobs/s $(tail -1 "$W/small.OCI")/$(tail -1 "$W/small.DIST")" >&2
+done
+
+declare -A R
+for s in OCI DIST; do
+  R[mono,$s]=$(mbps "$BYTES" "$(median <"$W/mono.$s")")
+  R[chunk,$s]=$(mbps "$BYTES" "$(median <"$W/chunk.$s")")
+  R[pull,$s]=$(mbps "$BYTES" "$(median <"$W/pull.$s")")
+  for m in mget mgetp99 cpu small; do R[$m,$s]=$(median <"$W/$m.$s"); done
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }
+row() { printf '| %-44s | %12s | %12s | %8s |\n' "$1" "$2" "$3" "$4"; }
+sha=$( { time -p openssl dgst -sha256 "$BLOB" >/dev/null; } 2>&1 | awk '/real/ {print $2}')
+echo
+echo "Machine: $(nproc) cores; sha256 $(mbps "$BYTES" "$sha") MB/s; the object store is Ceph RGW 16 (beast) on one memstore OSD"
+row "S3 backend, $SIZE_MIB MiB blob (medians of $RUNS)" "ocireg" "Distribution" "ratio"
+row "---" "---" "---" "---"
+row "monolithic push MB/s" "${R[mono,OCI]}" "${R[mono,DIST]}" "$(ratio "${R[mono,OCI]}" "${R[mono,DIST]}")"
+row "chunked push (16 MiB PATCHes) MB/s" "${R[chunk,OCI]}" "${R[chunk,DIST]}" "$(ratio "${R[chunk,OCI]}" "${R[chunk,DIST]}")"
+row "pull MB/s" "${R[pull,OCI]}" "${R[pull,DIST]}" "$(ratio "${R[pull,OCI]}" "${R[pull,DIST]}")"
+row "manifest GET req/s (64 connections)" "${R[mget,OCI]}" "${R[mget,DIST]}" "$(ratio "${R[mget,OCI]}" "${R[mget,DIST]}")"
+row "manifest GET p99 ms (lower is better)" "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}" "$(ratio "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}")"
+row "server CPU ms per manifest GET" "${R[cpu,OCI]}" "${R[cpu,DIST]}" "$(ratio "${R[cpu,OCI]}" "${R[cpu,DIST]}")"
+row "small blobs/s (2,000 x 1 KiB, 8 workers)" "${R[small,OCI]}" "${R[small,DIST]}" "$(ratio "${R[small,OCI]}" "${R[small,DIST]}")"
