@@ -46,8 +46,8 @@ size_t CountUnder(const std::string& prefix, bool spools) {
     auto u = (*c)->ListMultipartUploads(prefix);
     if (u.ok())
       for (auto& [k, id] : *u)
-        keys.insert(k.substr(prefix.size(), k.find('/', prefix.size()) -
-                                                prefix.size()));
+        keys.insert(k.substr(prefix.size(),
+                             k.find('/', prefix.size()) - prefix.size()));
     return keys.size();
   }
   auto l = (*c)->List(prefix);

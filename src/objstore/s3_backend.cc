@@ -264,6 +264,10 @@ class S3Backend : public ByteBackend {
         new S3ReadHandle(c_.get(), std::move(key), info.size));
   }
 
+  Result<std::string> ReadURL(const Digest& d, int expires_seconds) override {
+    return c_->PresignGet(BlobKey(d), expires_seconds);
+  }
+
   Status Remove(const Digest& d) override {
     return c_->DeleteObject(BlobKey(d));
   }

@@ -21,6 +21,18 @@ void GetBlob(const Services& s, RequestContext& ctx) {
     }
     return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, info.status());
   }
+  // storage.s3.redirect: the client fetches the bytes from the object
+  // store (small blobs kept in the index are served here).
+  if (s.cfg.s3.redirect && ctx.req.method == "GET") {
+    auto url = s.store->BlobURL(*d, 1200);
+    if (url.ok()) {
+      res.status = 307;
+      res.set_header("Location", *url);
+      res.set_header("Docker-Content-Digest", d->str());
+      res.set_content("", "application/octet-stream");
+      return;
+    }
+  }
   auto handle = s.store->OpenBlob(*d);
   if (!handle.ok())
     return SendNotFound(s, ctx, ErrorCode::kBlobUnknown, handle.status());

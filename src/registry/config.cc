@@ -567,7 +567,8 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
                    {"secretkey", Str(&o.secretkey)},
                    {"credentials_file", Str(&o.credentials_file)},
                    {"ca_file", Str(&o.ca_file)},
-                   {"chunksize", Int(5 << 20, 1LL << 30, &o.chunksize)}});
+                   {"chunksize", Int(5 << 20, 1LL << 30, &o.chunksize)},
+                   {"redirect", Bool(&o.redirect)}});
             }}});
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);

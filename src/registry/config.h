@@ -167,7 +167,10 @@ struct Config {
     std::string secretkey;
     std::string credentials_file;
     std::string ca_file;          // https: CA bundle; empty: the system's
-    int64_t chunksize = 8 << 20;  // bytes gathered per segment (>= 5 MiB)
+    int64_t chunksize = 8 << 20;  // bytes gathered per part (>= 5 MiB)
+    // Blob GETs answer 307 to a presigned URL (20 minutes), so the bytes
+    // go from the object store to the client directly.
+    bool redirect = false;
     bool enabled() const { return !regionendpoint.empty(); }
   } s3;
   // The web catalog at / and /ui/ (registry/web_ui.h).

@@ -527,6 +527,17 @@ class RocksStore : public Store {
     return bytes_->Open(d);
   }
 
+  Result<std::string> BlobURL(const Digest& d, int expires_seconds) override {
+    BlobRecord r;
+    RETURN_IF_ERROR(GetBlobRecord(d, &r));
+    std::string unused;
+    if (r.placement == BlobRecord::kInline ||
+        (r.placement == BlobRecord::kUnknown &&
+         db_->Get(ro_, keys::Inline(d), &unused).ok()))
+      return FailedPrecondition("blob is kept in the database");
+    return bytes_->ReadURL(d, expires_seconds);
+  }
+
   // --- Ingester ---
   Result<std::unique_ptr<BlobWriter>> NewWriter() override {
     std::string key = "t-" + RandomHex(16);

@@ -192,6 +192,15 @@ class BlobReader {
   // kNotFound if the blob is not in the CAS.
   virtual Result<BlobInfo> StatBlob(const Digest& d) = 0;
   virtual Result<std::unique_ptr<BlobReadHandle>> OpenBlob(const Digest& d) = 0;
+  // A URL any client can GET the blob's bytes from for expires_seconds,
+  // where the bytes have one (an object store's presigned URL).
+  // kFailedPrecondition when they have none (files, a small blob kept in
+  // the database); kNotFound if the blob is not in the CAS.
+  virtual Result<std::string> BlobURL(const Digest& d, int expires_seconds) {
+    (void)d;
+    (void)expires_seconds;
+    return FailedPrecondition("blob bytes have no URL here");
+  }
 };
 
 class Ingester {

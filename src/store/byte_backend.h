@@ -71,6 +71,14 @@ class ByteBackend {
   virtual Result<std::unique_ptr<BlobReadHandle>> Open(const Digest& d) = 0;
   // Succeeds if absent.
   virtual Status Remove(const Digest& d) = 0;
+  // A URL any client can GET d's bytes from for expires_seconds (an
+  // object store's presigned URL); kFailedPrecondition if the backend has
+  // none.
+  virtual Result<std::string> ReadURL(const Digest& d, int expires_seconds) {
+    (void)d;
+    (void)expires_seconds;
+    return FailedPrecondition("blob bytes have no URL here");
+  }
   // Appends the digest of every blob whose bytes the backend holds.
   virtual Status ListBlobs(std::vector<Digest>* out) = 0;
 };

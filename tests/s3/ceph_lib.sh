@@ -2,8 +2,9 @@
 # packages: one monitor, one OSD on memstore (RAM only), radosgw (beast)
 # on a loopback port, pool size 1, cephx off, no systemd. Source it, then
 #   start_ceph DIR [MEMSTORE_MIB]   # DIR short: admin socket paths < 108 chars
-# sets S3_ENDPOINT (http://127.0.0.1:PORT), S3_ACCESS_KEY, S3_SECRET_KEY and
-# CEPH_PIDS (mon, osd, rgw); stop_ceph kills them (SIGKILL: SIGTERM makes the
+# sets S3_ENDPOINT (http://127.0.0.1:PORT), S3_TLS_ENDPOINT (https, its
+# certificate for 127.0.0.1 from a CA made here, S3_CA), S3_ACCESS_KEY,
+# S3_SECRET_KEY and CEPH_PIDS (mon, osd, rgw); stop_ceph kills them (SIGKILL: SIGTERM makes the
 # memstore OSD write its memory to disk) and waits for each.
 # Needs free_port (scripts/lib.sh).
 
@@ -22,10 +23,18 @@ start_ceph() {
   local dir="$1" mem_mib="${2:-4096}"
   CEPH_DIR="$dir"
   mkdir -p "$dir"/{mon,osd,run,log}
-  local fsid mon_port rgw_port
+  local fsid mon_port rgw_port tls_port
   fsid=$(cat /proc/sys/kernel/random/uuid)
   mon_port=$(free_port)
   rgw_port=$(free_port)
+  tls_port=$(free_port)
+  mkdir -p "$dir/tls"
+  (cd "$dir/tls" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ceph-test-ca -keyout ca.key -out ca.pem &&
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout rgw.key -out rgw.csr &&
+    printf 'subjectAltName=IP:127.0.0.1\n' > san.ext &&
+    openssl x509 -req -in rgw.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out rgw.pem
+  ) >/dev/null 2>&1 || { echo "cannot make the gateway's certificate"; return 1; }
   cat >"$dir/ceph.conf" <<CONF
 [global]
 fsid = $fsid
@@ -58,9 +67,11 @@ osd objectstore = memstore
 memstore device bytes = $((mem_mib * 1024 * 1024))
 osd max object size = 1073741824
 rgw data = $dir/rgw
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$dir/tls/rgw.pem ssl_private_key=$dir/tls/rgw.key
 rgw thread pool size = 64
 rgw dns name = 127.0.0.1
+rgw gc obj min wait = 10
+rgw gc processor period = 10
 CONF
   local conf="$dir/ceph.conf"
   monmaptool --create --addv a "[v2:127.0.0.1:$mon_port]" --fsid "$fsid" "$dir/monmap" >/dev/null
@@ -88,6 +99,8 @@ CONF
     --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >/dev/null || {
     echo "radosgw-admin user create failed"; return 1; }
   S3_ENDPOINT="http://127.0.0.1:$rgw_port"
+  S3_TLS_ENDPOINT="https://127.0.0.1:$tls_port"
+  S3_CA="$dir/tls/ca.pem"
   CEPH_DIR="$dir"
 }
 

@@ -47,6 +47,27 @@ else
     { fail "unreachable endpoint message"; cat down.err; }
 fi
 
+# --- an https endpoint: verified against ca_file; refused without it
+/usr/bin/python3 - "$S3_TLS_ENDPOINT" "$S3_ACCESS_KEY" "$S3_SECRET_KEY" "$S3_CA" <<'PY' >tls.json
+import json, sys
+e, a, k, ca = sys.argv[1:]
+print(json.dumps({"storage": {"s3": {"regionendpoint": e, "bucket": "tls", "rootdirectory": "/t",
+                                     "accesskey": a, "secretkey": k, "ca_file": ca}}}))
+PY
+start_registry tls --config "$W/tls.json"
+make_layout small v1 s3-tls
+check "skopeo push over an https object store (CA from ca_file)" \
+  skopeo --insecure-policy copy --dest-tls-verify=false oci:small:v1 "docker://$REG_tls/tls/img:v1"
+check "skopeo pull back" skopeo --insecure-policy copy --src-tls-verify=false "docker://$REG_tls/tls/img:v1" oci:small-back:v1
+objects tls | grep -q "^t/blobs/sha256/" && pass "blobs landed in the bucket over TLS" || fail "no blobs over TLS"
+kill "$PID_tls"; wait "$PID_tls" 2>/dev/null
+/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); del c["storage"]["s3"]["ca_file"]; print(json.dumps(c))' tls.json >tls-noca.json
+if SSL_CERT_FILE=/nonexistent "$BIN/ocireg" serve --config tls-noca.json --listen 127.0.0.1:0 --root "$W/noca" >/dev/null 2>noca.err; then
+  fail "an untrusted object store certificate was accepted"
+else
+  grep -q "not trusted\|TLS" noca.err && pass "an untrusted certificate: $(cat noca.err)" || { fail "untrusted cert message"; cat noca.err; }
+fi
+
 # --- the conformance suite, every registry on S3 (a prefix per store)
 s3_config conf.json conf "/@UNIQUE@"
 OCIB_TEST_CONFIG="$W/conf.json" "$BIN/registry_conformance_test" >suite.out 2>&1
@@ -91,6 +112,41 @@ cmp -s range.out <(tail -c +6000001 img/blobs/sha256/$lh | head -c 100) && pass 
   fail "Range GET bytes differ"
 curl -s -H "Range: bytes=-77" "http://$R/v2/team/big/blobs/sha256:$lh" -o suffix.out
 cmp -s suffix.out <(tail -c 77 img/blobs/sha256/$lh) && pass "suffix Range GET" || fail "suffix range differs"
+
+# --- redirect: blob GETs answer 307 to a presigned URL on RGW
+/usr/bin/python3 - "$W/reg.json" "$W/redirect.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["storage"]["s3"].update(redirect=True, rootdirectory="/redir")
+json.dump(c, open(sys.argv[2], "w"))
+PY
+start_registry redir --config "$W/redirect.json"
+read -r code url < <(curl -s -o /dev/null -w '%{http_code} %{redirect_url}\n' "http://$REG_main/v2/team/big/blobs/sha256:$lh")
+[ "$code" = 200 ] && pass "without redirect the registry serves the bytes" || fail "no-redirect GET: $code"
+check "skopeo pushes to the redirecting registry" \
+  skopeo --insecure-policy copy --dest-tls-verify=false oci:img:v1 "docker://$REG_redir/team/big:v1"
+read -r code url < <(curl -s -o /dev/null -w '%{http_code} %{redirect_url}\n' "http://$REG_redir/v2/team/big/blobs/sha256:$lh")
+case "$code $url" in "307 $S3_ENDPOINT/reg/redir/blobs/sha256/$lh?"*X-Amz-Signature=*) pass "blob GET: 307 to a presigned URL" ;;
+  *) fail "redirect answer: $code $url" ;; esac
+curl -s "$url" | cmp -s - img/blobs/sha256/$lh && pass "RGW accepts the presigned URL (our SigV4 query signing)" ||
+  fail "presigned URL bytes differ"
+curl -s -o /dev/null -w '%{http_code}' "${url/X-Amz-Signature=/X-Amz-Signature=0}" | grep -q 403 &&
+  pass "a tampered presigned URL is refused (403)" || fail "tampered presigned URL accepted"
+echo "a small blob pushed in one request stays in the index" > tiny.txt
+tiny="sha256:$(sha256sum tiny.txt | cut -d' ' -f1)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' \
+  --data-binary @tiny.txt "http://$REG_redir/v2/team/big/blobs/uploads/?digest=$tiny")
+[ "$code" = 201 ] || fail "monolithic push of a small blob: $code"
+code=$(curl -s -o tiny.out -w '%{http_code}' "http://$REG_redir/v2/team/big/blobs/$tiny")
+[ "$code" = 200 ] && cmp -s tiny.out tiny.txt && pass "a small blob kept in the index is served, not redirected" ||
+  fail "small blob with redirect: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://$REG_redir/v2/team/big/blobs/sha256:$lh")
+[ "$code" = 200 ] && pass "HEAD is answered by the registry, not redirected" || fail "HEAD with redirect: $code"
+rm -rf back2
+check "skopeo pulls through the redirect" \
+  skopeo --insecure-policy copy --src-tls-verify=false "docker://$REG_redir/team/big:v1" oci:back2:v1
+cmp -s img/blobs/sha256/$lh back2/blobs/sha256/$lh && pass "the layer pulled through the redirect is byte-identical" ||
+  fail "redirect-pulled layer differs"
+kill "$PID_redir"; wait "$PID_redir" 2>/dev/null
 
 # --- a chunked upload of 1 MiB PATCHes, the registry killed half way
 head -c $((13 * 1024 * 1024 + 999)) /dev/urandom > chunked.bin
@@ -150,8 +206,8 @@ kill "$PID_main"; wait "$PID_main" 2>/dev/null
 "$BIN/ocireg" gc --root "$W/main/store" --config "$W/reg.json" --min-age 0s >gc.out 2>&1 &&
   pass "ocireg gc on S3: $(tail -1 gc.out)" || { fail "ocireg gc"; cat gc.out; }
 objects reg > objs.txt
-! grep -q "$lh" objs.txt && pass "the deleted image's layer object is gone" || fail "layer object survived GC"
-! grep -q "${ch_digest#sha256:}" objs.txt && pass "the unlinked chunked blob's object is gone" || fail "unlinked blob survived GC"
+! grep -q "^team/blobs/sha256/$lh" objs.txt && pass "the deleted image's layer object is gone" || fail "layer object survived GC"
+! grep -q "^team/blobs/sha256/${ch_digest#sha256:}" objs.txt && pass "the unlinked chunked blob's object is gone" || fail "unlinked blob survived GC"
 start_registry main --config "$W/reg.json"
 R="$REG_main"
 check "skopeo pushes the image again after GC" \
