@@ -86,6 +86,12 @@ pull() {
   [ "$n" = "$BYTES" ] || { echo "pull of $1 got $n bytes" >&2; exit 1; }
   echo "$t"
 }
+# Each timed push starts with RGW's garbage collection done (the objects
+# the previous push deleted), so neither server pays for the other's.
+settle() {
+  timeout 120 radosgw-admin -c "$CEPH_DIR/ceph.conf" gc process --include-all >/dev/null 2>&1 || true
+  sync; sleep 0.5
+}
 mbps() { awk -v b="$1" -v t="$2" 'BEGIN {printf "%.0f", b / t / 1e6}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -93,11 +99,13 @@ echo "machine: $(nproc) cores; blob $SIZE_MIB MiB; $RUNS runs; medians shown" >&
 for run in $(seq "$RUNS"); do
   D=$(new_blob "$run")
   for s in OCI DIST; do
+    settle
     push_mono "${!s}" "bench/mono$run" "$D" >>"$W/mono.$s"
     pull "${!s}/v2/bench/mono$run/blobs/$D" >>"$W/pull.$s"
   done
   D=$(new_blob "$((run + 1000))")
   for s in OCI DIST; do
+    settle
     "$BIN/http-load" push-chunked "${!s}" "bench/chunk$run" "$BLOB" "$D" -s $((16 << 20)) >>"$W/chunk.$s" ||
       { echo "chunked push to ${!s} failed" >&2; exit 1; }
   done
@@ -131,6 +139,7 @@ for run in $(seq "$RUNS"); do
     awk -v c="$((c1 - c0))" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f\n", c / hz / n * 1000}' >>"$W/cpu.$s"
     errs=$(awk '/Non-2xx/ {print $4}' "$W/wrk.$s")
     [ -z "$errs" ] || echo "warning: $s answered $errs non-2xx manifest GETs" >&2
+    settle
     "$BIN/http-load" push-small "${!s}" "bench/small$run" -c 8 -n 2000 >"$W/smallrun.$s"
     awk '{print $4}' "$W/smallrun.$s" >>"$W/small.$s"
   done

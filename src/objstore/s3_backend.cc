@@ -29,6 +29,7 @@ struct SpoolState {
   uint64_t parts_bytes = 0;
   uint64_t tail_size = 0;  // bytes in tail-<parts_bytes>
   bool sealed = false;     // uploads/<key>/data exists
+  bool sealing = false;    // Seal began (uploads/<key>/sealing): no appends
   uint64_t sealed_size = 0;
   int64_t modified = 0;
   std::vector<std::string> objects;  // every object under the spool's prefix
@@ -83,7 +84,13 @@ class S3Spool : public SpoolFile {
                             (tail_loaded_ ? pending_.size() : st_.tail_size);
   }
   std::string DataKey() const;
+  std::string SealingKey() const;
   std::string TailKey(uint64_t off) const;
+  Status Usable() const {
+    if (broken_)
+      return Unreachable("spool " + key_ + " lost a part; reopen it");
+    return Status::Ok();
+  }
   Status EnsureUpload();
   // Reads the stored tail back into pending_ (before appending to it).
   Status LoadTail();
@@ -105,6 +112,9 @@ class S3Spool : public SpoolFile {
   std::future<Result<std::string>> inflight_;
   std::string inflight_data_;
   std::string promoted_key_;
+  // A part failed: what the bucket holds is no longer known here, so the
+  // spool refuses further use and the store reopens it from the bucket.
+  bool broken_ = false;
 };
 
 class S3ReadHandle : public BlobReadHandle {
@@ -192,6 +202,8 @@ class S3Backend : public ByteBackend {
     return std::unique_ptr<SpoolFile>(new S3Spool(this, key, std::move(st)));
   }
 
+  // Aborts every upload of the spool and deletes its objects; needs no
+  // part listing, so a half-written spool always goes.
   Status RemoveSpool(const std::string& key) override {
     std::vector<std::string> ids;
     {
@@ -202,12 +214,18 @@ class S3Backend : public ByteBackend {
         if (!id.empty()) ids.push_back(id);
       }
     }
-    ASSIGN_OR_RETURN(SpoolState st, ReadState(key));
-    if (!st.upload_id.empty()) ids.push_back(st.upload_id);
+    ASSIGN_OR_RETURN(auto uploads, c_->ListMultipartUploads(DataKey(key)));
+    for (auto& [k, id] : uploads)
+      if (k == DataKey(key)) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     for (const auto& id : ids)
       RETURN_IF_ERROR(c_->AbortMultipartUpload(DataKey(key), id));
-    if (st.objects.empty()) return Status::Ok();
-    return c_->DeleteObjects(st.objects);
+    ASSIGN_OR_RETURN(auto objs, c_->List(SpoolPrefix(key)));
+    std::vector<std::string> keys;
+    for (auto& o : objs) keys.push_back(std::move(o.key));
+    if (keys.empty()) return Status::Ok();
+    return c_->DeleteObjects(keys);
   }
 
   Result<std::vector<std::string>> ListSpools() override {
@@ -216,8 +234,10 @@ class S3Backend : public ByteBackend {
     ASSIGN_OR_RETURN(auto uploads, c_->ListMultipartUploads(p));
     std::vector<std::string> out;
     for (auto& s : prefixes)
-      if (s.size() > p.size()) out.push_back(s.substr(p.size()));
+      if (s.size() > p.size() && s.rfind(p, 0) == 0)
+        out.push_back(s.substr(p.size()));
     for (auto& [k, id] : uploads) {
+      if (k.rfind(p, 0) != 0) continue;
       std::string rest = k.substr(p.size());
       size_t slash = rest.find('/');
       if (slash != std::string::npos) out.push_back(rest.substr(0, slash));
@@ -276,6 +296,7 @@ class S3Backend : public ByteBackend {
     const std::string p = o_.prefix + "blobs/";
     ASSIGN_OR_RETURN(auto objs, c_->List(p));
     for (const auto& o : objs) {
+      if (o.key.rfind(p, 0) != 0) continue;
       std::string rest = o.key.substr(p.size());  // sha256/<hex>
       size_t slash = rest.find('/');
       if (slash == std::string::npos) continue;
@@ -302,7 +323,9 @@ class S3Backend : public ByteBackend {
     for (auto& o : objs) {
       st.objects.push_back(o.key);
       st.modified = std::max(st.modified, o.modified_unix);
+      if (o.key.rfind(p, 0) != 0) continue;
       std::string name = o.key.substr(p.size());
+      if (name == "sealing") st.sealing = true;
       if (name == "data") {
         st.sealed = true;
         st.sealed_size = o.size;
@@ -378,6 +401,9 @@ S3Spool::~S3Spool() {
 }
 
 std::string S3Spool::DataKey() const { return b_->DataKey(key_); }
+std::string S3Spool::SealingKey() const {
+  return b_->SpoolPrefix(key_) + "sealing";
+}
 std::string S3Spool::TailKey(uint64_t off) const {
   return b_->TailKey(key_, off);
 }
@@ -416,12 +442,10 @@ Status S3Spool::WaitInflight() {
     st_.parts_bytes += inflight_data_.size();
     st_.modified = static_cast<int64_t>(std::time(nullptr));
   } else {
-    // The bytes from that part on are lost: the spool ends at its parts
-    // (and the stored tail, which that part was to supersede).
-    pending_.clear();
-    tail_loaded_ = st_.tail_size == 0;
+    // The part may have landed or not: the bucket says which.
+    broken_ = true;
   }
-  inflight_data_.clear();
+  std::string().swap(inflight_data_);
   return etag.status();
 }
 
@@ -444,7 +468,9 @@ Status S3Spool::StartPart() {
 
 Status S3Spool::Append(const char* data, size_t n) {
   std::lock_guard<std::mutex> l(mu_);
-  if (st_.sealed) return FailedPrecondition("spool " + key_ + " is sealed");
+  RETURN_IF_ERROR(Usable());
+  if (st_.sealed || st_.sealing)
+    return FailedPrecondition("spool " + key_ + " is sealed");
   if (n == 0) return Status::Ok();
   RETURN_IF_ERROR(LoadTail());
   pending_.append(data, n);
@@ -455,12 +481,15 @@ Status S3Spool::Append(const char* data, size_t n) {
 
 Status S3Spool::Flush() {
   std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(Usable());
   if (st_.sealed) return Status::Ok();
   RETURN_IF_ERROR(WaitInflight());
   if (!tail_loaded_ || tail_stored_) return Status::Ok();
   if (pending_.size() >= kMinPart) {
     RETURN_IF_ERROR(StartPart());
-    return WaitInflight();
+    RETURN_IF_ERROR(WaitInflight());
+    std::string().swap(pending_);  // idle: no memory held
+    return Status::Ok();
   }
   if (pending_.empty()) return Status::Ok();
   RETURN_IF_ERROR(b_->client()->PutObject(TailKey(st_.parts_bytes),
@@ -477,10 +506,18 @@ Status S3Spool::Flush() {
 
 Status S3Spool::Seal() {
   std::lock_guard<std::mutex> l(mu_);
+  RETURN_IF_ERROR(Usable());
   if (st_.sealed) return Status::Ok();
   RETURN_IF_ERROR(WaitInflight());
   RETURN_IF_ERROR(LoadTail());
   uint64_t size = st_.parts_bytes + pending_.size();
+  S3Client* c = b_->client();
+  if (!st_.parts.empty() && !pending_.empty() && !st_.sealing) {
+    // A short last part ends the upload: mark it, so a crash before the
+    // completion cannot leave a spool that takes more parts after it.
+    RETURN_IF_ERROR(c->PutObject(SealingKey(), "", 0));
+    st_.sealing = true;
+  }
   if (st_.parts.empty()) {
     // Short enough for one object: no multipart upload needed.
     RETURN_IF_ERROR(
@@ -494,17 +531,23 @@ Status S3Spool::Seal() {
       RETURN_IF_ERROR(StartPart());
       RETURN_IF_ERROR(WaitInflight());
     }
-    RETURN_IF_ERROR(b_->client()->CompleteMultipartUpload(
-        DataKey(), st_.upload_id, st_.parts));
+    Status s = c->CompleteMultipartUpload(DataKey(), st_.upload_id, st_.parts);
+    if (s.code() == Code::kNotFound) {
+      // A retried Complete whose first attempt went through.
+      auto head = c->HeadObject(DataKey());
+      if (head.ok() && head->size == size) s = Status::Ok();
+    }
+    RETURN_IF_ERROR(s);
   }
   st_.sealed = true;
   st_.sealed_size = size;
   pending_.clear();
   pending_.shrink_to_fit();
   if (st_.tail_size > 0) {
-    b_->client()->DeleteObject(TailKey(st_.parts_bytes)).IgnoreError();
+    c->DeleteObject(TailKey(st_.parts_bytes)).IgnoreError();
     st_.tail_size = 0;
   }
+  if (st_.sealing) c->DeleteObject(SealingKey()).IgnoreError();
   return Status::Ok();
 }
 

@@ -240,8 +240,8 @@ class S3Client::Impl {
       } else if (method == "DELETE") {
         r = c->Delete(target, h);
       } else if (method == "PUT" || method == "POST") {
-        httplib::ContentProvider p = [body, n](size_t off, size_t len,
-                                               httplib::DataSink& sink) {
+        httplib::ContentProvider p = [body](size_t off, size_t len,
+                                            httplib::DataSink& sink) {
           return sink.write(body + off, len);
         };
         if (n == 0)
@@ -331,7 +331,8 @@ Result<ObjectInfo> S3Client::HeadObject(const std::string& key) {
   ObjectInfo info;
   info.key = key;
   auto it = a.headers.find("Content-Length");
-  if (it != a.headers.end()) info.size = std::stoull(it->second);
+  if (it != a.headers.end())
+    info.size = std::strtoull(it->second.c_str(), nullptr, 10);
   it = a.headers.find("Last-Modified");
   if (it != a.headers.end()) info.modified_unix = ParseHttpTime(it->second);
   return info;
@@ -351,7 +352,7 @@ Status S3Client::GetRange(
     auto c = impl_->Acquire();
     int status = 0;
     std::string err_body;
-    bool stopped = false;
+    bool stopped = false, sink_stopped = false;
     uint64_t got = 0;
     auto r = c->Get(
         path, h,
@@ -360,18 +361,27 @@ Status S3Client::GetRange(
           return true;
         },
         [&](const char* d, size_t n) {
-          if (status != 206 && status != 200) {
+          // 200 is the whole object: a range from 0 only (a server that
+          // ignores Range must not shift the bytes).
+          if (status != 206 && !(status == 200 && offset == 0)) {
             if (err_body.size() < 4096) err_body.append(d, n);
             return true;
           }
+          if (got + n > length) {
+            stopped = true;
+            return false;
+          }
           got += n;
           if (!sink(d, n)) {
-            stopped = true;
+            stopped = sink_stopped = true;
             return false;
           }
           return true;
         });
-    if (stopped) return Unreachable("read stopped");
+    if (stopped)
+      return Unreachable(got < length && sink_stopped
+                             ? "read stopped"
+                             : "object store sent more than the range");
     if (!r) {
       // Bytes already handed to the sink cannot be taken back.
       if (got > 0)
@@ -380,7 +390,7 @@ Status S3Client::GetRange(
       continue;
     }
     impl_->Release(std::move(c));
-    if (status == 206 || status == 200) {
+    if (status == 206 || (status == 200 && offset == 0)) {
       if (got != length)
         return Unreachable("object store read returned " + std::to_string(got) +
                            " of " + std::to_string(length) + " bytes");
@@ -438,9 +448,10 @@ Result<std::vector<ObjectInfo>> S3Client::List(const std::string& prefix) {
       out.push_back(std::move(i));
     }
     if (Tag(a.body, "IsTruncated") != "true") break;
-    token = Tag(a.body, "NextContinuationToken");
-    if (token.empty())
-      return Internal("list objects: truncated without a token");
+    std::string next = Tag(a.body, "NextContinuationToken");
+    if (next.empty() || next == token)
+      return Internal("list objects: truncated without a new token");
+    token = next;
   }
   return out;
 }
@@ -461,9 +472,10 @@ Result<std::vector<std::string>> S3Client::ListPrefixes(
       out.push_back(std::move(p));
     }
     if (Tag(a.body, "IsTruncated") != "true") break;
-    token = Tag(a.body, "NextContinuationToken");
-    if (token.empty())
-      return Internal("list objects: truncated without a token");
+    std::string next = Tag(a.body, "NextContinuationToken");
+    if (next.empty() || next == token)
+      return Internal("list objects: truncated without a new token");
+    token = next;
   }
   return out;
 }
@@ -541,10 +553,12 @@ S3Client::ListMultipartUploads(const std::string& prefix) {
     for (const auto& u : Tags(a.body, "Upload"))
       out.emplace_back(Tag(u, "Key"), Tag(u, "UploadId"));
     if (Tag(a.body, "IsTruncated") != "true") break;
-    key_marker = Tag(a.body, "NextKeyMarker");
-    id_marker = Tag(a.body, "NextUploadIdMarker");
-    if (key_marker.empty())
-      return Internal("list multipart uploads: truncated without a marker");
+    std::string next_key = Tag(a.body, "NextKeyMarker");
+    std::string next_id = Tag(a.body, "NextUploadIdMarker");
+    if (next_key.empty() || (next_key == key_marker && next_id == id_marker))
+      return Internal("list multipart uploads: truncated without a new marker");
+    key_marker = next_key;
+    id_marker = next_id;
   }
   return out;
 }
@@ -597,8 +611,9 @@ Status S3Client::AbortMultipartUpload(const std::string& key,
 std::string S3Client::PresignGet(const std::string& key,
                                  int expires_seconds) const {
   std::string path = impl_->Path(key);
-  return impl_->opts.endpoint +
-         (impl_->opts.endpoint.back() == '/' ? path.substr(1) : path) + "?" +
+  // The URL names the host exactly as signed (a default port left out).
+  return std::string(impl_->https ? "https://" : "http://") +
+         impl_->host_header + path + "?" +
          PresignV4(impl_->creds, "GET", impl_->host_header, path,
                    AmzDate(std::time(nullptr)), expires_seconds);
 }

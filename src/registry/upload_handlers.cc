@@ -37,7 +37,8 @@ bool ReceiveInto(BlobWriter& w, RequestContext& ctx) {
       ctx.body.Stream([&](const char* d, size_t n) { return w.Write(d, n); },
                       &sink_status, &received);
   if (!sink_status.ok()) {
-    SendError(ctx.res, ErrorCode::kUnknown, sink_status.message());
+    SendError(ctx.res, StatusToError(sink_status, ErrorCode::kUnknown),
+              sink_status.message());
     ctx.res.set_header("Connection", "close");
     return false;
   }
@@ -177,6 +178,10 @@ void StartUpload(const Services& s, RequestContext& ctx) {
 void PatchUpload(const Services& s, RequestContext& ctx) {
   auto w = OpenSession(s, ctx);
   if (!w || !CheckRange(ctx, *w) || !ReceiveInto(*w, ctx)) return;
+  // The bytes are acknowledged only once they survive this request.
+  if (Status f = w->Flush(); !f.ok())
+    return SendError(ctx.res, StatusToError(f, ErrorCode::kUnknown),
+                     f.message());
   UploadAccepted(ctx, ctx.route.reference, w->offset(), 202);
 }
 

@@ -231,6 +231,7 @@ class Writer : public BlobWriter {
     if (n > 0) std::memcpy(buf, inline_buf_.get() + offset, n);
     return n;
   }
+  Status Flush() override;
   Status ExpectOffset(uint64_t offset) const override {
     if (offset != this->offset())
       return FailedPrecondition("upload is at offset " +
@@ -706,6 +707,8 @@ class RocksStore : public Store {
         auto spool = bytes_->OpenSpool(SpoolKeyForSession(id));
         if (spool.ok())
           active = std::max<int64_t>(active, (*spool)->modified_unix());
+        else if (spool.status().code() != Code::kNotFound)
+          continue;  // cannot tell (the object store is unreachable): keep
         if (active < cutoff) expired.push_back(id);
       }
       RETURN_IF_ERROR(FromRocks(it->status(), "scan uploads"));
@@ -1441,25 +1444,20 @@ class RocksStore : public Store {
     // completes its multipart upload).
     if (w.spool_) {
       Status s = w.spool_->Seal();
-      if (!s.ok()) {
-        DiscardWriter(w);
-        return s;
-      }
+      if (!s.ok()) return FailCommit(w, s);
     }
     Digest actual = Digest::Of("");
     if (w.hash_valid_ && w.hashed_ == size &&
         w.hasher_.algorithm() == expected.algorithm()) {
       actual = w.hasher_.Finish();
+      w.hash_valid_ = false;  // consumed: a retried commit hashes again
     } else if (!w.spool_) {
       Hasher h(expected.algorithm());
       h.Update(w.inline_buf_.get(), size);
       actual = h.Finish();
     } else {
       auto h = HashSpool(*w.spool_, expected.algorithm());
-      if (!h.ok()) {
-        DiscardWriter(w);
-        return h.status();
-      }
+      if (!h.ok()) return FailCommit(w, h.status());
       actual = h->Finish();
     }
     if (actual != expected) {
@@ -1485,10 +1483,7 @@ class RocksStore : public Store {
       // committed them, and the file sync finds little left to do. Until
       // the record is written nothing points at the file.
       if (s.ok() && opts_.sync) s = w.spool_->Sync();
-      if (!s.ok()) {
-        DiscardWriter(w);
-        return s;
-      }
+      if (!s.ok()) return FailCommit(w, s);
     }
     std::unique_lock<std::mutex> l(meta_mu_);
     rocksdb::WriteBatch b;
@@ -1577,6 +1572,15 @@ class RocksStore : public Store {
   }
 
  private:
+  // A commit that failed on the bytes' way: an unreachable object store
+  // keeps the session (its spool is sealed; the client retries the PUT),
+  // anything else discards it.
+  Status FailCommit(Writer& w, Status s) {
+    if (s.code() != Code::kUnreachable || w.session_id_.empty())
+      DiscardWriter(w);
+    return s;
+  }
+
   void DiscardWriter(Writer& w) {
     w.WaitHash();
     w.done_ = true;  // the spool stays open (ReadAt) until the writer goes
@@ -1795,6 +1799,16 @@ class RocksStore : public Store {
 };
 
 Writer::~Writer() { store_->CloseWriter(*this); }
+
+Status Writer::Flush() {
+  if (done_ || session_id_.empty()) return Status::Ok();
+  if (!spool_) {
+    // A session's bytes in memory go to a spool, as when the writer closes.
+    if (inline_size_ == 0) return Status::Ok();
+    RETURN_IF_ERROR(Materialize());
+  }
+  return spool_->Flush();
+}
 
 Status Writer::Write(const char* data, size_t n) {
   RETURN_IF_ERROR(store_->CheckSpace());

@@ -127,6 +127,11 @@ class BlobWriter {
   // commits (a mirror serves a blob while it arrives); the bytes stay
   // readable until the writer is destroyed, whatever Commit returned.
   virtual Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) = 0;
+  // Makes the bytes written so far survive the writer (and the process):
+  // an upload request calls it before acknowledging them. Bytes go to the
+  // spool anyway; some backends hold the last ones in memory until then.
+  // On failure the session keeps what its spool holds (GetUpload).
+  virtual Status Flush() { return Status::Ok(); }
   // Verifies and publishes the bytes (see the lifecycle above).
   // expected_size: if set, kSizeMismatch when it differs.
   // kDigestMismatch when the bytes hash to another digest.

@@ -19,7 +19,20 @@ ceph_wait_port() {  # ceph_wait_port PORT SECONDS
   return 1
 }
 
+# A port chosen free may be taken before a daemon binds it: each start
+# that fails is stopped, wiped and tried again on fresh ports.
 start_ceph() {
+  local attempt
+  for attempt in 1 2 3; do
+    start_ceph_once "$@" && return 0
+    echo "ceph start attempt $attempt failed" >&2
+    stop_ceph_daemons
+    rm -rf "$1"
+  done
+  return 1
+}
+
+start_ceph_once() {
   local dir="$1" mem_mib="${2:-4096}"
   CEPH_DIR="$dir"
   mkdir -p "$dir"/{mon,osd,run,log}
@@ -61,6 +74,8 @@ osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon warn on pool no redundancy = false
 paxos propose interval = 0.05
+ms bind retry count = 1
+ms bind retry delay = 1
 mon data = $dir/mon
 osd data = $dir/osd
 osd objectstore = memstore
@@ -79,8 +94,9 @@ CONF
   ceph-mon -c "$conf" -i a -f >"$dir/log/mon.out" 2>&1 &
   CEPH_PIDS+=($!)
   ceph_wait_port "$mon_port" 20 || { echo "ceph-mon did not start"; tail "$dir/log/"*; return 1; }
+  kill -0 "${CEPH_PIDS[-1]}" 2>/dev/null || { echo "ceph-mon exited"; tail "$dir/log/"*; return 1; }
   local id
-  id=$(timeout 30 ceph -c "$conf" osd create) || { echo "osd create failed"; return 1; }
+  id=$(timeout 15 ceph -c "$conf" osd create) || { echo "osd create failed"; return 1; }
   ceph-osd -c "$conf" -i "$id" --mkfs >/dev/null 2>&1
   ceph-osd -c "$conf" -i "$id" -f >"$dir/log/osd.out" 2>&1 &
   CEPH_PIDS+=($!)
@@ -93,6 +109,11 @@ CONF
   radosgw -c "$conf" -n client.rgw -f >"$dir/log/rgw.out" 2>&1 &
   CEPH_PIDS+=($!)
   ceph_wait_port "$rgw_port" 60 || { echo "radosgw did not start"; tail -20 "$dir/log/"*; return 1; }
+  # The port answers; make sure it is this gateway (another process may
+  # have taken the port first).
+  sleep 0.3
+  kill -0 "${CEPH_PIDS[-1]}" 2>/dev/null && curl -s "http://127.0.0.1:$rgw_port/" | grep -q ListAllMyBucketsResult ||
+    { echo "radosgw is not answering on its port"; tail -5 "$dir/log/rgw.out"; return 1; }
   S3_ACCESS_KEY="OCIBTESTACCESSKEY000"
   S3_SECRET_KEY="ocibtestsecretkey0000000000000000000000"
   timeout 30 radosgw-admin -c "$conf" user create --uid=ocib --display-name=ocib \
@@ -104,11 +125,15 @@ CONF
   CEPH_DIR="$dir"
 }
 
-stop_ceph() {
+stop_ceph_daemons() {
   local p
   for p in "${CEPH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   for p in "${CEPH_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   CEPH_PIDS=()
+}
+
+stop_ceph() {
+  stop_ceph_daemons
   [ -n "${CEPH_DIR:-}" ] && rm -rf "$CEPH_DIR"
   CEPH_DIR=""
 }

@@ -214,7 +214,13 @@ check "skopeo pushes the image again after GC" \
   skopeo --insecure-policy copy --dest-tls-verify=false oci:img:v1 "docker://$R/team/big:v2"
 
 # --- the object store down: blob reads fail cleanly, the rest serves
+loc=$(curl -s -D - -o /dev/null -X POST "http://$R/v2/team/late/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')
 kill -9 "${CEPH_PIDS[2]}"; wait "${CEPH_PIDS[2]}" 2>/dev/null
+url="$loc"; case "$url" in http*) ;; *) url="http://$R$loc" ;; esac
+code=$(curl -s -o patch.body -w '%{http_code}' --max-time 60 -X PATCH -H "Content-Type: application/octet-stream" \
+  --data-binary @six.bin "$url")
+[ "$code" = 503 ] && grep -q UNAVAILABLE patch.body && pass "a PATCH that cannot reach the object store: 503, not 202" ||
+  { fail "PATCH with RGW down answered $code"; cat patch.body; }
 curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/" | grep -q 200 && pass "/v2/ answers with RGW down" || fail "/v2/ with RGW down"
 code=$(curl -s -o down.body -w '%{http_code}' --max-time 30 "http://$R/v2/team/big/blobs/sha256:$lh")
 case "$code" in 5*) grep -q '"errors"' down.body && ! grep -q "127.0.0.1\|/tmp/" down.body &&
