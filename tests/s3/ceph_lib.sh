@@ -125,6 +125,20 @@ CONF
   CEPH_DIR="$dir"
 }
 
+# restart_rgw: kills radosgw (CEPH_PIDS[2]) and starts it again on the same
+# port; the bucket's data is in the OSD and survives.
+restart_rgw() {
+  kill -9 "${CEPH_PIDS[2]}" 2>/dev/null; wait "${CEPH_PIDS[2]}" 2>/dev/null
+  radosgw -c "$CEPH_DIR/ceph.conf" -n client.rgw -f >>"$CEPH_DIR/log/rgw.out" 2>&1 &
+  CEPH_PIDS[2]=$!
+  local i
+  for i in $(seq 200); do
+    curl -s "$S3_ENDPOINT/" 2>/dev/null | grep -q ListAllMyBucketsResult && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 stop_ceph_daemons() {
   local p
   for p in "${CEPH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done

@@ -213,6 +213,25 @@ R="$REG_main"
 check "skopeo pushes the image again after GC" \
   skopeo --insecure-policy copy --dest-tls-verify=false oci:img:v1 "docker://$R/team/big:v2"
 
+# --- the object store down at commit: 503, the session kept; the retry
+#     after it returns commits
+head -c $((7 * 1024 * 1024 + 4321)) /dev/urandom > seven.bin
+seven="sha256:$(sha256sum seven.bin | cut -d' ' -f1)"
+loc=$(curl -s -D - -o /dev/null -X POST "http://$R/v2/team/retry/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')
+url="$loc"; case "$url" in http*) ;; *) url="http://$R$loc" ;; esac
+loc=$(curl -s -D - -o /dev/null -X PATCH -H "Content-Type: application/octet-stream" --data-binary @seven.bin "$url" |
+  tr -d '\r' | sed -n 's/^Location: //Ip')
+url="$loc"; case "$url" in http*) ;; *) url="http://$R$loc" ;; esac
+sep='?'; case "$url" in *\?*) sep='&' ;; esac
+kill -9 "${CEPH_PIDS[2]}"; wait "${CEPH_PIDS[2]}" 2>/dev/null
+code=$(curl -s -o put.body -w '%{http_code}' --max-time 60 -X PUT "$url${sep}digest=$seven")
+[ "$code" = 503 ] && pass "a commit with RGW down: 503" || { fail "commit with RGW down answered $code"; cat put.body; }
+restart_rgw && pass "radosgw restarted" || fail "radosgw did not restart"
+code=$(curl -s -o put.body -w '%{http_code}' --max-time 60 -X PUT "$url${sep}digest=$seven")
+[ "$code" = 201 ] && pass "the client's retried commit succeeds once RGW is back" || { fail "retried commit: $code"; cat put.body; }
+curl -s "http://$R/v2/team/retry/blobs/$seven" | cmp -s - seven.bin && pass "the retried blob reads back" ||
+  fail "retried blob differs"
+
 # --- the object store down: blob reads fail cleanly, the rest serves
 loc=$(curl -s -D - -o /dev/null -X POST "http://$R/v2/team/late/blobs/uploads/" | tr -d '\r' | sed -n 's/^Location: //Ip')
 kill -9 "${CEPH_PIDS[2]}"; wait "${CEPH_PIDS[2]}" 2>/dev/null
