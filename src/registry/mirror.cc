@@ -307,7 +307,8 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
   }
   // The last byte is held back until the digest is verified, so a reader
   // of bad bytes sees its transfer fail rather than complete.
-  auto read = [f](uint64_t offset, char* buf, size_t n) -> Result<size_t> {
+  auto read = [f, store = store_](uint64_t offset, char* buf,
+                                  size_t n) -> Result<size_t> {
     uint64_t limit;
     {
       MutexLock l(&f->mu);
@@ -330,7 +331,13 @@ Result<std::shared_ptr<BlobReadHandle>> Mirror::Blob(const Target& t,
       while (f->state == Fetch::kRunning) f->cv.Wait(&f->mu);
       if (f->state == Fetch::kFailed) return f->error;
     }
-    return f->writer->ReadAt(offset, buf, take);
+    r = f->writer->ReadAt(offset, buf, take);
+    if (r.ok()) return r;
+    // Committed as a blob that already existed: the spool went, the blob
+    // has the same bytes.
+    auto h = store->OpenBlob(f->digest);
+    if (!h.ok()) return r;
+    return (*h)->ReadAt(offset, buf, take);
   };
   return std::shared_ptr<BlobReadHandle>(
       std::make_shared<FetchReader>(f, read, size));
