@@ -6,7 +6,8 @@
 #   * manifest GET at 64 connections (wrk), with server CPU per request;
 #   * 2,000 small blobs pushed by 8 workers (http-load push-small).
 # Distribution's blob GETs are proxied (redirect disabled), as ocireg's are.
-# One ocireg replica: the index stays in ocireg's embedded store.
+# One ocireg replica: the index stays in ocireg's embedded store. The
+# transfers are also run against an ocireg with its local blob cache on.
 #
 #   scripts/bench.sh --s3 [--runs N] [--size-mib N]
 set -euo pipefail
@@ -21,7 +22,7 @@ source "$OCIB_ROOT/tests/s3/ceph_lib.sh"
 trap 'stop_ceph; cleanup' EXIT
 
 # Room for every run's blobs on both servers and their uploads in flight.
-start_ceph "$(mktemp -d /tmp/cb.XXXX)" $((SIZE_MIB * (RUNS * 4 + 4) + 2048)) >&2
+start_ceph "$(mktemp -d /tmp/cb.XXXX)" $((SIZE_MIB * (RUNS * 6 + 4) + 2048)) >&2
 curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
   -H "x-amz-content-sha256: $(sha256sum </dev/null | cut -d" " -f1)" -X PUT "$S3_ENDPOINT/dist" >/dev/null ||
   { echo "cannot create the bucket for Distribution" >&2; exit 1; }
@@ -31,6 +32,13 @@ cat >"$W/ocireg.json" <<JSON
 JSON
 start_ocireg ocireg --config "$W/ocireg.json"
 OCI="http://$REG"; OCI_PID=${PIDS[-1]}
+# The same with its local blob cache on (storage.s3.cache_mib).
+cat >"$W/ocireg-cache.json" <<JSON
+{"storage": {"s3": {"regionendpoint": "$S3_ENDPOINT", "bucket": "ocireg", "rootdirectory": "/cached",
+  "accesskey": "$S3_ACCESS_KEY", "secretkey": "$S3_SECRET_KEY", "cache_mib": $((SIZE_MIB * 4))}}}
+JSON
+start_ocireg ocireg-cache --config "$W/ocireg-cache.json"
+OCIC="http://$REG"
 start_distribution
 kill "$DIST_PID"; wait "$DIST_PID" 2>/dev/null || true
 port=${DIST#*:}
@@ -98,19 +106,20 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 echo "machine: $(nproc) cores; blob $SIZE_MIB MiB; $RUNS runs; medians shown" >&2
 for run in $(seq "$RUNS"); do
   D=$(new_blob "$run")
-  for s in OCI DIST; do
+  for s in OCI OCIC DIST; do
     settle
     push_mono "${!s}" "bench/mono$run" "$D" >>"$W/mono.$s"
     pull "${!s}/v2/bench/mono$run/blobs/$D" >>"$W/pull.$s"
   done
   D=$(new_blob "$((run + 1000))")
-  for s in OCI DIST; do
+  for s in OCI OCIC DIST; do
     settle
     "$BIN/http-load" push-chunked "${!s}" "bench/chunk$run" "$BLOB" "$D" -s $((16 << 20)) >>"$W/chunk.$s" ||
       { echo "chunked push to ${!s} failed" >&2; exit 1; }
   done
-  echo "  run $run: seconds mono $(tail -1 "$W/mono.OCI")/$(tail -1 "$W/mono.DIST")" \
-    "chunked $(tail -1 "$W/chunk.OCI")/$(tail -1 "$W/chunk.DIST") pull $(tail -1 "$W/pull.OCI")/$(tail -1 "$W/pull.DIST") (ocireg/Distribution)" >&2
+  echo "  run $run: seconds mono $(tail -1 "$W/mono.OCI")/$(tail -1 "$W/mono.OCIC")/$(tail -1 "$W/mono.DIST")" \
+    "chunked $(tail -1 "$W/chunk.OCI")/$(tail -1 "$W/chunk.OCIC")/$(tail -1 "$W/chunk.DIST")" \
+    "pull $(tail -1 "$W/pull.OCI")/$(tail -1 "$W/pull.OCIC")/$(tail -1 "$W/pull.DIST") (ocireg/ocireg with cache/Distribution)" >&2
 done
 
 for s in OCI DIST; do
@@ -148,10 +157,12 @@ for run in $(seq "$RUNS"); do
 done
 
 declare -A R
-for s in OCI DIST; do
+for s in OCI OCIC DIST; do
   R[mono,$s]=$(mbps "$BYTES" "$(median <"$W/mono.$s")")
   R[chunk,$s]=$(mbps "$BYTES" "$(median <"$W/chunk.$s")")
   R[pull,$s]=$(mbps "$BYTES" "$(median <"$W/pull.$s")")
+done
+for s in OCI DIST; do
   for m in mget mgetp99 cpu small; do R[$m,$s]=$(median <"$W/$m.$s"); done
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "-"; else printf "%.2fx", a / b}'; }
@@ -164,6 +175,9 @@ row "---" "---" "---" "---"
 row "monolithic push MB/s" "${R[mono,OCI]}" "${R[mono,DIST]}" "$(ratio "${R[mono,OCI]}" "${R[mono,DIST]}")"
 row "chunked push (16 MiB PATCHes) MB/s" "${R[chunk,OCI]}" "${R[chunk,DIST]}" "$(ratio "${R[chunk,OCI]}" "${R[chunk,DIST]}")"
 row "pull MB/s" "${R[pull,OCI]}" "${R[pull,DIST]}" "$(ratio "${R[pull,OCI]}" "${R[pull,DIST]}")"
+row "with cache_mib: monolithic push MB/s" "${R[mono,OCIC]}" "${R[mono,DIST]}" "$(ratio "${R[mono,OCIC]}" "${R[mono,DIST]}")"
+row "with cache_mib: chunked push MB/s" "${R[chunk,OCIC]}" "${R[chunk,DIST]}" "$(ratio "${R[chunk,OCIC]}" "${R[chunk,DIST]}")"
+row "with cache_mib: pull MB/s" "${R[pull,OCIC]}" "${R[pull,DIST]}" "$(ratio "${R[pull,OCIC]}" "${R[pull,DIST]}")"
 row "manifest GET req/s (64 connections)" "${R[mget,OCI]}" "${R[mget,DIST]}" "$(ratio "${R[mget,OCI]}" "${R[mget,DIST]}")"
 row "manifest GET p99 ms (lower is better)" "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}" "$(ratio "${R[mgetp99,OCI]}" "${R[mgetp99,DIST]}")"
 row "server CPU ms per manifest GET" "${R[cpu,OCI]}" "${R[cpu,DIST]}" "$(ratio "${R[cpu,OCI]}" "${R[cpu,DIST]}")"

@@ -1,12 +1,18 @@
 #include "objstore/s3_backend.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <future>
 #include <map>
 #include <mutex>
+
+#include "objstore/blob_cache.h"
 
 namespace ocib::objstore {
 namespace {
@@ -115,12 +121,53 @@ class S3Spool : public SpoolFile {
   // A part failed: what the bucket holds is no longer known here, so the
   // spool refuses further use and the store reopens it from the bucket.
   bool broken_ = false;
+  // The local cache's copy of every byte appended (fresh spools only).
+  int cache_fd_ = -1;
+  std::string cache_path_;
+  uint64_t cache_written_ = 0;
+
+ public:
+  // Starts the local copy (CreateSpool).
+  void StartCache(BlobCache* cache) {
+    cache_fd_ = cache->CreateTemp("s-" + key_, &cache_path_);
+  }
+  // Hands over a complete local copy (path and size) for the cache, after
+  // Seal; false if there is none.
+  bool TakeCache(std::string* path, uint64_t* size) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (cache_fd_ < 0 || !st_.sealed || cache_written_ != st_.sealed_size)
+      return false;
+    ::close(cache_fd_);
+    cache_fd_ = -1;
+    *path = std::move(cache_path_);
+    *size = cache_written_;
+    return true;
+  }
+
+ private:
+  void DropCache() {
+    if (cache_fd_ < 0) return;
+    ::close(cache_fd_);
+    ::unlink(cache_path_.c_str());
+    cache_fd_ = -1;
+  }
+  void CacheAppend(const char* data, size_t n) {
+    while (cache_fd_ >= 0 && n > 0) {
+      ssize_t w = ::write(cache_fd_, data, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return DropCache();
+      data += w;
+      n -= w;
+      cache_written_ += w;
+    }
+  }
 };
 
 class S3ReadHandle : public BlobReadHandle {
  public:
-  S3ReadHandle(S3Client* c, std::string key, uint64_t size)
-      : c_(c), key_(std::move(key)), size_(size) {}
+  S3ReadHandle(S3Client* c, std::string key, uint64_t size, BlobCache* cache,
+               const Digest& d)
+      : c_(c), key_(std::move(key)), size_(size), cache_(cache), d_(d) {}
   uint64_t size() const override { return size_; }
   Result<size_t> ReadAt(uint64_t offset, char* buf, size_t n) override {
     if (offset > size_) return OutOfRange("read offset past end of blob");
@@ -139,19 +186,50 @@ class S3ReadHandle : public BlobReadHandle {
       const std::function<bool(const char*, size_t)>& sink) override {
     if (offset > size_ || length > size_ - offset)
       return OutOfRange("range past end of blob");
-    return c_->GetRange(key_, offset, length, sink);
+    if (!cache_ || offset != 0 || length != size_ || size_ == 0)
+      return c_->GetRange(key_, offset, length, sink);
+    // A whole read also fills the local cache.
+    static std::atomic<uint64_t> counter{0};
+    std::string path;
+    int fd = cache_->CreateTemp(
+        "r-" + d_.hex() + "-" + std::to_string(counter++), &path);
+    uint64_t copied = 0;
+    Status s = c_->GetRange(key_, 0, size_, [&](const char* p, size_t n) {
+      if (fd >= 0) {
+        size_t done = 0;
+        while (done < n) {
+          ssize_t w = ::write(fd, p + done, n - done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w <= 0) break;
+          done += w;
+        }
+        copied += done;
+      }
+      return sink(p, n);
+    });
+    if (fd >= 0) {
+      ::close(fd);
+      if (s.ok() && copied == size_)
+        cache_->Adopt(path, d_, size_);
+      else
+        ::unlink(path.c_str());
+    }
+    return s;
   }
 
  private:
   S3Client* c_;
   std::string key_;
   uint64_t size_;
+  BlobCache* cache_;
+  Digest d_;
 };
 
 class S3Backend : public ByteBackend {
  public:
-  S3Backend(S3BackendOptions o, std::unique_ptr<S3Client> c)
-      : o_(std::move(o)), c_(std::move(c)) {}
+  S3Backend(S3BackendOptions o, std::unique_ptr<S3Client> c,
+            std::unique_ptr<BlobCache> cache)
+      : o_(std::move(o)), c_(std::move(c)), cache_(std::move(cache)) {}
   ~S3Backend() override {
     // Spools must go before their store; a leaked one (a crash stand-in in
     // tests) must not write through a destroyed client.
@@ -191,7 +269,9 @@ class S3Backend : public ByteBackend {
       const std::string& key) override {
     SpoolState st;
     st.modified = static_cast<int64_t>(std::time(nullptr));
-    return std::unique_ptr<SpoolFile>(new S3Spool(this, key, std::move(st)));
+    auto spool = std::make_unique<S3Spool>(this, key, std::move(st));
+    if (cache_) spool->StartCache(cache_.get());
+    return std::unique_ptr<SpoolFile>(std::move(spool));
   }
 
   Result<std::unique_ptr<SpoolFile>> OpenSpool(
@@ -269,7 +349,13 @@ class S3Backend : public ByteBackend {
     {
       std::lock_guard<std::mutex> l(open_mu_);
       auto [a, b] = open_.equal_range(key);
-      for (auto it = a; it != b; ++it) it->second->Promoted(to);
+      for (auto it = a; it != b; ++it) {
+        it->second->Promoted(to);
+        std::string path;
+        uint64_t size;
+        if (cache_ && it->second->TakeCache(&path, &size))
+          cache_->Adopt(path, d, size);
+      }
     }
     // Left by a failure here, the object is only spool garbage: recovery
     // removes spools without a session.
@@ -278,10 +364,12 @@ class S3Backend : public ByteBackend {
   }
 
   Result<std::unique_ptr<BlobReadHandle>> Open(const Digest& d) override {
+    if (cache_)
+      if (auto h = cache_->Lookup(d)) return h;
     std::string key = BlobKey(d);
     ASSIGN_OR_RETURN(ObjectInfo info, c_->HeadObject(key));
     return std::unique_ptr<BlobReadHandle>(
-        new S3ReadHandle(c_.get(), std::move(key), info.size));
+        new S3ReadHandle(c_.get(), std::move(key), info.size, cache_.get(), d));
   }
 
   Result<std::string> ReadURL(const Digest& d, int expires_seconds) override {
@@ -289,6 +377,7 @@ class S3Backend : public ByteBackend {
   }
 
   Status Remove(const Digest& d) override {
+    if (cache_) cache_->Remove(d);
     return c_->DeleteObject(BlobKey(d));
   }
 
@@ -381,6 +470,7 @@ class S3Backend : public ByteBackend {
 
   S3BackendOptions o_;
   std::unique_ptr<S3Client> c_;
+  std::unique_ptr<BlobCache> cache_;  // null: no local cache
   std::mutex open_mu_;
   std::multimap<std::string, S3Spool*> open_;
 };
@@ -396,6 +486,7 @@ S3Spool::~S3Spool() {
   {
     std::lock_guard<std::mutex> l(mu_);
     WaitInflight().IgnoreError();
+    DropCache();
   }
   b_->Unregister(this);
 }
@@ -444,6 +535,7 @@ Status S3Spool::WaitInflight() {
   } else {
     // The part may have landed or not: the bucket says which.
     broken_ = true;
+    DropCache();
   }
   std::string().swap(inflight_data_);
   return etag.status();
@@ -474,6 +566,7 @@ Status S3Spool::Append(const char* data, size_t n) {
   if (n == 0) return Status::Ok();
   RETURN_IF_ERROR(LoadTail());
   pending_.append(data, n);
+  CacheAppend(data, n);
   tail_stored_ = false;
   if (pending_.size() >= b_->segment_bytes()) return StartPart();
   return Status::Ok();
@@ -599,8 +692,15 @@ Result<std::unique_ptr<ByteBackend>> NewS3Backend(
     return InvalidArgument("object store prefix must end with '/'");
   ASSIGN_OR_RETURN(auto client, S3Client::Create(options.s3));
   if (options.create_bucket) RETURN_IF_ERROR(client->CreateBucket());
+  std::unique_ptr<BlobCache> cache;
+  if (options.cache_bytes > 0) {
+    if (options.cache_dir.empty())
+      return InvalidArgument("object store cache needs a directory");
+    ASSIGN_OR_RETURN(cache,
+                     BlobCache::Open(options.cache_dir, options.cache_bytes));
+  }
   return std::unique_ptr<ByteBackend>(
-      new S3Backend(options, std::move(client)));
+      new S3Backend(options, std::move(client), std::move(cache)));
 }
 
 }  // namespace ocib::objstore

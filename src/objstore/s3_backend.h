@@ -23,8 +23,9 @@
 // (a copy by reference on Ceph RGW; a multipart copy past 5 GiB) and
 // deletes it. Removing a spool aborts its upload.
 //
-// Reads stream with ranged GETs. Bytes are signed with their SHA-256
-// (the server checks it); the store verifies each blob's digest.
+// Reads stream with ranged GETs, or come from the local blob cache. Bytes are
+// signed with their SHA-256 (the server checks it); the store verifies each
+// blob's digest.
 //
 // Thread safety: as ByteBackend.
 #pragma once
@@ -42,6 +43,11 @@ struct S3BackendOptions {
   std::string prefix;                   // e.g. "registry/"; "" or ending in '/'
   uint64_t segment_bytes = 8ull << 20;  // at least 5 MiB
   bool create_bucket = true;            // create it at start if missing
+  // A local cache of blob bytes (blob_cache.h) of at most cache_bytes
+  // under cache_dir: blobs written through this backend and blobs read
+  // whole from the store are served from it until evicted. 0: no cache.
+  std::string cache_dir;
+  uint64_t cache_bytes = 0;
 };
 
 // Connects and (optionally) creates the bucket. kInvalidArgument for bad

@@ -568,7 +568,9 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
                    {"credentials_file", Str(&o.credentials_file)},
                    {"ca_file", Str(&o.ca_file)},
                    {"chunksize", Int(5 << 20, 1LL << 30, &o.chunksize)},
-                   {"redirect", Bool(&o.redirect)}});
+                   {"redirect", Bool(&o.redirect)},
+                   {"cache_mib", Int(0, 1LL << 30, &o.cache_mib)},
+                   {"cache_dir", Str(&o.cache_dir)}});
             }}});
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);

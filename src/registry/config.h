@@ -171,6 +171,11 @@ struct Config {
     // Blob GETs answer 307 to a presigned URL (20 minutes), so the bytes
     // go from the object store to the client directly.
     bool redirect = false;
+    // A local cache of blob bytes pushed through or pulled whole from this
+    // replica, at most cache_mib (0: off), under cache_dir (default
+    // <root>/s3-cache).
+    int64_t cache_mib = 0;
+    std::string cache_dir;
     bool enabled() const { return !regionendpoint.empty(); }
   } s3;
   // The web catalog at / and /ui/ (registry/web_ui.h).

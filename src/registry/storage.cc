@@ -73,6 +73,9 @@ Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& cfg,
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
   o.prefix = prefix;
   o.segment_bytes = static_cast<uint64_t>(cfg.s3.chunksize);
+  o.cache_bytes = static_cast<uint64_t>(cfg.s3.cache_mib) << 20;
+  o.cache_dir =
+      cfg.s3.cache_dir.empty() ? so.root + "/s3-cache" : cfg.s3.cache_dir;
   auto backend = objstore::NewS3Backend(o);
   if (!backend.ok())
     return Status(backend.status().code(),

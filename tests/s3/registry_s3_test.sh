@@ -213,6 +213,23 @@ R="$REG_main"
 check "skopeo pushes the image again after GC" \
   skopeo --insecure-policy copy --dest-tls-verify=false oci:img:v1 "docker://$R/team/big:v2"
 
+# --- a local blob cache: pushes fill it, whole reads refill it
+/usr/bin/python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); c["storage"]["s3"].update(rootdirectory="/cached", cache_mib=64); print(json.dumps(c))' reg.json >cached.json
+start_registry cached --config "$W/cached.json"
+check "skopeo pushes to a registry with a blob cache" \
+  skopeo --insecure-policy copy --dest-tls-verify=false oci:img:v1 "docker://$REG_cached/team/big:v1"
+cache="$W/cached/store/s3-cache/blobs"
+[ -f "$cache/sha256-$lh" ] && cmp -s "$cache/sha256-$lh" img/blobs/sha256/$lh &&
+  pass "the pushed layer is in the local cache, byte-identical" || { fail "layer not cached"; ls -la "$cache" 2>&1 | head; }
+kill "$PID_cached"; wait "$PID_cached" 2>/dev/null
+rm -f "$cache"/*
+start_registry cached --config "$W/cached.json"
+curl -s "http://$REG_cached/v2/team/big/blobs/sha256:$lh" | cmp -s - img/blobs/sha256/$lh && pass "pulled from RGW" || fail "pull differs"
+[ -f "$cache/sha256-$lh" ] && cmp -s "$cache/sha256-$lh" img/blobs/sha256/$lh &&
+  pass "a whole read refilled the cache" || fail "read-through did not cache the layer"
+curl -s -H "Range: bytes=10-20" -o /dev/null "http://$REG_cached/v2/team/big/blobs/sha256:$lh"
+ls "$W/cached/store/s3-cache/tmp" | grep -q . && fail "a ranged read left a cache temp file" || pass "ranged reads leave no cache files"
+
 # --- the object store down at commit: 503, the session kept; the retry
 #     after it returns commits
 head -c $((7 * 1024 * 1024 + 4321)) /dev/urandom > seven.bin
@@ -248,4 +265,6 @@ case "$code" in 5*) grep -q '"errors"' down.body && ! grep -q "127.0.0.1\|/tmp/"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$R/v2/team/big/manifests/v2")
 [ "$code" = 200 ] && pass "manifests still served from the index with RGW down" || fail "manifest GET with RGW down: $code"
 kill -0 "$PID_main" 2>/dev/null && pass "the registry is still up" || fail "the registry died with RGW down"
+curl -s "http://$REG_cached/v2/team/big/blobs/sha256:$lh" | cmp -s - img/blobs/sha256/$lh &&
+  pass "a cached layer is served with RGW down" || fail "cached layer not served with RGW down"
 finish
