@@ -431,52 +431,52 @@ Status S3Client::DeleteObjects(const std::vector<std::string>& keys) {
   return Status::Ok();
 }
 
-Result<std::vector<ObjectInfo>> S3Client::List(const std::string& prefix) {
-  std::vector<ObjectInfo> out;
+// Every page of a ListObjectsV2 of prefix (grouped by '/' when
+// delimited), each body handed to `page`.
+Status S3Client::ListPages(
+    const std::string& prefix, bool delimited,
+    const std::function<void(const std::string&)>& page) {
   std::string token;
   for (;;) {
     std::multimap<std::string, std::string> q = {{"list-type", "2"},
                                                  {"prefix", prefix}};
+    if (delimited) q.emplace("delimiter", "/");
     if (!token.empty()) q.emplace("continuation-token", token);
     ASSIGN_OR_RETURN(auto a, impl_->Call("GET", "", q, {}));
     if (a.status != 200) return Impl::Refused("list objects", a);
-    for (const auto& c : Tags(a.body, "Contents")) {
+    page(a.body);
+    if (Tag(a.body, "IsTruncated") != "true") return Status::Ok();
+    std::string next = Tag(a.body, "NextContinuationToken");
+    if (next.empty() || next == token)
+      return Internal("list objects: truncated without a new token");
+    token = next;
+  }
+}
+
+Result<std::vector<ObjectInfo>> S3Client::List(const std::string& prefix) {
+  std::vector<ObjectInfo> out;
+  RETURN_IF_ERROR(ListPages(prefix, false, [&](const std::string& body) {
+    for (const auto& c : Tags(body, "Contents")) {
       ObjectInfo i;
       i.key = Tag(c, "Key");
       i.size = std::strtoull(Tag(c, "Size").c_str(), nullptr, 10);
       i.modified_unix = ParseIsoTime(Tag(c, "LastModified"));
       out.push_back(std::move(i));
     }
-    if (Tag(a.body, "IsTruncated") != "true") break;
-    std::string next = Tag(a.body, "NextContinuationToken");
-    if (next.empty() || next == token)
-      return Internal("list objects: truncated without a new token");
-    token = next;
-  }
+  }));
   return out;
 }
 
 Result<std::vector<std::string>> S3Client::ListPrefixes(
     const std::string& prefix) {
   std::vector<std::string> out;
-  std::string token;
-  for (;;) {
-    std::multimap<std::string, std::string> q = {
-        {"list-type", "2"}, {"prefix", prefix}, {"delimiter", "/"}};
-    if (!token.empty()) q.emplace("continuation-token", token);
-    ASSIGN_OR_RETURN(auto a, impl_->Call("GET", "", q, {}));
-    if (a.status != 200) return Impl::Refused("list objects", a);
-    for (const auto& c : Tags(a.body, "CommonPrefixes")) {
+  RETURN_IF_ERROR(ListPages(prefix, true, [&](const std::string& body) {
+    for (const auto& c : Tags(body, "CommonPrefixes")) {
       std::string p = Tag(c, "Prefix");
       if (!p.empty() && p.back() == '/') p.pop_back();
       out.push_back(std::move(p));
     }
-    if (Tag(a.body, "IsTruncated") != "true") break;
-    std::string next = Tag(a.body, "NextContinuationToken");
-    if (next.empty() || next == token)
-      return Internal("list objects: truncated without a new token");
-    token = next;
-  }
+  }));
   return out;
 }
 

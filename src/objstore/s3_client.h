@@ -109,6 +109,8 @@ class S3Client {
  private:
   class Impl;
   explicit S3Client(std::unique_ptr<Impl> impl);
+  Status ListPages(const std::string& prefix, bool delimited,
+                   const std::function<void(const std::string&)>& page);
   std::unique_ptr<Impl> impl_;
 };
 
