@@ -9,7 +9,7 @@ OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
   xz-utils bzip2 clang-format
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
   docker-registry apache2-utils nginx-light python3-jwt python3-cryptography prometheus
-  chromium python3-websocket ceph-mon ceph-osd radosgw ceph-common)
+  chromium python3-websocket ceph-mon ceph-osd radosgw ceph-common iproute2)
 
 # The sanitizer and fuzzing builds of scripts/test.sh (clang with its
 # runtimes and libFuzzer).
@@ -44,11 +44,19 @@ ocib_build() {
   cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on.
+# Prints a TCP port on 127.0.0.1 that no socket uses. It is drawn from below
+# the kernel's ephemeral range, so an outgoing connection cannot take it
+# between this check and the caller's bind.
 free_port() {
-  local p
+  local lo=32768 p
+  read -r lo _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  [ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
   while :; do
-    p=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    p=$((10000 + RANDOM % (lo - 10000)))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    if command -v ss >/dev/null; then
+      [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ] || continue
+    fi
+    echo "$p"; return
   done
 }

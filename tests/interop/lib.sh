@@ -38,6 +38,11 @@ start_registry() {
   eval "PID_$name=$pid"
   local i
   for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+  if [ ! -s "$dir/port" ]; then
+    fail "ocireg $name did not start"
+    sed 's/^/    /' "$dir/server.log" | tail -5
+    return 1
+  fi
   local port; port=$(cat "$dir/port")
   for i in $(seq 200); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
   eval "REG_$name=127.0.0.1:$port"
