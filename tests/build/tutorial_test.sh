@@ -57,7 +57,7 @@ else
   fail "rebuild not cached"; tail -10 "$W/out"
 fi
 
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_port)
 $B run myapp:1 "$PORT" >"$W/run.log" 2>&1 &
 RUNPID=$!
 PIDS+=($RUNPID)
