@@ -4,12 +4,6 @@
 
 #include <fcntl.h>
 #include <openssl/rand.h>
-#include <rocksdb/cache.h>
-#include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/options.h>
-#include <rocksdb/table.h>
-#include <rocksdb/write_batch.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -25,23 +19,19 @@
 #include <unordered_map>
 
 #include "store/byte_backend.h"
+#include "store/index.h"
 #include "store/keys.h"
 #include "util/mutex.h"
 
 namespace ocib {
 namespace {
 
-// RocksDB's messages name files; callers (and so clients) get a short
-// reason instead, and the full text goes to the server's stderr.
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+// An index failure as the store reports it: `what` and the index's short
+// reason (the index logs the details).
+Status IndexError(const Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
-  if (s.IsNotFound()) return NotFound(what);
-  std::fprintf(stderr, "ocib store: %s: %s\n", what.c_str(),
-               s.ToString().c_str());
-  const char* reason = s.IsNoSpace()   ? "no space left on the store's disk"
-                       : s.IsIOError() ? "database I/O error"
-                                       : "database error";
-  return Internal(what + ": " + reason);
+  if (s.code() == Code::kNotFound) return NotFound(what);
+  return Status(s.code(), what + ": " + s.message());
 }
 
 }  // namespace
@@ -199,14 +189,14 @@ struct SessionState {
   std::unique_ptr<SpoolFile> spool;
 };
 
-class RocksStore;
+class IndexStore;
 
 class Writer : public BlobWriter {
  public:
   // spool may be null: the bytes then stay in memory until they pass
   // kInlineMax (or the writer closes uncommitted), and a blob committed
   // from memory is kept in the database, with no file at all.
-  Writer(RocksStore* store, std::string session_id, std::string spool_key,
+  Writer(IndexStore* store, std::string session_id, std::string spool_key,
          std::unique_ptr<SpoolFile> spool, Hasher hasher)
       : store_(store),
         session_id_(std::move(session_id)),
@@ -308,8 +298,8 @@ class Writer : public BlobWriter {
                           const std::string& link_repo) override;
 
  private:
-  friend class RocksStore;
-  RocksStore* store_;
+  friend class IndexStore;
+  IndexStore* store_;
   std::string session_id_;  // empty for NewWriter()
   std::string spool_key_;
   std::unique_ptr<SpoolFile> spool_;
@@ -344,7 +334,7 @@ class MemoryReadHandle : public BlobReadHandle {
   std::string bytes_;
 };
 
-class RocksStore : public Store {
+class IndexStore : public Store {
  public:
   // For Writer: a new spool file, or removal of one.
   Result<std::unique_ptr<SpoolFile>> NewSpool(const std::string& key) {
@@ -354,20 +344,11 @@ class RocksStore : public Store {
     bytes_->RemoveSpool(key).IgnoreError();
   }
 
-  RocksStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes)
-      : opts_(std::move(opts)), bytes_(std::move(bytes)) {
-    wo_.sync = opts_.sync;
-    nosync_wo_.sync = false;
-  }
-  ~RocksStore() override {
-    if (db_) {
-      // Memtables go to table files at a clean close, so the next open
-      // (say `ocireg gc` on the stopped store) replays no log into memory.
-      if (!opts_.read_only)
-        db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
-      db_->Close().PermitUncheckedError();
-    }
-  }
+  IndexStore(StoreOptions opts, std::unique_ptr<ByteBackend> bytes,
+             std::unique_ptr<Index> index)
+      : opts_(std::move(opts)),
+        bytes_(std::move(bytes)),
+        index_(std::move(index)) {}
 
   // Refuses writes while the store's disk has less than reserved_bytes
   // free, so RocksDB itself never runs out of space (its writes then fail
@@ -392,21 +373,28 @@ class RocksStore : public Store {
     if (db_error_.load()) {
       std::lock_guard<std::mutex> l(resume_mu_);
       if (db_error_.load()) {
-        auto r = db_->Resume();
-        if (!r.ok()) return FromRocks(r, "resume database");
+        RETURN_IF_ERROR(IndexError(index_->Resume(), "resume database"));
         db_error_.store(false);
-        std::fprintf(stderr,
-                     "ocib store: database resumed after a write error\n");
       }
     }
     return Status::Ok();
   }
 
   // A write to the database failed: later writes try Resume() first.
-  Status Written(const rocksdb::Status& s, const std::string& what) {
-    if (!s.ok() && !s.IsNotFound() && (s.IsIOError() || s.IsNoSpace()))
-      db_error_.store(true);
-    return FromRocks(s, what);
+  Status Written(const Status& s, const std::string& what) {
+    if (s.code() == Code::kInternal) db_error_.store(true);
+    return IndexError(s, what);
+  }
+  Status PutOne(std::string_view key, std::string_view value,
+                bool sync = false) {
+    IndexBatch b;
+    b.Put(key, value);
+    return index_->Write(b, sync);
+  }
+  Status DeleteOne(std::string_view key, bool sync = false) {
+    IndexBatch b;
+    b.Delete(key);
+    return index_->Write(b, sync);
   }
 
   std::string ReservePath() const { return opts_.root + "/reserved-space"; }
@@ -430,75 +418,40 @@ class RocksStore : public Store {
   }
 
   Status Open() {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    // Recovery replays the log into memory without writing tables, so a
-    // store on a full disk still opens (and serves reads).
-    o.avoid_flush_during_recovery = true;
-    // No preallocated log space (about 70 MiB a log): the space guard
-    // counts what is really used, and a small disk is not taken at once.
-    o.allow_fallocate = false;
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-    // TSan builds only: Debian's RocksDB is not instrumented, and its write
-    // groups hand one thread's batch to another through atomics TSan
-    // cannot see. One writer per group keeps the reports to our own code.
-    o.max_write_batch_group_size_bytes = 1;
-#endif
-#endif
     if (!opts_.read_only) ::unlink(ReservePath().c_str());
-    o.max_open_files = 256;
-    o.keep_log_file_num = 3;
-    if (opts_.write_buffer_bytes > 0)
-      o.write_buffer_size = opts_.write_buffer_bytes;
-    {
-      rocksdb::BlockBasedTableOptions t;
-      if (opts_.block_cache_bytes > 0)
-        t.block_cache = rocksdb::NewLRUCache(opts_.block_cache_bytes);
-      // Most point reads ask for keys that are not there (a pending
-      // promotion, a link not yet made, an upload's blob not yet known):
-      // a Bloom filter answers those without reading data blocks.
-      bool bloom = true;
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-      // TSan builds only: opening a table with a filter initialises a
-      // function-local static inside (uninstrumented) RocksDB, whose
-      // guard TSan cannot see, so background threads report a race on
-      // it. Without the filter the reads are slower, not different.
-      bloom = false;
-#endif
-#endif
-      if (bloom) t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    if (!index_) {
+      RocksIndexOptions ro;
+      ro.dir = opts_.root + "/db";
+      ro.read_only = opts_.read_only;
+      ro.sync = opts_.sync;
+      ro.block_cache_bytes = opts_.block_cache_bytes;
+      ro.write_buffer_bytes = opts_.write_buffer_bytes;
+      auto opened = OpenRocksIndex(ro);
+      if (!opened.ok()) {
+        if (opts_.read_only)
+          return NotFound("no store at " + opts_.root + " (" +
+                          opened.status().message() + ")");
+        return opened.status();
+      }
+      index_ = std::move(*opened);
     }
-    o.IncreaseParallelism(2);
-    rocksdb::DB* raw = nullptr;
     if (opts_.read_only) {
-      o.create_if_missing = false;
-      auto s = rocksdb::DB::OpenForReadOnly(o, opts_.root + "/db", &raw);
-      if (!s.ok())
-        return NotFound("no store at " + opts_.root + " (" + s.ToString() +
-                        ")");
-      db_.reset(raw);
       std::string v;
-      s = db_->Get(ro_, keys::Schema(), &v);
+      Status s = index_->Get(keys::Schema(), &v);
       if (!s.ok() || (v != keys::kSchemaVersion && v != "1"))
         return FailedPrecondition("store schema version \"" + v +
                                   "\" is not supported");
       return Status::Ok();
     }
-    auto s = rocksdb::DB::Open(o, opts_.root + "/db", &raw);
-    if (!s.ok()) return Internal("open database: " + s.ToString());
-    db_.reset(raw);
     std::string v;
-    s = db_->Get(ro_, keys::Schema(), &v);
-    if (s.IsNotFound() || (s.ok() && v == "1")) {
+    Status s = index_->Get(keys::Schema(), &v);
+    if (s.code() == Code::kNotFound || (s.ok() && v == "1")) {
       // New, or version 1 (no inline blobs yet), which is a valid version 2.
-      RETURN_IF_ERROR(FromRocks(
-          db_->Put(wo_, keys::Schema(), std::string(keys::kSchemaVersion)),
+      RETURN_IF_ERROR(IndexError(
+          PutOne(keys::Schema(), keys::kSchemaVersion, /*sync=*/true),
           "write schema"));
     } else if (!s.ok()) {
-      return FromRocks(s, "read schema");
+      return IndexError(s, "read schema");
     } else if (v != keys::kSchemaVersion) {
       return FailedPrecondition("store schema version " + v +
                                 " is not supported (want " +
@@ -520,11 +473,11 @@ class RocksStore : public Store {
     BlobRecord r;
     RETURN_IF_ERROR(GetBlobRecord(d, &r));
     std::string bytes;
-    auto s = db_->Get(ro_, keys::Inline(d), &bytes);
+    auto s = index_->Get(keys::Inline(d), &bytes);
     if (s.ok())
       return std::unique_ptr<BlobReadHandle>(
           new MemoryReadHandle(std::move(bytes)));
-    if (!s.IsNotFound()) return FromRocks(s, "read inline blob");
+    if (s.code() != Code::kNotFound) return IndexError(s, "read inline blob");
     return bytes_->Open(d);
   }
 
@@ -534,7 +487,7 @@ class RocksStore : public Store {
     std::string unused;
     if (r.placement == BlobRecord::kInline ||
         (r.placement == BlobRecord::kUnknown &&
-         db_->Get(ro_, keys::Inline(d), &unused).ok()))
+         index_->Get(keys::Inline(d), &unused).ok()))
       return FailedPrecondition("blob is kept in the database");
     return bytes_->ReadURL(d, expires_seconds);
   }
@@ -567,7 +520,7 @@ class RocksStore : public Store {
     UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
     // Not synced: a session lost to a power cut is just restarted by the
     // client; a later synced write covers it anyway.
-    if (Status s = Written(db_->Put(nosync_wo_, keys::Upload(id), rec.Encode()),
+    if (Status s = Written(PutOne(keys::Upload(id), rec.Encode()),
                            "write upload record");
         !s.ok()) {
       ForgetUpload(id);
@@ -692,13 +645,13 @@ class RocksStore : public Store {
         opts_.upload_expiry.count();
     std::vector<std::string> expired;
     {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
       std::string prefix(1, keys::kUploadKind);
+      auto it = index_->NewIterator(prefix);
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
            it->Next()) {
         UploadRecord rec;
-        std::string id = it->key().ToString().substr(1);
-        if (!UploadRecord::Decode(it->value().ToStringView(), &rec)) {
+        std::string id = std::string(it->key()).substr(1);
+        if (!UploadRecord::Decode(it->value(), &rec)) {
           expired.push_back(id);
           continue;
         }
@@ -711,7 +664,7 @@ class RocksStore : public Store {
           continue;  // cannot tell (the object store is unreachable): keep
         if (active < cutoff) expired.push_back(id);
       }
-      RETURN_IF_ERROR(FromRocks(it->status(), "scan uploads"));
+      RETURN_IF_ERROR(IndexError(it->status(), "scan uploads"));
     }
     size_t removed = 0;
     for (const auto& id : expired) {
@@ -735,33 +688,32 @@ class RocksStore : public Store {
   // --- BlobAdmin ---
   Result<std::vector<Digest>> ListUnreferencedBlobs(size_t limit) override {
     std::vector<Digest> out;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
     std::string prefix(1, keys::kUnreferencedKind);
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix);
          it->Valid() && it->key().starts_with(prefix) && out.size() < limit;
          it->Next()) {
-      auto d = Digest::Parse(it->key().ToStringView().substr(1));
+      auto d = Digest::Parse(it->key().substr(1));
       if (d.ok()) out.push_back(*d);
     }
-    RETURN_IF_ERROR(FromRocks(it->status(), "scan unreferenced"));
+    RETURN_IF_ERROR(IndexError(it->status(), "scan unreferenced"));
     return out;
   }
 
   Status DeleteBlob(const Digest& d) override {
-    std::lock_guard<std::mutex> dl(DigestLock(d));
+    ASSIGN_OR_RETURN(Held dl, LockStripes({d}));
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       BlobRecord r;
       RETURN_IF_ERROR(GetBlobRecord(d, &r));
       if (r.refs > 0)
         return FailedPrecondition(d.str() + " is linked in " +
                                   std::to_string(r.refs) + " repositories");
-      rocksdb::WriteBatch b;
+      IndexBatch b;
       b.Delete(keys::Blob(d));
       b.Delete(keys::Unreferenced(d));
       b.Delete(keys::Inline(d));
-      RETURN_IF_ERROR(
-          Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete blob record"));
       CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     RETURN_IF_ERROR(Durable());
@@ -771,27 +723,27 @@ class RocksStore : public Store {
   }
 
   Status WalkBlobs(const std::function<void(const BlobInfo&)>& fn) override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
     std::string prefix(1, keys::kBlobKind);
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
-      auto d = Digest::Parse(it->key().ToStringView().substr(1));
+      auto d = Digest::Parse(it->key().substr(1));
       BlobRecord r;
-      if (!d.ok() || !BlobRecord::Decode(it->value().ToStringView(), &r))
+      if (!d.ok() || !BlobRecord::Decode(it->value(), &r))
         return Internal("corrupt blob record");
       fn(BlobInfo{*d, r.size, r.refs});
     }
-    return FromRocks(it->status(), "walk blobs");
+    return IndexError(it->status(), "walk blobs");
   }
 
   // --- RepositoryIndex ---
   Status LinkBlob(const std::string& repo, const Digest& d) override {
     RETURN_IF_ERROR(CheckSpace());
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      rocksdb::WriteBatch b;
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      IndexBatch b;
       RETURN_IF_ERROR(LinkLocked(repo, d, nullptr, &b));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "link blob"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "link blob"));
     }
     return Durable();
   }
@@ -802,19 +754,19 @@ class RocksStore : public Store {
   }
 
   Status UnlinkLocked(const std::string& repo, const Digest& d) {
-    std::lock_guard<std::mutex> l(meta_mu_);
+    ASSIGN_OR_RETURN(Held l, LockMeta());
     if (!Exists(keys::Link(repo, d)))
       return NotFound(d.str() + " is not linked in " + repo);
-    rocksdb::WriteBatch b;
+    IndexBatch b;
     StageUnlink(repo, d, NowMicros(), &b);
-    return Written(db_->Write(nosync_wo_, &b), "unlink blob");
+    return Written(index_->Write(b), "unlink blob");
   }
 
   // REQUIRES: meta_mu_ held, the link exists. Adds to b the link's removal
   // and the blob's lower count; at zero the blob is unreferenced since
   // `since` (microseconds).
   void StageUnlink(const std::string& repo, const Digest& d, int64_t since,
-                   rocksdb::WriteBatch* b) {
+                   IndexBatch* b) {
     BlobRecord r;
     b->Delete(keys::Link(repo, d));
     if (!GetBlobRecord(d, &r).ok()) return;
@@ -827,9 +779,9 @@ class RocksStore : public Store {
   // before the cutoff: kNotFound if not linked, kFailedPrecondition if
   // touched since.
   Status StageUnlinkIfIdle(const std::string& repo, const Digest& d,
-                           int64_t cutoff, rocksdb::WriteBatch* b) {
+                           int64_t cutoff, IndexBatch* b) {
     std::string v;
-    if (!db_->Get(ro_, keys::Link(repo, d), &v).ok())
+    if (!index_->Get(keys::Link(repo, d), &v).ok())
       return NotFound(d.str() + " is not linked in " + repo);
     int64_t touched = ParseTime(v);
     if (touched >= cutoff)
@@ -843,11 +795,11 @@ class RocksStore : public Store {
   // the blob's record if it has been unreferenced since before the cutoff
   // (*size: its bytes): kNotFound if absent, kFailedPrecondition if linked
   // or touched since.
-  Status StageDeleteIfIdle(const Digest& d, int64_t cutoff,
-                           rocksdb::WriteBatch* b, BlobRecord* r) {
+  Status StageDeleteIfIdle(const Digest& d, int64_t cutoff, IndexBatch* b,
+                           BlobRecord* r) {
     RETURN_IF_ERROR(GetBlobRecord(d, r));
     std::string z;
-    if (r->refs > 0 || !db_->Get(ro_, keys::Unreferenced(d), &z).ok())
+    if (r->refs > 0 || !index_->Get(keys::Unreferenced(d), &z).ok())
       return FailedPrecondition(d.str() + " is linked");
     if (ParseTime(z) >= cutoff)
       return FailedPrecondition(d.str() + " was touched since the cutoff");
@@ -857,17 +809,61 @@ class RocksStore : public Store {
     return Status::Ok();
   }
 
+  // Locks held by one request: in-process mutexes and, with a shared
+  // index, the index locks of the same keys (other processes' holders).
+  class Held {
+   public:
+    Held() = default;
+    Held(Held&&) = default;
+    Held& operator=(Held&&) = default;
+    ~Held() { Release(); }
+    void Release() {
+      index_lock_.reset();  // other processes first, then this one's threads
+      mutexes_.clear();
+    }
+
+   private:
+    friend class IndexStore;
+    std::vector<std::unique_lock<std::mutex>> mutexes_;
+    std::unique_ptr<IndexLock> index_lock_;
+  };
+
+  // Index lock keys: one for the metadata lock, one per digest stripe.
+  static constexpr uint64_t kLockBase = 0x6f636962ull << 32;  // "ocib"
+  static constexpr uint64_t kMetaLockKey = kLockBase;
+  static uint64_t StripeLockKey(size_t stripe) {
+    return kLockBase + 1 + stripe;
+  }
+
+  // The metadata lock (see meta_mu_).
+  Result<Held> LockMeta() {
+    Held h;
+    h.mutexes_.emplace_back(meta_mu_);
+    if (index_->Shared()) {
+      auto l = index_->Lock({kMetaLockKey});
+      if (!l.ok()) return IndexError(l.status(), "lock the index");
+      h.index_lock_ = std::move(*l);
+    }
+    return h;
+  }
+
   // The stripe locks of ds, in ascending order (no deadlock with a
-  // committer, which holds one); taken before meta_mu_.
-  std::vector<std::unique_lock<std::mutex>> LockStripes(
-      const std::vector<Digest>& ds) {
+  // committer, which holds one); taken before the metadata lock.
+  Result<Held> LockStripes(const std::vector<Digest>& ds) {
     std::vector<size_t> stripes;
     for (const auto& d : ds) stripes.push_back(StripeOf(d));
     std::sort(stripes.begin(), stripes.end());
     stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
-    std::vector<std::unique_lock<std::mutex>> held;
-    for (size_t s : stripes) held.emplace_back(digest_locks_[s]);
-    return held;
+    Held h;
+    for (size_t s : stripes) h.mutexes_.emplace_back(digest_locks_[s]);
+    if (index_->Shared()) {
+      std::vector<uint64_t> keys;
+      for (size_t s : stripes) keys.push_back(StripeLockKey(s));
+      auto l = index_->Lock(std::move(keys));
+      if (!l.ok()) return IndexError(l.status(), "lock the index");
+      h.index_lock_ = std::move(*l);
+    }
+    return h;
   }
 
   // After the records of `gone` were deleted, with no stripe lock held:
@@ -886,7 +882,7 @@ class RocksStore : public Store {
     for (const auto& [d, r] : gone) {
       bytes += r.size;
       if (!r.may_have_file()) continue;  // went with its record
-      std::lock_guard<std::mutex> dl(DigestLock(d));
+      ASSIGN_OR_RETURN(Held dl, LockStripes({d}));
       if (Exists(keys::Blob(d)) || Exists(keys::Pending(d))) continue;
       bytes_->Remove(d).IgnoreError();
     }
@@ -914,7 +910,7 @@ class RocksStore : public Store {
                            const std::string& tag,
                            const std::vector<Digest>& required_blobs,
                            const std::vector<Digest>& required_manifests) {
-    std::lock_guard<std::mutex> l(meta_mu_);
+    ASSIGN_OR_RETURN(Held l, LockMeta());
     for (const auto& d : required_blobs)
       if (!Exists(keys::Link(repo, d))) return NotFound(d.str());
     for (const auto& d : required_manifests)
@@ -922,7 +918,7 @@ class RocksStore : public Store {
     // Everything this manifest depends on is touched with it, so a
     // collector's earlier decision cannot remove it (see blob_store.h).
     const int64_t now = NowMicros();
-    rocksdb::WriteBatch b;
+    IndexBatch b;
     for (const auto& d : required_blobs)
       b.Put(keys::Link(repo, d), TimeValue(now));
     std::vector<Digest> touched = required_manifests;
@@ -930,7 +926,7 @@ class RocksStore : public Store {
     for (const auto& d : touched) {
       if (d == m.digest) continue;
       std::string v;
-      if (!db_->Get(ro_, keys::Manifest(repo, d), &v).ok()) continue;
+      if (!index_->Get(keys::Manifest(repo, d), &v).ok()) continue;
       ASSIGN_OR_RETURN(ManifestRecord child, DecodeManifest(d, v));
       child.touched_micros = now;
       b.Put(keys::Manifest(repo, d), EncodeManifest(child));
@@ -945,25 +941,26 @@ class RocksStore : public Store {
     if (m.subject)
       b.Put(keys::Referrer(repo, *m.subject, m.digest), EncodeReferrer(m));
     b.Put(keys::Repo(repo), "");
-    return Written(db_->Write(nosync_wo_, &b), "put manifest");
+    return Written(index_->Write(b), "put manifest");
   }
 
   Result<ManifestRecord> GetManifest(const std::string& repo,
                                      const Digest& d) override {
     std::string v;
-    auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
-    if (s.IsNotFound())
+    auto s = index_->Get(keys::Manifest(repo, d), &v);
+    if (s.code() == Code::kNotFound)
       return NotFound("manifest " + d.str() + " not in " + repo);
-    RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+    RETURN_IF_ERROR(IndexError(s, "get manifest"));
     return DecodeManifest(d, v);
   }
 
   Result<Digest> ResolveTag(const std::string& repo,
                             const std::string& tag) override {
     std::string v;
-    auto s = db_->Get(ro_, keys::Tag(repo, tag), &v);
-    if (s.IsNotFound()) return NotFound("tag " + tag + " not in " + repo);
-    RETURN_IF_ERROR(FromRocks(s, "get tag"));
+    auto s = index_->Get(keys::Tag(repo, tag), &v);
+    if (s.code() == Code::kNotFound)
+      return NotFound("tag " + tag + " not in " + repo);
+    RETURN_IF_ERROR(IndexError(s, "get tag"));
     return Digest::Parse(v);
   }
 
@@ -973,41 +970,41 @@ class RocksStore : public Store {
   }
 
   Status DeleteManifestLocked(const std::string& repo, const Digest& d) {
-    std::lock_guard<std::mutex> l(meta_mu_);
+    ASSIGN_OR_RETURN(Held l, LockMeta());
     std::string v;
-    auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
-    if (s.IsNotFound())
+    auto s = index_->Get(keys::Manifest(repo, d), &v);
+    if (s.code() == Code::kNotFound)
       return NotFound("manifest " + d.str() + " not in " + repo);
-    RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+    RETURN_IF_ERROR(IndexError(s, "get manifest"));
     ASSIGN_OR_RETURN(ManifestRecord m, DecodeManifest(d, v));
-    rocksdb::WriteBatch b;
+    IndexBatch b;
     b.Delete(keys::Manifest(repo, d));
     if (m.subject) b.Delete(keys::Referrer(repo, *m.subject, d));
     std::string prefix = keys::TagPrefix(repo);
     std::string digest_text = d.str();
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
       if (it->value() == digest_text) {
         b.Delete(it->key());
-        std::string time_key = it->key().ToString();
+        std::string time_key = std::string(it->key());
         time_key[0] = 'T';
         b.Delete(time_key);
       }
     }
-    RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
-    return Written(db_->Write(nosync_wo_, &b), "delete manifest");
+    RETURN_IF_ERROR(IndexError(it->status(), "scan tags"));
+    return Written(index_->Write(b), "delete manifest");
   }
 
   Status DeleteTag(const std::string& repo, const std::string& tag) override {
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       if (!Exists(keys::Tag(repo, tag)))
         return NotFound("tag " + tag + " not in " + repo);
-      rocksdb::WriteBatch b;
+      IndexBatch b;
       b.Delete(keys::Tag(repo, tag));
       b.Delete(keys::TagTime(repo, tag));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete tag"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete tag"));
     }
     return Durable();
   }
@@ -1015,17 +1012,17 @@ class RocksStore : public Store {
   Status DeleteTagIfUnchanged(const std::string& repo, const std::string& tag,
                               const Digest& d, int64_t pushed) override {
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       std::string v, t;
-      if (!db_->Get(ro_, keys::Tag(repo, tag), &v).ok())
+      if (!index_->Get(keys::Tag(repo, tag), &v).ok())
         return NotFound("tag " + tag + " not in " + repo);
-      bool timed = db_->Get(ro_, keys::TagTime(repo, tag), &t).ok();
+      bool timed = index_->Get(keys::TagTime(repo, tag), &t).ok();
       if (v != d.str() || (timed ? ParseTime(t) : 0) != pushed)
         return FailedPrecondition("tag " + tag + " was pushed again");
-      rocksdb::WriteBatch b;
+      IndexBatch b;
       b.Delete(keys::Tag(repo, tag));
       b.Delete(keys::TagTime(repo, tag));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete tag"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete tag"));
     }
     return Durable();
   }
@@ -1047,45 +1044,44 @@ class RocksStore : public Store {
       const std::string& repo, const Digest& subject) override {
     std::vector<ReferrerRecord> out;
     std::string prefix = keys::ReferrerPrefix(repo, subject);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
-      auto d = Digest::Parse(it->key().ToStringView().substr(prefix.size()));
+      auto d = Digest::Parse(it->key().substr(prefix.size()));
       if (!d.ok()) return Internal("corrupt referrer key");
       ReferrerRecord r;
       r.digest = *d;
-      keys::Decoder dec(it->value().ToStringView());
+      keys::Decoder dec(it->value());
       if (!dec.Str(&r.media_type) || !dec.U64(&r.size) ||
           !dec.Str(&r.artifact_type) || !DecodeAnnotations(dec, &r.annotations))
         return Internal("corrupt referrer record");
       out.push_back(std::move(r));
     }
-    RETURN_IF_ERROR(FromRocks(it->status(), "scan referrers"));
+    RETURN_IF_ERROR(IndexError(it->status(), "scan referrers"));
     return out;
   }
 
   // --- for a garbage collector ---
   Status WalkUnreferenced(
       const std::function<void(const Digest&, int64_t)>& fn) override {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
     std::string prefix(1, keys::kUnreferencedKind);
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next()) {
-      auto d = Digest::Parse(it->key().ToStringView().substr(1));
-      if (d.ok()) fn(*d, ParseTime(it->value().ToStringView()));
+      auto d = Digest::Parse(it->key().substr(1));
+      if (d.ok()) fn(*d, ParseTime(it->value()));
     }
-    return FromRocks(it->status(), "scan unreferenced");
+    return IndexError(it->status(), "scan unreferenced");
   }
 
   Status DeleteBlobIfIdle(const Digest& d, int64_t cutoff) override {
-    std::lock_guard<std::mutex> dl(DigestLock(d));
+    ASSIGN_OR_RETURN(Held dl, LockStripes({d}));
     BlobRecord r;
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      rocksdb::WriteBatch b;
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      IndexBatch b;
       RETURN_IF_ERROR(StageDeleteIfIdle(d, cutoff, &b, &r));
-      RETURN_IF_ERROR(
-          Written(db_->Write(nosync_wo_, &b), "delete blob record"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete blob record"));
       CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     RETURN_IF_ERROR(Durable());
@@ -1096,23 +1092,22 @@ class RocksStore : public Store {
 
   Result<std::pair<uint64_t, uint64_t>> DeleteBlobsIfIdle(
       const std::vector<Digest>& ds, int64_t cutoff) override {
-    auto held = LockStripes(ds);
+    ASSIGN_OR_RETURN(Held held, LockStripes(ds));
     std::vector<std::pair<Digest, BlobRecord>> gone;
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      rocksdb::WriteBatch b;
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      IndexBatch b;
       for (const auto& d : ds) {
         BlobRecord r;
         if (StageDeleteIfIdle(d, cutoff, &b, &r).ok()) gone.emplace_back(d, r);
       }
       if (gone.empty()) return std::make_pair(uint64_t{0}, uint64_t{0});
-      RETURN_IF_ERROR(
-          Written(db_->Write(nosync_wo_, &b), "delete blob records"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete blob records"));
       for (const auto& [d, r] : gone)
         CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
     // Committers wait on these locks: release them before the sync.
-    held.clear();
+    held.Release();
     ASSIGN_OR_RETURN(uint64_t bytes, RemoveBytesOf(gone));
     return std::make_pair(static_cast<uint64_t>(gone.size()), bytes);
   }
@@ -1124,15 +1119,15 @@ class RocksStore : public Store {
     // link's touch, before the cutoff: it is deleted in the same batch
     // (one pass instead of a later DeleteBlobsIfIdle), under its stripe
     // lock as any deletion.
-    auto held = LockStripes(ds);
+    ASSIGN_OR_RETURN(Held held, LockStripes(ds));
     UnlinkCount n;
     std::vector<std::pair<Digest, BlobRecord>> gone;
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      rocksdb::WriteBatch b;
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      IndexBatch b;
       for (const auto& d : ds) {
         std::string v;
-        if (!db_->Get(ro_, keys::Link(repo, d), &v).ok()) continue;
+        if (!index_->Get(keys::Link(repo, d), &v).ok()) continue;
         int64_t touched = ParseTime(v);
         if (touched >= cutoff) continue;  // linked again since
         ++n.links;
@@ -1150,11 +1145,11 @@ class RocksStore : public Store {
         gone.emplace_back(d, r);
       }
       if (n.links == 0) return n;
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blobs"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "unlink blobs"));
       for (const auto& [d, r] : gone)
         CountBlobs(-1, -static_cast<int64_t>(r.size));
     }
-    held.clear();
+    held.Release();
     n.blobs = gone.size();
     ASSIGN_OR_RETURN(n.bytes, RemoveBytesOf(gone));
     return n;
@@ -1166,35 +1161,33 @@ class RocksStore : public Store {
       MutexLock sl(&stats_mu_);
       if (!counted_) {
         // One walk of a snapshot, taken with the deltas of that moment.
-        const rocksdb::Snapshot* snap;
+        std::unique_ptr<IndexSnapshot> snap;
         int64_t n0, b0;
         {
-          std::lock_guard<std::mutex> l(meta_mu_);
-          snap = db_->GetSnapshot();
+          ASSIGN_OR_RETURN(Held l, LockMeta());
+          ASSIGN_OR_RETURN(snap, index_->GetSnapshot());
           n0 = blob_delta_;
           b0 = blob_bytes_delta_;
         }
-        rocksdb::ReadOptions ro = ro_;
-        ro.snapshot = snap;
         int64_t n = 0, bytes = 0;
-        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
         std::string prefix(1, keys::kBlobKind);
+        auto it = index_->NewIterator(prefix, snap.get());
         for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
              it->Next()) {
           BlobRecord r;
-          if (!BlobRecord::Decode(it->value().ToStringView(), &r)) continue;
+          if (!BlobRecord::Decode(it->value(), &r)) continue;
           ++n;
           bytes += static_cast<int64_t>(r.size);
         }
-        Status st = FromRocks(it->status(), "count blobs");
+        Status st = IndexError(it->status(), "count blobs");
         it.reset();
-        db_->ReleaseSnapshot(snap);
+        snap.reset();
         RETURN_IF_ERROR(st);
         blob_base_ = n - n0;
         blob_bytes_base_ = bytes - b0;
         counted_ = true;
       }
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       out.blobs =
           static_cast<uint64_t>(std::max<int64_t>(0, blob_base_ + blob_delta_));
       out.blob_bytes = static_cast<uint64_t>(
@@ -1204,18 +1197,14 @@ class RocksStore : public Store {
       MutexLock l(&uploads_mu_);
       out.uploads_open = upload_repo_.size();
     }
-    uint64_t v = 0;
-    if (db_->GetIntProperty("rocksdb.total-sst-files-size", &v))
-      out.database_bytes += v;
-    if (db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &v))
-      out.database_bytes += v;
+    out.database_bytes += index_->LocalBytes();
     return out;
   }
 
   Status ProbeWritable() override {
     if (opts_.read_only) return FailedPrecondition("opened read-only");
     RETURN_IF_ERROR(CheckSpace());
-    return Written(db_->Put(nosync_wo_, keys::Probe(), TimeValue(NowMicros())),
+    return Written(PutOne(keys::Probe(), TimeValue(NowMicros())),
                    "readiness probe");
   }
 
@@ -1224,7 +1213,7 @@ class RocksStore : public Store {
     std::vector<Digest> all;
     RETURN_IF_ERROR(bytes_->ListBlobs(&all));
     for (const Digest& d : all) {
-      std::lock_guard<std::mutex> dl(DigestLock(d));
+      ASSIGN_OR_RETURN(Held dl, LockStripes({d}));
       if (Exists(keys::Blob(d)) || Exists(keys::Pending(d))) continue;
       auto h = bytes_->Open(d);
       uint64_t size = h.ok() ? (*h)->size() : 0;
@@ -1242,27 +1231,27 @@ class RocksStore : public Store {
       override {
     if (entries.empty()) return Status::Ok();
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       if (queue_seq_ == 0) {
         // The next sequence number: past every entry of every queue.
-        std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+        std::string qp(1, keys::kQueueKind);
+        auto it = index_->NewIterator(qp);
         uint64_t last = 0;
-        for (it->Seek(std::string(1, keys::kQueueKind));
-             it->Valid() && it->key()[0] == keys::kQueueKind; it->Next()) {
-          std::string_view k = it->key().ToStringView();
+        for (it->Seek(qp); it->Valid(); it->Next()) {
+          std::string_view k = it->key();
           if (k.size() < 9) continue;
           uint64_t seq = 0;
           for (size_t i = k.size() - 8; i < k.size(); ++i)
             seq = (seq << 8) | static_cast<unsigned char>(k[i]);
           last = std::max(last, seq);
         }
-        RETURN_IF_ERROR(FromRocks(it->status(), "scan queues"));
+        RETURN_IF_ERROR(IndexError(it->status(), "scan queues"));
         queue_seq_ = last + 1;
       }
-      rocksdb::WriteBatch b;
+      IndexBatch b;
       for (const auto& [q, payload] : entries)
         b.Put(keys::QueueEntry(q, queue_seq_++), payload);
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "queue entries"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "queue entries"));
     }
     return Durable();
   }
@@ -1271,75 +1260,70 @@ class RocksStore : public Store {
                                        size_t max) override {
     std::vector<QueueEntry> out;
     std::string prefix = keys::QueuePrefix(queue);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix);
          it->Valid() && it->key().starts_with(prefix) && out.size() < max;
          it->Next()) {
-      std::string_view k = it->key().ToStringView().substr(prefix.size());
+      std::string_view k = it->key().substr(prefix.size());
       if (k.size() != 8) continue;
       QueueEntry e;
       for (char c : k) e.seq = (e.seq << 8) | static_cast<unsigned char>(c);
-      e.payload = it->value().ToString();
+      e.payload = std::string(it->value());
       out.push_back(std::move(e));
     }
-    RETURN_IF_ERROR(FromRocks(it->status(), "read queue"));
+    RETURN_IF_ERROR(IndexError(it->status(), "read queue"));
     return out;
   }
 
   Status Ack(const std::string& queue, uint64_t through) override {
-    rocksdb::WriteBatch b;
+    IndexBatch b;
     std::string prefix = keys::QueuePrefix(queue);
     std::string end = keys::QueueEntry(queue, through);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
                            it->key().compare(end) <= 0;
          it->Next())
       b.Delete(it->key());
-    RETURN_IF_ERROR(FromRocks(it->status(), "read queue"));
+    RETURN_IF_ERROR(IndexError(it->status(), "read queue"));
     if (b.Count() == 0) return Status::Ok();
-    RETURN_IF_ERROR(
-        Written(db_->Write(nosync_wo_, &b), "acknowledge queue entries"));
+    RETURN_IF_ERROR(Written(index_->Write(b), "acknowledge queue entries"));
     return Durable();
   }
 
   Result<uint64_t> QueueLength(const std::string& queue) override {
     uint64_t n = 0;
     std::string prefix = keys::QueuePrefix(queue);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
          it->Next())
       ++n;
-    RETURN_IF_ERROR(FromRocks(it->status(), "count queue"));
+    RETURN_IF_ERROR(IndexError(it->status(), "count queue"));
     return n;
   }
 
   Result<RepositoryContents> ReadRepository(const std::string& repo) override {
-    const rocksdb::Snapshot* snap;
+    std::unique_ptr<IndexSnapshot> snap;
     {
       // Taken under the metadata lock: a manifest PUT is wholly in it or
       // stamps its touches after it.
-      std::lock_guard<std::mutex> l(meta_mu_);
-      snap = db_->GetSnapshot();
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      ASSIGN_OR_RETURN(snap, index_->GetSnapshot());
     }
-    rocksdb::ReadOptions ro = ro_;
-    ro.snapshot = snap;
     RepositoryContents out;
-    Status st = ReadRepositoryAt(ro, repo, &out);
-    db_->ReleaseSnapshot(snap);
-    if (!st.ok()) return st;
+    RETURN_IF_ERROR(ReadRepositoryAt(*snap, repo, &out));
     return out;
   }
 
-  Status ReadRepositoryAt(const rocksdb::ReadOptions& ro,
-                          const std::string& repo, RepositoryContents* out) {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  Status ReadRepositoryAt(const IndexSnapshot& snap, const std::string& repo,
+                          RepositoryContents* out) {
     auto scan = [&](const std::string& prefix, auto&& fn) -> Status {
+      auto it = index_->NewIterator(prefix, &snap);
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
            it->Next()) {
-        auto key = it->key().ToStringView().substr(prefix.size());
-        RETURN_IF_ERROR(fn(key, it->value().ToStringView()));
+        auto key = it->key().substr(prefix.size());
+        RETURN_IF_ERROR(fn(key, it->value()));
       }
-      return FromRocks(it->status(), "read repository");
+      return IndexError(it->status(), "read repository");
     };
     RETURN_IF_ERROR(scan(keys::LinkPrefix(repo), [&](auto k, auto v) {
       auto d = Digest::Parse(k);
@@ -1375,10 +1359,10 @@ class RocksStore : public Store {
   Status UnlinkIfIdle(const std::string& repo, const Digest& d,
                       int64_t cutoff) override {
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      rocksdb::WriteBatch b;
+      ASSIGN_OR_RETURN(Held l, LockMeta());
+      IndexBatch b;
       RETURN_IF_ERROR(StageUnlinkIfIdle(repo, d, cutoff, &b));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "unlink blob"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "unlink blob"));
     }
     return Durable();
   }
@@ -1386,43 +1370,43 @@ class RocksStore : public Store {
   Status DeleteManifestIfIdle(const std::string& repo, const Digest& d,
                               int64_t cutoff) override {
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       std::string v;
-      auto s = db_->Get(ro_, keys::Manifest(repo, d), &v);
-      if (s.IsNotFound())
+      auto s = index_->Get(keys::Manifest(repo, d), &v);
+      if (s.code() == Code::kNotFound)
         return NotFound("manifest " + d.str() + " not in " + repo);
-      RETURN_IF_ERROR(FromRocks(s, "get manifest"));
+      RETURN_IF_ERROR(IndexError(s, "get manifest"));
       ASSIGN_OR_RETURN(ManifestRecord m, DecodeManifest(d, v));
       if (m.touched_micros >= cutoff)
         return FailedPrecondition(d.str() + " was touched since the cutoff");
       std::string prefix = keys::TagPrefix(repo), text = d.str();
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      auto it = index_->NewIterator(prefix);
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);
            it->Next())
         if (it->value() == text)
           return FailedPrecondition(d.str() + " is tagged");
-      RETURN_IF_ERROR(FromRocks(it->status(), "scan tags"));
-      rocksdb::WriteBatch b;
+      RETURN_IF_ERROR(IndexError(it->status(), "scan tags"));
+      IndexBatch b;
       b.Delete(keys::Manifest(repo, d));
       if (m.subject) b.Delete(keys::Referrer(repo, *m.subject, d));
-      RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "delete manifest"));
+      RETURN_IF_ERROR(Written(index_->Write(b), "delete manifest"));
     }
     return Durable();
   }
 
   Status RemoveRepositoryIfEmpty(const std::string& repo) override {
     {
-      std::lock_guard<std::mutex> l(meta_mu_);
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+      ASSIGN_OR_RETURN(Held l, LockMeta());
       for (const std::string& prefix :
            {keys::LinkPrefix(repo), keys::TagPrefix(repo),
             keys::ManifestPrefix(repo)}) {
+        auto it = index_->NewIterator(prefix);
         it->Seek(prefix);
         if (it->Valid() && it->key().starts_with(prefix))
           return FailedPrecondition(repo + " is not empty");
       }
-      RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Repo(repo)),
-                              "remove repository"));
+      RETURN_IF_ERROR(
+          Written(DeleteOne(keys::Repo(repo)), "remove repository"));
     }
     return Durable();
   }
@@ -1467,7 +1451,7 @@ class RocksStore : public Store {
     }
     // The spool stays open until the writer goes, so ReadAt keeps working
     // during and after the commit; renaming an open file is fine.
-    std::lock_guard<std::mutex> dl(DigestLock(expected));
+    ASSIGN_OR_RETURN(Held dl, LockStripes({expected}));
     BlobRecord existing;
     bool exists = GetBlobRecord(expected, &existing).ok();
     const bool in_db = !w.spool_;  // small: the bytes go in the commit batch
@@ -1475,8 +1459,8 @@ class RocksStore : public Store {
       // The WAL is sequential: the synced commit batch below makes this
       // intent durable too; losing it in between only leaves unreachable
       // bytes, never a visible half blob.
-      RETURN_IF_ERROR(Written(db_->Put(nosync_wo_, keys::Pending(expected), ""),
-                              "write promote intent"));
+      RETURN_IF_ERROR(
+          Written(PutOne(keys::Pending(expected), ""), "write promote intent"));
       Status s = bytes_->Promote(w.spool_key_, expected);
       // The bytes are made durable after the rename and before the record:
       // on a journalling file system the directory sync has then already
@@ -1485,8 +1469,8 @@ class RocksStore : public Store {
       if (s.ok() && opts_.sync) s = w.spool_->Sync();
       if (!s.ok()) return FailCommit(w, s);
     }
-    std::unique_lock<std::mutex> l(meta_mu_);
-    rocksdb::WriteBatch b;
+    ASSIGN_OR_RETURN(Held l, LockMeta());
+    IndexBatch b;
     BlobRecord r;
     if (exists) {
       GetBlobRecord(expected, &r).IgnoreError();  // refs may have changed
@@ -1496,7 +1480,7 @@ class RocksStore : public Store {
       b.Put(keys::Blob(expected), r.Encode());
       if (in_db)
         b.Put(keys::Inline(expected),
-              rocksdb::Slice(size == 0 ? "" : w.inline_buf_.get(), size));
+              std::string_view(size == 0 ? "" : w.inline_buf_.get(), size));
       b.Put(keys::Unreferenced(expected), TimeValue(NowMicros()));
       b.Delete(keys::Pending(expected));
     }
@@ -1505,9 +1489,9 @@ class RocksStore : public Store {
     if (!link_repo.empty())
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
     if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
-    RETURN_IF_ERROR(Written(db_->Write(nosync_wo_, &b), "commit blob"));
+    RETURN_IF_ERROR(Written(index_->Write(b), "commit blob"));
     if (!exists) CountBlobs(1, static_cast<int64_t>(size));
-    l.unlock();
+    l.Release();
     RETURN_IF_ERROR(Durable());
     if (exists) bytes_->RemoveSpool(w.spool_key_).IgnoreError();
     w.done_ = true;
@@ -1526,13 +1510,7 @@ class RocksStore : public Store {
   // concurrent committers share syncs.
   Status Durable() {
     if (!opts_.sync) return Status::Ok();
-    uint64_t target = db_->GetLatestSequenceNumber();
-    MutexLock l(&sync_mu_);
-    if (synced_seq_ >= target) return Status::Ok();
-    uint64_t covering = db_->GetLatestSequenceNumber();
-    RETURN_IF_ERROR(Written(db_->SyncWAL(), "sync write-ahead log"));
-    synced_seq_ = covering;
-    return Status::Ok();
+    return Written(index_->Sync(), "sync the index");
   }
 
   // Called when a Writer is destroyed without a successful commit.
@@ -1607,8 +1585,8 @@ class RocksStore : public Store {
   }
 
   Status RemoveSession(const std::string& id) {
-    RETURN_IF_ERROR(Written(db_->Delete(nosync_wo_, keys::Upload(id)),
-                            "delete upload record"));
+    RETURN_IF_ERROR(
+        Written(DeleteOne(keys::Upload(id)), "delete upload record"));
     ForgetUpload(id);
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
   }
@@ -1640,7 +1618,7 @@ class RocksStore : public Store {
   // REQUIRES: meta_mu_ held. Adds the link (if new) to b. `known` is the
   // blob record if the caller already has it (it is updated in place).
   Status LinkLocked(const std::string& repo, const Digest& d, BlobRecord* known,
-                    rocksdb::WriteBatch* b) {
+                    IndexBatch* b) {
     BlobRecord r;
     if (known) {
       r = *known;
@@ -1662,9 +1640,10 @@ class RocksStore : public Store {
 
   Status GetBlobRecord(const Digest& d, BlobRecord* r) {
     std::string v;
-    auto s = db_->Get(ro_, keys::Blob(d), &v);
-    if (s.IsNotFound()) return NotFound("blob " + d.str() + " not found");
-    RETURN_IF_ERROR(FromRocks(s, "get blob"));
+    auto s = index_->Get(keys::Blob(d), &v);
+    if (s.code() == Code::kNotFound)
+      return NotFound("blob " + d.str() + " not found");
+    RETURN_IF_ERROR(IndexError(s, "get blob"));
     if (!BlobRecord::Decode(v, r)) return Internal("corrupt blob record");
     return Status::Ok();
   }
@@ -1672,25 +1651,25 @@ class RocksStore : public Store {
   Status GetUploadRecord(const std::string& id, UploadRecord* r) {
     if (!ValidUploadId(id)) return NotFound("unknown upload");
     std::string v;
-    auto s = db_->Get(ro_, keys::Upload(id), &v);
-    if (s.IsNotFound()) return NotFound("unknown upload " + id);
-    RETURN_IF_ERROR(FromRocks(s, "get upload"));
+    auto s = index_->Get(keys::Upload(id), &v);
+    if (s.code() == Code::kNotFound) return NotFound("unknown upload " + id);
+    RETURN_IF_ERROR(IndexError(s, "get upload"));
     if (!UploadRecord::Decode(v, r)) return Internal("corrupt upload record");
     return Status::Ok();
   }
 
   bool Exists(const std::string& key) {
     std::string v;
-    return db_->Get(ro_, key, &v).ok();
+    return index_->Get(key, &v).ok();
   }
 
   Result<Page> List(const std::string& prefix, size_t n,
                     const std::string& last) {
     Page p;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
+    auto it = index_->NewIterator(prefix);
     it->Seek(prefix + last);
     for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      std::string name = it->key().ToString().substr(prefix.size());
+      std::string name = std::string(it->key()).substr(prefix.size());
       if (!last.empty() && name <= last) continue;
       if (n > 0 && p.items.size() == n) {
         p.more = true;
@@ -1698,31 +1677,38 @@ class RocksStore : public Store {
       }
       p.items.push_back(std::move(name));
     }
-    RETURN_IF_ERROR(FromRocks(it->status(), "list"));
+    RETURN_IF_ERROR(IndexError(it->status(), "list"));
     return p;
   }
 
-  // Crash recovery, run once at open (single-threaded).
+  // Crash recovery, run once at open (single-threaded). With a shared
+  // index, other processes' promotions and spools are in flight: nothing
+  // is removed here (the collector reclaims what a crashed one left).
   Status Recover() {
+    if (index_->Shared()) return Status::Ok();
     std::vector<std::string> pending;
     std::set<std::string> live_spools;
     {
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro_));
       std::string pp(1, keys::kPendingKind);
-      for (it->Seek(pp); it->Valid() && it->key().starts_with(pp); it->Next())
-        pending.push_back(it->key().ToString().substr(1));
+      auto it = index_->NewIterator(pp);
+      for (it->Seek(pp); it->Valid(); it->Next())
+        pending.push_back(std::string(it->key()).substr(1));
+      RETURN_IF_ERROR(IndexError(it->status(), "scan for recovery"));
+    }
+    {
       std::string up(1, keys::kUploadKind);
+      auto it = index_->NewIterator(up);
       MutexLock l(&uploads_mu_);
-      for (it->Seek(up); it->Valid() && it->key().starts_with(up); it->Next()) {
-        std::string id = it->key().ToString().substr(1);
+      for (it->Seek(up); it->Valid(); it->Next()) {
+        std::string id = std::string(it->key()).substr(1);
         live_spools.insert(SpoolKeyForSession(id));
         UploadRecord rec;
-        if (UploadRecord::Decode(it->value().ToStringView(), &rec)) {
+        if (UploadRecord::Decode(it->value(), &rec)) {
           ++uploads_per_repo_[rec.repo];
           upload_repo_[id] = rec.repo;
         }
       }
-      RETURN_IF_ERROR(FromRocks(it->status(), "scan for recovery"));
+      RETURN_IF_ERROR(IndexError(it->status(), "scan for recovery"));
     }
     for (const auto& text : pending) {
       auto d = Digest::Parse(text);
@@ -1731,8 +1717,9 @@ class RocksStore : public Store {
         RETURN_IF_ERROR(bytes_->Remove(*d));
       }
       RETURN_IF_ERROR(
-          FromRocks(db_->Delete(wo_, std::string(1, keys::kPendingKind) + text),
-                    "clear promote intent"));
+          IndexError(DeleteOne(std::string(1, keys::kPendingKind) + text,
+                               /*sync=*/true),
+                     "clear promote intent"));
     }
     ASSIGN_OR_RETURN(auto spools, bytes_->ListSpools());
     for (const auto& key : spools)
@@ -1748,25 +1735,18 @@ class RocksStore : public Store {
   size_t StripeOf(const Digest& d) const {
     return std::hash<std::string>()(d.hex()) % digest_locks_.size();
   }
-  std::mutex& DigestLock(const Digest& d) { return digest_locks_[StripeOf(d)]; }
 
   // Constant after Open().
   const StoreOptions opts_;
   std::unique_ptr<ByteBackend> bytes_;
-  std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::WriteOptions wo_;  // synced when opts_.sync
-  rocksdb::WriteOptions
-      nosync_wo_;  // metadata writes made durable by Durable()
-  rocksdb::ReadOptions ro_;
+  std::unique_ptr<Index> index_;  // batches made durable by Durable()
 
   // Group commit: metadata batches are written under meta_mu_ without
-  // waiting for the disk; Durable() then syncs the WAL outside the lock, and
-  // one sync covers every batch written before it started.
-  Mutex sync_mu_;
-  uint64_t synced_seq_ GUARDED_BY(sync_mu_) = 0;
+  // waiting for the disk; Durable() then syncs outside the lock, and one
+  // sync covers every batch written before it started.
 
   // Serialises metadata read-check-write sequences. Never held across
-  // network I/O; lock order: DigestLock before meta_mu_.
+  // network I/O; lock order: stripe locks before meta_mu_ (LockMeta).
   std::mutex meta_mu_;
   // Serialises promotion of one digest against its deletion.
   // Many stripes: a collector's batch holds up to 32 (BatchSize online),
@@ -1848,6 +1828,12 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
 
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
                                          std::unique_ptr<ByteBackend> bytes) {
+  return OpenStore(options, std::move(bytes), nullptr);
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
+                                         std::unique_ptr<ByteBackend> bytes,
+                                         std::unique_ptr<Index> index) {
   if (options.root.empty()) return InvalidArgument("store root is empty");
   std::error_code ec;
   std::filesystem::create_directories(options.root, ec);
@@ -1856,7 +1842,8 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
     ASSIGN_OR_RETURN(bytes, NewFileBackend(options.root, options.sync,
                                            options.written_cache_bytes));
   }
-  auto store = std::make_unique<RocksStore>(options, std::move(bytes));
+  auto store =
+      std::make_unique<IndexStore>(options, std::move(bytes), std::move(index));
   RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<Store>(std::move(store));
 }

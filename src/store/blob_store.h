@@ -412,5 +412,14 @@ Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
 class ByteBackend;
 Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
                                          std::unique_ptr<ByteBackend> bytes);
+// The same with the records in `index` (e.g. PostgreSQL, shared by several
+// processes) instead of RocksDB under options.root; null means RocksDB.
+// With a shared index, recovery at open leaves other processes' promotions
+// and spools alone (the collector's RemoveOrphanBytes and upload expiry
+// reclaim what a crashed process left).
+class Index;
+Result<std::unique_ptr<Store>> OpenStore(const StoreOptions& options,
+                                         std::unique_ptr<ByteBackend> bytes,
+                                         std::unique_ptr<Index> index);
 
 }  // namespace ocib
