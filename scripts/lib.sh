@@ -5,7 +5,7 @@ OCIB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Build and test dependencies (Debian 12 package names).
 OCIB_PACKAGES=(cmake g++ make pkg-config libssl-dev librocksdb-dev
-  libcpp-httplib-dev nlohmann-json3-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libcrypt-dev doctest-dev
+  libcpp-httplib-dev nlohmann-json3-dev libpq-dev postgresql libzstd-dev zlib1g-dev liblzma-dev libbz2-dev libcrypt-dev doctest-dev
   xz-utils bzip2 clang-format
   curl jq zstd skopeo busybox-static docker.io podman containerd runc debootstrap
   docker-registry apache2-utils nginx-light python3-jwt python3-cryptography prometheus

@@ -21,17 +21,18 @@ RULES = {
     "metrics": (["util"], []),
     "store": (["util"], ["rocksdb/", "openssl/"]),
     "objstore": (["util", "store", "net"], ["httplib.h", "openssl/"]),
+    "pgindex": (["util", "store/index.h"], ["libpq-fe.h"]),
     "oci": (["util", "store/digest.h"], ["nlohmann/"]),
     "net": (["util"], ["httplib.h", "openssl/"]),
     "client": (["util", "store", "oci", "net"], ["httplib.h", "nlohmann/", "openssl/"]),
     "auth": (["util"], ["nlohmann/", "openssl/", "crypt.h"]),
     "gc": (["util", "store", "oci", "auth/acl.h"], []),
-    "registry": (["util", "store", "oci", "net", "client", "auth", "gc", "metrics", "objstore"], ["nlohmann/", "openssl/"]),
+    "registry": (["util", "store", "oci", "net", "client", "auth", "gc", "metrics", "objstore", "pgindex"], ["nlohmann/", "openssl/"]),
     "image": (["util", "store", "oci", "client"], ["nlohmann/", "openssl/", "zlib.h", "zstd.h", "lzma.h", "bzlib.h"]),
     "build": (["util", "store", "oci", "client", "image", "gc"], ["nlohmann/", "openssl/"]),
     "ocibuild": (["util", "store", "oci", "client", "image", "build", "gc"], ["nlohmann/"]),
 }
-THIRD_PARTY = ["crypt.h", "rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
+THIRD_PARTY = ["crypt.h", "libpq-fe.h", "rocksdb/", "openssl/", "nlohmann/", "httplib.h", "zlib.h", "zstd.h", "lzma.h", "bzlib.h", "doctest/"]
 TEST_ONLY = ["doctest/"]
 TEST_HELPERS = ["temp_dir.h", "registry_process.h", "store_fixture.h"]
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

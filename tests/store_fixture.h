@@ -1,9 +1,11 @@
 // Which byte backend a store test binary runs on. The store's unit suite
-// (src/store/blob_store_test.cc) is one source built twice: with
-// store_fixture_files.cc (blob bytes in files under the store's root) and
-// with store_fixture_s3.cc (bytes in an S3 bucket, a prefix per store;
-// the endpoint comes from OCIB_TEST_S3_ENDPOINT, _ACCESS_KEY and
-// _SECRET_KEY, set by tests/s3/store_s3_test.sh after it starts Ceph).
+// (src/store/blob_store_test.cc) is one source built three times: with
+// store_fixture_files.cc (blob bytes in files under the store's root,
+// records in RocksDB), with store_fixture_s3.cc (bytes in an S3 bucket, a
+// prefix per store; the endpoint comes from OCIB_TEST_S3_ENDPOINT,
+// _ACCESS_KEY and _SECRET_KEY, set by tests/s3/store_s3_test.sh after it
+// starts Ceph) and with store_fixture_pg.cc (records in PostgreSQL, a
+// schema per store; OCIB_TEST_PG, set by tests/pg/store_pg_test.sh).
 #pragma once
 
 #include <memory>
@@ -26,5 +28,9 @@ void PlantBlobBytes(const std::string& root, const Digest& d,
 // True when bytes are files under the root (tests of page-cache and file
 // descriptor behaviour only apply then).
 bool FileBackend();
+// True when the records are in an index other processes share (PostgreSQL):
+// several stores may open one root, and a read-only open sees the latest
+// records rather than a snapshot.
+bool SharedIndex();
 
 }  // namespace ocib::testing

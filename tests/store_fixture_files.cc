@@ -32,6 +32,7 @@ void PlantBlobBytes(const std::string& root, const Digest& d,
   std::ofstream f(dir + "/" + d.hex(), std::ios::binary);
   f << bytes;
 }
+bool SharedIndex() { return false; }
 bool FileBackend() { return true; }
 
 }  // namespace ocib::testing

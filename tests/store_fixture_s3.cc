@@ -78,6 +78,7 @@ void PlantBlobBytes(const std::string& root, const Digest& d,
                       .ok())
     std::abort();
 }
+bool SharedIndex() { return false; }
 bool FileBackend() { return false; }
 
 }  // namespace ocib::testing

@@ -438,6 +438,8 @@ class IndexStore : public Store {
     if (opts_.read_only) {
       std::string v;
       Status s = index_->Get(keys::Schema(), &v);
+      if (s.code() == Code::kNotFound)
+        return NotFound("no store at " + opts_.root);
       if (!s.ok() || (v != keys::kSchemaVersion && v != "1"))
         return FailedPrecondition("store schema version \"" + v +
                                   "\" is not supported");
@@ -682,7 +684,46 @@ class IndexStore : public Store {
       RETURN_IF_ERROR(s);
       ++removed;
     }
+    if (index_->Shared()) RETURN_IF_ERROR(SweepShared(cutoff));
     return removed;
+  }
+
+  // With a shared index, what recovery at open does for one process: stray
+  // spools (no session record) idle since before the cutoff are removed
+  // (another process's ingest in flight keeps writing to its spool), and
+  // sessions that ended in another process leave this one's counts.
+  Status SweepShared(int64_t cutoff) {
+    std::set<std::string> live;
+    {
+      std::string up(1, keys::kUploadKind);
+      auto it = index_->NewIterator(up);
+      for (it->Seek(up); it->Valid(); it->Next())
+        live.insert(SpoolKeyForSession(std::string(it->key()).substr(1)));
+      RETURN_IF_ERROR(IndexError(it->status(), "scan uploads"));
+    }
+    ASSIGN_OR_RETURN(auto spools, bytes_->ListSpools());
+    for (const auto& key : spools) {
+      if (live.count(key)) continue;
+      auto spool = bytes_->OpenSpool(key);
+      if (!spool.ok() || (*spool)->modified_unix() >= cutoff) continue;
+      spool->reset();
+      bytes_->RemoveSpool(key).IgnoreError();
+    }
+    std::vector<std::string> ended;
+    {
+      MutexLock l(&uploads_mu_);
+      for (const auto& [id, repo] : upload_repo_)
+        if (!live.count(SpoolKeyForSession(id))) ended.push_back(id);
+    }
+    for (const auto& id : ended) {
+      {
+        MutexLock l(&sessions_mu_);
+        auto it = sessions_.find(id);
+        if (it != sessions_.end() && it->second.busy) continue;
+      }
+      ForgetUpload(id);
+    }
+    return Status::Ok();
   }
 
   // --- BlobAdmin ---
@@ -1197,7 +1238,7 @@ class IndexStore : public Store {
       MutexLock l(&uploads_mu_);
       out.uploads_open = upload_repo_.size();
     }
-    out.database_bytes += index_->LocalBytes();
+    out.database_bytes += index_->SizeBytes();
     return out;
   }
 

@@ -107,11 +107,26 @@ class Index {
 
   // After a failed write (a full disk): tries to make writes work again.
   virtual Status Resume() { return Status::Ok(); }
-  // The index's own size on disk, when it is local (else 0).
-  virtual uint64_t LocalBytes() { return 0; }
+  // The space the index's records take (on disk or in its database).
+  virtual uint64_t SizeBytes() = 0;
   // What the index is, for logs ("rocksdb", "postgresql").
   virtual std::string Name() const = 0;
 };
+
+// The smallest key after every key starting with prefix ("" when there is
+// none: the prefix is empty or all 0xff bytes).
+inline std::string IndexPrefixEnd(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty()) {
+    unsigned char c = static_cast<unsigned char>(end.back());
+    if (c != 0xff) {
+      end.back() = static_cast<char>(c + 1);
+      return end;
+    }
+    end.pop_back();
+  }
+  return end;
+}
 
 // The embedded index: a RocksDB database at dir (created if missing unless
 // read_only). block_cache_bytes and write_buffer_bytes: 0 for defaults.

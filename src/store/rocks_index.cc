@@ -26,20 +26,6 @@ Status FromRocks(const rocksdb::Status& s) {
   return Internal(reason);
 }
 
-// The key after every key starting with prefix ("" when there is none).
-std::string PrefixEnd(std::string_view prefix) {
-  std::string end(prefix);
-  while (!end.empty()) {
-    unsigned char c = static_cast<unsigned char>(end.back());
-    if (c != 0xff) {
-      end.back() = static_cast<char>(c + 1);
-      return end;
-    }
-    end.pop_back();
-  }
-  return end;
-}
-
 class RocksSnapshot : public IndexSnapshot {
  public:
   RocksSnapshot(rocksdb::DB* db) : db_(db), snap_(db->GetSnapshot()) {}
@@ -55,7 +41,7 @@ class RocksIterator : public IndexIterator {
  public:
   RocksIterator(rocksdb::DB* db, std::string_view prefix,
                 const rocksdb::Snapshot* snap)
-      : prefix_(prefix), end_(PrefixEnd(prefix)) {
+      : prefix_(prefix), end_(IndexPrefixEnd(prefix)) {
     rocksdb::ReadOptions ro;
     ro.snapshot = snap;
     if (!end_.empty()) {
@@ -207,7 +193,7 @@ class RocksIndex : public Index {
     return Status::Ok();
   }
 
-  uint64_t LocalBytes() override {
+  uint64_t SizeBytes() override {
     uint64_t out = 0, v = 0;
     if (db_->GetIntProperty("rocksdb.total-sst-files-size", &v)) out += v;
     if (db_->GetIntProperty("rocksdb.cur-size-all-mem-tables", &v)) out += v;
