@@ -1,7 +1,9 @@
 #include "registry/config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -437,6 +439,27 @@ Status Validate(const Config& c) {
     return InvalidArgument("config key \"root\" must not be empty");
   if (c.s3.enabled() && c.s3.bucket.empty())
     return InvalidArgument("config key \"storage.s3.bucket\" must be set");
+  if (c.database.enabled) {
+    if (c.database.dbname.empty() || c.database.user.empty())
+      return InvalidArgument(
+          "config keys \"database.dbname\" and \"database.user\" must be set");
+    static const char* const kModes[] = {"disable", "allow",     "prefer",
+                                         "require", "verify-ca", "verify-full"};
+    if (std::find(std::begin(kModes), std::end(kModes), c.database.sslmode) ==
+        std::end(kModes))
+      return InvalidArgument(
+          "config key \"database.sslmode\" must be one of disable, allow, "
+          "prefer, require, verify-ca, verify-full");
+    const std::string& sc = c.database.schema;
+    bool ok = !sc.empty() && sc.size() <= 63 && !(sc[0] >= '0' && sc[0] <= '9');
+    for (char ch : sc)
+      ok = ok &&
+           ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
+    if (!ok)
+      return InvalidArgument(
+          "config key \"database.schema\" must be [a-z_][a-z0-9_]*, at most "
+          "63 characters");
+  }
   if (c.log_format != "text" && c.log_format != "json" && c.log_format != "off")
     return InvalidArgument(
         "config key \"log_format\" must be text, json or off");
@@ -571,6 +594,24 @@ Result<Config> ParseConfig(std::string_view text, const std::string& path) {
                    {"redirect", Bool(&o.redirect)},
                    {"cache_mib", Int(0, 1LL << 30, &o.cache_mib)},
                    {"cache_dir", Str(&o.cache_dir)}});
+            }}});
+    else if (k == "database")
+      s = ParseObject(
+          v, "database",
+          {{"enabled", Bool(&c.database.enabled)},
+           {"host", Str(&c.database.host)},
+           {"port", Int(1, 65535, &c.database.port)},
+           {"user", Str(&c.database.user)},
+           {"password", Str(&c.database.password)},
+           {"dbname", Str(&c.database.dbname)},
+           {"sslmode", Str(&c.database.sslmode)},
+           {"sslrootcert", Str(&c.database.sslrootcert)},
+           {"schema", Str(&c.database.schema)},
+           {"connecttimeout", Int(1, 300, &c.database.connecttimeout)},
+           {"pool", [&c](const json& p, const char* key) {
+              return ParseObject(
+                  p, key,
+                  {{"maxopen", Int(1, 1000, &c.database.pool_maxopen)}});
             }}});
     else if (k == "retention")
       s = ParseRetention(v, &c.retention);

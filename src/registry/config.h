@@ -178,6 +178,24 @@ struct Config {
     std::string cache_dir;
     bool enabled() const { return !regionendpoint.empty(); }
   } s3;
+  // "database": the store's records in PostgreSQL (pgindex/pg_index.h)
+  // instead of RocksDB under root, so several replicas (with blob bytes
+  // in storage.s3) serve one registry. Key names follow GitLab's
+  // container registry. The password may also come from PGPASSWORD or
+  // ~/.pgpass (libpq's own sources).
+  struct Database {
+    bool enabled = false;
+    std::string host = "127.0.0.1";
+    int port = 5432;
+    std::string user;
+    std::string password;
+    std::string dbname;
+    std::string sslmode = "prefer";  // libpq's: disable ... verify-full
+    std::string sslrootcert;
+    std::string schema = "public";  // created if missing
+    int connecttimeout = 5;         // seconds
+    int pool_maxopen = 8;           // "pool": {"maxopen": N}
+  } database;
   // The web catalog at / and /ui/ (registry/web_ui.h).
   bool ui = true;
   // "notifications": {"endpoints": [...]}

@@ -4,6 +4,9 @@
 #include <fstream>
 
 #include "objstore/s3_backend.h"
+#include "pgindex/pg_index.h"
+#include "store/byte_backend.h"
+#include "store/index.h"
 
 namespace ocib::registry {
 namespace {
@@ -41,11 +44,52 @@ Status ReadCredentialsFile(const std::string& path, std::string* key,
   return Status::Ok();
 }
 
+// A libpq keyword/value string: values quoted, ' and \ escaped.
+std::string ConnInfo(const Config::Database& d) {
+  std::string out;
+  auto add = [&out](const char* key, const std::string& value) {
+    if (value.empty()) return;
+    if (!out.empty()) out += ' ';
+    out += key;
+    out += "='";
+    for (char c : value) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '\'';
+  };
+  add("host", d.host);
+  add("port", std::to_string(d.port));
+  add("user", d.user);
+  add("password", d.password);
+  add("dbname", d.dbname);
+  add("sslmode", d.sslmode);
+  add("sslrootcert", d.sslrootcert);
+  return out;
+}
+
+Result<std::unique_ptr<Index>> OpenConfiguredIndex(const Config& cfg,
+                                                   const StoreOptions& so) {
+  if (!cfg.database.enabled) return std::unique_ptr<Index>();
+  pgindex::PgIndexOptions o;
+  o.conninfo = ConnInfo(cfg.database);
+  o.schema = cfg.database.schema;
+  o.pool_size = cfg.database.pool_maxopen;
+  o.connect_timeout_seconds = cfg.database.connecttimeout;
+  o.read_only = so.read_only;
+  auto index = pgindex::OpenPgIndex(o);
+  if (!index.ok())
+    return Status(index.status().code(),
+                  "database: " + index.status().message());
+  return index;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& cfg,
                                                    const StoreOptions& so) {
-  if (!cfg.s3.enabled()) return OpenStore(so);
+  ASSIGN_OR_RETURN(auto index, OpenConfiguredIndex(cfg, so));
+  if (!cfg.s3.enabled()) return OpenStore(so, nullptr, std::move(index));
   objstore::S3BackendOptions o;
   o.s3.endpoint = cfg.s3.regionendpoint;
   o.s3.region = cfg.s3.region;
@@ -80,7 +124,7 @@ Result<std::unique_ptr<Store>> OpenConfiguredStore(const Config& cfg,
   if (!backend.ok())
     return Status(backend.status().code(),
                   "object store: " + backend.status().message());
-  return OpenStore(so, std::move(*backend));
+  return OpenStore(so, std::move(*backend), std::move(index));
 }
 
 }  // namespace ocib::registry

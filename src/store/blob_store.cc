@@ -300,6 +300,9 @@ class Writer : public BlobWriter {
  private:
   friend class IndexStore;
   IndexStore* store_;
+  // With a shared index: this process's hold on the session (one writer
+  // across processes); released after the spool closes.
+  std::unique_ptr<IndexLock> session_lock_;
   std::string session_id_;  // empty for NewWriter()
   std::string spool_key_;
   std::unique_ptr<SpoolFile> spool_;
@@ -556,6 +559,19 @@ class IndexStore : public Store {
       spool = std::move(st.spool);
       no_spool = st.no_spool;
     }
+    std::unique_ptr<IndexLock> session_lock;
+    if (index_->Shared()) {
+      auto l = HoldSession(id);
+      if (!l.ok()) {
+        Release(id, std::nullopt, 0);
+        return l.status();
+      }
+      session_lock = std::move(*l);
+      // Another process may have written since: start from stored bytes.
+      hasher.reset();
+      spool.reset();
+      no_spool = false;
+    }
     // No spool file: nothing was written yet (it is created lazily).
     if (!spool && !no_spool) {
       if (auto opened = bytes_->OpenSpool(SpoolKeyForSession(id));
@@ -572,6 +588,7 @@ class IndexStore : public Store {
       auto* w = new Writer(this, id, SpoolKeyForSession(id), std::move(spool),
                            Hasher());
       w->hash_valid_ = false;
+      w->session_lock_ = std::move(session_lock);
       return std::unique_ptr<BlobWriter>(w);
     }
     if (!hasher || hashed != size) {
@@ -588,9 +605,10 @@ class IndexStore : public Store {
         hasher.emplace();
       }
     }
-    return std::unique_ptr<BlobWriter>(
-        new Writer(this, id, SpoolKeyForSession(id), std::move(spool),
-                   std::move(*hasher)));
+    auto* w = new Writer(this, id, SpoolKeyForSession(id), std::move(spool),
+                         std::move(*hasher));
+    w->session_lock_ = std::move(session_lock);
+    return std::unique_ptr<BlobWriter>(w);
   }
 
   // --- UploadManager ---
@@ -633,7 +651,8 @@ class IndexStore : public Store {
         return Unavailable("upload " + id + " is in use by another request");
       if (it != sessions_.end()) it->second.busy = true;
     }
-    Status s = RemoveSession(id);
+    auto held = HoldSession(id);
+    Status s = held.ok() ? RemoveSession(id) : held.status();
     MutexLock l(&sessions_mu_);
     sessions_.erase(id);
     return s;
@@ -676,13 +695,14 @@ class IndexStore : public Store {
         if (st.busy) continue;
         st.busy = true;
       }
-      Status s = RemoveSession(id);
+      auto held = HoldSession(id);  // another process may be writing to it
+      Status s = held.ok() ? RemoveSession(id) : Status::Ok();
       {
         MutexLock l(&sessions_mu_);
         sessions_.erase(id);
       }
       RETURN_IF_ERROR(s);
-      ++removed;
+      if (held.ok()) ++removed;
     }
     if (index_->Shared()) RETURN_IF_ERROR(SweepShared(cutoff));
     return removed;
@@ -869,7 +889,24 @@ class IndexStore : public Store {
     std::unique_ptr<IndexLock> index_lock_;
   };
 
-  // Index lock keys: one for the metadata lock, one per digest stripe.
+  // Index lock keys: one for the metadata lock, one per digest stripe, and
+  // one per upload session (top nibble 7: never a stripe's or the meta's).
+  // REQUIRES: ValidUploadId(id) (32 random hex digits).
+  static uint64_t SessionLockKey(const std::string& id) {
+    return 0x7000000000000000ull | std::stoull(id.substr(0, 15), nullptr, 16);
+  }
+
+  // With a shared index, the session's cross-process lock (null without
+  // one): kUnavailable while another process writes to the session.
+  Result<std::unique_ptr<IndexLock>> HoldSession(const std::string& id) {
+    if (!index_->Shared() || !ValidUploadId(id))
+      return std::unique_ptr<IndexLock>();
+    auto l = index_->TryLock(SessionLockKey(id));
+    if (l.ok()) return l;
+    if (l.status().code() == Code::kUnavailable)
+      return Unavailable("upload " + id + " is in use by another request");
+    return IndexError(l.status(), "lock upload " + id);
+  }
   static constexpr uint64_t kLockBase = 0x6f636962ull << 32;  // "ocib"
   static constexpr uint64_t kMetaLockKey = kLockBase;
   static uint64_t StripeLockKey(size_t stripe) {
@@ -1616,6 +1653,11 @@ class IndexStore : public Store {
   void Release(const std::string& id, std::optional<Hasher> h, uint64_t hashed,
                std::unique_ptr<SpoolFile> spool = nullptr) {
     MutexLock l(&sessions_mu_);
+    if (index_->Shared()) {
+      // The next request may reach another process: nothing kept here.
+      sessions_.erase(id);
+      return;
+    }
     auto& st = sessions_[id];
     st.busy = false;
     st.hasher = std::move(h);

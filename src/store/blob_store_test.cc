@@ -444,6 +444,48 @@ TEST_CASE("referrers are indexed by subject and removed with the manifest") {
   CHECK(s->ListReferrers("r", subject.digest)->empty());
 }
 
+TEST_CASE(
+    "a shared index: an upload session moves between processes, one "
+    "writer at a time" *
+    doctest::skip(!SharedIndex())) {
+  TempDir t;
+  auto a = Open(t.path());
+  StoreOptions o;
+  o.root = t.path();
+  auto b = OpenTestStore(o);
+  REQUIRE(b.ok());
+  std::string data = RandomBytes(3 << 20, 21);
+  auto id = a->BeginUpload("library/a");
+  REQUIRE(id.ok());
+  {
+    auto w = a->ResumeUpload(*id);
+    REQUIRE(w.ok());
+    REQUIRE((*w)->Write(data.data(), 1 << 20).ok());
+    // While a holds it, the other process is refused, not interleaved.
+    CHECK((*b)->ResumeUpload(*id).status().code() == Code::kUnavailable);
+    CHECK((*b)->AbortUpload(*id).code() == Code::kUnavailable);
+  }
+  {
+    auto w = (*b)->ResumeUpload(*id);  // the next chunk reaches b
+    REQUIRE(w.ok());
+    CHECK((*w)->offset() == (1u << 20));
+    CHECK(a->ResumeUpload(*id).status().code() == Code::kUnavailable);
+    REQUIRE((*w)->Write(data.data() + (1 << 20), 1 << 20).ok());
+  }
+  CHECK(a->GetUpload(*id)->offset == (2u << 20));
+  {
+    auto w = a->ResumeUpload(*id);  // and the last one back at a
+    REQUIRE(w.ok());
+    CHECK((*w)->offset() == (2u << 20));
+    REQUIRE((*w)->Write(data.data() + (2 << 20), 1 << 20).ok());
+    auto info = (*w)->Commit(Digest::Of(data), data.size(), "library/a");
+    REQUIRE_MESSAGE(info.ok(), info.status().ToString());
+  }
+  CHECK(ReadAll(**b, Digest::Of(data)) == data);
+  CHECK((*b)->StatLinkedBlob("library/a", Digest::Of(data)).ok());
+  CHECK((*b)->ResumeUpload(*id).status().code() == Code::kNotFound);
+}
+
 TEST_CASE("a second process cannot open the same store") {
   TempDir t;
   auto s = Open(t.path());
