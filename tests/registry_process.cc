@@ -45,6 +45,19 @@ RegistryProcess::RegistryProcess(std::string root,
     std::string text((std::istreambuf_iterator<char>(in)),
                      std::istreambuf_iterator<char>());
     std::string path = cfg;
+    // "@UNIQUE_ID@": a short one ("t" and 16 hex digits), e.g. a database
+    // schema per store.
+    if (size_t at = text.find("@UNIQUE_ID@"); at != std::string::npos) {
+      char id[32];
+      std::snprintf(id, sizeof id, "t%016zx",
+                    std::hash<std::string>()(
+                        std::filesystem::weakly_canonical(root_).string()));
+      do {
+        text.replace(at, 11, id);
+      } while ((at = text.find("@UNIQUE_ID@")) != std::string::npos);
+      path = root_ + "/../config-" + tag + ".json";
+      std::ofstream(path) << text;
+    }
     if (size_t at = text.find("@UNIQUE@"); at != std::string::npos) {
       // Named after the root, so a restart on the same root finds it.
       std::string name;

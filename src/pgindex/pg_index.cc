@@ -185,6 +185,9 @@ class PgIndex : public Index {
                    msg.c_str());
       return Unreachable("cannot connect to PostgreSQL: " + msg);
     }
+    // Notices ("already exists, skipping") are not errors: not printed.
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
     std::string set = "SET search_path TO \"" + schema_ + "\"";
     Status s = Exec(c, set.c_str()).status();
     if (s.ok() && o_.read_only)
