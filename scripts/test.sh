@@ -84,7 +84,7 @@ if [ "$sanitizers" = 1 ]; then
       -DOCIB_SANITIZE=thread >/dev/null; then
     log3=$(mktemp)
     (cd "$OCIB_ROOT/build-tsan" && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$OCIB_ROOT/tests/tsan.supp" \
-      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e|conformance_tls_auth|registry_auth|gc|metrics|registry_s3)$') 2>&1 | tee "$log3"
+      ctest --output-on-failure -R '^(store_concurrency_test|registry_conformance_test|hardening_test|build_e2e|conformance_tls_auth|registry_auth|gc|metrics|registry_s3|registry_pg)$') 2>&1 | tee "$log3"
     count_ctest "$log3" tsan
   else
     failed=$((failed + 1))

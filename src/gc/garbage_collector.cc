@@ -198,6 +198,8 @@ std::string GcStats::Summary() const {
 
 Result<GcStats> CollectGarbage(Store* store, const GcOptions& o) {
   auto t0 = Clock::now();
+  // One collector across replicas sharing an index; the others skip.
+  ASSIGN_OR_RETURN(auto lease, store->HoldCollector());
   GcStats st;
   int64_t cutoff = NowMicros() - o.min_age_seconds * 1000000;
   // Every repository, paged.

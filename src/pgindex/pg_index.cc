@@ -181,8 +181,6 @@ class PgIndex : public Index {
     if (!c || PQstatus(c) != CONNECTION_OK) {
       std::string msg = c ? OneLine(PQerrorMessage(c)) : "out of memory";
       if (c) PQfinish(c);
-      std::fprintf(stderr, "ocib index: cannot connect to PostgreSQL: %s\n",
-                   msg.c_str());
       return Unreachable("cannot connect to PostgreSQL: " + msg);
     }
     // Notices ("already exists, skipping") are not errors: not printed.
@@ -235,15 +233,25 @@ class PgIndex : public Index {
   }
 
   // Runs one autocommit statement on a pooled connection; once more on a
-  // fresh connection if the pooled one had died (every statement here is
-  // idempotent).
+  // new connection if the pooled one had died (every statement here is
+  // idempotent). A dead connection means the server went away: the other
+  // idle ones are dropped too, as they died with it.
   Result<PgResult> Run(const char* sql, const std::vector<Param>& params) {
     for (int attempt = 0;; ++attempt) {
       ASSIGN_OR_RETURN(Conn c, Acquire());
       auto r = Exec(c.get(), sql, params);
       if (r.ok() || r.status().code() != Code::kUnreachable || attempt == 1)
         return r;
+      DropIdle();
     }
+  }
+
+  void DropIdle() {
+    std::lock_guard<std::mutex> l(mu_);
+    for (PGconn* c : idle_) PQfinish(c);
+    open_ -= static_cast<int>(idle_.size());
+    idle_.clear();
+    cv_.notify_all();
   }
 
   Status Migrate() {
@@ -529,14 +537,20 @@ class PgLock : public IndexLock {
 Status PgIndex::TryAll(const std::vector<uint64_t>& keys, bool* all,
                        uint64_t* gen) {
   std::lock_guard<std::mutex> l(lock_mu_);
-  RETURN_IF_ERROR(LockConnReady());
-  *gen = lock_gen_;
   std::string arr = BigintArray(keys);
-  ASSIGN_OR_RETURN(PgResult r,
-                   Exec(lock_conn_,
-                        "SELECT k::text, pg_try_advisory_lock(k)::text "
-                        "FROM unnest($1::bigint[]) AS k",
-                        {{arr, false}}));
+  Result<PgResult> tried = Unreachable("cannot reach PostgreSQL");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    RETURN_IF_ERROR(LockConnReady());
+    *gen = lock_gen_;
+    tried = Exec(lock_conn_,
+                 "SELECT k::text, pg_try_advisory_lock(k)::text "
+                 "FROM unnest($1::bigint[]) AS k",
+                 {{arr, false}});
+    // A connection that died with its server (a restart): once more on a
+    // new one; the locks it held are gone with it.
+    if (tried.ok() || tried.status().code() != Code::kUnreachable) break;
+  }
+  ASSIGN_OR_RETURN(PgResult r, std::move(tried));
   std::vector<uint64_t> taken;
   for (int i = 0; i < r.rows(); ++i)
     if (r.at(i, 1) == "true")

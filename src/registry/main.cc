@@ -8,7 +8,9 @@
 //   ocireg gc --root DIR [--config FILE] [--dry-run] [--min-age DURATION]
 //             [--delete-untagged]   (the config gives retention rules)
 //       garbage collection of a stopped registry's store (min-age 0s
-//       unless given: nothing else can use it meanwhile)
+//       unless given: nothing else can use it meanwhile); with a shared
+//       "database" in the config, replicas may be serving: min-age is the
+//       config's gc.min_age unless given, and one collector runs at a time
 //   ocireg du --root DIR [--json]
 //       bytes per namespace and repository of a registry's store
 //   ocireg --version
@@ -102,6 +104,7 @@ int Gc(int argc, char** argv) {
   registry::Config cfg;  // its storage section says where blob bytes are
   gc::GcOptions o;
   o.min_age_seconds = 0;
+  bool min_age_given = false;
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--root" && i + 1 < argc) {
@@ -120,6 +123,7 @@ int Gc(int argc, char** argv) {
       auto d = gc::ParseDurationSeconds(argv[++i]);
       if (!d.ok()) return Fail("--min-age: " + d.status().message());
       o.min_age_seconds = *d;
+      min_age_given = true;
     } else {
       std::fprintf(stderr, "ocireg: unknown or incomplete gc flag %s\n",
                    a.c_str());
@@ -127,6 +131,10 @@ int Gc(int argc, char** argv) {
     }
   }
   if (root.empty()) return Fail("gc needs --root DIR");
+  // A shared index has live replicas: uploads in flight are protected by
+  // the same minimum age as an online collection, unless told otherwise.
+  if (cfg.database.enabled && !min_age_given)
+    o.min_age_seconds = cfg.gc.min_age_seconds;
   StoreOptions so;
   so.root = root;
   so.block_cache_bytes = 1 << 20;  // one pass over the metadata

@@ -224,6 +224,9 @@ class Registry::Impl {
     if (st.ok())
       std::fprintf(stderr, "ocireg: gc%s: %s\n", o.dry_run ? " (dry run)" : "",
                    st->Summary().c_str());
+    else if (st.status().code() == Code::kUnavailable)
+      std::fprintf(stderr, "ocireg: gc: skipped: %s\n",
+                   st.status().message().c_str());
     else
       std::fprintf(stderr, "ocireg: gc: %s\n", st.status().ToString().c_str());
     return st;
@@ -253,6 +256,9 @@ class Registry::Impl {
       o.min_age_seconds = *d;
     }
     auto st = RunGc(o);
+    if (!st.ok() && st.status().code() == Code::kUnavailable)
+      return SendError(res, ErrorCode::kStorageUnavailable,
+                       "another replica is collecting garbage; retry later");
     if (!st.ok()) return SendError(res, ErrorCode::kUnknown, "gc failed");
     char body[512];
     std::snprintf(

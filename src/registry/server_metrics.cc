@@ -262,7 +262,13 @@ void ServerMetrics::UploadsExpired(uint64_t n) {
 }
 
 void ServerMetrics::GcRun(const Result<gc::GcStats>& st, bool dry_run) {
-  gc_runs_.With({st.ok() ? (dry_run ? "dry_run" : "ok") : "error"}).Inc();
+  // "skipped": another replica sharing the index was collecting.
+  gc_runs_
+      .With({st.ok() ? (dry_run ? "dry_run" : "ok")
+             : st.status().code() == Code::kUnavailable ? "skipped"
+                                                        : "error"})
+      .Inc();
+  if (!st.ok() && st.status().code() == Code::kUnavailable) return;
   gc_last_end_.With().Set(Now());
   if (!st.ok()) return;
   gc_last_seconds_.With().Set(st->seconds);

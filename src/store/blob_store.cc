@@ -567,10 +567,21 @@ class IndexStore : public Store {
         return l.status();
       }
       session_lock = std::move(*l);
-      // Another process may have written since: start from stored bytes.
+      // Another process may have written since: start from the stored
+      // bytes, and from the running hash saved with them when it covers
+      // exactly those bytes (bytes below an offset never change).
       hasher.reset();
+      hashed = 0;
       spool.reset();
       no_spool = false;
+      std::string v;
+      if (index_->Get(keys::HashState(id), &v).ok()) {
+        keys::Decoder dec(v);
+        std::string state;
+        Hasher h;
+        if (dec.U64(&hashed) && dec.Str(&state) && h.LoadState(state))
+          hasher = std::move(h);
+      }
     }
     // No spool file: nothing was written yet (it is created lazily).
     if (!spool && !no_spool) {
@@ -909,6 +920,7 @@ class IndexStore : public Store {
   }
   static constexpr uint64_t kLockBase = 0x6f636962ull << 32;  // "ocib"
   static constexpr uint64_t kMetaLockKey = kLockBase;
+  static constexpr uint64_t kCollectorLockKey = kLockBase + 0x8000;
   static uint64_t StripeLockKey(size_t stripe) {
     return kLockBase + 1 + stripe;
   }
@@ -1304,6 +1316,30 @@ class IndexStore : public Store {
     return std::make_pair(n, bytes);
   }
 
+  class IndexCollectorLease : public CollectorLease {
+   public:
+    explicit IndexCollectorLease(std::unique_ptr<IndexLock> l)
+        : lock_(std::move(l)) {}
+
+   private:
+    std::unique_ptr<IndexLock> lock_;
+  };
+
+  Result<std::unique_ptr<CollectorLease>> HoldCollector() override {
+    std::unique_ptr<IndexLock> l;
+    if (index_->Shared()) {
+      auto held = index_->TryLock(kCollectorLockKey);
+      if (!held.ok()) {
+        if (held.status().code() == Code::kUnavailable)
+          return Unavailable("another process is collecting garbage");
+        return IndexError(held.status(), "lock the collector");
+      }
+      l = std::move(*held);
+    }
+    return std::unique_ptr<CollectorLease>(
+        new IndexCollectorLease(std::move(l)));
+  }
+
   // --- DurableQueues ---
   Status Append(const std::vector<std::pair<std::string, std::string>>& entries)
       override {
@@ -1566,7 +1602,10 @@ class IndexStore : public Store {
       b.Put(keys::Unreferenced(expected), TimeValue(NowMicros()));
     if (!link_repo.empty())
       RETURN_IF_ERROR(LinkLocked(link_repo, expected, &r, &b));
-    if (!w.session_id_.empty()) b.Delete(keys::Upload(w.session_id_));
+    if (!w.session_id_.empty()) {
+      b.Delete(keys::Upload(w.session_id_));
+      if (index_->Shared()) b.Delete(keys::HashState(w.session_id_));
+    }
     RETURN_IF_ERROR(Written(index_->Write(b), "commit blob"));
     if (!exists) CountBlobs(1, static_cast<int64_t>(size));
     l.Release();
@@ -1616,6 +1655,12 @@ class IndexStore : public Store {
     // session's last activity (see LastActivity).
     w.WaitHash();
     uint64_t size = w.offset();
+    // With a shared index the next request may reach another process: the
+    // running hash goes with the session (else it is rebuilt at commit).
+    if (index_->Shared() && w.hash_valid_ && w.hashed_ == size && size > 0)
+      PutOne(keys::HashState(w.session_id_),
+             keys::Encoder().U64(size).Str(w.hasher_.SaveState()).out())
+          .IgnoreError();
     std::unique_ptr<SpoolFile> keep;
     if (w.spool_ && !w.spool_->CheapToReopen()) {
       w.published_.store(nullptr, std::memory_order_release);
@@ -1668,8 +1713,10 @@ class IndexStore : public Store {
   }
 
   Status RemoveSession(const std::string& id) {
-    RETURN_IF_ERROR(
-        Written(DeleteOne(keys::Upload(id)), "delete upload record"));
+    IndexBatch b;
+    b.Delete(keys::Upload(id));
+    if (index_->Shared()) b.Delete(keys::HashState(id));
+    RETURN_IF_ERROR(Written(index_->Write(b), "delete upload record"));
     ForgetUpload(id);
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
   }

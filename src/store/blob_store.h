@@ -279,6 +279,15 @@ class BlobAdmin {
   // (left by a crash between a record's deletion and its bytes').
   // Returns how many blobs' bytes went, and how many bytes.
   virtual Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() = 0;
+  // The right to run a collection, held until the lease is destroyed. With
+  // an index shared by several processes (replicas), one holds it at a
+  // time: kUnavailable while another does. Otherwise always granted (a
+  // process serialises its own runs).
+  class CollectorLease {
+   public:
+    virtual ~CollectorLease() = default;
+  };
+  virtual Result<std::unique_ptr<CollectorLease>> HoldCollector() = 0;
 };
 
 // What UnlinkManyIfIdle removed: links, and blobs (with their bytes)

@@ -1,15 +1,16 @@
 #include "store/digest.h"
 
-#include <openssl/evp.h>
+// The low-level SHA-2 interface: its context is a plain struct, so a
+// running hash can be saved and resumed (SaveState); EVP's is opaque.
+// Deprecated in OpenSSL 3 but kept; the same assembly does the work.
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 #include <cstdio>
+#include <cstring>
 
 namespace ocib {
 namespace {
-
-const EVP_MD* Md(DigestAlgorithm a) {
-  return a == DigestAlgorithm::kSha256 ? EVP_sha256() : EVP_sha512();
-}
 
 std::string ToHex(const unsigned char* p, unsigned n) {
   static const char kHex[] = "0123456789abcdef";
@@ -24,8 +25,8 @@ std::string ToHex(const unsigned char* p, unsigned n) {
 }  // namespace
 
 struct Hasher::Ctx {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~Ctx() { EVP_MD_CTX_free(ctx); }
+  SHA256_CTX s256;
+  SHA512_CTX s512;
 };
 
 Result<Digest> Digest::Parse(std::string_view text) {
@@ -82,26 +83,65 @@ Hasher::~Hasher() = default;
 Hasher::Hasher(Hasher&&) noexcept = default;
 Hasher& Hasher::operator=(Hasher&&) noexcept = default;
 
-void Hasher::Reset() { EVP_DigestInit_ex(ctx_->ctx, Md(algorithm_), nullptr); }
+void Hasher::Reset() {
+  if (algorithm_ == DigestAlgorithm::kSha256)
+    SHA256_Init(&ctx_->s256);
+  else
+    SHA512_Init(&ctx_->s512);
+}
 
 void Hasher::Update(const void* data, size_t n) {
-  if (n) EVP_DigestUpdate(ctx_->ctx, data, n);
+  if (!n) return;
+  if (algorithm_ == DigestAlgorithm::kSha256)
+    SHA256_Update(&ctx_->s256, data, n);
+  else
+    SHA512_Update(&ctx_->s512, data, n);
 }
 
-Digest Hasher::Finish() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_DigestFinal_ex(ctx_->ctx, md, &n);
-  return Digest(algorithm_, ToHex(md, n));
-}
+Digest Hasher::Finish() { return FinalOf(algorithm_, ctx_.get()); }
 
 Digest Hasher::Peek() const {
-  Ctx copy;
-  EVP_MD_CTX_copy_ex(copy.ctx, ctx_->ctx);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned n = 0;
-  EVP_DigestFinal_ex(copy.ctx, md, &n);
-  return Digest(algorithm_, ToHex(md, n));
+  Ctx copy = *ctx_;
+  return FinalOf(algorithm_, &copy);
+}
+
+namespace {
+constexpr std::string_view kStateTag256 = "ocib-sha256-v1:";
+constexpr std::string_view kStateTag512 = "ocib-sha512-v1:";
+}  // namespace
+
+std::string Hasher::SaveState() const {
+  std::string out;
+  if (algorithm_ == DigestAlgorithm::kSha256) {
+    out = kStateTag256;
+    out.append(reinterpret_cast<const char*>(&ctx_->s256), sizeof ctx_->s256);
+  } else {
+    out = kStateTag512;
+    out.append(reinterpret_cast<const char*>(&ctx_->s512), sizeof ctx_->s512);
+  }
+  return out;
+}
+
+bool Hasher::LoadState(std::string_view state) {
+  bool sha256 = algorithm_ == DigestAlgorithm::kSha256;
+  std::string_view tag = sha256 ? kStateTag256 : kStateTag512;
+  size_t size = sha256 ? sizeof ctx_->s256 : sizeof ctx_->s512;
+  if (state.size() != tag.size() + size || !state.starts_with(tag))
+    return false;
+  std::memcpy(sha256 ? static_cast<void*>(&ctx_->s256)
+                     : static_cast<void*>(&ctx_->s512),
+              state.data() + tag.size(), size);
+  return true;
+}
+
+Digest Hasher::FinalOf(DigestAlgorithm a, Ctx* c) {
+  unsigned char md[SHA512_DIGEST_LENGTH];
+  if (a == DigestAlgorithm::kSha256) {
+    SHA256_Final(md, &c->s256);
+    return Digest(a, ToHex(md, SHA256_DIGEST_LENGTH));
+  }
+  SHA512_Final(md, &c->s512);
+  return Digest(a, ToHex(md, SHA512_DIGEST_LENGTH));
 }
 
 }  // namespace ocib

@@ -70,9 +70,17 @@ class Hasher {
   Digest Peek() const;
   void Reset();
   DigestAlgorithm algorithm() const { return algorithm_; }
+  // The running state as bytes, so another process of the same build can
+  // go on where this one stopped (an upload whose next chunk reaches
+  // another replica; Distribution keeps its "hashstates" for the same).
+  std::string SaveState() const;
+  // Restores a state SaveState() made for this algorithm; false (and the
+  // hasher unchanged) for anything else.
+  bool LoadState(std::string_view state);
 
  private:
   struct Ctx;
+  static Digest FinalOf(DigestAlgorithm a, Ctx* c);
   DigestAlgorithm algorithm_;
   std::unique_ptr<Ctx> ctx_;
 };

@@ -64,3 +64,36 @@ TEST_CASE("Hasher streams in pieces of any size and Peek does not disturb") {
   }
   CHECK(h.Finish() == Digest::Of(data));
 }
+
+TEST_CASE("Hasher state saved in one hasher resumes in another") {
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i)
+    data[i] = char(i * 2654435761u >> 13);
+  for (auto a : {DigestAlgorithm::kSha256, DigestAlgorithm::kSha512}) {
+    CAPTURE(int(a));
+    for (size_t cut : {size_t(0), size_t(1), size_t(63), size_t(64),
+                       size_t(1000003), data.size()}) {
+      CAPTURE(cut);
+      Hasher first(a);
+      first.Update(data.data(), cut);
+      std::string state = first.SaveState();
+      Hasher second(a);
+      second.Update("unrelated", 9);
+      REQUIRE(second.LoadState(state));
+      second.Update(data.data() + cut, data.size() - cut);
+      CHECK(second.Finish() == Digest::Of(data, a));
+    }
+  }
+  // Anything else is refused and leaves the hasher as it was.
+  Hasher h;
+  h.Update("ab", 2);
+  Hasher other(DigestAlgorithm::kSha512);
+  CHECK(!h.LoadState(other.SaveState()));
+  CHECK(!h.LoadState(""));
+  std::string s = h.SaveState();
+  CHECK(!h.LoadState(s.substr(0, s.size() - 1)));
+  s[0] = 'x';
+  CHECK(!h.LoadState(s));
+  h.Update("c", 1);
+  CHECK(h.Finish() == Digest::Of("abc"));
+}

@@ -25,6 +25,9 @@ std::string Unreferenced(const Digest& d) {
   return Kind(kUnreferencedKind, d.str());
 }
 std::string Upload(const std::string& id) { return Kind(kUploadKind, id); }
+std::string HashState(const std::string& id) {
+  return Kind(kHashStateKind, id);
+}
 std::string Repo(const std::string& repo) { return Kind(kRepoKind, repo); }
 std::string LinkPrefix(const std::string& repo) {
   return InRepo('l', repo, "");

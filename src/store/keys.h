@@ -11,6 +11,9 @@
 //                                           bytes may exist without record)
 //   "z" <digest>                            blob with refs == 0 (GC set)
 //   "u" <upload id>                         session: repo, updated time
+//   "h" <upload id>                         a session's running hash: the
+//                                           bytes it covers, its state
+//                                           (shared indexes only)
 //   "R" <repo>                              repository exists
 //   "l" <repo> \0 <digest>                  blob linked into repo
 //   "m" <repo> \0 <digest>                  manifest record
@@ -47,6 +50,7 @@ std::string Pending(const Digest& d);
 std::string Inline(const Digest& d);
 std::string Unreferenced(const Digest& d);
 std::string Upload(const std::string& id);
+std::string HashState(const std::string& id);
 std::string Repo(const std::string& repo);
 std::string LinkPrefix(const std::string& repo);
 std::string Link(const std::string& repo, const Digest& d);
@@ -67,6 +71,7 @@ inline constexpr char kBlobKind = 'b';
 inline constexpr char kPendingKind = 'p';
 inline constexpr char kUnreferencedKind = 'z';
 inline constexpr char kUploadKind = 'u';
+inline constexpr char kHashStateKind = 'h';
 inline constexpr char kRepoKind = 'R';
 inline constexpr char kInlineKind = 'i';
 
