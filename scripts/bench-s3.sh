@@ -190,13 +190,14 @@ server_ticks() {  # the server's CPU ticks: for N3 its three replicas
     local v=${1}_PID; cpu_ticks "${!v}"
   fi
 }
-pg_ticks() {  # CPU ticks of the PostgreSQL server and its backends
+tree_ticks() {  # CPU ticks of a process and its children
   local t=0 p
-  for p in "$PG_PID" $(ps --ppid "$PG_PID" -o pid= 2>/dev/null); do
+  for p in "$1" $(ps --ppid "$1" -o pid= 2>/dev/null); do
     [ -r "/proc/$p/stat" ] && t=$((t + $(cpu_ticks "$p")))
   done
   echo "$t"
 }
+pg_ticks() { tree_ticks "$PG_PID"; }  # the server and its backends
 for run in $(seq "$RUNS"); do
   # Latency at low load: one connection, through nginx and direct.
   for t in N3 N3_REPLICA; do
@@ -206,12 +207,12 @@ for run in $(seq "$RUNS"); do
   done
   for s in OCI OCIP N3 DIST; do
     c0=$(server_ticks "$s")
-    n0=$(cpu_ticks "$NGINX_PID")
+    n0=$(tree_ticks "$NGINX_PID")
     g0=$(pg_ticks)
     wrk -t2 -c64 -d10s --latency -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
       "${!s}/v2/bench/img/manifests/latest" >"$W/wrk.$s"
     c1=$(server_ticks "$s")
-    n1=$(cpu_ticks "$NGINX_PID")
+    n1=$(tree_ticks "$NGINX_PID")
     g1=$(pg_ticks)
     reqs=$(awk '/requests in/ {print $1}' "$W/wrk.$s")
     awk '/Requests\/sec/ {printf "%.0f\n", $2}' "$W/wrk.$s" >>"$W/mget.$s"

@@ -525,9 +525,12 @@ class IndexStore : public Store {
     UploadRecord rec{repo, static_cast<uint64_t>(NowUnix())};
     // Not synced: a session lost to a power cut is just restarted by the
     // client; a later synced write covers it anyway.
-    if (Status s = Written(PutOne(keys::Upload(id), rec.Encode()),
-                           "write upload record");
-        !s.ok()) {
+    IndexBatch b;
+    b.Put(keys::Upload(id), rec.Encode());
+    // Shared: "no bytes yet" is known to every process (see HashState).
+    if (index_->Shared())
+      b.Put(keys::HashState(id), HashStateValue(0, Hasher()));
+    if (Status s = Written(index_->Write(b), "write upload record"); !s.ok()) {
       ForgetUpload(id);
       return s;
     }
@@ -574,13 +577,10 @@ class IndexStore : public Store {
       hashed = 0;
       spool.reset();
       no_spool = false;
-      std::string v;
-      if (index_->Get(keys::HashState(id), &v).ok()) {
-        keys::Decoder dec(v);
-        std::string state;
-        Hasher h;
-        if (dec.U64(&hashed) && dec.Str(&state) && h.LoadState(state))
-          hasher = std::move(h);
+      if (auto saved = GetHashState(id)) {
+        hashed = saved->first;
+        hasher = std::move(saved->second);
+        no_spool = hashed == 0;  // none was made since (Materialize)
       }
     }
     // No spool file: nothing was written yet (it is created lazily).
@@ -626,6 +626,12 @@ class IndexStore : public Store {
   Result<UploadStatus> GetUpload(const std::string& id) override {
     UploadRecord rec;
     RETURN_IF_ERROR(GetUploadRecord(id, &rec));
+    if (index_->Shared()) {
+      // What the last request to end stored, without asking the bytes.
+      if (auto saved = GetHashState(id))
+        return UploadStatus{id, rec.repo, saved->first,
+                            static_cast<int64_t>(rec.updated)};
+    }
     {
       MutexLock l(&sessions_mu_);
       auto it = sessions_.find(id);
@@ -1657,10 +1663,13 @@ class IndexStore : public Store {
     uint64_t size = w.offset();
     // With a shared index the next request may reach another process: the
     // running hash goes with the session (else it is rebuilt at commit).
-    if (index_->Shared() && w.hash_valid_ && w.hashed_ == size && size > 0)
-      PutOne(keys::HashState(w.session_id_),
-             keys::Encoder().U64(size).Str(w.hasher_.SaveState()).out())
-          .IgnoreError();
+    if (index_->Shared()) {
+      if (w.hash_valid_ && w.hashed_ == size)
+        PutOne(keys::HashState(w.session_id_), HashStateValue(size, w.hasher_))
+            .IgnoreError();
+      else
+        DeleteOne(keys::HashState(w.session_id_)).IgnoreError();
+    }
     std::unique_ptr<SpoolFile> keep;
     if (w.spool_ && !w.spool_->CheapToReopen()) {
       w.published_.store(nullptr, std::memory_order_release);
@@ -1721,6 +1730,35 @@ class IndexStore : public Store {
     return bytes_->RemoveSpool(SpoolKeyForSession(id));
   }
 
+  // The "h" record of a session (shared index only): the bytes stored when
+  // its last request ended, and the running hash over them. Present only
+  // while both are known: it goes when a request makes the session's spool
+  // (ForgetStoredState), so a process that died mid-request leaves none,
+  // and the next request then asks the bytes themselves.
+  static std::string HashStateValue(uint64_t size, const Hasher& h) {
+    return keys::Encoder().U64(size).Str(h.SaveState()).out();
+  }
+  std::optional<std::pair<uint64_t, Hasher>> GetHashState(
+      const std::string& id) {
+    std::string v, state;
+    uint64_t size = 0;
+    Hasher h;
+    if (!index_->Get(keys::HashState(id), &v).ok()) return std::nullopt;
+    keys::Decoder dec(v);
+    if (!dec.U64(&size) || !dec.Str(&state) || !h.LoadState(state))
+      return std::nullopt;
+    return std::make_pair(size, std::move(h));
+  }
+
+ public:
+  // Called by a session's Writer before it makes the spool.
+  Status ForgetStoredState(const std::string& session_id) {
+    if (!index_->Shared() || session_id.empty()) return Status::Ok();
+    return Written(DeleteOne(keys::HashState(session_id)),
+                   "update upload record");
+  }
+
+ private:
   // Drops an ended session from the open-session counts.
   void ForgetUpload(const std::string& id) {
     MutexLock l(&uploads_mu_);
@@ -1928,6 +1966,7 @@ Status Writer::Write(const char* data, size_t n) {
 bool Writer::SpaceOk() { return store_->CheckSpace().ok(); }
 
 Status Writer::Materialize() {
+  RETURN_IF_ERROR(store_->ForgetStoredState(session_id_));
   ASSIGN_OR_RETURN(auto spool, store_->NewSpool(spool_key_));
   uint64_t n = inline_size_.load();
   if (n > 0) {
