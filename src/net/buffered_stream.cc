@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -40,10 +41,11 @@ int ToMillis(time_t sec, time_t usec) {
 }
 
 BufferedSocketStream::BufferedSocketStream(socket_t sock, int read_timeout_ms,
-                                           int write_timeout_ms)
+                                           int write_timeout_ms, bool quickack)
     : sock_(sock),
       read_timeout_ms_(read_timeout_ms),
       write_timeout_ms_(write_timeout_ms),
+      quickack_(quickack),
       buf_(new char[kReadBuffer]) {}
 
 bool BufferedSocketStream::is_readable() const {
@@ -88,6 +90,11 @@ void BufferedSocketStream::get_local_ip_and_port(std::string& ip,
 }
 
 ssize_t BufferedSocketStream::Recv(char* p, size_t n) {
+  if (quickack_) {
+    // Not sticky in the kernel: set before each read.
+    int one = 1;
+    ::setsockopt(sock_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
   while (true) {
     ssize_t r = ::recv(sock_, p, n, MSG_DONTWAIT);
     if (r >= 0) return r;
@@ -112,7 +119,8 @@ bool BufferedClient::process_socket(
     const Socket& socket, std::function<bool(httplib::Stream& strm)> callback) {
   BufferedSocketStream strm(socket.sock,
                             ToMillis(read_timeout_sec_, read_timeout_usec_),
-                            ToMillis(write_timeout_sec_, write_timeout_usec_));
+                            ToMillis(write_timeout_sec_, write_timeout_usec_),
+                            /*quickack=*/true);
   return callback(strm);
 }
 

@@ -23,8 +23,12 @@ int ToMillis(time_t sec, time_t usec);
 
 class BufferedSocketStream : public httplib::Stream {
  public:
-  BufferedSocketStream(socket_t sock, int read_timeout_ms,
-                       int write_timeout_ms);
+  // quickack: acknowledge every segment at once (a client's choice: a
+  // server that writes a response's head and body apart, with Nagle on,
+  // would otherwise wait for this side's delayed ACK, 40 ms, on every
+  // request of a long-lived keep-alive connection).
+  BufferedSocketStream(socket_t sock, int read_timeout_ms, int write_timeout_ms,
+                       bool quickack = false);
 
   // True if bytes already read from the socket wait in the buffer (a
   // pipelined request).
@@ -45,6 +49,7 @@ class BufferedSocketStream : public httplib::Stream {
   socket_t sock_;
   int read_timeout_ms_;
   int write_timeout_ms_;
+  bool quickack_;
   // Not zeroed: pages of a large allocation stay untouched (and out of
   // RSS) until bytes arrive, so idle and small-request connections cost
   // little memory.

@@ -158,6 +158,9 @@ class S3Client::Impl {
       c = std::make_unique<net::BufferedClient>(host, port);
     }
     c->set_keep_alive(true);
+    // Small requests (listings, part completions) would otherwise wait on
+    // Nagle's algorithm against the server's delayed ACK: 40 ms each.
+    c->set_tcp_nodelay(true);
     c->set_url_encode(false);
     c->set_decompress(false);
     c->set_connection_timeout(opts.timeout_seconds, 0);

@@ -40,6 +40,10 @@ $servers    keepalive 64;
       proxy_set_header Connection "";
       proxy_set_header Host \$http_host;
       proxy_read_timeout 300s;
+      # A kept-alive connection to a replica that died fails only once the
+      # request is written to it: pass even a POST on to the next replica
+      # then (a body already streamed is never sent twice).
+      proxy_next_upstream error timeout non_idempotent;
     }
   }
 }

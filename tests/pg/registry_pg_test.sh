@@ -164,9 +164,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: applicati
 curl -s "$r1/v2/team/chunked/blobs/$CD" -o chunked.back
 cmp -s chunked.bin chunked.back && pass "replica 1 serves the 11 MiB blob byte-identical" || fail "chunked blob differs"
 
-# kill -9 mid-push: skopeo's retries complete through the other replicas
+# kill -9 mid-push: the replica receiving the layer's bytes is killed
+# while they flow (found by its sockets' received bytes), and skopeo's
+# retries complete the push through the other replicas.
 start_replica 2
-head -c $((20 * 1024 * 1024)) /dev/urandom > big/rootfs/data
+head -c $((96 * 1024 * 1024)) /dev/urandom > big/rootfs/data
 tar -C big/rootfs -cf big/layer2.tar . && gzip -1 -n -c big/layer2.tar > big/layer2.tgz
 rm -rf img2 && cp -r img img2
 l2=$(sha big/layer2.tgz); cp big/layer2.tgz img2/blobs/sha256/$l2
@@ -174,16 +176,41 @@ sed "s/$lh/$l2/; s/\"size\":$(stat -c%s big/layer.tgz)}/\"size\":$(stat -c%s big
 m2=$(sha man2.json); cp man2.json img2/blobs/sha256/$m2
 printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%d,"annotations":{"org.opencontainers.image.ref.name":"v2"}}]}' \
   "$m2" "$(stat -c%s man2.json)" > img2/index.json
-( sleep 0.4; kill -9 "$RPID_1" ) &
-killer=$!
-check "skopeo push (retry-times 3) while replica 1 is killed" \
-  $S copy --retry-times 3 --dest-tls-verify=false oci:img2:v2 "docker://$L/team/app:v2"
-wait "$killer" 2>/dev/null
-kill -0 "$RPID_1" 2>/dev/null && fail "replica 1 was not killed" || pass "replica 1 was killed during the push"
+receiving_replica() {  # the replica with a connection that has received > 4 MiB
+  local n
+  for n in 1 2 3; do
+    ss -Htin state established "sport = :${RPORT[$n]}" 2>/dev/null |
+      grep -o 'bytes_received:[0-9]*' | cut -d: -f2 |
+      awk -v n="$n" '$1 > 4194304 {print n; exit}'
+  done | head -1
+}
+killed=""
+$S copy --retry-times 3 --dest-tls-verify=false oci:img2:v2 "docker://$L/team/app:v2" >push2.out 2>&1 &
+push=$!
+for i in $(seq 500); do
+  kill -0 "$push" 2>/dev/null || break
+  killed=$(receiving_replica)
+  if [ -n "$killed" ]; then eval "kill -9 \$RPID_$killed"; break; fi
+  sleep 0.01
+done
+wait "$push"
+prc=$?
+if [ -n "$killed" ]; then
+  eval "wait \$RPID_$killed"
+  rc=$?
+  [ "$rc" = 137 ] && pass "replica $killed, receiving the layer, was killed mid-push (exit $rc)" ||
+    fail "replica $killed exit $rc"
+else
+  fail "no replica was seen receiving the layer"
+fi
+[ $prc -eq 0 ] && pass "skopeo's retries completed the push through the other replicas" ||
+  { fail "push across the kill: exit $prc"; tail -5 push2.out; }
 check "the image pushed across the kill pulls back" $S copy --src-tls-verify=false "docker://$L/team/app:v2" oci:back2:v2
-cmp -s big/layer2.tgz back2/blobs/sha256/$l2 && pass "its 20 MiB layer is byte-identical" || fail "layer after kill differs"
+cmp -s big/layer2.tgz back2/blobs/sha256/$l2 && pass "its 96 MiB layer is byte-identical" || fail "layer after kill differs"
+[ -n "$killed" ] && start_replica "$killed"
 
-# a restarted replica loses nothing
+# a restarted replica loses nothing: replica 1, stopped by kill -9 here
+kill -9 "$RPID_1"; wait "$RPID_1" 2>/dev/null
 start_replica 1
 code=$(curl -s -o restarted.bin -w '%{http_code}' "$r1/v2/team/chunked/blobs/$CD")
 [ "$code" = 200 ] && cmp -s restarted.bin chunked.bin && pass "restarted replica 1 serves the chunked blob" ||
