@@ -74,29 +74,31 @@ RegistryProcess::RegistryProcess(std::string root,
   }
   // After it: a test's own --config replaces it.
   args.insert(args.end(), extra_args.begin(), extra_args.end());
-  pid_ = fork();
-  if (pid_ < 0) throw std::runtime_error("fork failed");
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_.c_str(), "a");
-    if (f) dup2(fileno(f), 1);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::ifstream pf(port_file_);
-    if (pf >> port_ && port_ > 0) break;
-    int st;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      throw std::runtime_error("ocireg exited during start");
+  pid_ = Spawn(args, log_);
+  port_ = WaitPort(pid_, port_file_, deadline);
+  // OCIB_TEST_REPLICAS=N: N replicas (the first is the one above; the
+  // others have roots of their own beside it and the same config, so the
+  // same shared index and bucket) behind nginx, whose port is port().
+  if (const char* n = std::getenv("OCIB_TEST_REPLICAS");
+      n && std::atoi(n) > 1) {
+    std::vector<int> ports = {port_};
+    for (int i = 2; i <= std::atoi(n); ++i) {
+      std::vector<std::string> more = args;
+      std::string r = root_ + ".r" + std::to_string(i);
+      std::string pf = port_file_ + ".r" + std::to_string(i);
+      std::filesystem::create_directories(r);
+      std::filesystem::remove(pf);
+      for (size_t k = 0; k + 1 < more.size(); ++k) {
+        if (more[k] == "--root") more[k + 1] = r;
+        if (more[k] == "--port-file") more[k + 1] = pf;
+      }
+      pid_t p = Spawn(more, log_ + ".r" + std::to_string(i));
+      others_.push_back(p);
+      ports.push_back(WaitPort(p, pf, deadline));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    StartNginx(ports, tag);
   }
-  if (port_ <= 0) throw std::runtime_error("ocireg did not report a port");
   while (std::chrono::steady_clock::now() < deadline) {
     auto c = Client();
     auto r = c->Get("/v2/");
@@ -106,8 +108,89 @@ RegistryProcess::RegistryProcess(std::string root,
   throw std::runtime_error("ocireg not ready");
 }
 
+pid_t RegistryProcess::Spawn(std::vector<std::string> args,
+                             const std::string& log) {
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    FILE* f = std::fopen(log.c_str(), "a");
+    if (f) dup2(fileno(f), 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int RegistryProcess::WaitPort(pid_t pid, const std::string& port_file,
+                              std::chrono::steady_clock::time_point deadline) {
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream pf(port_file);
+    int port = 0;
+    if (pf >> port && port > 0) return port;
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      if (pid == pid_) pid_ = -1;
+      throw std::runtime_error("ocireg exited during start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error("ocireg did not report a port");
+}
+
+// nginx as the README sets it up, on a port found by binding port 0 (held
+// until nginx is about to start).
+void RegistryProcess::StartNginx(const std::vector<int>& ports,
+                                 const std::string& tag) {
+  std::string dir = root_ + "/../nginx-" + tag;
+  std::filesystem::create_directories(dir);
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    throw std::runtime_error("no port for nginx");
+  int port = ntohs(a.sin_port);
+  std::ofstream conf(dir + "/nginx.conf");
+  conf << "daemon off;\nworker_processes 1;\npid " << dir
+       << "/nginx.pid;\nerror_log " << dir << "/error.log;\n"
+       << "events { worker_connections 4096; }\nhttp {\n  access_log off;\n";
+  for (const char* t : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"})
+    conf << "  " << t << "_temp_path " << dir << "/" << t << ";\n";
+  conf << "  upstream ocireg {\n";
+  for (int p : ports)
+    conf << "    server 127.0.0.1:" << p << " max_fails=1 fail_timeout=3s;\n";
+  conf << "    keepalive 64;\n  }\n  server {\n    listen 127.0.0.1:" << port
+       << ";\n    client_max_body_size 0;\n    proxy_request_buffering off;\n"
+       << "    proxy_buffering off;\n    location / {\n"
+       << "      proxy_pass http://ocireg;\n      proxy_http_version 1.1;\n"
+       << "      proxy_set_header Connection \"\";\n"
+       << "      proxy_set_header Host $http_host;\n"
+       << "      proxy_read_timeout 300s;\n"
+       << "      proxy_next_upstream error timeout non_idempotent;\n"
+       << "    }\n  }\n}\n";
+  conf.close();
+  ::close(s);
+  nginx_ = Spawn({"/usr/sbin/nginx", "-c", dir + "/nginx.conf", "-p", dir},
+                 dir + "/stdout.log");
+  port_ = port;
+}
+
+void RegistryProcess::StopOthers(int sig) {
+  for (pid_t p : others_) kill(p, sig);
+  if (nginx_ > 0) kill(nginx_, sig == SIGKILL ? SIGKILL : SIGQUIT);
+  for (pid_t p : others_) waitpid(p, nullptr, 0);
+  if (nginx_ > 0) waitpid(nginx_, nullptr, 0);
+  others_.clear();
+  nginx_ = -1;
+}
+
 RegistryProcess::~RegistryProcess() {
-  if (pid_ > 0) Kill();
+  if (pid_ > 0 || !others_.empty()) Kill();
 }
 
 std::unique_ptr<httplib::Client> RegistryProcess::Client() const {
@@ -133,6 +216,7 @@ std::unique_ptr<httplib::Client> RegistryProcess::Client() const {
 }
 
 int RegistryProcess::Stop() {
+  StopOthers(SIGTERM);
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int st = 0;
@@ -146,6 +230,7 @@ void RegistryProcess::Signal(int sig) {
 }
 
 void RegistryProcess::Kill() {
+  StopOthers(SIGKILL);
   if (pid_ <= 0) return;
   kill(pid_, SIGKILL);
   int st;

@@ -6,11 +6,17 @@
 // file (the conformance suite's run with TLS and auth); Client() then
 // speaks HTTPS verified against OCIB_TEST_CA and sends the Basic
 // credentials in OCIB_TEST_CREDENTIALS ("user:password").
+//
+// With OCIB_TEST_REPLICAS=N (N >= 2; the config then names a shared
+// database), N replicas run behind Debian's nginx as a round-robin
+// balancer; port() is nginx's, pid() and log_path() the first replica's,
+// and Stop() and Kill() stop them all.
 #pragma once
 
 #include <httplib.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,9 +46,17 @@ class RegistryProcess {
   void Signal(int sig);  // send without waiting
 
  private:
+  static pid_t Spawn(std::vector<std::string> args, const std::string& log);
+  int WaitPort(pid_t pid, const std::string& port_file,
+               std::chrono::steady_clock::time_point deadline);
+  void StartNginx(const std::vector<int>& ports, const std::string& tag);
+  void StopOthers(int sig);  // the other replicas and nginx
+
   std::string root_, log_, port_file_;
   pid_t pid_ = -1;
   int port_ = 0;
+  std::vector<pid_t> others_;  // replicas 2..N
+  pid_t nginx_ = -1;
 };
 
 // A plain TCP connection to 127.0.0.1:port, for requests no client
