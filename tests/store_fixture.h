@@ -1,11 +1,15 @@
-// Which byte backend a store test binary runs on. The store's unit suite
-// (src/store/blob_store_test.cc) is one source built three times: with
-// store_fixture_files.cc (blob bytes in files under the store's root,
-// records in RocksDB), with store_fixture_s3.cc (bytes in an S3 bucket, a
-// prefix per store; the endpoint comes from OCIB_TEST_S3_ENDPOINT,
-// _ACCESS_KEY and _SECRET_KEY, set by tests/s3/store_s3_test.sh after it
-// starts Ceph) and with store_fixture_pg.cc (records in PostgreSQL, a
-// schema per store; OCIB_TEST_PG, set by tests/pg/store_pg_test.sh).
+// Which byte backend and which index a store test binary runs on. The
+// store's unit suite (src/store/blob_store_test.cc) is one source built
+// three times, each with a byte side and an index side:
+//   blob_store_test:    store_fixture_files.cc (blob bytes in files under
+//                       the root) + store_fixture_rocks.cc (RocksDB);
+//   blob_store_pg_test: store_fixture_files.cc + store_fixture_pg.cc
+//                       (records in PostgreSQL, a schema per store;
+//                       OCIB_TEST_PG, set by tests/pg/store_pg_test.sh);
+//   blob_store_s3_test: store_fixture_s3.cc (bytes in an S3 bucket, a
+//                       prefix per store, records in RocksDB; the endpoint
+//                       from OCIB_TEST_S3_ENDPOINT, _ACCESS_KEY and
+//                       _SECRET_KEY, set by tests/s3/store_s3_test.sh).
 #pragma once
 
 #include <memory>

@@ -1,3 +1,6 @@
+// The byte side of the store fixture: blob bytes in files under the
+// store's root. Paired with an index side: store_fixture_rocks.cc (RocksDB,
+// blob_store_test) or store_fixture_pg.cc (PostgreSQL, blob_store_pg_test).
 #include <filesystem>
 #include <fstream>
 
@@ -16,9 +19,6 @@ size_t CountFiles(const std::string& dir) {
 }
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenTestStore(const StoreOptions& o) {
-  return OpenStore(o);
-}
 size_t CountBlobObjects(const std::string& root) {
   return CountFiles(root + "/blobs");
 }
@@ -32,7 +32,6 @@ void PlantBlobBytes(const std::string& root, const Digest& d,
   std::ofstream f(dir + "/" + d.hex(), std::ios::binary);
   f << bytes;
 }
-bool SharedIndex() { return false; }
 bool FileBackend() { return true; }
 
 }  // namespace ocib::testing

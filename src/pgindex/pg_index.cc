@@ -284,31 +284,12 @@ class PgIndex : public Index {
              "AND to_regclass('ocib_index') IS NOT NULL"));
     if (r.rows() != 1 || r.at(0, 0) != std::string_view("\x01", 1))
       return NotFound("no store in database schema " + schema_);
-    return CheckVersion(c.get());
+    return AppliedVersion(c.get()).status();
   }
 
-  Status CheckVersion(PGconn* c) {
-    ASSIGN_OR_RETURN(PgResult r,
-                     Exec(c,
-                          "SELECT coalesce(max(version), 0)::text FROM "
-                          "ocib_schema_migrations"));
-    int have = std::stoi(std::string(r.at(0, 0)));
-    if (have > kSchemaVersion)
-      return FailedPrecondition(
-          "the database's schema is version " + std::to_string(have) +
-          ", newer than this binary's (" + std::to_string(kSchemaVersion) +
-          "): upgrade ocireg");
-    return Status::Ok();
-  }
-
-  Status MigrateLocked(PGconn* c) {
-    std::string create = "CREATE SCHEMA IF NOT EXISTS \"" + schema_ + "\"";
-    RETURN_IF_ERROR(Exec(c, create.c_str()).status());
-    RETURN_IF_ERROR(Exec(c,
-                         "CREATE TABLE IF NOT EXISTS ocib_schema_migrations ("
-                         "version integer PRIMARY KEY, "
-                         "applied_at timestamptz NOT NULL DEFAULT now())")
-                        .status());
+  // The newest migration applied; kFailedPrecondition when it is newer
+  // than this binary's.
+  Result<int> AppliedVersion(PGconn* c) {
     ASSIGN_OR_RETURN(PgResult r,
                      Exec(c,
                           "SELECT coalesce(max(version), 0)::text FROM "
@@ -320,6 +301,18 @@ class PgIndex : public Index {
           "the database's schema is version " + std::to_string(have) +
           ", newer than this binary's (" + std::to_string(kSchemaVersion) +
           "): upgrade ocireg");
+    return have;
+  }
+
+  Status MigrateLocked(PGconn* c) {
+    std::string create = "CREATE SCHEMA IF NOT EXISTS \"" + schema_ + "\"";
+    RETURN_IF_ERROR(Exec(c, create.c_str()).status());
+    RETURN_IF_ERROR(Exec(c,
+                         "CREATE TABLE IF NOT EXISTS ocib_schema_migrations ("
+                         "version integer PRIMARY KEY, "
+                         "applied_at timestamptz NOT NULL DEFAULT now())")
+                        .status());
+    ASSIGN_OR_RETURN(int have, AppliedVersion(c));
     for (int v = have + 1; v <= kSchemaVersion; ++v) {
       RETURN_IF_ERROR(Exec(c, "BEGIN").status());
       Status s = Exec(c, kMigrations[v - 1]).status();
