@@ -182,7 +182,9 @@ void RegistryProcess::StartNginx(const std::vector<int>& ports,
 
 void RegistryProcess::StopOthers(int sig) {
   for (pid_t p : others_) kill(p, sig);
-  if (nginx_ > 0) kill(nginx_, sig == SIGKILL ? SIGKILL : SIGQUIT);
+  // Never SIGKILL nginx's master: its workers would outlive it. SIGTERM
+  // is its fast shutdown, workers included.
+  if (nginx_ > 0) kill(nginx_, SIGTERM);
   for (pid_t p : others_) waitpid(p, nullptr, 0);
   if (nginx_ > 0) waitpid(nginx_, nullptr, 0);
   others_.clear();
