@@ -1352,7 +1352,8 @@ class IndexStore : public Store {
     if (entries.empty()) return Status::Ok();
     {
       ASSIGN_OR_RETURN(Held l, LockMeta());
-      if (queue_seq_ == 0) {
+      // With a shared index other processes append too: read again.
+      if (queue_seq_ == 0 || index_->Shared()) {
         // The next sequence number: past every entry of every queue.
         std::string qp(1, keys::kQueueKind);
         auto it = index_->NewIterator(qp);
@@ -1366,7 +1367,7 @@ class IndexStore : public Store {
           last = std::max(last, seq);
         }
         RETURN_IF_ERROR(IndexError(it->status(), "scan queues"));
-        queue_seq_ = last + 1;
+        queue_seq_ = std::max(queue_seq_, last + 1);
       }
       IndexBatch b;
       for (const auto& [q, payload] : entries)

@@ -978,6 +978,26 @@ TEST_CASE("queues: append, peek in order, ack; entries survive a reopen") {
   CHECK(s->Peek("none", 10)->empty());
 }
 
+TEST_CASE(
+    "a shared index: processes appending to one queue never reuse a "
+    "sequence number" *
+    doctest::skip(!SharedIndex())) {
+  TempDir dir;
+  auto a = Open(dir.path());
+  StoreOptions o;
+  o.root = dir.path();
+  auto b = OpenTestStore(o);
+  REQUIRE(b.ok());
+  for (int i = 0; i < 6; ++i) {
+    Store& s = (i % 2) ? **b : *a;
+    REQUIRE(s.Append({{"q", std::to_string(i)}}).ok());
+  }
+  auto p = a->Peek("q", 10);
+  REQUIRE(p.ok());
+  REQUIRE(p->size() == 6);
+  for (int i = 0; i < 6; ++i) CHECK((*p)[i].payload == std::to_string(i));
+}
+
 TEST_CASE("stats: blobs and bytes follow commits and deletions") {
   TempDir dir;
   {
