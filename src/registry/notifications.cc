@@ -213,8 +213,15 @@ void Notifier::Run(Sender* s) {
       if (stopping_) return;
       seen = emitted_;  // before the read: an Emit after it wakes us
     }
+    // One deliverer across replicas sharing the store's index.
+    auto lease = store_->HoldQueue(s->queue);
+    if (!lease.ok()) {
+      if (!wait(1000, true, seen)) return;
+      continue;
+    }
     auto batch = store_->Peek(s->queue, 32);
     if (!batch.ok() || batch->empty()) {
+      lease->reset();
       if (!wait(1000, true, seen)) return;
       continue;
     }
@@ -236,6 +243,7 @@ void Notifier::Run(Sender* s) {
       backoff_ms = s->ep.backoff_seconds * 1000;
       continue;
     }
+    lease->reset();  // another replica may try while this one backs off
     ++s->failures;
     std::fprintf(stderr,
                  "ocireg: notifications: endpoint %s: %s; %zu events wait, "

@@ -906,8 +906,9 @@ class IndexStore : public Store {
     std::unique_ptr<IndexLock> index_lock_;
   };
 
-  // Index lock keys: one for the metadata lock, one per digest stripe, and
-  // one per upload session (top nibble 7: never a stripe's or the meta's).
+  // Index lock keys: one for the metadata lock, one per digest stripe, one
+  // per upload session (top nibble 7) and one per queue (top nibble 5):
+  // never each other's or the meta's (top nibble 6).
   // REQUIRES: ValidUploadId(id) (32 random hex digits).
   static uint64_t SessionLockKey(const std::string& id) {
     return 0x7000000000000000ull | std::stoull(id.substr(0, 15), nullptr, 16);
@@ -1322,28 +1323,39 @@ class IndexStore : public Store {
     return std::make_pair(n, bytes);
   }
 
-  class IndexCollectorLease : public CollectorLease {
+  class IndexLease : public StoreLease {
    public:
-    explicit IndexCollectorLease(std::unique_ptr<IndexLock> l)
-        : lock_(std::move(l)) {}
+    explicit IndexLease(std::unique_ptr<IndexLock> l) : lock_(std::move(l)) {}
 
    private:
     std::unique_ptr<IndexLock> lock_;
   };
 
-  Result<std::unique_ptr<CollectorLease>> HoldCollector() override {
+  Result<std::unique_ptr<StoreLease>> Lease(uint64_t key, const char* what) {
     std::unique_ptr<IndexLock> l;
     if (index_->Shared()) {
-      auto held = index_->TryLock(kCollectorLockKey);
+      auto held = index_->TryLock(key);
       if (!held.ok()) {
         if (held.status().code() == Code::kUnavailable)
-          return Unavailable("another process is collecting garbage");
-        return IndexError(held.status(), "lock the collector");
+          return Unavailable(std::string("another process is ") + what);
+        return IndexError(held.status(), "lock the index");
       }
       l = std::move(*held);
     }
-    return std::unique_ptr<CollectorLease>(
-        new IndexCollectorLease(std::move(l)));
+    return std::unique_ptr<StoreLease>(new IndexLease(std::move(l)));
+  }
+
+  Result<std::unique_ptr<StoreLease>> HoldCollector() override {
+    return Lease(kCollectorLockKey, "collecting garbage");
+  }
+
+  Result<std::unique_ptr<StoreLease>> HoldQueue(
+      const std::string& queue) override {
+    // FNV-1a of the name: stable across processes and builds.
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : queue) h = (h ^ c) * 1099511628211ull;
+    return Lease(0x5000000000000000ull | (h & 0x0fffffffffffffffull),
+                 "delivering this queue");
   }
 
   // --- DurableQueues ---

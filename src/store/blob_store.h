@@ -244,6 +244,15 @@ struct StoreStats {
   uint64_t database_bytes = 0;  // tables and memtables
 };
 
+// A right held until destroyed. With an index shared by several processes
+// (replicas), one process holds a given lease at a time: taking it answers
+// kUnavailable while another does. Otherwise always granted (a process
+// serialises its own users).
+class StoreLease {
+ public:
+  virtual ~StoreLease() = default;
+};
+
 class BlobAdmin {
  public:
   virtual ~BlobAdmin() = default;
@@ -279,15 +288,8 @@ class BlobAdmin {
   // (left by a crash between a record's deletion and its bytes').
   // Returns how many blobs' bytes went, and how many bytes.
   virtual Result<std::pair<uint64_t, uint64_t>> RemoveOrphanBytes() = 0;
-  // The right to run a collection, held until the lease is destroyed. With
-  // an index shared by several processes (replicas), one holds it at a
-  // time: kUnavailable while another does. Otherwise always granted (a
-  // process serialises its own runs).
-  class CollectorLease {
-   public:
-    virtual ~CollectorLease() = default;
-  };
-  virtual Result<std::unique_ptr<CollectorLease>> HoldCollector() = 0;
+  // The right to run a collection (see StoreLease).
+  virtual Result<std::unique_ptr<StoreLease>> HoldCollector() = 0;
 };
 
 // What UnlinkManyIfIdle removed: links, and blobs (with their bytes)
@@ -386,6 +388,10 @@ struct QueueEntry {
 class DurableQueues {
  public:
   virtual ~DurableQueues() = default;
+  // The right to deliver queue's entries (Peek, send, Ack), see StoreLease:
+  // with several replicas one delivers, so an entry is not sent by each.
+  virtual Result<std::unique_ptr<StoreLease>> HoldQueue(
+      const std::string& queue) = 0;
   // Appends each (queue, payload) pair, all in one durable write.
   virtual Status Append(
       const std::vector<std::pair<std::string, std::string>>& entries) = 0;

@@ -947,6 +947,12 @@ TEST_CASE("gc: an emptied repository leaves the catalog") {
 
 TEST_CASE("queues: append, peek in order, ack; entries survive a reopen") {
   TempDir dir;
+  {
+    // Nobody else holds them: granted.
+    auto s = Open(dir.path() + "/lease");
+    CHECK(s->HoldQueue("a").ok());
+    CHECK(s->HoldCollector().ok());
+  }
   uint64_t last = 0;
   {
     auto s = Open(dir.path());
@@ -996,6 +1002,15 @@ TEST_CASE(
   REQUIRE(p.ok());
   REQUIRE(p->size() == 6);
   for (int i = 0; i < 6; ++i) CHECK((*p)[i].payload == std::to_string(i));
+  // One deliverer of a queue at a time; other queues are free.
+  {
+    auto held = a->HoldQueue("q");
+    REQUIRE(held.ok());
+    CHECK((*b)->HoldQueue("q").status().code() == Code::kUnavailable);
+    CHECK((*b)->HoldQueue("other").ok());
+    CHECK((*b)->HoldCollector().ok());
+  }
+  CHECK((*b)->HoldQueue("q").ok());
 }
 
 TEST_CASE("stats: blobs and bytes follow commits and deletions") {

@@ -100,9 +100,18 @@ OCIB_TEST_REPLICAS=3 OCIB_TEST_CONFIG="$W/conf3.json" "$BIN/registry_conformance
 rc=$?
 [ $rc -eq 0 ] && pass "conformance suite through nginx, 3 replicas each ($(grep -ao 'test cases:.*' suite3.out | head -1))" ||
   { fail "conformance suite through nginx"; grep -a -B3 -A8 "ERROR" suite3.out | head -60; }
+# A webhook receiver (tests/ops/webhook_receiver.py): the replicas share
+# one notification queue, and each event should be sent once.
+RP=$(free_port)
+mkdir -p recv && echo ok > recv/mode
+/usr/bin/python3 "$HERE/../ops/webhook_receiver.py" "$RP" "$W/recv" > recv.log 2>&1 &
+PIDS+=($!)
+for i in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$RP/" && break; sleep 0.05; done
 cat >rep.json <<JSON
 {"database": {"enabled": true, "host": "127.0.0.1", "port": $PG_PORT, "user": "ocib", "dbname": "postgres",
   "sslmode": "disable", "schema": "shared", "pool": {"maxopen": 8}},
+ "notifications": {"endpoints": [{"name": "main", "url": "http://127.0.0.1:$RP/main", "actions": ["push"],
+  "repositories": ["team/app"], "backoff": "1s"}]},
  "storage": {"s3": {"regionendpoint": "$S3_ENDPOINT", "bucket": "shared", "rootdirectory": "/r",
   "accesskey": "$S3_ACCESS_KEY", "secretkey": "$S3_SECRET_KEY", "chunksize": 5242880}}}
 JSON
@@ -152,6 +161,20 @@ for n in 1 2 3; do
   [ "$d" = "$mh" ] && ok=$((ok + 1))
 done
 [ $ok -eq 3 ] && pass "each replica serves the tag pushed through the balancer" || fail "only $ok of 3 replicas serve the tag"
+# notifications: the push of team/app:v1 (config, layer, manifest) reached
+# the receiver once each, though three replicas share the queue and each
+# runs a deliverer
+for i in $(seq 100); do
+  [ -f recv/main.events ] && [ "$(wc -l < recv/main.events)" -ge 3 ] && break; sleep 0.1
+done
+sleep 1.5  # room for a duplicate to arrive
+read -r lines ids < <(/usr/bin/python3 -c 'import json,sys
+ev=[json.loads(l) for l in open(sys.argv[1])]
+print(len(ev), len({e["id"] for e in ev}))' recv/main.events 2>/dev/null)
+[ "${ids:-0}" -ge 3 ] && [ "$lines" = "$ids" ] &&
+  pass "webhooks: $ids push events of team/app, each delivered once by the 3 replicas" ||
+  fail "webhooks: ${lines:-0} deliveries of ${ids:-0} events"
+
 served=0
 for n in 1 2 3; do grep -q "/v2/team/app/" "$W/rep$n/access.log" && served=$((served + 1)); done
 [ $served -eq 3 ] && pass "the push's requests reached all 3 replicas" || fail "requests reached $served replicas"
